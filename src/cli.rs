@@ -1,0 +1,403 @@
+//! The command line: the clap tree for every verb, and `dispatch` to the module that owns it.
+//!
+//! `openclaw gateway` with no subcommand is `openclaw gateway run` (upstream compatibility).
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::config::paths::{Paths, ProcessEnv};
+use crate::error::{Error, Exit, Result};
+
+/// OpenClaw Gateway (Rust): a systemd- and launchd-native gateway and its operator CLI.
+#[derive(Debug, Parser)]
+#[command(name = "openclaw", version = crate::VERSION, propagate_version = true)]
+pub struct Cli {
+    /// Use a named profile: state under ~/.openclaw-<NAME>, unit openclaw-gateway-<NAME>.
+    #[arg(long, global = true, value_name = "NAME")]
+    pub profile: Option<String>,
+    /// Dev profile: state under ~/.openclaw-dev and default gateway port 19001.
+    #[arg(long, global = true)]
+    pub dev: bool,
+    /// The command.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Top-level commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run and manage the gateway (`openclaw gateway` alone runs it in the foreground).
+    Gateway(GatewayCmd),
+    /// One consistent overview: reachability, service state, ports, auth, config, versions.
+    Status(StatusArgs),
+    /// Query the running gateway's health (RPC `health`).
+    Health(HealthArgs),
+    /// Show or follow the gateway's file log (RPC `logs.tail`).
+    Logs(LogsArgs),
+    /// Detect (and with --repair, fix) drift between what is installed and what should be.
+    Doctor(DoctorArgs),
+    /// Secrets operations.
+    Secrets {
+        #[command(subcommand)]
+        command: SecretsCmd,
+    },
+    /// Channel operations.
+    Channels {
+        #[command(subcommand)]
+        command: ChannelsCmd,
+    },
+    /// Create the state dir and a local config with a generated token (idempotent).
+    Setup(SetupArgs),
+}
+
+/// `openclaw gateway [run flags] [SUBCOMMAND]`.
+#[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = true)]
+pub struct GatewayCmd {
+    /// Subcommand; none means `run`.
+    #[command(subcommand)]
+    pub command: Option<GatewaySub>,
+    /// Flags of `run` when no subcommand is given.
+    #[command(flatten)]
+    pub run: RunArgs,
+}
+
+/// `openclaw gateway` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum GatewaySub {
+    /// Run the gateway in the foreground (what service managers execute).
+    Run(RunArgs),
+    /// Install (or rewrite) and start the user service: systemd units on Linux, a LaunchAgent on macOS.
+    Install(InstallArgs),
+    /// Start the installed service.
+    Start(ServiceArgs),
+    /// Stop the service (it stays enabled).
+    Stop(ServiceArgs),
+    /// Restart the service and wait until the new instance answers.
+    Restart(ServiceArgs),
+    /// Remove what install created.
+    Uninstall(ServiceArgs),
+    /// Service state, RPC probe, unit path, listen address, logs.
+    Status(GatewayStatusArgs),
+    /// Gateway health over RPC.
+    Health(HealthArgs),
+    /// Call any gateway RPC method.
+    Call(CallArgs),
+    /// Probe the gateway (hello + health/status/presence/config) and report capability.
+    Probe(ProbeArgs),
+    /// Print the gateway token from config (the secret is printed only here, on request).
+    AuthToken,
+}
+
+/// Bind modes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum BindMode {
+    /// 127.0.0.1 and ::1.
+    Loopback,
+    /// All interfaces (0.0.0.0 and ::); requires auth.
+    Lan,
+    /// A specific host (`--host`); requires auth unless loopback.
+    Custom,
+}
+
+/// Auth modes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum AuthMode {
+    /// Shared token.
+    Token,
+    /// Shared password.
+    Password,
+    /// No auth (loopback only).
+    None,
+}
+
+/// Flags of `openclaw gateway run`.
+#[derive(Debug, Clone, Default, Args)]
+pub struct RunArgs {
+    /// Port (precedence: --port, OPENCLAW_GATEWAY_PORT, gateway.port, 18789).
+    #[arg(long)]
+    pub port: Option<u16>,
+    /// Bind mode (precedence: --bind, gateway.bind, loopback).
+    #[arg(long, value_enum)]
+    pub bind: Option<BindMode>,
+    /// Host for --bind custom.
+    #[arg(long)]
+    pub host: Option<String>,
+    /// Gateway token (prefer config or OPENCLAW_GATEWAY_TOKEN: argv is visible to other users).
+    #[arg(long)]
+    pub token: Option<String>,
+    /// Gateway password.
+    #[arg(long)]
+    pub password: Option<String>,
+    /// Auth mode.
+    #[arg(long, value_enum)]
+    pub auth: Option<AuthMode>,
+    /// Debug logging on stderr.
+    #[arg(long, short)]
+    pub verbose: bool,
+    /// Stop whatever listens on the port first, then start.
+    #[arg(long)]
+    pub force: bool,
+    /// Start without a local-mode config (missing config or gateway.mode != local).
+    #[arg(long)]
+    pub allow_unconfigured: bool,
+    /// First-run bootstrap: when no config file exists, create one (gateway.mode=local and a
+    /// generated token, 0600) and start. Never touches an existing config.
+    #[arg(long)]
+    pub init: bool,
+}
+
+/// `gateway install`.
+#[derive(Debug, Clone, Default, Args)]
+pub struct InstallArgs {
+    /// Port the service listens on (also written into config when it has none).
+    #[arg(long)]
+    pub port: Option<u16>,
+    /// Rewrite and restart even when the installed unit is current.
+    #[arg(long)]
+    pub force: bool,
+    /// Install a system-scope unit (root; runs as --user).
+    #[arg(long)]
+    pub system: bool,
+    /// User account for --system.
+    #[arg(long)]
+    pub user: Option<String>,
+    /// Print the plan and the files, change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Seconds to wait for the new gateway to answer an RPC probe.
+    #[arg(long, default_value_t = 30)]
+    pub timeout: u64,
+}
+
+/// start/stop/restart/uninstall.
+#[derive(Debug, Clone, Default, Args)]
+pub struct ServiceArgs {
+    /// Act on the system-scope unit.
+    #[arg(long)]
+    pub system: bool,
+    /// Print the plan, change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Seconds to wait for readiness.
+    #[arg(long, default_value_t = 30)]
+    pub timeout: u64,
+}
+
+/// How to reach a gateway: explicit URL + credentials, or the local one from profile/config/env.
+#[derive(Debug, Clone, Default, Args)]
+pub struct ConnArgs {
+    /// Gateway URL (ws://host:port); requires --token or --password.
+    #[arg(long)]
+    pub url: Option<String>,
+    /// Token.
+    #[arg(long)]
+    pub token: Option<String>,
+    /// Password.
+    #[arg(long)]
+    pub password: Option<String>,
+    /// Port of the local gateway (instead of the resolved one).
+    #[arg(long)]
+    pub port: Option<u16>,
+    /// Per-call timeout in milliseconds.
+    #[arg(long, default_value_t = 10_000)]
+    pub timeout: u64,
+}
+
+/// `gateway status`.
+#[derive(Debug, Clone, Default, Args)]
+pub struct GatewayStatusArgs {
+    /// Also inspect other installed gateway units/agents and system-level ones.
+    #[arg(long)]
+    pub deep: bool,
+    /// JSON output.
+    #[arg(long)]
+    pub json: bool,
+    /// Fail unless an RPC (`status`) succeeds.
+    #[arg(long)]
+    pub require_rpc: bool,
+    /// Connection.
+    #[command(flatten)]
+    pub conn: ConnArgs,
+}
+
+/// `openclaw status`.
+#[derive(Debug, Clone, Default, Args)]
+pub struct StatusArgs {
+    /// JSON output.
+    #[arg(long)]
+    pub json: bool,
+    /// Everything, including secrets-free config details.
+    #[arg(long)]
+    pub all: bool,
+    /// Connection.
+    #[command(flatten)]
+    pub conn: ConnArgs,
+}
+
+/// `health`.
+#[derive(Debug, Clone, Default, Args)]
+pub struct HealthArgs {
+    /// JSON output (the payload verbatim).
+    #[arg(long)]
+    pub json: bool,
+    /// Connection.
+    #[command(flatten)]
+    pub conn: ConnArgs,
+}
+
+/// `gateway call`.
+#[derive(Debug, Clone, Default, Args)]
+pub struct CallArgs {
+    /// Method name.
+    pub method: String,
+    /// Params as JSON.
+    #[arg(long)]
+    pub params: Option<String>,
+    /// Wait for the final response of two-stage methods (agent).
+    #[arg(long)]
+    pub expect_final: bool,
+    /// JSON output.
+    #[arg(long)]
+    pub json: bool,
+    /// Connection.
+    #[command(flatten)]
+    pub conn: ConnArgs,
+}
+
+/// `gateway probe`.
+#[derive(Debug, Clone, Default, Args)]
+pub struct ProbeArgs {
+    /// JSON output.
+    #[arg(long)]
+    pub json: bool,
+    /// Connection.
+    #[command(flatten)]
+    pub conn: ConnArgs,
+}
+
+/// `logs`.
+#[derive(Debug, Clone, Default, Args)]
+pub struct LogsArgs {
+    /// Keep polling for new lines (survives gateway restarts).
+    #[arg(long, short)]
+    pub follow: bool,
+    /// Print raw JSONL records.
+    #[arg(long)]
+    pub json: bool,
+    /// Lines to show initially.
+    #[arg(long, default_value_t = 200)]
+    pub limit: u32,
+    /// Poll interval in milliseconds for --follow.
+    #[arg(long, default_value_t = 1000)]
+    pub interval: u64,
+    /// Connection.
+    #[command(flatten)]
+    pub conn: ConnArgs,
+}
+
+/// `doctor`.
+#[derive(Debug, Clone, Default, Args)]
+pub struct DoctorArgs {
+    /// Apply the repairs (backing up anything rewritten).
+    #[arg(long, alias = "fix")]
+    pub repair: bool,
+    /// JSON output.
+    #[arg(long)]
+    pub json: bool,
+    /// Never prompt.
+    #[arg(long)]
+    pub non_interactive: bool,
+}
+
+/// `secrets …`.
+#[derive(Debug, Subcommand)]
+pub enum SecretsCmd {
+    /// Re-resolve SecretRefs in the running gateway (RPC `secrets.reload`).
+    Reload {
+        /// JSON output.
+        #[arg(long)]
+        json: bool,
+        /// Connection.
+        #[command(flatten)]
+        conn: ConnArgs,
+    },
+}
+
+/// `channels …`.
+#[derive(Debug, Subcommand)]
+pub enum ChannelsCmd {
+    /// Channel status (RPC `channels.status`).
+    Status {
+        /// Actively probe each channel.
+        #[arg(long)]
+        probe: bool,
+        /// JSON output.
+        #[arg(long)]
+        json: bool,
+        /// Connection.
+        #[command(flatten)]
+        conn: ConnArgs,
+    },
+}
+
+/// `setup`.
+#[derive(Debug, Clone, Default, Args)]
+pub struct SetupArgs {
+    /// Port to record in config.
+    #[arg(long)]
+    pub port: Option<u16>,
+}
+
+/// Parses argv, runs the command, prints any error once, and returns the exit code.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match dispatch(cli) {
+        Ok(code) => code.into(),
+        Err(e) => {
+            eprintln!("{e}");
+            e.exit().into()
+        }
+    }
+}
+
+/// Routes a parsed command line to the module that owns the verb.
+pub fn dispatch(cli: Cli) -> Result<Exit> {
+    let paths = Paths::resolve(cli.profile.as_deref(), cli.dev, &ProcessEnv)?;
+    match cli.command {
+        Command::Gateway(g) => match g.command {
+            None => crate::gateway::run_daemon(&paths, g.run),
+            Some(GatewaySub::Run(a)) => crate::gateway::run_daemon(&paths, a),
+            Some(other) => not_yet(&format!("gateway {}", sub_name(&other))),
+        },
+        Command::Status(_) => not_yet("status"),
+        Command::Health(_) => not_yet("health"),
+        Command::Logs(_) => not_yet("logs"),
+        Command::Doctor(_) => not_yet("doctor"),
+        Command::Secrets { .. } => not_yet("secrets"),
+        Command::Channels { .. } => not_yet("channels"),
+        Command::Setup(_) => not_yet("setup"),
+    }
+}
+
+fn sub_name(s: &GatewaySub) -> &'static str {
+    match s {
+        GatewaySub::Run(_) => "run",
+        GatewaySub::Install(_) => "install",
+        GatewaySub::Start(_) => "start",
+        GatewaySub::Stop(_) => "stop",
+        GatewaySub::Restart(_) => "restart",
+        GatewaySub::Uninstall(_) => "uninstall",
+        GatewaySub::Status(_) => "status",
+        GatewaySub::Health(_) => "health",
+        GatewaySub::Call(_) => "call",
+        GatewaySub::Probe(_) => "probe",
+        GatewaySub::AuthToken => "auth-token",
+    }
+}
+
+fn not_yet(what: &str) -> Result<Exit> {
+    Err(Error::Msg(format!(
+        "`openclaw {what}` is not implemented in this build yet"
+    )))
+}

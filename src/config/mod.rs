@@ -1,0 +1,252 @@
+//! The config file: JSON5 on disk (`<state>/openclaw.json` or `OPENCLAW_CONFIG_PATH`), kept as a
+//! `serde_json::Value` (the whole document, for `config.get` and reload diffs) plus a typed view
+//! of the sections this gateway acts on.
+//!
+//! Loading never half-succeeds: a file that does not parse or validate is an error naming the
+//! file, line and column, and callers keep whatever config they had (reload keeps the last good).
+pub mod paths;
+
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+use serde_json::Value;
+
+use crate::error::{Error, Result};
+
+/// The typed view of `gateway.*` (lifecycle.md §8). Unknown keys under `gateway` are kept in
+/// the raw document; keys we act on are typed here.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase", default)]
+pub struct GatewayConfig {
+    /// `local` or `remote`; the gateway refuses to start unless `local` (or `--allow-unconfigured`).
+    pub mode: Option<String>,
+    /// Listening port.
+    pub port: Option<u16>,
+    /// `loopback` (default), `lan`, `custom` (+ `customBindHost`), `auto`, `tailnet`.
+    pub bind: Option<String>,
+    /// Host for `bind: "custom"`.
+    pub custom_bind_host: Option<String>,
+    /// Auth settings.
+    pub auth: AuthConfig,
+    /// Control UI settings.
+    pub control_ui: ControlUiConfig,
+    /// Config reload settings.
+    pub reload: ReloadConfig,
+}
+
+/// `gateway.auth`.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase", default)]
+pub struct AuthConfig {
+    /// `none`, `token`, `password`, `trusted-proxy`.
+    pub mode: Option<String>,
+    /// A string or a SecretRef object.
+    pub token: Option<Value>,
+    /// A string or a SecretRef object.
+    pub password: Option<Value>,
+    /// Failed-auth rate limiting.
+    pub rate_limit: Option<RateLimitConfig>,
+}
+
+/// `gateway.auth.rateLimit`.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase", default)]
+pub struct RateLimitConfig {
+    /// Failures allowed per window.
+    pub max_attempts: u32,
+    /// Window length.
+    pub window_ms: u64,
+    /// Lockout after the limit is hit.
+    pub lockout_ms: u64,
+    /// Loopback clients are not limited (upstream default: true).
+    pub exempt_loopback: bool,
+}
+
+impl Default for RateLimitConfig {
+    fn default() -> Self {
+        RateLimitConfig {
+            max_attempts: 10,
+            window_ms: 60_000,
+            lockout_ms: 300_000,
+            exempt_loopback: true,
+        }
+    }
+}
+
+/// `gateway.controlUi`.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase", default)]
+pub struct ControlUiConfig {
+    /// Serve the Control UI page (default true).
+    pub enabled: Option<bool>,
+    /// Base path of the UI.
+    pub base_path: Option<String>,
+    /// Browser origins allowed to open WebSockets besides the gateway's own host.
+    pub allowed_origins: Vec<String>,
+}
+
+/// `gateway.reload`.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase", default)]
+pub struct ReloadConfig {
+    /// `off`, `hot`, `restart`, `hybrid` (default).
+    pub mode: Option<String>,
+}
+
+/// A loaded config: the raw document and the typed view.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Config {
+    /// Where it was read from.
+    pub path: PathBuf,
+    /// Whether the file existed (a missing file yields an empty document).
+    pub exists: bool,
+    /// The source text as read (for hashing and `config.get.raw`).
+    pub raw: String,
+    /// The parsed document.
+    pub doc: Value,
+    /// The typed `gateway` section.
+    pub gateway: GatewayConfig,
+}
+
+impl Config {
+    /// Loads and validates `path`. A missing file is `Ok` with `exists: false`.
+    pub fn load(path: &Path) -> Result<Config> {
+        let raw = match std::fs::read_to_string(path) {
+            Ok(s) => s,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Ok(Config {
+                    path: path.to_path_buf(),
+                    exists: false,
+                    raw: String::new(),
+                    doc: Value::Object(Default::default()),
+                    gateway: GatewayConfig::default(),
+                });
+            }
+            Err(e) => return Err(Error::io("reading config", path, e)),
+        };
+        Self::parse(path, raw)
+    }
+
+    /// Parses and validates config text that claims to come from `path`.
+    pub fn parse(path: &Path, raw: String) -> Result<Config> {
+        let doc: Value = if raw.trim().is_empty() {
+            Value::Object(Default::default())
+        } else {
+            json5::from_str(&raw).map_err(|e| syntax_error(path, &e))?
+        };
+        if !doc.is_object() {
+            return Err(Error::ConfigSyntax {
+                path: path.to_path_buf(),
+                line: 1,
+                column: 1,
+                message: "the top level must be an object".into(),
+            });
+        }
+        let gateway = match doc.get("gateway") {
+            None | Some(Value::Null) => GatewayConfig::default(),
+            Some(g) => GatewayConfig::deserialize(g).map_err(|e| Error::ConfigSyntax {
+                path: path.to_path_buf(),
+                line: locate_key(&raw, "gateway").0,
+                column: locate_key(&raw, "gateway").1,
+                message: format!("gateway: {e}"),
+            })?,
+        };
+        Ok(Config {
+            path: path.to_path_buf(),
+            exists: true,
+            raw,
+            doc,
+            gateway,
+        })
+    }
+
+    /// Looks a dotted path up in the document (`"gateway.auth.token"`).
+    pub fn get(&self, dotted: &str) -> Option<&Value> {
+        dotted
+            .split('.')
+            .try_fold(&self.doc, |v, k| v.as_object().and_then(|o| o.get(k)))
+    }
+}
+
+fn syntax_error(path: &Path, e: &json5::Error) -> Error {
+    let text = e.to_string();
+    let (line, column) = parse_line_col(&text).unwrap_or((1, 1));
+    Error::ConfigSyntax {
+        path: path.to_path_buf(),
+        line,
+        column,
+        message: text,
+    }
+}
+
+/// Pulls "line L column C" out of a json5 error message.
+fn parse_line_col(msg: &str) -> Option<(usize, usize)> {
+    let after = &msg[msg.find("line ")? + 5..];
+    let line: usize = after
+        .split(|c: char| !c.is_ascii_digit())
+        .next()?
+        .parse()
+        .ok()?;
+    let after_col = &after[after.find("column ")? + 7..];
+    let col: usize = after_col
+        .split(|c: char| !c.is_ascii_digit())
+        .next()?
+        .parse()
+        .ok()?;
+    Some((line, col))
+}
+
+/// Best-effort 1-based line/column of the first occurrence of a key, for semantic errors.
+fn locate_key(raw: &str, key: &str) -> (usize, usize) {
+    for (i, line) in raw.lines().enumerate() {
+        if let Some(c) = line.find(key) {
+            return (i + 1, c + 1);
+        }
+    }
+    (1, 1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_json5_and_types_gateway() {
+        let c = Config::parse(
+            Path::new("/x/openclaw.json"),
+            "{ // c\n gateway: { mode: 'local', port: 19000, auth: { token: 'abc' }, },\n}".into(),
+        )
+        .unwrap();
+        assert_eq!(c.gateway.mode.as_deref(), Some("local"));
+        assert_eq!(c.gateway.port, Some(19000));
+        assert_eq!(
+            c.get("gateway.auth.token"),
+            Some(&Value::String("abc".into()))
+        );
+    }
+
+    #[test]
+    fn syntax_errors_name_file_line_column() {
+        let e = Config::parse(
+            Path::new("/x/c.json"),
+            "{\n gateway: {\n mode: 'local'\n port: 1 }\n}".into(),
+        )
+        .unwrap_err();
+        let s = e.to_string();
+        assert!(s.starts_with("invalid config /x/c.json:4:"), "{s}");
+        assert_eq!(e.exit(), crate::error::Exit::Config);
+    }
+
+    #[test]
+    fn wrong_types_are_errors() {
+        let e = Config::parse(Path::new("/c"), "{gateway:{port:'x'}}".into()).unwrap_err();
+        assert!(e.to_string().contains("gateway:"), "{e}");
+    }
+
+    #[test]
+    fn missing_file_is_empty() {
+        let c = Config::load(Path::new("/nonexistent/dir/openclaw.json")).unwrap();
+        assert!(!c.exists);
+        assert_eq!(c.gateway, GatewayConfig::default());
+    }
+}

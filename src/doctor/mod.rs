@@ -1,0 +1,1 @@
+//! `openclaw doctor`: checks that detect and repair drift.

@@ -1,0 +1,24 @@
+//! OpenClaw Gateway in Rust: the gateway daemon and its operator CLI.
+//!
+//! # Layout
+//! - [`cli`]: the command line (clap), one module per verb family, and `dispatch`.
+//! - [`error`]: the crate error type and the stable exit-code table.
+//! - [`config`]: profiles, state dir and config paths (pure, from an injected environment),
+//!   the JSON5 config loader and its validation.
+//! - [`gateway`]: the network service: listener acquisition, the accept loop, HTTP and the
+//!   WebSocket protocol v4, shutdown, and the protocol [`gateway::client`] used by our CLI.
+//! - [`service`]: service-manager adapters (systemd units, launchd plists), each built as
+//!   render → plan → parse (pure) plus a thin command runner.
+//! - [`sys`]: the only place with `cfg(target_os)`: OS primitives (fd adoption, launchd FFI).
+//! - [`doctor`]: checks that detect and repair drift between what is installed and what should be.
+
+pub mod cli;
+pub mod config;
+pub mod doctor;
+pub mod error;
+pub mod gateway;
+pub mod service;
+pub mod sys;
+
+/// The version this build reports to clients (`hello-ok.server.version`) and in `--version`.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");

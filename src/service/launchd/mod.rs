@@ -1,0 +1,1 @@
+//! launchd: LaunchAgent plists, the launchctl plan, and `launchctl print` parsing.

@@ -1,0 +1,1 @@
+//! systemd: units, socket activation, sd_notify, and the user-manager driver.

@@ -1,0 +1,1 @@
+//! OS primitives; the only place with `cfg(target_os)` besides `service::native`.
