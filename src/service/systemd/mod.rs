@@ -1,1 +1,3 @@
 //! systemd: units, socket activation, sd_notify, and the user-manager driver.
+pub mod activation;
+pub mod notify;
