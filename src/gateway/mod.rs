@@ -130,13 +130,89 @@ pub fn prepare(paths: &Paths, args: &RunArgs) -> Result<Plan> {
     let port = paths.resolve_port(args.port, &ProcessEnv, config.gateway.port)?;
     let bind = bind_from(args, &config)?;
 
+    let auth = match resolve_auth(args, &config, &bind) {
+        Ok(a) => a,
+        Err(AuthProblem::MissingToken) if bind.is_loopback() => {
+            // Auth on by default: generate a token on loopback and persist it atomically.
+            let t = write::generate_token();
+            let mut doc = config.doc.clone();
+            write::set_path(&mut doc, "gateway.auth.token", Value::String(t)).map_err(|e| {
+                Error::Config(format!(
+                    "cannot store a generated token in {}: {e}; fix the file",
+                    config.path.display()
+                ))
+            })?;
+            write::write_config(&config.path, &doc)?;
+            tracing::info!(
+                "no gateway token was configured: generated one and saved it to {} (gateway.auth.token); read it with `openclaw gateway auth-token`",
+                config.path.display()
+            );
+            config = Config::load(&paths.config_path)?;
+            resolve_auth(args, &config, &bind).map_err(AuthProblem::into_error)?
+        }
+        Err(p) => return Err(p.into_error()),
+    };
+    if auth.mode == Mode::None {
+        tracing::warn!("auth is off (--auth none): any local process can control this gateway");
+    }
+    Ok(Plan {
+        config,
+        port,
+        bind,
+        auth,
+    })
+}
+
+/// Why auth could not be resolved.
+#[derive(Debug)]
+pub enum AuthProblem {
+    /// Token mode without a token (startup generates one on loopback; reload refuses).
+    MissingToken,
+    /// Anything else, phrased for the user (exit 78).
+    Fatal(Error),
+}
+
+impl AuthProblem {
+    /// The user-facing error (a missing token off loopback is the "without auth" refusal).
+    pub fn into_error(self) -> Error {
+        match self {
+            AuthProblem::MissingToken => Error::Config(
+                "Refusing to start: gateway.auth.mode is token but no token is set; set gateway.auth.token or OPENCLAW_GATEWAY_TOKEN (or pass --token)".into(),
+            ),
+            AuthProblem::Fatal(e) => e,
+        }
+    }
+}
+
+fn refuse_unauthenticated(bind: &Bind) -> Error {
+    Error::Config(format!(
+        "Refusing to bind gateway to {} without auth.\nSet gateway.auth.token (or OPENCLAW_GATEWAY_TOKEN) or gateway.auth.password (or OPENCLAW_GATEWAY_PASSWORD), or use --bind loopback.",
+        match bind {
+            Bind::Custom(h) => h.as_str(),
+            other => other.name(),
+        }
+    ))
+}
+
+/// Resolves the auth snapshot: token `--token` → `OPENCLAW_GATEWAY_TOKEN` →
+/// `gateway.auth.token` (password likewise); mode `--auth` → `gateway.auth.mode` → password
+/// when only a password exists → token. Pure apart from reading env (and env SecretRefs), so
+/// config reload can call it again with the process's original flags
+/// ([`GatewayState::run_args`]) and swap the result in with [`GatewayState::set_auth`].
+pub fn resolve_auth(
+    args: &RunArgs,
+    config: &Config,
+    bind: &Bind,
+) -> std::result::Result<ResolvedAuth, AuthProblem> {
+    let fatal = AuthProblem::Fatal;
     let token = match args
         .token
         .clone()
         .or_else(|| env_secret("OPENCLAW_GATEWAY_TOKEN"))
     {
         Some(t) => Some(t),
-        None => resolve_secret_value(config.get("gateway.auth.token"), "gateway.auth.token")?,
+        None => resolve_secret_value(config.get("gateway.auth.token"), "gateway.auth.token")
+            .map_err(fatal)?,
     };
     let password = match args
         .password
@@ -144,7 +220,8 @@ pub fn prepare(paths: &Paths, args: &RunArgs) -> Result<Plan> {
         .or_else(|| env_secret("OPENCLAW_GATEWAY_PASSWORD"))
     {
         Some(p) => Some(p),
-        None => resolve_secret_value(config.get("gateway.auth.password"), "gateway.auth.password")?,
+        None => resolve_secret_value(config.get("gateway.auth.password"), "gateway.auth.password")
+            .map_err(fatal)?,
     };
     let explicit_mode = match args.auth {
         Some(AuthMode::Token) => Some(Mode::Token),
@@ -156,68 +233,37 @@ pub fn prepare(paths: &Paths, args: &RunArgs) -> Result<Plan> {
             Some("password") => Some(Mode::Password),
             Some("none") => Some(Mode::None),
             Some(other) => {
-                return Err(Error::Config(format!(
+                return Err(fatal(Error::Config(format!(
                     "gateway.auth.mode {other:?} is not supported by this build (use token, password or none) in {}",
                     config.path.display()
-                )));
+                ))));
             }
         },
     };
     let mode = match explicit_mode {
         Some(m) => m,
         None if token.is_some() && password.is_some() => {
-            return Err(Error::Config(
+            return Err(fatal(Error::Config(
                 "both a gateway token and a gateway password are set but gateway.auth.mode is not; set gateway.auth.mode to \"token\" or \"password\" (or pass --auth)".into(),
-            ));
+            )));
         }
         None if token.is_none() && password.is_some() => Mode::Password,
         None => Mode::Token,
     };
-    let refuse_unauthenticated = |bind: &Bind| {
-        Error::Config(format!(
-            "Refusing to bind gateway to {} without auth.\nSet gateway.auth.token (or OPENCLAW_GATEWAY_TOKEN) or gateway.auth.password (or OPENCLAW_GATEWAY_PASSWORD), or use --bind loopback.",
-            match bind {
-                Bind::Custom(h) => h.as_str(),
-                other => other.name(),
-            }
-        ))
-    };
-    let mut token = token;
     match mode {
-        Mode::None if !bind.is_loopback() => return Err(refuse_unauthenticated(&bind)),
-        Mode::None => {
-            tracing::warn!("auth is off (--auth none): any local process can control this gateway");
+        Mode::None if !bind.is_loopback() => return Err(fatal(refuse_unauthenticated(bind))),
+        Mode::Token if token.is_none() && !bind.is_loopback() => {
+            return Err(fatal(refuse_unauthenticated(bind)));
         }
-        Mode::Token if token.is_none() => {
-            if !bind.is_loopback() {
-                return Err(refuse_unauthenticated(&bind));
-            }
-            let t = write::generate_token();
-            let mut doc = config.doc.clone();
-            write::set_path(&mut doc, "gateway.auth.token", Value::String(t.clone())).map_err(
-                |e| {
-                    Error::Config(format!(
-                        "cannot store a generated token in {}: {e}; fix the file",
-                        config.path.display()
-                    ))
-                },
-            )?;
-            write::write_config(&config.path, &doc)?;
-            tracing::info!(
-                "no gateway token was configured: generated one and saved it to {} (gateway.auth.token); read it with `openclaw gateway auth-token`",
-                config.path.display()
-            );
-            config = Config::load(&paths.config_path)?;
-            token = Some(t);
-        }
+        Mode::Token if token.is_none() => return Err(AuthProblem::MissingToken),
         Mode::Password if password.is_none() => {
-            return Err(Error::Config(
+            return Err(fatal(Error::Config(
                 "gateway.auth.mode is password but no password is set; set gateway.auth.password or OPENCLAW_GATEWAY_PASSWORD (or pass --password)".into(),
-            ));
+            )));
         }
         _ => {}
     }
-    let auth = ResolvedAuth {
+    Ok(ResolvedAuth {
         mode,
         token: if mode == Mode::Token { token } else { None },
         password: if mode == Mode::Password {
@@ -226,12 +272,6 @@ pub fn prepare(paths: &Paths, args: &RunArgs) -> Result<Plan> {
             None
         },
         rate_limit: config.gateway.auth.rate_limit.clone().unwrap_or_default(),
-    };
-    Ok(Plan {
-        config,
-        port,
-        bind,
-        auth,
     })
 }
 
@@ -285,6 +325,7 @@ pub fn run_daemon(paths: &Paths, args: RunArgs) -> Result<Exit> {
         .thread_name("openclaw-gw")
         .build()
         .map_err(|e| Error::Msg(format!("starting the async runtime: {e}")))?;
+    let args = args.clone();
     rt.block_on(async move {
         let mut listeners = Vec::new();
         for l in std_listeners {
@@ -299,7 +340,8 @@ pub fn run_daemon(paths: &Paths, args: RunArgs) -> Result<Exit> {
             paths: paths.clone(),
             port,
             listen,
-            bind_mode: plan.bind.name().to_string(),
+            bind: plan.bind.clone(),
+            run_args: args.clone(),
             settings: Settings::from_env(),
             config: plan.config,
             auth: plan.auth,
@@ -493,4 +535,81 @@ fn spawn_background(state: &Arc<GatewayState>) {
             );
         }
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::Path;
+
+    fn cfg(text: &str) -> Config {
+        Config::parse(Path::new("/x/openclaw.json"), text.into()).unwrap()
+    }
+
+    #[test]
+    fn auth_resolution_precedence_and_refusals() {
+        if std::env::var_os("OPENCLAW_GATEWAY_TOKEN").is_some()
+            || std::env::var_os("OPENCLAW_GATEWAY_PASSWORD").is_some()
+        {
+            eprintln!("SKIP: OPENCLAW_GATEWAY_TOKEN/PASSWORD set in the test environment");
+            return;
+        }
+        let lo = Bind::Loopback;
+        let c = cfg("{gateway:{auth:{token:'cfg'}}}");
+        let a = resolve_auth(&RunArgs::default(), &c, &lo).unwrap();
+        assert_eq!((a.mode, a.token.as_deref()), (Mode::Token, Some("cfg")));
+        let flags = RunArgs {
+            token: Some("flag".into()),
+            ..RunArgs::default()
+        };
+        assert_eq!(
+            resolve_auth(&flags, &c, &lo).unwrap().token.as_deref(),
+            Some("flag")
+        );
+        let pw = cfg("{gateway:{auth:{password:'pw'}}}");
+        assert_eq!(
+            resolve_auth(&RunArgs::default(), &pw, &lo).unwrap().mode,
+            Mode::Password
+        );
+        let both = cfg("{gateway:{auth:{password:'pw',token:'t'}}}");
+        assert!(matches!(
+            resolve_auth(&RunArgs::default(), &both, &lo),
+            Err(AuthProblem::Fatal(_))
+        ));
+        let empty = cfg("{}");
+        assert!(matches!(
+            resolve_auth(&RunArgs::default(), &empty, &lo),
+            Err(AuthProblem::MissingToken)
+        ));
+        match resolve_auth(&RunArgs::default(), &empty, &Bind::Lan) {
+            Err(AuthProblem::Fatal(e)) => assert!(
+                e.to_string()
+                    .starts_with("Refusing to bind gateway to lan without auth.")
+            ),
+            other => panic!("{other:?}"),
+        }
+        let none = RunArgs {
+            auth: Some(AuthMode::None),
+            ..RunArgs::default()
+        };
+        assert_eq!(resolve_auth(&none, &empty, &lo).unwrap().mode, Mode::None);
+        assert!(resolve_auth(&none, &empty, &Bind::Lan).is_err());
+    }
+
+    #[test]
+    fn bind_precedence() {
+        let c = cfg("{gateway:{bind:'lan'}}");
+        assert_eq!(bind_from(&RunArgs::default(), &c).unwrap(), Bind::Lan);
+        let flag = RunArgs {
+            bind: Some(BindMode::Loopback),
+            ..RunArgs::default()
+        };
+        assert_eq!(bind_from(&flag, &c).unwrap(), Bind::Loopback);
+        assert_eq!(
+            bind_from(&RunArgs::default(), &cfg("{}")).unwrap(),
+            Bind::Loopback
+        );
+        assert!(bind_from(&RunArgs::default(), &cfg("{gateway:{bind:'custom'}}")).is_err());
+        assert!(bind_from(&RunArgs::default(), &cfg("{gateway:{bind:'tailnet'}}")).is_err());
+    }
 }

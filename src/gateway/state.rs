@@ -140,14 +140,19 @@ impl Outbound {
         self.closed.load(Ordering::Relaxed)
     }
 
-    /// Queues a response or direct frame (never dropped; still counted).
+    /// Queues a response or direct frame. Responses are never dropped, but a peer that lets
+    /// more than `cap` bytes pile up is closed (1008 `slow consumer`) so memory stays bounded.
     pub fn send_value(&self, v: &Value) -> Sent {
         self.send_text(v.to_string())
     }
 
-    /// Queues a text frame unconditionally.
+    /// Queues a text frame (see [`Outbound::send_value`]).
     pub fn send_text(&self, s: String) -> Sent {
         if self.is_closed() {
+            return Sent::Closed;
+        }
+        if self.queued_bytes() > self.cap {
+            self.abort(1008, "slow consumer");
             return Sent::Closed;
         }
         self.queued.fetch_add(s.len(), Ordering::Relaxed);
@@ -157,18 +162,15 @@ impl Outbound {
         Sent::Queued
     }
 
-    /// Queues an event frame subject to the buffer cap: over the cap it is dropped
-    /// (`drop_if_slow`) or the socket is closed 1008 `slow consumer`.
+    /// Queues an event frame. As upstream, the check is on what is already buffered: over
+    /// the cap the event is dropped (`drop_if_slow`) or the socket is closed 1008
+    /// `slow consumer`.
     pub fn send_event(&self, s: String, drop_if_slow: bool) -> Sent {
         if self.is_closed() {
             return Sent::Closed;
         }
-        if self.queued_bytes() + s.len() > self.cap {
-            if drop_if_slow {
-                return Sent::Dropped;
-            }
-            self.abort(1008, "slow consumer");
-            return Sent::Closed;
+        if self.queued_bytes() > self.cap && drop_if_slow {
+            return Sent::Dropped;
         }
         self.send_text(s)
     }
@@ -287,6 +289,11 @@ pub struct GatewayState {
     pub listen: Vec<SocketAddr>,
     /// `loopback`, `lan` or `custom`.
     pub bind_mode: String,
+    /// The resolved bind (for re-resolving auth on reload).
+    pub bind: super::listener::Bind,
+    /// The `gateway run` flags this process started with (CLI overrides beat config on
+    /// reload too; see [`super::resolve_auth`]).
+    pub run_args: crate::cli::RunArgs,
     /// Runtime knobs.
     pub settings: Settings,
     /// Shutdown fan-out and task tracking.
@@ -334,8 +341,10 @@ pub struct StateInit {
     pub port: u16,
     /// Bound addresses.
     pub listen: Vec<SocketAddr>,
-    /// Bind mode name.
-    pub bind_mode: String,
+    /// Bind.
+    pub bind: super::listener::Bind,
+    /// The run flags.
+    pub run_args: crate::cli::RunArgs,
     /// Settings.
     pub settings: Settings,
     /// Config.
@@ -362,7 +371,9 @@ impl GatewayState {
             paths: init.paths,
             port: init.port,
             listen: init.listen,
-            bind_mode: init.bind_mode,
+            bind_mode: init.bind.name().to_string(),
+            bind: init.bind,
+            run_args: init.run_args,
             settings: init.settings,
             shutdown: init.shutdown,
             methods: init.methods,
@@ -618,12 +629,23 @@ mod tests {
     #[tokio::test]
     async fn outbound_caps_bytes() {
         let (o, mut rx) = Outbound::new(10);
-        assert_eq!(o.send_event("12345".into(), false), Sent::Queued);
-        assert_eq!(o.send_event("123456".into(), true), Sent::Dropped);
-        assert_eq!(o.queued_bytes(), 5);
-        assert_eq!(o.send_event("123456".into(), false), Sent::Closed);
+        assert_eq!(o.send_event("123456".into(), false), Sent::Queued);
+        assert_eq!(o.send_event("12345".into(), true), Sent::Queued);
+        assert_eq!(o.queued_bytes(), 11);
+        assert_eq!(o.send_event("x".into(), true), Sent::Dropped);
+        o.mark_written(6);
+        assert_eq!(o.send_event("x".into(), true), Sent::Queued);
+        o.mark_written(6);
+        assert_eq!(
+            o.send_value(&Value::String("0123456789".into())),
+            Sent::Queued
+        );
+        assert_eq!(o.send_event("y".into(), false), Sent::Closed);
         assert!(o.is_closed());
-        assert!(matches!(rx.try_recv(), Ok(OutMsg::Text(t)) if t == "12345"));
+        assert!(matches!(rx.try_recv(), Ok(OutMsg::Text(t)) if t == "123456"));
+        for _ in 0..3 {
+            assert!(matches!(rx.try_recv(), Ok(OutMsg::Text(_))));
+        }
         assert!(
             rx.try_recv().is_err(),
             "abort does not queue behind the backlog"
