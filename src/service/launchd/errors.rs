@@ -117,7 +117,7 @@ pub fn advice(verb: &str, code: Code, ctx: &Context) -> String {
         37 | 124 => "launchd is still tearing down the previous instance: wait a few seconds and run the command again".into(),
         122 => format!("launchd requires the plist to be owned by you and not group/world-writable: run `chmod 644 {plist}` (and `chown $USER {plist}`), then try again"),
         2 | 108 => format!("the plist {plist} is missing or unreadable: run `openclaw gateway install`"),
-        109 | 110 | 111 => format!("launchd rejected {plist} as invalid: run `openclaw gateway install --force` to rewrite it (check with `plutil -lint {plist}`)"),
+        109..=111 => format!("launchd rejected {plist} as invalid: run `openclaw gateway install --force` to rewrite it (check with `plutil -lint {plist}`)"),
         3 | 113 => "the service is not loaded: run `openclaw gateway start` (or `openclaw gateway install` if it was never installed)".into(),
         1 | 150 => "launchctl was not permitted to act on the service: run as the logged-in user, without sudo".into(),
         n => format!("run `launchctl error {n}` for launchd's description and check `launchctl print {}`", ctx.target),
@@ -228,7 +228,7 @@ impl fmt::Display for LaunchdError {
             ),
             LaunchdError::DaemonConflict { label, evidence } => write!(
                 f,
-                "refusing to install the LaunchAgent {label}: a system LaunchDaemon with the same label exists ({evidence}). \
+                "refusing to install or start the LaunchAgent {label}: a system LaunchDaemon with the same label exists ({evidence}). \
                  Two gateways would fight over the port and status would report the wrong one. \
                  Remove the daemon first (`sudo launchctl bootout system/{label}` and delete /Library/LaunchDaemons/{label}.plist) \
                  or keep managing it yourself"

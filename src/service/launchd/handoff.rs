@@ -49,10 +49,13 @@ pub fn script(steps: &[Step], launchctl: &str, target: &str, log: &Path) -> Stri
     let ticks_caller = CALLER_WAIT_SECS * 5;
     let ticks_unload = UNLOAD_WAIT_SECS * 5;
     let mut s = String::new();
+    // A failed redirection on `exec` would end the script, so check the directory first.
+    let dir = log.parent().unwrap_or(Path::new("/"));
     let _ = writeln!(
         s,
-        "exec >>{} 2>&1 </dev/null",
-        sh_quote(&log.display().to_string())
+        "if [ -d {d} ]; then exec >>{l} 2>&1; else exec >/dev/null 2>&1; fi; exec </dev/null",
+        d = sh_quote(&dir.display().to_string()),
+        l = sh_quote(&log.display().to_string()),
     );
     let _ = writeln!(
         s,

@@ -261,35 +261,40 @@ pub fn plan(op: Op, desired: &Desired, obs: &Observed) -> Result<Vec<Step>, Laun
                 .on_disk
                 .as_ref()
                 .is_some_and(|d| d.bytes == desired.rendered.as_bytes());
-            steps.push(Step::PrepareDirs);
-            if force || !file_current {
-                steps.push(Step::WritePlist);
-            }
+            let mut rest = Vec::new();
             match &obs.loaded {
                 None => {
-                    steps.extend([Step::ClearRefusal, enable, bootstrap, kickstart(false)]);
-                    steps.push(Step::VerifyRunning { previous_pid: None });
+                    rest.extend([Step::ClearRefusal, enable, bootstrap, kickstart(false)]);
+                    rest.push(Step::VerifyRunning { previous_pid: None });
                 }
                 Some(info) => {
                     let wanted = parse_definition(desired.rendered.as_bytes()).unwrap_or_default();
                     let loaded_current = file_current && info.drift_from(&wanted).is_empty();
                     if loaded_current && !force {
                         if !info.is_running() {
-                            steps.extend([Step::ClearRefusal, enable, kickstart(false)]);
-                            steps.push(Step::VerifyRunning { previous_pid: None });
+                            rest.extend([Step::ClearRefusal, enable, kickstart(false)]);
+                            rest.push(Step::VerifyRunning { previous_pid: None });
                         } else if obs.disabled == Some(true) {
-                            // Running now, but would not come back at next login.
-                            steps.push(enable);
+                            // Running now, but would not come back at the next login.
+                            rest.push(enable);
                         }
                     } else {
-                        steps.extend([Step::ClearRefusal, enable, bootout, Step::WaitUnloaded]);
-                        steps.extend([bootstrap, kickstart(false)]);
-                        steps.push(Step::VerifyRunning {
+                        rest.extend([Step::ClearRefusal, enable, bootout, Step::WaitUnloaded]);
+                        rest.extend([bootstrap, kickstart(false)]);
+                        rest.push(Step::VerifyRunning {
                             previous_pid: info.pid,
                         });
                     }
                 }
             }
+            // Installed, current and running: nothing at all to do (idempotent install).
+            if force || !file_current || !rest.is_empty() {
+                steps.push(Step::PrepareDirs);
+                if force || !file_current {
+                    steps.push(Step::WritePlist);
+                }
+            }
+            steps.extend(rest);
         }
         Op::Start => {
             if !installed {

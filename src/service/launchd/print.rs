@@ -237,11 +237,9 @@ fn top_level(info: &mut PrintInfo, key: &str, value: &str) {
         "properties" => {
             info.properties = value.split('|').map(|p| p.trim().to_string()).collect();
         }
-        "last exit code" => {
-            // A signal line wins over an exit-code line if both appear.
-            if !matches!(info.last_exit, LastExit::Signal { .. }) {
-                info.last_exit = parse_exit_code(value);
-            }
+        // A signal line wins over an exit-code line if both appear.
+        "last exit code" if !matches!(info.last_exit, LastExit::Signal { .. }) => {
+            info.last_exit = parse_exit_code(value);
         }
         "last terminating signal" => {
             if let Some(sig) = parse_signal(value) {
@@ -315,6 +313,22 @@ mod tests {
             .is_failure()
         );
         assert!(LastExit::Code(1).is_failure());
+    }
+
+    #[test]
+    fn a_signal_line_wins_over_an_exit_code_line() {
+        for t in [
+            "x = {\n\tlast terminating signal = Killed: 9\n\tlast exit code = 0\n}\n",
+            "x = {\n\tlast exit code = 0\n\tlast terminating signal = Killed: 9\n}\n",
+        ] {
+            assert_eq!(
+                parse_print(t).last_exit,
+                LastExit::Signal {
+                    number: 9,
+                    name: "Killed".into()
+                }
+            );
+        }
     }
 
     #[test]
