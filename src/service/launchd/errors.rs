@@ -168,7 +168,7 @@ pub enum LaunchdError {
     RunningAsRoot,
     /// A secret would have been written into the plist.
     SecretInPlist {
-        /// What (key name or "the gateway token from <config>"); never the value.
+        /// What (key name or `the gateway token from <config>`); never the value.
         what: String,
     },
     /// The service spec cannot be rendered.

@@ -108,6 +108,12 @@ impl LaunchdJob {
     /// Derives the job from the portable spec. `home` is the user's home (plist, logs).
     pub fn from_spec(spec: &ServiceSpec, home: &Path) -> Result<LaunchdJob, LaunchdError> {
         validate_label(&spec.name)?;
+        if let Some(p @ ("gateway" | "node")) = spec.profile.as_deref() {
+            return Err(LaunchdError::InvalidSpec(format!(
+                "the profile name {p:?} is reserved on macOS: its label ai.openclaw.{p} belongs to the \
+                 default gateway / the node host; pick another profile name"
+            )));
+        }
         if !spec.program.is_absolute() {
             return Err(LaunchdError::InvalidSpec(format!(
                 "the service program {} is not an absolute path; launchd needs the installed binary's absolute path",
@@ -349,6 +355,10 @@ mod tests {
         let mut s = spec();
         s.port = 0;
         assert!(LaunchdJob::from_spec(&s, Path::new("/h")).is_err());
+        let mut s = spec();
+        s.profile = Some("gateway".into());
+        let e = LaunchdJob::from_spec(&s, Path::new("/h")).unwrap_err();
+        assert!(e.to_string().contains("reserved on macOS"), "{e}");
     }
 
     #[test]

@@ -6,7 +6,7 @@
 //!
 //! - [`job`] + [`plist`]: typed job → deterministic XML (golden: `plists/ai.openclaw.gateway.plist`).
 //! - [`plan`]: pure `plan(op, desired, observed) -> Vec<Step>` over the [`plan::Launchctl`] verbs.
-//! - [`print`]: tolerant parsers for `launchctl print` and `print-disabled`.
+//! - [`print`](mod@print): tolerant parsers for `launchctl print` and `print-disabled`.
 //! - [`errors`]: launchctl error numbers decoded into "what happened, what to do next".
 //! - [`manager`]: [`LaunchdManager`], the [`crate::service::ServiceManager`] that observes
 //!   through a [`crate::service::exec::CommandRunner`], plans, and executes with bounded,

@@ -15,7 +15,7 @@
 //!   connection (at most once per ThrottleInterval), which gets the same 503 until the config
 //!   is fixed — then it simply starts. Outside launchd the refusal stays exit 78
 //!   (`Exit::Config`), which systemd's `RestartPreventExitStatus=78` honours.
-//! - `status` reads the marker: "refused: <reason>" instead of a misleading "last exit 0".
+//! - `status` reads the marker: `refused: <reason>` instead of a misleading "last exit 0".
 //!   `install`/`start`/`restart` clear it before starting; the gateway clears it once ready.
 //! - Runtime failures (non-zero exits, crashes) are respawned every ThrottleInterval (10 s);
 //!   `status` reports `crash-loop` when launchd shows `spawn scheduled` after a failed run.

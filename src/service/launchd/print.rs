@@ -127,8 +127,9 @@ impl PrintInfo {
     }
 
     /// Differences between what launchd has loaded and an installed plist: empty means the
-    /// loaded job matches the file (as far as `print` shows). Only keys present in both are
-    /// compared; launchd adds its own environment entries (e.g. `XPC_SERVICE_NAME`).
+    /// loaded job matches the file as far as `print` shows it (program arguments, working
+    /// directory, stdio paths, environment). Keys `print` does not show (ThrottleInterval,
+    /// Sockets, limits, …) cannot be compared; `install --force` reloads regardless.
     pub fn drift_from(&self, def: &Definition) -> Vec<String> {
         let mut out = Vec::new();
         if !self.arguments.is_empty() && self.arguments != def.program_arguments {
@@ -153,7 +154,14 @@ impl PrintInfo {
         );
         cmp("stdout path", &self.stdout_path, &def.stdout_path, &mut out);
         cmp("stderr path", &self.stderr_path, &def.stderr_path, &mut out);
-        if !self.environment.is_empty() {
+        // launchd adds its own entries (XPC_SERVICE_NAME, …). If none of the file's keys is
+        // visible, this macOS does not show them: compare nothing rather than report
+        // everything as drifted (which would make every install reload the job).
+        let visible = def
+            .environment
+            .keys()
+            .any(|k| self.environment.contains_key(k));
+        if visible {
             for (k, v) in &def.environment {
                 match self.environment.get(k) {
                     Some(l) if l == v => {}
@@ -161,12 +169,6 @@ impl PrintInfo {
                     None => out.push(format!("environment {k}: not loaded, file {v}")),
                 }
             }
-        }
-        if self.has_sockets != def.has_sockets && !self.arguments.is_empty() {
-            out.push(format!(
-                "sockets: loaded {}, file {}",
-                self.has_sockets, def.has_sockets
-            ));
         }
         out
     }
@@ -338,6 +340,33 @@ mod tests {
         assert_eq!(p.state.as_deref(), Some("not running"));
         assert_eq!(p.pid, Some(9));
         assert_eq!(p.target.as_deref(), Some("gui/1/x"));
+    }
+
+    #[test]
+    fn environment_drift_only_when_print_shows_our_keys() {
+        let def = Definition {
+            program_arguments: vec!["/bin/x".into()],
+            environment: [
+                ("A".to_string(), "1".to_string()),
+                ("B".to_string(), "2".to_string()),
+            ]
+            .into_iter()
+            .collect(),
+            ..Definition::default()
+        };
+        let mut p = PrintInfo {
+            arguments: vec!["/bin/x".into()],
+            ..PrintInfo::default()
+        };
+        p.environment.insert("XPC_SERVICE_NAME".into(), "x".into());
+        assert!(
+            p.drift_from(&def).is_empty(),
+            "this launchd does not show plist env"
+        );
+        p.environment.insert("A".into(), "1".into());
+        assert_eq!(p.drift_from(&def), ["environment B: not loaded, file 2"]);
+        p.environment.insert("B".into(), "3".into());
+        assert_eq!(p.drift_from(&def), ["environment B: loaded 3, file 2"]);
     }
 
     #[test]

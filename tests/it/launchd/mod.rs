@@ -7,6 +7,7 @@ mod manager;
 mod plan;
 mod print;
 mod render;
+mod status;
 
 use std::path::{Path, PathBuf};
 
