@@ -119,6 +119,7 @@ pub struct LaunchdManager {
     daemons_dir: PathBuf,
     caller_pid: u32,
     timeouts: Timeouts,
+    socket_activation: bool,
 }
 
 impl fmt::Debug for LaunchdManager {
@@ -129,6 +130,7 @@ impl fmt::Debug for LaunchdManager {
             .field("launchctl", &self.launchctl)
             .field("daemons_dir", &self.daemons_dir)
             .field("timeouts", &self.timeouts)
+            .field("socket_activation", &self.socket_activation)
             .finish_non_exhaustive()
     }
 }
@@ -153,6 +155,7 @@ impl LaunchdManager {
             daemons_dir: "/Library/LaunchDaemons".into(),
             caller_pid: std::process::id(),
             timeouts: Timeouts::default(),
+            socket_activation: true,
         }
     }
 
@@ -191,13 +194,24 @@ impl LaunchdManager {
         self
     }
 
+    /// Whether the plist carries `Sockets` (default true). Pass false when the gateway binds a
+    /// non-loopback address itself (`bind: lan|custom`): launchd holding 127.0.0.1:P and ::1:P
+    /// would then collide with the gateway's own listener.
+    pub fn with_socket_activation(mut self, on: bool) -> Self {
+        self.socket_activation = on;
+        self
+    }
+
     fn domain(&self) -> Domain {
         Domain::Gui(self.uid)
     }
 
     /// The job, rendered plist and paths for `spec`.
     pub fn desired(&self, spec: &ServiceSpec) -> Result<(Desired, LaunchdJob), LaunchdError> {
-        let job = LaunchdJob::from_spec(spec, &self.home)?;
+        let mut job = LaunchdJob::from_spec(spec, &self.home)?;
+        if !self.socket_activation {
+            job = job.without_socket_activation();
+        }
         let desired = Desired {
             label: job.label.clone(),
             domain: self.domain(),

@@ -897,3 +897,22 @@ fn dry_run_plan_changes_nothing() {
     assert_eq!(r.fake.calls(), observe_calls());
     let _ = Path::new("");
 }
+
+#[test]
+fn without_socket_activation_the_plist_has_no_sockets() {
+    let r = Rig::new();
+    r.manager()
+        .with_socket_activation(false)
+        .apply(Op::Install { force: false }, &r.spec)
+        .unwrap();
+    let text = std::fs::read_to_string(r.plist()).unwrap();
+    assert!(!text.contains("<key>Sockets</key>"));
+    let st = r
+        .manager()
+        .with_socket_activation(false)
+        .inspect(&r.spec)
+        .unwrap();
+    assert!(!st.status.socket_activated && !st.stale);
+    // The default manager would rewrite it with sockets.
+    assert!(r.manager().inspect(&r.spec).unwrap().stale);
+}
