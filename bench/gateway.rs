@@ -119,7 +119,9 @@ impl Gw {
         std::fs::create_dir_all(&state).unwrap();
         std::fs::write(
             state.join("openclaw.json"),
-            format!("{{ gateway: {{ mode: 'local', auth: {{ mode: 'token', token: '{token}' }} }} }}"),
+            format!(
+                "{{ gateway: {{ mode: 'local', auth: {{ mode: 'token', token: '{token}' }} }} }}"
+            ),
         )
         .unwrap();
         (home, token, free_port())
@@ -139,9 +141,20 @@ impl Gw {
             if let Ok(c) = GatewayClient::connect(opts(&url, &token)).await {
                 let took = t0.elapsed();
                 c.close();
-                return (Gw { child, port, token, _home: home }, took);
+                return (
+                    Gw {
+                        child,
+                        port,
+                        token,
+                        _home: home,
+                    },
+                    took,
+                );
             }
-            assert!(Instant::now() < deadline, "gateway did not answer within 10 s");
+            assert!(
+                Instant::now() < deadline,
+                "gateway did not answer within 10 s"
+            );
             tokio::time::sleep(Duration::from_micros(200)).await;
         }
     }
@@ -166,10 +179,22 @@ fn opts(url: &str, token: &str) -> ConnectOptions {
 }
 
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
-fn metric(name: &str, unit: &'static str, samples: Vec<f64>, target: &str, ok: Option<fn(f64) -> bool>, use_p50: bool, note: &str) -> Metric {
+fn metric(
+    name: &str,
+    unit: &'static str,
+    samples: Vec<f64>,
+    target: &str,
+    ok: Option<fn(f64) -> bool>,
+    use_p50: bool,
+    note: &str,
+) -> Metric {
     let mut m = Metric {
         name: name.into(),
         unit,
@@ -198,8 +223,24 @@ async fn startup(sz: &Sizes, out: &mut Vec<Metric>) {
         rss.push(procfs::tree_rss_kib(gw.child.id()) as f64 / 1024.0);
         gw.stop();
     }
-    out.push(metric("exec → first hello-ok (config present)", "ms", starts, "≤ 20 ms", Some(|x| x <= 20.0), true, "fresh process; client retries connect every 0.2 ms"));
-    out.push(metric("idle RSS after start (all processes)", "MB", rss, "≤ 8 MB", Some(|x| x <= 8.0), true, "VmRSS of the process tree, 300 ms after first hello-ok"));
+    out.push(metric(
+        "exec → first hello-ok (config present)",
+        "ms",
+        starts,
+        "≤ 20 ms",
+        Some(|x| x <= 20.0),
+        true,
+        "fresh process; client retries connect every 0.2 ms",
+    ));
+    out.push(metric(
+        "idle RSS after start (all processes)",
+        "MB",
+        rss,
+        "≤ 8 MB",
+        Some(|x| x <= 8.0),
+        true,
+        "VmRSS of the process tree, 300 ms after first hello-ok",
+    ));
 }
 
 /// Starts `systemd-socket-activate` holding 127.0.0.1:port for a gateway exec'd on first connect;
@@ -228,7 +269,10 @@ async fn spawn_activator(sa: &Path, home: &Path, port: u16) -> Child {
 }
 
 fn terminate(mut c: Child) {
-    let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(c.id() as i32), nix::sys::signal::Signal::SIGTERM);
+    let _ = nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(c.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    );
     let _ = c.wait();
 }
 
@@ -251,20 +295,42 @@ async fn socket_activated(sz: &Sizes, out: &mut Vec<Metric>) {
         let port = free_port();
         let a = spawn_activator(&sa, home.path(), port).await;
         let t = Instant::now();
-        if GatewayClient::connect(opts(&format!("ws://127.0.0.1:{port}"), &token)).await.is_ok() {
+        if GatewayClient::connect(opts(&format!("ws://127.0.0.1:{port}"), &token))
+            .await
+            .is_ok()
+        {
             hello.push(ms(t.elapsed()));
         }
         terminate(a);
     }
-    out.push(metric("socket-activated cold start: connect → first byte", "ms", first_byte, "≤ 10 ms p50", Some(|x| x <= 10.0), true, "systemd-socket-activate holds the port; exec on first connect (HTTP GET /healthz)"));
-    out.push(metric("socket-activated cold start: connect → first hello-ok", "ms", hello, "≤ 10 ms p50", Some(|x| x <= 10.0), true, "fresh activator; WS upgrade + challenge + connect + hello-ok"));
+    out.push(metric(
+        "socket-activated cold start: connect → first byte",
+        "ms",
+        first_byte,
+        "≤ 10 ms p50",
+        Some(|x| x <= 10.0),
+        true,
+        "systemd-socket-activate holds the port; exec on first connect (HTTP GET /healthz)",
+    ));
+    out.push(metric(
+        "socket-activated cold start: connect → first hello-ok",
+        "ms",
+        hello,
+        "≤ 10 ms p50",
+        Some(|x| x <= 10.0),
+        true,
+        "fresh activator; WS upgrade + challenge + connect + hello-ok",
+    ));
 }
 
 /// True when something listens on 127.0.0.1:port (from /proc/net/tcp, without connecting).
 fn listening(port: u16) -> bool {
     let hex = format!(":{port:04X} ");
     std::fs::read_to_string("/proc/net/tcp")
-        .map(|s| s.lines().any(|l| l.contains(&hex) && l.split_whitespace().nth(3) == Some("0A")))
+        .map(|s| {
+            s.lines()
+                .any(|l| l.contains(&hex) && l.split_whitespace().nth(3) == Some("0A"))
+        })
         .unwrap_or(false)
 }
 
@@ -272,15 +338,30 @@ fn listening(port: u16) -> bool {
 async fn first_http_byte(port: u16) -> Option<Duration> {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let t0 = Instant::now();
-    let mut s = tokio::time::timeout(Duration::from_secs(5), tokio::net::TcpStream::connect(("127.0.0.1", port))).await.ok()?.ok()?;
-    s.write_all(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n").await.ok()?;
+    let mut s = tokio::time::timeout(
+        Duration::from_secs(5),
+        tokio::net::TcpStream::connect(("127.0.0.1", port)),
+    )
+    .await
+    .ok()?
+    .ok()?;
+    s.write_all(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
+        .await
+        .ok()?;
     let mut b = [0u8; 1];
-    tokio::time::timeout(Duration::from_secs(5), s.read(&mut b)).await.ok()?.ok()?;
+    tokio::time::timeout(Duration::from_secs(5), s.read(&mut b))
+        .await
+        .ok()?
+        .ok()?;
     Some(t0.elapsed())
 }
 
 fn which(name: &str) -> Option<PathBuf> {
-    std::env::var_os("PATH")?.to_str()?.split(':').map(|d| Path::new(d).join(name)).find(|p| p.is_file())
+    std::env::var_os("PATH")?
+        .to_str()?
+        .split(':')
+        .map(|d| Path::new(d).join(name))
+        .find(|p| p.is_file())
 }
 
 /// connect + hello-ok latency, sequential.
@@ -300,16 +381,34 @@ async fn connect_latency(url: &str, token: &str, n: usize, out: &mut Vec<Metric>
             break;
         }
     }
-    out.push(metric("connect + hello-ok latency", "ms", v, "≤ 1 ms p50", Some(|x| x <= 1.0), true, "sequential, one client at a time"));
+    out.push(metric(
+        "connect + hello-ok latency",
+        "ms",
+        v,
+        "≤ 1 ms p50",
+        Some(|x| x <= 1.0),
+        true,
+        "sequential, one client at a time",
+    ));
 }
 
 /// `health` round trips per second with `clients` concurrent clients.
-async fn health_rps(url: &str, token: &str, clients: usize, window: Duration, out: &mut Vec<Metric>) {
+async fn health_rps(
+    url: &str,
+    token: &str,
+    clients: usize,
+    window: Duration,
+    out: &mut Vec<Metric>,
+) {
     let mut rates = Vec::new();
     for _round in 0..3 {
         let mut conns = Vec::new();
         for _ in 0..clients {
-            conns.push(Arc::new(GatewayClient::connect(opts(url, token)).await.expect("connect")));
+            conns.push(Arc::new(
+                GatewayClient::connect(opts(url, token))
+                    .await
+                    .expect("connect"),
+            ));
         }
         let count = Arc::new(AtomicU64::new(0));
         let t0 = Instant::now();
@@ -333,8 +432,20 @@ async fn health_rps(url: &str, token: &str, clients: usize, window: Duration, ou
             c.close();
         }
     }
-    let (target, ok): (&str, Option<fn(f64) -> bool>) = if clients >= 64 { ("≥ 50k/s aggregate", Some(|x| x >= 50_000.0)) } else { ("record", None) };
-    out.push(metric(&format!("health RPC round trips/s, {clients} client(s)"), "req/s", rates, target, ok, true, "3 windows; client and gateway share the 2 cores"));
+    let (target, ok): (&str, Option<fn(f64) -> bool>) = if clients >= 64 {
+        ("≥ 50k/s aggregate", Some(|x| x >= 50_000.0))
+    } else {
+        ("record", None)
+    };
+    out.push(metric(
+        &format!("health RPC round trips/s, {clients} client(s)"),
+        "req/s",
+        rates,
+        target,
+        ok,
+        true,
+        "3 windows; client and gateway share the 2 cores",
+    ));
 }
 
 /// RSS per idle authenticated WebSocket client.
@@ -369,16 +480,30 @@ async fn idle_clients(n: usize, out: &mut Vec<Metric>) {
     let per = (now.saturating_sub(base)) as f64 * 1024.0 / held.len().max(1) as f64 / 1024.0;
     let total_mb = now as f64 / 1024.0;
     out.push(metric(
-        &format!("RSS per idle authenticated WS client ({} held of {n})", held.len()),
+        &format!(
+            "RSS per idle authenticated WS client ({} held of {n})",
+            held.len()
+        ),
         "KiB",
         vec![per],
         "≤ 8 KiB",
         Some(|x| x <= 8.0),
         true,
-        &format!("gateway total {total_mb:.1} MB (baseline {:.1} MB)", base as f64 / 1024.0),
+        &format!(
+            "gateway total {total_mb:.1} MB (baseline {:.1} MB)",
+            base as f64 / 1024.0
+        ),
     ));
     if n >= 10_000 {
-        out.push(metric("gateway RSS with 10k idle clients", "MB", vec![total_mb], "< 100 MB", Some(|x| x < 100.0), true, ""));
+        out.push(metric(
+            "gateway RSS with 10k idle clients",
+            "MB",
+            vec![total_mb],
+            "< 100 MB",
+            Some(|x| x < 100.0),
+            true,
+            "",
+        ));
     }
     for c in held {
         c.close();
@@ -399,26 +524,52 @@ async fn cli_wall(gw: &Gw, runs: usize, out: &mut Vec<Metric>) {
                 }
             }
             let home = gw._home.path();
-            c.env("HOME", home).env("OPENCLAW_GATEWAY_PORT", gw.port.to_string()).env("OPENCLAW_LOG_DIR", home.join("logs")).args(args).stdout(Stdio::null()).stderr(Stdio::piped());
+            c.env("HOME", home)
+                .env("OPENCLAW_GATEWAY_PORT", gw.port.to_string())
+                .env("OPENCLAW_LOG_DIR", home.join("logs"))
+                .args(args)
+                .stdout(Stdio::null())
+                .stderr(Stdio::piped());
             let t = Instant::now();
             let o = c.output().expect("run cli");
             let took = t.elapsed();
             if o.status.success() || o.status.code() == Some(3) {
                 v.push(ms(took));
             } else {
-                failed = Some(String::from_utf8_lossy(&o.stderr).lines().next().unwrap_or("").to_string());
+                failed = Some(
+                    String::from_utf8_lossy(&o.stderr)
+                        .lines()
+                        .next()
+                        .unwrap_or("")
+                        .to_string(),
+                );
             }
         }
-        let note = failed.map(|e| format!("some runs failed: {e}")).unwrap_or_default();
-        out.push(metric(&format!("`openclaw {}` wall time", args.join(" ")), "ms", v, "≤ 100 ms", Some(|x| x <= 100.0), true, &note));
+        let note = failed
+            .map(|e| format!("some runs failed: {e}"))
+            .unwrap_or_default();
+        out.push(metric(
+            &format!("`openclaw {}` wall time", args.join(" ")),
+            "ms",
+            v,
+            "≤ 100 ms",
+            Some(|x| x <= 100.0),
+            true,
+            &note,
+        ));
     }
 }
 
 fn main() {
     let o = parse_args();
     let (old, new) = procfs::raise_nofile();
-    eprintln!("bench: RLIMIT_NOFILE raised from {old} to {new} for the 10k-client case (the gateway inherits it)");
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
+    eprintln!(
+        "bench: RLIMIT_NOFILE raised from {old} to {new} for the 10k-client case (the gateway inherits it)"
+    );
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     let sz = Sizes::new(o.smoke);
     let started = time_now();
     let want = |name: &str| o.only.as_deref().is_none_or(|w| name.contains(w));
@@ -456,7 +607,10 @@ fn main() {
         }
     });
     let mode = if o.smoke { "smoke" } else { "full" };
-    let target = o.url.clone().unwrap_or_else(|| format!("openclaw {} (this build)", openclaw::VERSION));
+    let target = o
+        .url
+        .clone()
+        .unwrap_or_else(|| format!("openclaw {} (this build)", openclaw::VERSION));
     match report::write(&o.out, mode, &target, &out, &started) {
         Ok(md) => println!("{md}\nwritten to {}", o.out.display()),
         Err(e) => {
@@ -467,6 +621,9 @@ fn main() {
 }
 
 fn time_now() -> String {
-    let secs = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
     format!("unix:{secs}")
 }

@@ -47,7 +47,12 @@ pub fn ms(d: Duration) -> f64 {
 
 /// Machine facts printed with the results (cores, kernel, load).
 pub fn machine() -> Value {
-    let read = |p: &str| std::fs::read_to_string(p).unwrap_or_default().trim().to_string();
+    let read = |p: &str| {
+        std::fs::read_to_string(p)
+            .unwrap_or_default()
+            .trim()
+            .to_string()
+    };
     let model = read("/proc/cpuinfo")
         .lines()
         .find(|l| l.starts_with("model name"))
@@ -65,7 +70,13 @@ pub fn machine() -> Value {
 }
 
 /// Writes `<dir>/latest.json` and `<dir>/latest.md`; returns the Markdown.
-pub fn write(dir: &Path, mode: &str, target: &str, metrics: &[Metric], started: &str) -> std::io::Result<String> {
+pub fn write(
+    dir: &Path,
+    mode: &str,
+    target: &str,
+    metrics: &[Metric],
+    started: &str,
+) -> std::io::Result<String> {
     std::fs::create_dir_all(dir)?;
     let m = machine();
     let json = json!({
@@ -86,7 +97,10 @@ pub fn write(dir: &Path, mode: &str, target: &str, metrics: &[Metric], started: 
     let _ = writeln!(
         md,
         "Machine: {} cores, {}, kernel {}, load {}\n",
-        m["cores"], m["cpu"].as_str().unwrap_or(""), m["kernel"].as_str().unwrap_or(""), m["loadavg"].as_str().unwrap_or("")
+        m["cores"],
+        m["cpu"].as_str().unwrap_or(""),
+        m["kernel"].as_str().unwrap_or(""),
+        m["loadavg"].as_str().unwrap_or("")
     );
     let _ = writeln!(md, "| metric | median | p99 | n | target | met | note |");
     let _ = writeln!(md, "|---|---|---|---|---|---|---|");
@@ -110,13 +124,20 @@ pub fn write(dir: &Path, mode: &str, target: &str, metrics: &[Metric], started: 
             x.note
         );
     }
-    std::fs::write(dir.join("latest.json"), serde_json::to_string_pretty(&json)? + "\n")?;
+    std::fs::write(
+        dir.join("latest.json"),
+        serde_json::to_string_pretty(&json)? + "\n",
+    )?;
     std::fs::write(dir.join("latest.md"), &md)?;
     Ok(md)
 }
 
 fn finite(x: f64) -> Value {
-    if x.is_finite() { json!((x * 1000.0).round() / 1000.0) } else { Value::Null }
+    if x.is_finite() {
+        json!((x * 1000.0).round() / 1000.0)
+    } else {
+        Value::Null
+    }
 }
 
 fn fmt(x: f64) -> String {
