@@ -310,6 +310,8 @@ pub struct GatewayState {
     pub last_heartbeat: Mutex<Option<Value>>,
     /// Event-loop (runtime scheduling) monitor.
     pub event_loop: super::health::EventLoopMonitor,
+    /// The `health` snapshot cache (RPC, hello-ok, post-connect event).
+    pub health_cache: super::health::HealthCache,
     /// Set when shutdown begins (`/readyz` 503, admission closed).
     pub draining: AtomicBool,
     config: watch::Sender<Arc<Config>>,
@@ -382,6 +384,7 @@ impl GatewayState {
             rate_limiter: RateLimiter::default(),
             last_heartbeat: Mutex::new(None),
             event_loop: super::health::EventLoopMonitor::default(),
+            health_cache: super::health::HealthCache::default(),
             draining: AtomicBool::new(false),
             config,
             auth: RwLock::new(Arc::new(init.auth)),
