@@ -1,25 +1,32 @@
 //! One WebSocket session: challenge → connect (validation, protocol range, origin, auth, scope
 //! rules) → `hello-ok` → RPC dispatch and events, until close.
 //!
-//! Each session is two tasks: this reader (which owns the protocol state) and a writer that
-//! drains the socket's [`Outbound`] queue. Handlers run as tracked tasks so responses may
-//! arrive out of order and shutdown can wait for them.
+//! Each session is one task that reads frames and writes the socket's [`Outbound`] queue from
+//! the same poll ([`Conn`]). Handlers that complete without waiting are answered inline; the
+//! others run as tracked tasks, so responses may arrive out of order and shutdown can wait
+//! for them.
 #![allow(clippy::result_large_err)]
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use std::future::Future;
+use std::panic::AssertUnwindSafe;
+use std::pin::Pin;
+use std::task::{Context, Poll, Waker};
+
 use axum::extract::ws::{CloseFrame, Message, WebSocket};
-use futures_util::{FutureExt, SinkExt, StreamExt};
+use futures_util::{FutureExt, Sink, Stream, StreamExt};
 use serde_json::{Value, json};
-use tokio::sync::Semaphore;
-use tokio_util::sync::CancellationToken;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use super::auth::{self, Verdict};
-use super::methods::Ctx;
+use super::methods::{Ctx, MethodSpec};
 use super::protocol::{self, ErrorShape, now_ms};
-use super::state::{ConnInfo, GatewayState, OutMsg, Outbound};
+use super::state::{ConnInfo, GatewayState, OutMsg, Outbound, OutboundRx};
 
+/// Bytes handed to the socket before it is flushed, unless a single frame is larger.
+const WRITE_BATCH: usize = 1024;
 /// How long we wait for the peer's close reply after sending ours.
 const CLOSE_GRACE: Duration = Duration::from_secs(2);
 /// Consecutive role-gate failures before the socket is closed.
@@ -105,68 +112,174 @@ impl Reject {
     }
 }
 
-/// Runs one session to completion.
-pub async fn run_session(
+/// The socket of one session, driven by the session's only task: inbound frames are read and
+/// the [`Outbound`] queue is written from the same poll. A session thus costs one task (no
+/// writer task, no split lock), and a response produced inline goes out without a wake-up.
+#[derive(Debug)]
+struct Conn {
+    ws: WebSocket,
+    rx: OutboundRx,
+    /// Bytes handed to the socket but not flushed yet (still counted as queued).
+    unflushed: usize,
+    /// A close that is being sent (kept across cancellation of [`Conn::next`]).
+    closing: Option<(u16, String)>,
+    /// Our close frame went out, or writing failed: nothing more will be written.
+    closed: bool,
+}
+
+/// What [`Conn::next`] yields.
+enum Next {
+    /// An inbound message (`None`: the stream ended).
+    Msg(Option<Result<Message, axum::Error>>),
+    /// Our close frame went out, or writing failed.
+    Closed,
+}
+
+/// One step of [`Conn::poll_io`].
+enum Io {
+    Msg(Option<Result<Message, axum::Error>>),
+    Close(u16, String),
+    Failed,
+}
+
+impl Conn {
+    fn new(ws: WebSocket, rx: OutboundRx) -> Conn {
+        Conn {
+            ws,
+            rx,
+            unflushed: 0,
+            closing: None,
+            closed: false,
+        }
+    }
+
+    /// The next inbound message; meanwhile queued frames are written. Cancel-safe: nothing is
+    /// taken from the queue without being handed to the socket in the same poll.
+    async fn next(&mut self) -> Next {
+        loop {
+            if let Some((code, reason)) = self.closing.clone() {
+                // Bounded: a peer that does not read must not keep the session alive. Boxed:
+                // a cold path that would otherwise enlarge every idle session's future.
+                let send = self.ws.send(close_frame(code, reason));
+                let _ = Box::pin(tokio::time::timeout(CLOSE_GRACE, send)).await;
+                self.closing = None;
+                self.closed = true;
+            }
+            if self.closed {
+                return Next::Closed;
+            }
+            match std::future::poll_fn(|cx| self.poll_io(cx)).await {
+                Io::Msg(m) => return Next::Msg(m),
+                Io::Close(code, reason) => self.closing = Some((code, reason)),
+                Io::Failed => self.closed = true,
+            }
+        }
+    }
+
+    fn poll_io(&mut self, cx: &mut Context<'_>) -> Poll<Io> {
+        // Register before looking, so a frame queued meanwhile wakes us.
+        self.rx.register(cx.waker());
+        if let Some((code, reason)) = self.rx.aborted() {
+            return Poll::Ready(Io::Close(code, reason));
+        }
+        let mut ws = Pin::new(&mut self.ws);
+        while self.rx.has_pending() {
+            // Frames are handed over in batches written by one flush, but a batch stays small:
+            // the socket's write buffer keeps the capacity of its largest batch for life.
+            if self.unflushed >= WRITE_BATCH {
+                match ws.as_mut().poll_flush(cx) {
+                    Poll::Ready(Ok(())) => {
+                        self.rx.mark_written(self.unflushed);
+                        self.unflushed = 0;
+                    }
+                    Poll::Ready(Err(_)) => return Poll::Ready(Io::Failed),
+                    Poll::Pending => break,
+                }
+            }
+            match ws.as_mut().poll_ready(cx) {
+                Poll::Pending => break,
+                Poll::Ready(Err(_)) => return Poll::Ready(Io::Failed),
+                Poll::Ready(Ok(())) => {}
+            }
+            match self.rx.try_recv() {
+                Some(OutMsg::Text(t)) => {
+                    self.unflushed += t.len();
+                    if ws.as_mut().start_send(Message::Text(t.into())).is_err() {
+                        return Poll::Ready(Io::Failed);
+                    }
+                }
+                Some(OutMsg::Close(code, reason)) => {
+                    return Poll::Ready(Io::Close(code, reason));
+                }
+                None => break,
+            }
+        }
+        if self.unflushed > 0 {
+            match ws.as_mut().poll_flush(cx) {
+                Poll::Ready(Ok(())) => {
+                    self.rx.mark_written(self.unflushed);
+                    self.unflushed = 0;
+                }
+                Poll::Ready(Err(_)) => return Poll::Ready(Io::Failed),
+                Poll::Pending => {}
+            }
+        }
+        ws.poll_next(cx).map(Io::Msg)
+    }
+
+    /// End of session: write what is queued and the close frame, then wait for the peer's
+    /// close reply (callers bound this in time).
+    async fn finish(&mut self) {
+        loop {
+            match self.next().await {
+                Next::Closed => break,
+                Next::Msg(None | Some(Err(_))) => return,
+                Next::Msg(Some(Ok(_))) => {}
+            }
+        }
+        while let Some(Ok(m)) = self.ws.next().await {
+            if matches!(m, Message::Close(_)) {
+                break;
+            }
+        }
+    }
+}
+
+fn close_frame(code: u16, reason: String) -> Message {
+    Message::Close(Some(CloseFrame {
+        code,
+        reason: reason.into(),
+    }))
+}
+
+/// Runs one session to completion on one task. The handshake (and the upgrade metadata only it
+/// needs) lives in its own allocation, freed once the socket is authenticated, so an idle
+/// session keeps only the state of the request loop.
+pub fn run_session(
     socket: WebSocket,
     state: Arc<GatewayState>,
     peer: PeerInfo,
     meta: UpgradeMeta,
-) {
-    let (mut sink, mut stream) = socket.split();
-    let (out, mut rx) = Outbound::new(state.settings.max_buffered_bytes);
-    let closed_sent = CancellationToken::new();
-    let writer = {
-        let out = out.clone();
-        let closed_sent = closed_sent.clone();
-        tokio::spawn(async move {
-            let close = |code: u16, reason: String| {
-                Message::Close(Some(CloseFrame {
-                    code,
-                    reason: reason.into(),
-                }))
-            };
-            loop {
-                let msg = tokio::select! {
-                    biased;
-                    (code, reason) = out.aborted() => {
-                        let _ = tokio::time::timeout(CLOSE_GRACE, sink.send(close(code, reason))).await;
-                        break;
-                    }
-                    m = rx.recv() => m,
-                };
-                match msg {
-                    Some(OutMsg::Text(t)) => {
-                        let n = t.len();
-                        let r = tokio::select! {
-                            biased;
-                            (code, reason) = out.aborted() => {
-                                let _ = tokio::time::timeout(CLOSE_GRACE, sink.send(close(code, reason))).await;
-                                break;
-                            }
-                            r = sink.send(Message::Text(t.into())) => r,
-                        };
-                        out.mark_written(n);
-                        if r.is_err() {
-                            break;
-                        }
-                    }
-                    Some(OutMsg::Close(code, reason)) => {
-                        let _ =
-                            tokio::time::timeout(CLOSE_GRACE, sink.send(close(code, reason))).await;
-                        break;
-                    }
-                    None => break,
-                }
-            }
-            closed_sent.cancel();
-        })
-    };
+) -> impl Future<Output = ()> + Send + 'static {
+    let (out, rx) = Outbound::new(state.settings.max_buffered_bytes);
+    let conn = Conn::new(socket, rx);
+    let handshake = Box::pin(open(conn, state.clone(), peer, meta, out.clone()));
+    session(handshake, state, out)
+}
 
+/// Challenge, handshake and registration.
+async fn open(
+    mut conn: Conn,
+    state: Arc<GatewayState>,
+    peer: PeerInfo,
+    meta: UpgradeMeta,
+    out: Outbound,
+) -> (Conn, Option<Arc<ConnInfo>>) {
     let conn_id = uuid::Uuid::new_v4().to_string();
     state
         .pending
         .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let challenge = protocol::event(
+    out.send_value(&protocol::event(
         "connect.challenge",
         json!({
             "nonce": uuid::Uuid::new_v4().to_string(),
@@ -175,40 +288,29 @@ pub async fn run_session(
         }),
         None,
         None,
-    );
-    out.send_value(&challenge);
-    let hello = handshake(
-        &state,
-        &peer,
-        &meta,
-        &conn_id,
-        &mut stream,
-        &out,
-        &closed_sent,
-    )
-    .await;
+    ));
+    let hello = handshake(&state, &peer, &meta, &conn_id, &mut conn, &out).await;
     state
         .pending
         .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+    (conn, hello)
+}
+
+async fn session(
+    handshake: Pin<Box<impl Future<Output = (Conn, Option<Arc<ConnInfo>>)>>>,
+    state: Arc<GatewayState>,
+    out: Outbound,
+) {
+    let (mut conn, hello) = handshake.await;
     if let Some(info) = hello {
-        let info = Arc::new(info);
-        serve(&state, &info, &mut stream, &out, &closed_sent).await;
+        serve(&state, &info, &mut conn, &out).await;
         state.unregister(&info.id);
         state.presence_update(&info, false);
         tracing::debug!(conn = %info.id, "disconnected");
     }
-    // Make sure a close goes out, then wait (bounded) for the writer and the peer's reply.
+    // Make sure a close goes out, then wait (bounded) for the peer's reply.
     out.close(1000, "");
-    let _ = tokio::time::timeout(CLOSE_GRACE, async {
-        closed_sent.cancelled().await;
-        while let Some(Ok(m)) = stream.next().await {
-            if matches!(m, Message::Close(_)) {
-                break;
-            }
-        }
-    })
-    .await;
-    writer.abort();
+    let _ = tokio::time::timeout(CLOSE_GRACE, conn.finish()).await;
 }
 
 /// Reads the first frame(s) until hello-ok or rejection. Returns the connection on success.
@@ -217,10 +319,9 @@ async fn handshake(
     peer: &PeerInfo,
     meta: &UpgradeMeta,
     conn_id: &str,
-    stream: &mut futures_util::stream::SplitStream<WebSocket>,
+    conn: &mut Conn,
     out: &Outbound,
-    closed_sent: &CancellationToken,
-) -> Option<ConnInfo> {
+) -> Option<Arc<ConnInfo>> {
     let deadline = tokio::time::sleep(Duration::from_millis(state.settings.handshake_timeout_ms));
     tokio::pin!(deadline);
     let token = state.shutdown.token().clone();
@@ -235,8 +336,10 @@ async fn handshake(
                 out.close(1012, "service restart");
                 return None;
             }
-            _ = closed_sent.cancelled() => return None,
-            m = stream.next() => m,
+            m = conn.next() => match m {
+                Next::Msg(m) => m,
+                Next::Closed => return None,
+            },
         };
         let bytes = match msg {
             None | Some(Err(_)) | Some(Ok(Message::Close(_))) => return None,
@@ -272,13 +375,14 @@ async fn handshake(
         let params = req.params.unwrap_or(Value::Null);
         match connect(state, peer, meta, conn_id, &params) {
             Ok(info) => {
-                let hello = hello_ok(state, &info);
-                out.send_value(&protocol::res_ok(&req.id, hello));
-                let info_arc = Arc::new(info.clone());
-                state.register(info_arc.clone(), out.clone());
-                let health = super::health::health_snapshot(state);
-                state.send_event_to(&info.id, "health", &health, true);
-                state.presence_update(&info_arc, true);
+                let health = state.health_cache.get(state);
+                let hello = hello_ok(state, &info, &health.value);
+                out.send_text(protocol::res_ok_text(&req.id, &hello));
+                drop(hello);
+                let info = Arc::new(info);
+                state.register(info.clone(), out.clone());
+                state.send_event_to(&info.id, "health", &health.value, true);
+                state.presence_update(&info, true);
                 tracing::info!(
                     conn = %info.id, client = %format!("{}/{}", info.client_id, info.client_mode),
                     remote = %peer.remote, scopes = %info.scopes.join(","), "client connected"
@@ -453,12 +557,12 @@ fn connect(
 }
 
 /// The `hello-ok` payload.
-fn hello_ok(state: &GatewayState, info: &ConnInfo) -> Value {
+fn hello_ok(state: &GatewayState, info: &ConnInfo, health: &Value) -> Value {
     let cfg = state.config();
     let auth = state.auth();
     let mut snapshot = json!({
         "presence": state.presence_list(),
-        "health": super::health::health_snapshot(state),
+        "health": health.clone(),
         "stateVersion": state.state_version(),
         "uptimeMs": state.uptime_ms(),
         "sessionDefaults": {
@@ -500,27 +604,24 @@ fn hello_ok(state: &GatewayState, info: &ConnInfo) -> Value {
 }
 
 /// The authenticated phase: dispatch requests until the socket closes or shutdown.
-async fn serve(
-    state: &Arc<GatewayState>,
-    info: &Arc<ConnInfo>,
-    stream: &mut futures_util::stream::SplitStream<WebSocket>,
-    out: &Outbound,
-    closed_sent: &CancellationToken,
-) {
+async fn serve(state: &Arc<GatewayState>, info: &Arc<ConnInfo>, conn: &mut Conn, out: &Outbound) {
     let inflight = Arc::new(Semaphore::new(state.settings.max_inflight_per_conn));
-    let token = state.shutdown.token().clone();
+    let shutdown = state.shutdown.token().cancelled();
+    tokio::pin!(shutdown);
     let mut unauthorized_streak = 0u32;
     loop {
         let msg = tokio::select! {
-            _ = token.cancelled() => {
+            _ = &mut shutdown => {
                 // The shutdown event was broadcast before the token fired; close after it.
                 out.close(1012, "service restart");
                 return;
             }
-            _ = closed_sent.cancelled() => return,
-            m = stream.next() => m,
+            m = conn.next() => match m {
+                Next::Msg(m) => m,
+                Next::Closed => return,
+            },
         };
-        let text = match msg {
+        let frame = match msg {
             None | Some(Ok(Message::Close(_))) => return,
             Some(Err(e)) => {
                 if is_capacity_error(e) {
@@ -529,14 +630,14 @@ async fn serve(
                 return;
             }
             Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
-            Some(Ok(Message::Text(t))) => t.to_string(),
-            Some(Ok(Message::Binary(b))) => String::from_utf8_lossy(&b).into_owned(),
+            Some(Ok(Message::Text(t))) => serde_json::from_str::<Value>(t.as_str()),
+            Some(Ok(Message::Binary(b))) => serde_json::from_str(&String::from_utf8_lossy(&b)),
         };
-        let Ok(frame) = serde_json::from_str::<Value>(&text) else {
+        let Ok(frame) = frame else {
             tracing::debug!(conn = %info.id, "ignoring non-JSON frame");
             continue;
         };
-        let req = match protocol::parse_request(&frame) {
+        let req = match protocol::parse_request_owned(frame) {
             Ok(r) => r,
             Err(e) => {
                 let err = ErrorShape::invalid(format!("invalid request frame: {}", e.message));
@@ -555,7 +656,7 @@ async fn serve(
         {
             Ok(s) => {
                 unauthorized_streak = 0;
-                s.clone()
+                s
             }
             Err(e) => {
                 let role_gate = e.message.starts_with("unauthorized role");
@@ -579,40 +680,100 @@ async fn serve(
             out.send_value(&protocol::res_err(&req.id, &e));
             continue;
         };
-        let ctx = Ctx::new(
-            state.clone(),
-            info.clone(),
-            req.id.clone(),
-            req.params,
-            out.clone(),
-        );
-        let out = out.clone();
-        let method = req.method.clone();
-        let id = req.id;
-        let started = std::time::Instant::now();
-        state.shutdown.tracker().spawn(async move {
-            let r = std::panic::AssertUnwindSafe((spec.handler)(ctx))
-                .catch_unwind()
-                .await;
-            let frame = match r {
-                Ok(Ok(payload)) => protocol::res_ok(&id, payload),
-                Ok(Err(e)) => protocol::res_err(&id, &e),
-                Err(panic) => {
-                    let msg = panic
-                        .downcast_ref::<String>()
-                        .cloned()
-                        .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
-                        .unwrap_or_else(|| "internal error".into());
-                    tracing::error!(method = %method, "handler panicked: {msg}");
-                    protocol::res_err(&id, &ErrorShape::unavailable(msg))
-                }
-            };
-            let ok = frame["ok"].as_bool().unwrap_or(false);
-            out.send_value(&frame);
-            tracing::debug!(method = %method, ok, ms = started.elapsed().as_millis() as u64, "res");
-            drop(permit);
-        });
+        dispatch(state, info, out, spec, req, permit);
     }
+}
+
+/// A handler's payload: a `Value`, or JSON text from a [`MethodSpec::raw`] handler.
+enum Payload {
+    Value(Value),
+    Raw(Arc<str>),
+}
+
+type Outcome = std::thread::Result<Result<Payload, ErrorShape>>;
+
+/// Runs a handler. Most complete without waiting (`health`, `status`, …): those are polled
+/// once right here and answered inline, with no task spawn or cross-thread wake-up. A handler
+/// that has to wait continues as a tracked task, so slow handlers still run concurrently, may
+/// answer out of order, and shutdown waits for them.
+fn dispatch(
+    state: &Arc<GatewayState>,
+    info: &Arc<ConnInfo>,
+    out: &Outbound,
+    spec: &MethodSpec,
+    req: protocol::Request,
+    permit: OwnedSemaphorePermit,
+) {
+    let started = std::time::Instant::now();
+    let ctx = Ctx::new(
+        state.clone(),
+        info.clone(),
+        req.id.clone(),
+        req.params,
+        out.clone(),
+    );
+    if let Some(raw) = &spec.raw {
+        let r = std::panic::catch_unwind(AssertUnwindSafe(|| raw(&ctx)));
+        drop(ctx);
+        respond(
+            out,
+            &req.id,
+            &req.method,
+            started,
+            r.map(|r| r.map(Payload::Raw)),
+        );
+        return;
+    }
+    let mut fut = (spec.handler)(ctx);
+    let mut noop = Context::from_waker(Waker::noop());
+    match std::panic::catch_unwind(AssertUnwindSafe(|| fut.as_mut().poll(&mut noop))) {
+        Ok(Poll::Ready(r)) => {
+            respond(
+                out,
+                &req.id,
+                &req.method,
+                started,
+                Ok(r.map(Payload::Value)),
+            );
+        }
+        Err(panic) => respond(out, &req.id, &req.method, started, Err(panic)),
+        Ok(Poll::Pending) => {
+            // Polled again at once by its task, which registers the real waker.
+            let out = out.clone();
+            state.shutdown.tracker().spawn(async move {
+                let r = AssertUnwindSafe(fut).catch_unwind().await;
+                respond(
+                    &out,
+                    &req.id,
+                    &req.method,
+                    started,
+                    r.map(|r| r.map(Payload::Value)),
+                );
+                drop(permit);
+            });
+        }
+    }
+}
+
+/// Sends the response frame of a finished handler.
+fn respond(out: &Outbound, id: &str, method: &str, started: std::time::Instant, r: Outcome) {
+    let (text, ok) = match r {
+        Ok(Ok(Payload::Value(v))) => (protocol::res_ok_text(id, &v), true),
+        Ok(Ok(Payload::Raw(t))) => (protocol::res_ok_raw(id, &t), true),
+        Ok(Err(e)) => (protocol::res_err(id, &e).to_string(), false),
+        Err(panic) => {
+            let msg = panic
+                .downcast_ref::<String>()
+                .cloned()
+                .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+                .unwrap_or_else(|| "internal error".into());
+            tracing::error!(method = %method, "handler panicked: {msg}");
+            let e = ErrorShape::unavailable(msg);
+            (protocol::res_err(id, &e).to_string(), false)
+        }
+    };
+    out.send_text(text);
+    tracing::debug!(method = %method, ok, ms = started.elapsed().as_millis() as u64, "res");
 }
 
 fn is_capacity_error(e: axum::Error) -> bool {

@@ -4,6 +4,7 @@
 mod support;
 
 mod gateway_http;
+mod gateway_session;
 mod gateway_startup;
 mod gateway_ws;
 mod launchd;
