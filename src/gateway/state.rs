@@ -253,6 +253,12 @@ impl OutboundRx {
         self.shared.waker.register(waker);
     }
 
+    /// Forgets the registered waker: the writer is running and will look at the queue before
+    /// it sleeps again (it registers anew first), so frames queued meanwhile need no wake-up.
+    pub fn unregister(&self) {
+        drop(self.shared.waker.take());
+    }
+
     /// True when a frame (or the ordered close) is waiting.
     pub fn has_pending(&self) -> bool {
         !self.shared.lock_queue().is_empty()

@@ -169,7 +169,13 @@ impl Conn {
                 return Next::Closed;
             }
             match std::future::poll_fn(|cx| self.poll_io(cx)).await {
-                Io::Msg(m) => return Next::Msg(m),
+                Io::Msg(m) => {
+                    // The caller handles this message on our task and then calls `next` again,
+                    // which looks at the queue before sleeping: answers queued meanwhile need
+                    // no wake-up (one would re-schedule this task, often via the other worker).
+                    self.rx.unregister();
+                    return Next::Msg(m);
+                }
                 Io::Close(code, reason) => self.closing = Some((code, reason)),
                 Io::Failed => self.closed = true,
             }
