@@ -5,7 +5,8 @@
 //! bounded in count and time. Targets are reported, never asserted: timings don't fail CI.
 //!
 //! With `--url`/`--token` only the network metrics run, against any OpenClaw-protocol gateway,
-//! so the same numbers can be taken side by side for another implementation.
+//! so the same numbers can be taken side by side for another implementation (`--pid PID` of a
+//! local one adds its CPU time). `--bin PATH` runs everything against another build of ours.
 #![allow(unreachable_pub, missing_debug_implementations)]
 
 #[path = "load.rs"]
@@ -39,6 +40,8 @@ struct Opts {
     smoke: bool,
     url: Option<String>,
     token: Option<String>,
+    /// With `--url`: the pid of that gateway (a local process), for the CPU split.
+    pid: Option<u32>,
     out: PathBuf,
     only: Option<String>,
 }
@@ -48,6 +51,7 @@ fn parse_args() -> Opts {
         smoke: false,
         url: None,
         token: None,
+        pid: None,
         out: PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/bench/results")),
         only: None,
     };
@@ -57,6 +61,7 @@ fn parse_args() -> Opts {
             "--smoke" => o.smoke = true,
             "--url" => o.url = it.next(),
             "--token" => o.token = it.next(),
+            "--pid" => o.pid = it.next().and_then(|p| p.parse().ok()),
             "--out" => o.out = it.next().map(PathBuf::from).unwrap_or(o.out),
             "--only" => o.only = it.next(),
             "--bin" => {
@@ -636,8 +641,8 @@ fn main() {
         if let Some(url) = &o.url {
             let token = o.token.clone().unwrap_or_default();
             connect_latency(url, &token, sz.connects, &mut out).await;
-            health_rps(url, &token, 1, &sz, None, &mut out).await;
-            health_rps(url, &token, 64, &sz, None, &mut out).await;
+            health_rps(url, &token, 1, &sz, o.pid, &mut out).await;
+            health_rps(url, &token, 64, &sz, o.pid, &mut out).await;
             return;
         }
         if want("startup") {
