@@ -443,13 +443,16 @@ async fn health_rps(
     let me = std::process::id();
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;
     let (mut rates, mut gw_us, mut gw_cores, mut client_cores) = (vec![], vec![], vec![], vec![]);
+    let mut others = vec![];
     let mut failures = 0;
     for _ in 0..sz.rps_windows {
         let g0 = gw_pid.and_then(procfs::cpu_seconds);
         let b0 = procfs::cpu_seconds(me);
+        let m0 = procfs::machine_busy_seconds();
         let (back, ok, failed, took) = load::window(conns, sz.rps_window).await;
         let g1 = gw_pid.and_then(procfs::cpu_seconds);
         let b1 = procfs::cpu_seconds(me);
+        let m1 = procfs::machine_busy_seconds();
         conns = back;
         failures += failed;
         let secs = took.as_secs_f64();
@@ -462,6 +465,9 @@ async fn health_rps(
         }
         if let (Some(b0), Some(b1)) = (b0, b1) {
             client_cores.push((b1 - b0) / secs);
+            if let (Some(g0), Some(g1), Some(m0), Some(m1)) = (g0, g1, m0, m1) {
+                others.push(((m1 - m0) - (g1 - g0) - (b1 - b0)).max(0.0) / secs);
+            }
         }
     }
     load::close_all(conns).await;
@@ -478,9 +484,10 @@ async fn health_rps(
     );
     if !gw_cores.is_empty() {
         note += &format!(
-            "; CPU (median, cores of {cores}): gateway {:.2}, load client {:.2}",
+            "; CPU (median, cores of {cores}): gateway {:.2}, load client {:.2}, everything else on the machine {:.2}",
             median(&gw_cores),
-            median(&client_cores)
+            median(&client_cores),
+            median(&others)
         );
     }
     if held < clients {

@@ -55,3 +55,18 @@ pub fn cpu_seconds(pid: u32) -> Option<f64> {
     // USER_HZ is 100 on every Linux ABI.
     Some((utime + stime) / 100.0)
 }
+
+/// CPU seconds the whole machine spent busy so far (all cores; /proc/stat: everything except
+/// idle and iowait, steal included since it is time this VM did not get).
+pub fn machine_busy_seconds() -> Option<f64> {
+    let stat = std::fs::read_to_string("/proc/stat").ok()?;
+    let line = stat.lines().find(|l| l.starts_with("cpu "))?;
+    let v: Vec<f64> = line
+        .split_whitespace()
+        .skip(1)
+        .filter_map(|x| x.parse().ok())
+        .collect();
+    // user nice system idle iowait irq softirq steal (guest time is already in user).
+    let busy: f64 = [0, 1, 2, 5, 6, 7].iter().filter_map(|&i| v.get(i)).sum();
+    Some(busy / 100.0)
+}
