@@ -6,14 +6,13 @@
 //! others run as tracked tasks, so responses may arrive out of order and shutdown can wait
 //! for them.
 #![allow(clippy::result_large_err)]
-use std::net::SocketAddr;
-use std::sync::Arc;
-use std::time::Duration;
-
 use std::future::Future;
+use std::net::SocketAddr;
 use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
+use std::time::Duration;
 
 use axum::extract::ws::{CloseFrame, Message, WebSocket};
 use futures_util::{FutureExt, Sink, Stream, StreamExt};
