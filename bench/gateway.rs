@@ -9,12 +9,12 @@
 //! local one adds its CPU time). `--bin PATH` runs everything against another build of ours.
 #![allow(unreachable_pub, missing_debug_implementations)]
 
-#[path = "load.rs"]
-mod load;
 #[path = "proc.rs"]
 mod procfs;
 #[path = "report.rs"]
 mod report;
+#[path = "rpc_client.rs"]
+mod rpc_client;
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -416,7 +416,7 @@ async fn connect_latency(url: &str, token: &str, n: usize, out: &mut Vec<Metric>
 }
 
 /// `health` round trips per second with `clients` concurrent connections, each with exactly one
-/// request outstanding (the lean client of bench/load.rs), as the median of `rps_windows`
+/// request outstanding (the lean client of bench/rpc_client.rs), as the median of `rps_windows`
 /// windows; with `gw_pid`, also the CPU time the gateway and this process (the load client)
 /// used in each window.
 async fn health_rps(
@@ -429,7 +429,7 @@ async fn health_rps(
 ) {
     let mut conns = Vec::with_capacity(clients);
     for i in 0..clients {
-        match load::connect(url, token, i).await {
+        match rpc_client::connect(url, token, i).await {
             Ok(c) => conns.push(c),
             Err(e) => eprintln!("bench: load client {i} could not connect: {e}"),
         }
@@ -439,7 +439,7 @@ async fn health_rps(
     }
     let held = conns.len();
     // Warm-up (caches, allocator, TCP windows); not recorded.
-    conns = load::window(conns, sz.rps_window / 5).await.0;
+    conns = rpc_client::window(conns, sz.rps_window / 5).await.0;
     let me = std::process::id();
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;
     let (mut rates, mut gw_us, mut gw_cores, mut client_cores) = (vec![], vec![], vec![], vec![]);
@@ -449,7 +449,7 @@ async fn health_rps(
         let g0 = gw_pid.and_then(procfs::cpu_seconds);
         let b0 = procfs::cpu_seconds(me);
         let m0 = procfs::machine_busy_seconds();
-        let (back, ok, failed, took) = load::window(conns, sz.rps_window).await;
+        let (back, ok, failed, took) = rpc_client::window(conns, sz.rps_window).await;
         let g1 = gw_pid.and_then(procfs::cpu_seconds);
         let b1 = procfs::cpu_seconds(me);
         let m1 = procfs::machine_busy_seconds();
@@ -470,7 +470,7 @@ async fn health_rps(
             }
         }
     }
-    load::close_all(conns).await;
+    rpc_client::close_all(conns).await;
     let (target, ok): (&str, Option<fn(f64) -> bool>) = if clients >= 64 {
         ("≥ 50k/s aggregate", Some(|x| x >= 50_000.0))
     } else {
