@@ -13,6 +13,7 @@
 //!    signal exits at once.
 pub mod auth;
 pub mod client;
+pub mod conn;
 pub mod health;
 pub mod http;
 pub mod identity;
@@ -387,13 +388,8 @@ pub async fn serve(
     let mut signals = Signals::new()?;
     let app = http::router(state.clone());
     let gl = listener::GatewayListener::new(listeners, state.settings.max_connections);
-    let sd = state.shutdown.clone();
-    let server = axum::serve(
-        gl,
-        app.into_make_service_with_connect_info::<ws::PeerInfo>(),
-    )
-    .with_graceful_shutdown(async move { sd.signalled().await });
-    let server_task = tokio::spawn(async move { server.await });
+    // hyper directly (not axum::serve): header-read deadline and pre-auth read budgets.
+    let server_task = tokio::spawn(conn::serve(gl, app, state.shutdown.clone()));
     spawn_background(&state);
 
     let probe_addr = state.listen.first().copied().map(probe_target);

@@ -40,6 +40,8 @@ pub struct UpgradeMeta {
     pub scopes_header: Option<String>,
     /// `User-Agent`.
     pub user_agent: Option<String>,
+    /// The connection's read budget: limited until hello-ok, lifted after.
+    pub read_budget: super::listener::ReadBudget,
 }
 
 /// Peer and local addresses of the TCP connection.
@@ -88,10 +90,13 @@ pub fn origin_allowed(
 
 /// Why a handshake failed: the error response and the close.
 #[derive(Debug)]
-struct Reject {
-    error: Option<ErrorShape>,
-    code: u16,
-    reason: String,
+pub struct Reject {
+    /// The `res` error sent before the close (none for some closes).
+    pub error: Option<ErrorShape>,
+    /// WebSocket close code.
+    pub code: u16,
+    /// Close reason (≤ 120 bytes).
+    pub reason: String,
 }
 
 impl Reject {
@@ -191,6 +196,7 @@ pub async fn run_session(
         .pending
         .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
     if let Some(info) = hello {
+        meta.read_budget.lift();
         let info = Arc::new(info);
         serve(&state, &info, &mut stream, &out, &closed_sent).await;
         state.unregister(&info.id);
@@ -239,41 +245,44 @@ async fn handshake(
             m = stream.next() => m,
         };
         let bytes = match msg {
+            Some(Err(e)) if is_budget_error(&e) => {
+                tracing::info!(remote = %peer.remote, "pre-auth read budget exceeded; closing 1009");
+                out.close(1009, "");
+                return None;
+            }
             None | Some(Err(_)) | Some(Ok(Message::Close(_))) => return None,
             Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
             Some(Ok(Message::Text(t))) => t.as_bytes().to_vec(),
             Some(Ok(Message::Binary(b))) => b.to_vec(),
         };
-        if bytes.len() > protocol::MAX_PREAUTH_PAYLOAD_BYTES {
-            tracing::info!(remote = %peer.remote, bytes = bytes.len(), "pre-auth frame too large; closing 1009");
-            out.close(1009, "");
-            return None;
-        }
-        let Ok(frame) = serde_json::from_slice::<Value>(&bytes) else {
-            tracing::info!(remote = %peer.remote, "non-JSON first frame; closing");
-            out.close(1000, "");
-            return None;
-        };
-        let req = match protocol::parse_request(&frame) {
-            Ok(r) => r,
-            Err(_) => {
+        let (id, params) = match protocol::decode_preauth(&bytes) {
+            protocol::Preauth::Connect { id, params } => (id, params),
+            protocol::Preauth::TooLarge => {
+                tracing::info!(remote = %peer.remote, bytes = bytes.len(), "pre-auth frame too large; closing 1009");
+                out.close(1009, "");
+                return None;
+            }
+            protocol::Preauth::NotJson => {
+                tracing::info!(remote = %peer.remote, "non-JSON first frame; closing");
+                out.close(1000, "");
+                return None;
+            }
+            protocol::Preauth::InvalidFrame => {
                 tracing::info!(remote = %peer.remote, "closed before connect: invalid request frame");
                 out.close(1008, "invalid request frame");
                 return None;
             }
+            protocol::Preauth::NotConnect { id, method, error } => {
+                out.send_value(&protocol::res_err(&id, &error));
+                out.close(1008, &error.message);
+                tracing::info!(remote = %peer.remote, "closed before connect: first request was {method}");
+                return None;
+            }
         };
-        if req.method != "connect" {
-            let e = ErrorShape::invalid("invalid handshake: first request must be connect");
-            out.send_value(&protocol::res_err(&req.id, &e));
-            out.close(1008, &e.message);
-            tracing::info!(remote = %peer.remote, "closed before connect: first request was {}", req.method);
-            return None;
-        }
-        let params = req.params.unwrap_or(Value::Null);
         match connect(state, peer, meta, conn_id, &params) {
             Ok(info) => {
                 let hello = hello_ok(state, &info);
-                out.send_value(&protocol::res_ok(&req.id, hello));
+                out.send_value(&protocol::res_ok(&id, hello));
                 let info_arc = Arc::new(info.clone());
                 state.register(info_arc.clone(), out.clone());
                 let health = super::health::health_snapshot(state);
@@ -287,7 +296,7 @@ async fn handshake(
             }
             Err(r) => {
                 if let Some(e) = &r.error {
-                    out.send_value(&protocol::res_err(&req.id, e));
+                    out.send_value(&protocol::res_err(&id, e));
                 }
                 tracing::info!(remote = %peer.remote, code = r.code, reason = %r.reason, "connect rejected");
                 out.close(r.code, &r.reason);
@@ -301,8 +310,8 @@ fn str_field<'a>(v: &'a Value, key: &str) -> Option<&'a str> {
     v.get(key).and_then(Value::as_str)
 }
 
-/// Admission of a `connect` request.
-fn connect(
+/// Admission of a `connect` request (public so the fuzz targets drive the real admission).
+pub fn connect(
     state: &GatewayState,
     peer: &PeerInfo,
     meta: &UpgradeMeta,
@@ -532,23 +541,17 @@ async fn serve(
             Some(Ok(Message::Text(t))) => t.to_string(),
             Some(Ok(Message::Binary(b))) => String::from_utf8_lossy(&b).into_owned(),
         };
-        let Ok(frame) = serde_json::from_str::<Value>(&text) else {
-            tracing::debug!(conn = %info.id, "ignoring non-JSON frame");
-            continue;
-        };
-        let req = match protocol::parse_request(&frame) {
-            Ok(r) => r,
-            Err(e) => {
-                let err = ErrorShape::invalid(format!("invalid request frame: {}", e.message));
-                out.send_value(&protocol::res_err(&e.id, &err));
+        let req = match protocol::decode_inbound(&text) {
+            protocol::Inbound::Request(r) => r,
+            protocol::Inbound::Reply(res) => {
+                out.send_value(&res);
+                continue;
+            }
+            protocol::Inbound::Ignore => {
+                tracing::debug!(conn = %info.id, "ignoring non-JSON frame");
                 continue;
             }
         };
-        if req.method == "connect" {
-            let err = ErrorShape::invalid("connect is only valid as the first request");
-            out.send_value(&protocol::res_err(&req.id, &err));
-            continue;
-        }
         let spec = match state
             .methods
             .authorize(info, &req.method, req.params.as_ref())
@@ -613,6 +616,24 @@ async fn serve(
             drop(permit);
         });
     }
+}
+
+/// True when the socket's read failed because its pre-auth [`ReadBudget`] was spent.
+///
+/// [`ReadBudget`]: super::listener::ReadBudget
+fn is_budget_error(e: &axum::Error) -> bool {
+    let mut src: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(err) = src {
+        if let Some(tokio_tungstenite::tungstenite::Error::Io(io)) =
+            err.downcast_ref::<tokio_tungstenite::tungstenite::Error>()
+        {
+            return io
+                .get_ref()
+                .is_some_and(|i| i.is::<super::listener::BudgetExceeded>());
+        }
+        src = err.source();
+    }
+    false
 }
 
 fn is_capacity_error(e: axum::Error) -> bool {
