@@ -258,14 +258,24 @@ async fn tools_invoke(State(state): State<AppState>, req: Request) -> Response {
     if let Err(res) = check_bearer(&state, req.headers(), peer) {
         return res;
     }
+    let too_large = || {
+        json_response(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            json!({"error": {"message": format!("request body exceeds {TOOLS_INVOKE_MAX_BODY} bytes"), "type": "invalid_request_error"}}),
+        )
+    };
+    // A declared length over the cap is refused before reading a byte of it.
+    let declared = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    if declared.is_some_and(|n| n > TOOLS_INVOKE_MAX_BODY as u64) {
+        return too_large();
+    }
     let body: Bytes = match axum::body::to_bytes(req.into_body(), TOOLS_INVOKE_MAX_BODY).await {
         Ok(b) => b,
-        Err(_) => {
-            return json_response(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                json!({"error": {"message": format!("request body exceeds {TOOLS_INVOKE_MAX_BODY} bytes"), "type": "invalid_request_error"}}),
-            );
-        }
+        Err(_) => return too_large(),
     };
     let v: Value = match serde_json::from_slice(&body) {
         Ok(v) => v,

@@ -298,6 +298,8 @@ pub fn run_daemon(paths: &Paths, args: RunArgs) -> Result<Exit> {
         "gateway starting"
     );
     let plan = prepare(paths, &args)?;
+    // The state dir holds the identity key (and usually the config): keep it private.
+    write::ensure_state_dir(&paths.state_dir)?;
     let identity = identity::Identity::load_or_create(&paths.state_dir)?;
     let std_listeners: Vec<std::net::TcpListener> = match inherited {
         Some(inh) if !inh.listeners.is_empty() => {

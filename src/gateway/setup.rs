@@ -33,7 +33,7 @@ pub fn auth_token(paths: &Paths) -> Result<Exit> {
 /// `openclaw setup`: ensures `gateway.mode` and a token exist (and `gateway.port` when
 /// `--port` is given). Existing values are never changed; an invalid file is never touched.
 pub fn setup(paths: &Paths, args: &SetupArgs) -> Result<Exit> {
-    write::ensure_private_dir(&paths.state_dir)?;
+    write::ensure_state_dir(&paths.state_dir)?;
     let cfg = Config::load(&paths.config_path)?;
     let mut doc = cfg.doc.clone();
     let mut changes: Vec<String> = Vec::new();

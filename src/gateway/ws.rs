@@ -75,6 +75,11 @@ pub fn origin_allowed(
     let Some((_, hostport)) = o.split_once("://") else {
         return false;
     };
+    // A browser's Origin is scheme://host[:port]; anything else (userinfo, a path) is not one
+    // we can match safely (`http://localhost:1@evil.example` is not localhost).
+    if hostport.is_empty() || hostport.contains(['@', '/', '?', '#', '\\']) {
+        return false;
+    }
     if let Some(h) = host
         && h.eq_ignore_ascii_case(hostport)
     {
@@ -676,5 +681,13 @@ mod tests {
         ));
         assert!(!origin_allowed("http://localhost:1", None, &[], false));
         assert!(origin_allowed("http://[::1]:9", None, &[], true));
+        assert!(!origin_allowed(
+            "http://localhost:1@evil.example",
+            None,
+            &[],
+            true
+        ));
+        assert!(!origin_allowed("http://localhost/x", None, &[], true));
+        assert!(!origin_allowed("null", Some("127.0.0.1:1"), &[], true));
     }
 }

@@ -8,3 +8,6 @@ mod gateway_startup;
 mod gateway_ws;
 mod launchd;
 mod reliability_fuzz_corpus;
+mod security_auth;
+mod security_perms;
+mod security_secrets;
