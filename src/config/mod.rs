@@ -5,6 +5,9 @@
 //! Loading never half-succeeds: a file that does not parse or validate is an error naming the
 //! file, line and column, and callers keep whatever config they had (reload keeps the last good).
 pub mod paths;
+pub mod reload;
+pub mod secrets;
+pub mod watch;
 
 use std::path::{Path, PathBuf};
 
