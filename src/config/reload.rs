@@ -525,6 +525,204 @@ fn set_path(root: &mut Value, path: &[String], v: Option<Value>) {
     }
 }
 
+/// What started an evaluation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub enum Trigger {
+    /// The config file changed on disk.
+    File,
+    /// SIGHUP (`systemctl reload`, `kill -HUP`).
+    Signal,
+}
+
+/// The last rejected edit, as `status`/`health`/doctor show it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ReloadError {
+    /// The config file.
+    pub file: String,
+    /// 1-based line, when known.
+    pub line: Option<usize>,
+    /// 1-based column, when known.
+    pub column: Option<usize>,
+    /// What is wrong (never a secret value).
+    pub message: String,
+    /// When it was seen (epoch ms).
+    pub at_ms: u64,
+}
+
+impl ReloadError {
+    /// From a load/validation error of `file`.
+    pub fn from_error(file: &std::path::Path, e: &crate::error::Error, at_ms: u64) -> ReloadError {
+        match e {
+            crate::error::Error::ConfigSyntax {
+                path,
+                line,
+                column,
+                message,
+            } => ReloadError {
+                file: path.display().to_string(),
+                line: Some(*line),
+                column: Some(*column),
+                message: message.clone(),
+                at_ms,
+            },
+            other => ReloadError {
+                file: file.display().to_string(),
+                line: None,
+                column: None,
+                message: other.to_string(),
+                at_ms,
+            },
+        }
+    }
+
+    /// `file:line:col: message` (the one warning line).
+    pub fn display(&self) -> String {
+        match (self.line, self.column) {
+            (Some(l), Some(c)) => format!("{}:{l}:{c}: {}", self.file, self.message),
+            _ => format!("{}: {}", self.file, self.message),
+        }
+    }
+}
+
+/// Outcome of the last evaluation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub enum ReloadResult {
+    /// Nothing differed.
+    Unchanged,
+    /// Mode off: differences recorded as pending.
+    Ignored,
+    /// Applied in place.
+    Applied,
+    /// Hot part applied; restart-required part pending.
+    AppliedWithPending,
+    /// A restart was started.
+    Restart,
+    /// The candidate was rejected (invalid file, failed validation or gateway auth secret);
+    /// the last good config stays active.
+    Rejected,
+}
+
+/// The reload bookkeeping of a running gateway: the `configReload` object of `status` and
+/// `health`. It outlives in-process restarts, so counters keep counting across them.
+#[derive(Debug, Clone, Default)]
+pub struct ReloadStatus {
+    /// Mode of the running config.
+    pub mode: Mode,
+    /// How restarts are carried out.
+    pub supervisor: Option<Supervisor>,
+    /// The file watcher is running (else only SIGHUP reloads).
+    pub watching: bool,
+    /// Why the watcher is not running.
+    pub watch_error: Option<String>,
+    /// Bumped whenever a new config becomes active (hot apply or restart).
+    pub generation: u64,
+    /// Evaluations so far.
+    pub evaluations: u64,
+    /// In-process restarts so far.
+    pub restarts: u64,
+    /// The last evaluation's outcome.
+    pub last_result: Option<ReloadResult>,
+    /// What triggered it.
+    pub last_trigger: Option<Trigger>,
+    /// When (epoch ms).
+    pub last_at_ms: Option<u64>,
+    /// Paths the last applied reload changed.
+    pub last_changed: Vec<String>,
+    /// Restart-required paths that differ between the file and the running config.
+    pub pending: Vec<String>,
+    /// The last rejected edit; cleared once a valid file is read.
+    pub last_error: Option<ReloadError>,
+    rejected_hash: Option<u64>,
+}
+
+fn text_hash(raw: &str) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    raw.hash(&mut h);
+    h.finish()
+}
+
+impl ReloadStatus {
+    /// Records a rejected candidate. Returns true when this content was not rejected before,
+    /// i.e. when the caller should log its (single) warning.
+    pub fn record_rejected(&mut self, raw: &str, err: ReloadError, trigger: Trigger) -> bool {
+        let h = text_hash(raw);
+        let fresh = self.rejected_hash != Some(h) || self.last_error.is_none();
+        self.rejected_hash = Some(h);
+        self.last_at_ms = Some(err.at_ms);
+        self.last_error = Some(err);
+        self.last_result = Some(ReloadResult::Rejected);
+        self.last_trigger = Some(trigger);
+        self.evaluations += 1;
+        fresh
+    }
+
+    /// Records a valid candidate's outcome (clears the last error).
+    pub fn record(&mut self, result: ReloadResult, trigger: Trigger, plan: &Plan, at_ms: u64) {
+        self.evaluations += 1;
+        self.last_error = None;
+        self.rejected_hash = None;
+        self.last_result = Some(result);
+        self.last_trigger = Some(trigger);
+        self.last_at_ms = Some(at_ms);
+        match result {
+            ReloadResult::Unchanged => self.pending.clear(),
+            ReloadResult::Ignored => {
+                self.pending = plan.changes.iter().map(|c| c.path.clone()).collect();
+            }
+            ReloadResult::Applied => {
+                self.generation += 1;
+                self.last_changed = plan.changes.iter().map(|c| c.path.clone()).collect();
+                self.pending.clear();
+            }
+            ReloadResult::AppliedWithPending => {
+                self.generation += 1;
+                self.last_changed = plan
+                    .changes
+                    .iter()
+                    .filter(|c| c.class != Class::Restart)
+                    .map(|c| c.path.clone())
+                    .collect();
+                self.pending = plan.paths(Class::Restart);
+            }
+            ReloadResult::Restart => {
+                self.last_changed = plan.changes.iter().map(|c| c.path.clone()).collect();
+                self.pending.clear();
+            }
+            ReloadResult::Rejected => {}
+        }
+    }
+
+    /// Records a completed in-process restart (a new config is active).
+    pub fn record_restarted(&mut self) {
+        self.restarts += 1;
+        self.generation += 1;
+    }
+
+    /// The `configReload` JSON object (upstream has `hotReloadStatus`; the rest is ours).
+    pub fn to_json(&self) -> Value {
+        serde_json::json!({
+            "hotReloadStatus": if self.mode == Mode::Off { "disabled" } else { "active" },
+            "mode": self.mode,
+            "supervisor": self.supervisor,
+            "watching": self.watching,
+            "watchError": self.watch_error,
+            "generation": self.generation,
+            "evaluations": self.evaluations,
+            "restarts": self.restarts,
+            "lastResult": self.last_result,
+            "lastTrigger": self.last_trigger,
+            "lastAtMs": self.last_at_ms,
+            "lastChanged": self.last_changed,
+            "pending": self.pending,
+            "lastError": self.last_error,
+        })
+    }
+}
+
 /// How a restart is carried out, detected from the environment and the parent process.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -894,5 +1092,44 @@ mod tests {
                 "{e:?} {ppid} {comm:?}"
             );
         }
+    }
+
+    #[test]
+    fn status_warns_once_per_rejected_content_and_tracks_pending() {
+        let mut st = ReloadStatus::default();
+        let path = std::path::Path::new("/x/openclaw.json");
+        let err = crate::error::Error::ConfigSyntax {
+            path: path.to_path_buf(),
+            line: 3,
+            column: 7,
+            message: "expected comma".into(),
+        };
+        let e = ReloadError::from_error(path, &err, 1);
+        assert_eq!(e.display(), "/x/openclaw.json:3:7: expected comma");
+        assert!(st.record_rejected("{bad", e.clone(), Trigger::File));
+        assert!(
+            !st.record_rejected("{bad", e.clone(), Trigger::File),
+            "same content: no second warning"
+        );
+        assert!(
+            st.record_rejected("{worse", e.clone(), Trigger::File),
+            "new content warns"
+        );
+        let j = st.to_json();
+        assert_eq!(j["lastError"]["line"], json!(3));
+        assert_eq!(j["lastResult"], json!("rejected"));
+        assert_eq!(j["generation"], json!(0));
+
+        let old = json!({"gateway": {"port": 1}});
+        let new = json!({"gateway": {"port": 2}, "logging": {"level": "debug"}});
+        let pl = plan(&old, &new, &no_env());
+        st.record(ReloadResult::AppliedWithPending, Trigger::Signal, &pl, 2);
+        let j = st.to_json();
+        assert_eq!(j["lastError"], Value::Null);
+        assert_eq!(j["pending"], json!(["gateway.port"]));
+        assert_eq!(j["lastChanged"], json!(["logging.level"]));
+        assert_eq!(j["generation"], json!(1));
+        // After a valid edit, the same broken content warns again.
+        assert!(st.record_rejected("{bad", e, Trigger::File));
     }
 }
