@@ -598,6 +598,8 @@ pub enum ReloadResult {
     Applied,
     /// Hot part applied; restart-required part pending.
     AppliedWithPending,
+    /// Mode `hot`, only restart-required changes: nothing applied, all pending.
+    Pending,
     /// A restart was started.
     Restart,
     /// The candidate was rejected (invalid file, failed validation or gateway auth secret);
@@ -688,6 +690,7 @@ impl ReloadStatus {
                     .collect();
                 self.pending = plan.paths(Class::Restart);
             }
+            ReloadResult::Pending => self.pending = plan.paths(Class::Restart),
             ReloadResult::Restart => {
                 self.last_changed = plan.changes.iter().map(|c| c.path.clone()).collect();
                 self.pending.clear();
