@@ -368,6 +368,7 @@ pub fn dispatch(cli: Cli) -> Result<Exit> {
         Command::Gateway(g) => match g.command {
             None => crate::gateway::run_daemon(&paths, g.run),
             Some(GatewaySub::Run(a)) => crate::gateway::run_daemon(&paths, a),
+            Some(GatewaySub::AuthToken) => crate::gateway::setup::auth_token(&paths),
             Some(other) => not_yet(&format!("gateway {}", sub_name(&other))),
         },
         Command::Status(_) => not_yet("status"),
@@ -376,7 +377,7 @@ pub fn dispatch(cli: Cli) -> Result<Exit> {
         Command::Doctor(_) => not_yet("doctor"),
         Command::Secrets { .. } => not_yet("secrets"),
         Command::Channels { .. } => not_yet("channels"),
-        Command::Setup(_) => not_yet("setup"),
+        Command::Setup(a) => crate::gateway::setup::setup(&paths, &a),
     }
 }
 

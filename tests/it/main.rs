@@ -1,4 +1,8 @@
-//! The integration test binary: one binary, one module per area (`support` holds shared helpers).
+//! Integration tests: one binary driving real `openclaw` processes over loopback.
+#![allow(unreachable_pub, missing_debug_implementations)]
 mod support;
 
+mod gateway_http;
+mod gateway_startup;
+mod gateway_ws;
 mod secrets;

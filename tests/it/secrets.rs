@@ -6,7 +6,26 @@ use openclaw::config::paths::ProcessEnv;
 use openclaw::config::secrets::{Activation, EntryState, SecretsSnapshot, activate};
 use serde_json::{Value, json};
 
-use crate::support::{is_root, skip, write_mode};
+/// Writes `text` to `path` with `mode` (0600 for secrets), replacing any existing file.
+pub(crate) fn write_mode(path: &Path, text: &str, mode: u32) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::write(path, text).unwrap();
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
+}
+
+/// True when running as root (some permission tests need it to create foreign-owned files).
+fn is_root() -> bool {
+    nix::unistd::geteuid().is_root()
+}
+
+/// Skips (returns true) with a visible message, except under `CI=true` where it panics.
+fn skip(why: &str) -> bool {
+    if std::env::var("CI").as_deref() == Ok("true") {
+        panic!("test prerequisite missing under CI=true: {why}");
+    }
+    eprintln!("SKIP: {why}");
+    true
+}
 
 async fn run(doc: &Value) -> Activation {
     activate(doc, &ProcessEnv, None).await
