@@ -375,7 +375,9 @@ pub fn dispatch(cli: Cli) -> Result<Exit> {
         Command::Health(_) => not_yet("health"),
         Command::Logs(_) => not_yet("logs"),
         Command::Doctor(_) => not_yet("doctor"),
-        Command::Secrets { .. } => not_yet("secrets"),
+        Command::Secrets {
+            command: SecretsCmd::Reload { json, conn },
+        } => crate::gateway::reload::cli_secrets_reload(&paths, json, &conn),
         Command::Channels { .. } => not_yet("channels"),
         Command::Setup(a) => crate::gateway::setup::setup(&paths, &a),
     }

@@ -261,11 +261,13 @@ impl fmt::Display for ConfigPath {
 
 /// Every leaf path whose value differs between `old` and `new`. Objects are descended (also
 /// when only one side has them, so a new section is classified key by key), arrays and scalars
-/// compared whole; `null`, `{}` and a missing key are equal.
+/// compared whole; `null`, `{}` and a missing key are equal. The result is sorted.
 pub fn diff(old: &Value, new: &Value) -> Vec<ConfigPath> {
     let mut out = Vec::new();
     let mut prefix = Vec::new();
     diff_into(Some(old), Some(new), &mut prefix, &mut out);
+    // Sorted, so the order does not depend on map ordering (serde_json preserve_order).
+    out.sort_by(|a, b| a.0.cmp(&b.0));
     out
 }
 

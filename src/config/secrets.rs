@@ -276,6 +276,18 @@ impl SecretsSnapshot {
             .is_some_and(|e| e.reference.is_some())
     }
 
+    /// The failure of an owner without a usable value (`cold`), if any.
+    pub fn cold_failure(&self, path: &str) -> Option<String> {
+        self.entries
+            .get(path)
+            .filter(|e| e.state == EntryState::Cold)
+            .map(|e| {
+                e.error
+                    .clone()
+                    .unwrap_or_else(|| format!("{path}: unresolved"))
+            })
+    }
+
     /// Owners whose latest resolution failed.
     pub fn degraded(&self) -> Vec<RefFailure> {
         self.entries
@@ -509,6 +521,27 @@ pub async fn activate(
         failures,
         resolved,
     }
+}
+
+/// [`activate`] for synchronous callers (startup before the runtime exists, in-process
+/// restarts between runtimes): runs it on a private thread with its own small runtime, so it
+/// is safe to call from anywhere, including from inside another runtime.
+pub fn activate_blocking(
+    doc: &Value,
+    env: &(dyn Env + Sync),
+    previous: Option<&SecretsSnapshot>,
+) -> Activation {
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("building a runtime for secret resolution");
+            rt.block_on(activate(doc, env, previous))
+        })
+        .join()
+        .expect("secret resolution thread panicked")
+    })
 }
 
 fn resolve_env(
