@@ -803,6 +803,7 @@ pub fn rules_markdown() -> String {
 }
 
 #[cfg(test)]
+#[allow(clippy::type_complexity)]
 mod tests {
     use super::*;
     use serde_json::json;

@@ -142,6 +142,8 @@ impl<H: ReloadHost> Reloader<H> {
             tracing::warn!(
                 "config reload skipped (invalid config): {line}; the running config stays active"
             );
+        } else {
+            tracing::info!("config reload: the file is still invalid (already reported)");
         }
         ReloadResult::Rejected
     }
@@ -278,11 +280,13 @@ impl<H: ReloadHost> Reloader<H> {
                         Err(e) => return self.reject_msg(&raw, path, e, trigger),
                     }
                 }
-                tracing::info!("config reload: no changes");
+                // Status first, then the log line (operators and tests act on the line).
                 self.record(ReloadResult::Unchanged, trigger, &pl, at);
+                tracing::info!("config reload: no changes");
                 ReloadResult::Unchanged
             }
             Action::Ignore => {
+                self.record(ReloadResult::Ignored, trigger, &pl, at);
                 tracing::info!(
                     "config change detected but gateway.reload.mode=off ({}); restart the gateway to apply",
                     Plan::summary(
@@ -292,7 +296,6 @@ impl<H: ReloadHost> Reloader<H> {
                             .collect::<Vec<_>>()
                     )
                 );
-                self.record(ReloadResult::Ignored, trigger, &pl, at);
                 ReloadResult::Ignored
             }
             Action::Apply | Action::ApplyWithPending => {
@@ -311,11 +314,11 @@ impl<H: ReloadHost> Reloader<H> {
                     candidate
                 };
                 if applied_paths(&pl).is_empty() {
+                    self.record(ReloadResult::Pending, trigger, &pl, at);
                     tracing::warn!(
                         "config changes need a gateway restart and are pending (gateway.reload.mode=hot): {}",
                         Plan::summary(&pending)
                     );
-                    self.record(ReloadResult::Pending, trigger, &pl, at);
                     return ReloadResult::Pending;
                 }
                 let act = match self.activate(&effective).await {
@@ -328,17 +331,18 @@ impl<H: ReloadHost> Reloader<H> {
                 self.host.apply(effective, act.snapshot);
                 let applied = applied_paths(&pl);
                 let result = if action == Action::Apply {
-                    tracing::info!("config hot reload applied ({})", Plan::summary(&applied));
                     ReloadResult::Applied
                 } else {
-                    tracing::info!("config hot reload applied ({})", Plan::summary(&applied));
+                    ReloadResult::AppliedWithPending
+                };
+                self.record(result, trigger, &pl, at);
+                tracing::info!("config hot reload applied ({})", Plan::summary(&applied));
+                if result == ReloadResult::AppliedWithPending {
                     tracing::warn!(
                         "config changes need a gateway restart and are pending (gateway.reload.mode=hot): {}",
                         Plan::summary(&pending)
                     );
-                    ReloadResult::AppliedWithPending
-                };
-                self.record(result, trigger, &pl, at);
+                }
                 result
             }
             Action::Restart => {
@@ -360,11 +364,11 @@ impl<H: ReloadHost> Reloader<H> {
                     pl.paths(Class::Restart)
                 };
                 let reason = format!("config reload: {}", Plan::summary(&why));
+                self.record(ReloadResult::Restart, trigger, &pl, at);
                 tracing::info!(
                     "config change requires gateway restart ({}) — restarting",
                     Plan::summary(&why)
                 );
-                self.record(ReloadResult::Restart, trigger, &pl, at);
                 self.host.restart(reason);
                 ReloadResult::Restart
             }

@@ -47,6 +47,9 @@ pub struct ReloadShared {
     secrets: RwLock<Arc<SecretsSnapshot>>,
     restart: watch::Sender<Option<String>>,
     reloader: Mutex<Option<Arc<GatewayReloader>>>,
+    /// The `secrets.reload` caller: if its secret rotates, it is closed only after its
+    /// response went out (conn id, whether it matched a rotation).
+    deferred_close: Mutex<Option<(String, bool)>>,
 }
 
 impl std::fmt::Debug for ReloadShared {
@@ -74,6 +77,7 @@ impl ReloadShared {
             secrets: RwLock::new(Arc::new(secrets)),
             restart: watch::channel(None).0,
             reloader: Mutex::new(None),
+            deferred_close: Mutex::new(None),
         }
     }
 
@@ -232,7 +236,27 @@ impl ReloadHost for GatewayHost {
         s.replace_config(config);
         for (hit, method) in [(token_rotated, "token"), (password_rotated, "password")] {
             if hit {
-                let n = s.close_where(|c| c.auth_method == method, 4001, "gateway auth changed");
+                let mut deferred = s
+                    .reload
+                    .deferred_close
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner());
+                let n = s.close_where(
+                    |c| {
+                        if c.auth_method != method {
+                            return false;
+                        }
+                        match deferred.as_mut() {
+                            Some((id, matched)) if *id == c.id => {
+                                *matched = true;
+                                false
+                            }
+                            _ => true,
+                        }
+                    },
+                    4001,
+                    "gateway auth changed",
+                );
                 tracing::info!(
                     "gateway {method} rotated: closed {n} session(s) authenticated with the old one (4001 gateway auth changed)"
                 );
@@ -284,12 +308,27 @@ pub fn register_methods(t: &mut MethodTable) {
         "secrets.reload",
         ScopeRule::Fixed(scopes::ADMIN),
         |ctx: Ctx| async move {
-            match ctx.state.reload.reloader() {
-                Some(r) => Ok(r.reload_secrets().await),
-                None => Err(ErrorShape::unavailable(
+            let Some(r) = ctx.state.reload.reloader() else {
+                return Err(ErrorShape::unavailable(
                     "secrets.reload unavailable: the gateway is restarting; retry shortly",
-                )),
+                ));
+            };
+            let slot = &ctx.state.reload.deferred_close;
+            *slot.lock().unwrap_or_else(|p| p.into_inner()) = Some((ctx.conn.id.clone(), false));
+            let report = r.reload_secrets().await;
+            let caller_rotated = slot
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .take()
+                .is_some_and(|(_, m)| m);
+            if caller_rotated {
+                // Answer first, then close: the caller authenticated with the rotated-out secret.
+                ctx.respond_interim(report.clone());
+                let id = ctx.conn.id.clone();
+                ctx.state
+                    .close_where(|c| c.id == id, 4001, "gateway auth changed");
             }
+            Ok(report)
         },
     );
 }

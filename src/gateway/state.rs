@@ -525,7 +525,12 @@ impl GatewayState {
     }
 
     /// Closes the authenticated sockets matching `pred` with `code`/`reason`; returns how many.
-    pub fn close_where(&self, pred: impl Fn(&ConnInfo) -> bool, code: u16, reason: &str) -> usize {
+    pub fn close_where(
+        &self,
+        mut pred: impl FnMut(&ConnInfo) -> bool,
+        code: u16,
+        reason: &str,
+    ) -> usize {
         let conns = self.conns.lock().unwrap_or_else(|p| p.into_inner());
         let mut n = 0;
         for c in conns.values().filter(|c| pred(&c.info)) {

@@ -5,4 +5,5 @@ mod support;
 mod gateway_http;
 mod gateway_startup;
 mod gateway_ws;
+mod reload;
 mod secrets;
