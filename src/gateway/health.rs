@@ -253,6 +253,8 @@ pub fn system_info(state: &GatewayState) -> Value {
         "processMemory": process_memory(),
         "diskPath": state.paths.state_dir.display().to_string(),
     });
+    // fsblkcnt_t/c_ulong are u64 on Linux but narrower on macOS: keep the casts.
+    #[allow(clippy::unnecessary_cast)]
     if let Some(d) = disk {
         let frsize = d.fragment_size() as u64;
         let total = d.blocks() as u64 * frsize;

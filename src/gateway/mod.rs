@@ -340,7 +340,9 @@ pub fn run_daemon(paths: &Paths, args: RunArgs) -> Result<Exit> {
             verbose: args.verbose,
             profile: paths.profile.clone(),
             file: true,
+            no_stderr: false,
         },
+        // Extra layers go here (the journald layer when JOURNAL_STREAM matches stderr).
         Vec::new(),
     );
     let notifier = Notifier::from_env();

@@ -60,6 +60,19 @@ impl std::fmt::Debug for ReloadShared {
     }
 }
 
+impl Default for ReloadShared {
+    /// Standalone state (tests, embedded servers): empty secrets, no supervisor, no notifier.
+    fn default() -> Self {
+        ReloadShared::new(
+            Arc::default(),
+            SecretsSnapshot::default(),
+            Supervisor::None,
+            Notifier::default(),
+            false,
+        )
+    }
+}
+
 impl ReloadShared {
     /// Reload state for one generation.
     pub fn new(
