@@ -2,7 +2,6 @@
 //! the activation variables from the environment before any thread exists.
 #![allow(unsafe_code)]
 
-use std::io;
 use std::net::TcpListener;
 use std::os::fd::{AsFd, FromRawFd, OwnedFd, RawFd};
 
@@ -135,7 +134,7 @@ mod tests {
         assert_eq!(adopted.local_addr().unwrap(), addr);
         // Non-blocking: accept with no pending connection fails with WouldBlock at once.
         let e = adopted.accept().unwrap_err();
-        assert_eq!(e.kind(), io::ErrorKind::WouldBlock);
+        assert_eq!(e.kind(), std::io::ErrorKind::WouldBlock);
         let fdflags = fcntl(adopted.as_fd(), FcntlArg::F_GETFD).unwrap();
         assert!(FdFlag::from_bits_truncate(fdflags).contains(FdFlag::FD_CLOEXEC));
     }

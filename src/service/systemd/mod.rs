@@ -1,3 +1,5 @@
 //! systemd: units, socket activation, sd_notify, and the user-manager driver.
 pub mod activation;
+pub mod manager;
 pub mod notify;
+pub mod unit;
