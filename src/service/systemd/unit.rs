@@ -173,6 +173,11 @@ fn under_tmp(p: &Path) -> bool {
     p.starts_with("/tmp") || p.starts_with("/var/tmp")
 }
 
+/// `PrivateTmp=yes` unless it would hide the binary or the state dir.
+fn private_tmp(spec: &ServiceSpec) -> bool {
+    !under_tmp(&spec.program) && !under_tmp(&spec.state_dir)
+}
+
 /// The `ExecStart=` argv (program first).
 pub fn exec_start(spec: &ServiceSpec) -> Vec<String> {
     vec![
@@ -258,6 +263,13 @@ pub fn render_service(spec: &ServiceSpec, opts: &UnitOptions) -> Result<String> 
         "EnvironmentFile=-{}",
         unit_path(&spec.state_dir.join(ENV_FILE), opts)?
     );
+    if private_tmp(spec) {
+        // The file log defaults to /tmp/openclaw, which PrivateTmp would make invisible
+        // outside the service: keep it in the (writable) state dir instead.
+        let logs = unit_path(&spec.state_dir.join("logs"), opts)?;
+        o.push_str(&environment_line_escaped("OPENCLAW_LOG_DIR", &logs)?);
+        o.push('\n');
+    }
     o.push_str("Restart=on-failure\nRestartSec=2\n");
     // 78 = config error / startup refusal: restarting cannot help, so don't loop.
     o.push_str("RestartPreventExitStatus=78\n");
@@ -280,7 +292,7 @@ pub fn render_service(spec: &ServiceSpec, opts: &UnitOptions) -> Result<String> 
     o.push_str("ProtectSystem=strict\nProtectHome=read-only\n");
     let _ = writeln!(o, "ReadWritePaths={}", list_path(&spec.state_dir, opts)?);
     // PrivateTmp would hide a binary or state dir that lives under /tmp (test installs).
-    if !under_tmp(&spec.program) && !under_tmp(&spec.state_dir) {
+    if private_tmp(spec) {
         o.push_str("PrivateTmp=yes\n");
     }
     o.push_str(
@@ -292,6 +304,7 @@ pub fn render_service(spec: &ServiceSpec, opts: &UnitOptions) -> Result<String> 
          ProtectControlGroups=yes\n\
          ProtectClock=yes\n\
          ProtectHostname=yes\n\
+         PrivateMounts=yes\n\
          ProtectProc=invisible\n\
          KeyringMode=private\n\
          RestrictAddressFamilies=AF_UNIX AF_INET AF_INET6\n\
