@@ -173,6 +173,7 @@ impl Notifier {
 
     /// `READY=1` + `STATUS=`: only once the listener is held, config valid and the server answers.
     pub fn ready(&self, status: &str) {
+        ready_delay_hook();
         self.send(&[Msg::Ready, Msg::Status(status.into())]);
     }
     /// `STATUS=<human text>`.
@@ -218,6 +219,20 @@ impl Notifier {
         ]);
     }
 }
+
+/// Test hook (debug builds or the `test-hooks` feature): `OPENCLAW_TEST_READY_DELAY_MS`
+/// delays `READY=1`, so a test can observe the manager reporting `activating` meanwhile.
+#[cfg(any(debug_assertions, feature = "test-hooks"))]
+fn ready_delay_hook() {
+    if let Some(ms) = std::env::var("OPENCLAW_TEST_READY_DELAY_MS")
+        .ok()
+        .and_then(|v| v.parse::<u64>().ok())
+    {
+        std::thread::sleep(Duration::from_millis(ms.min(60_000)));
+    }
+}
+#[cfg(not(any(debug_assertions, feature = "test-hooks")))]
+fn ready_delay_hook() {}
 
 fn send_to(sock: &UnixDatagram, target: &Target, buf: &[u8]) -> std::io::Result<usize> {
     match target {
