@@ -228,7 +228,9 @@ fn spec_for(mgr: &dyn ServiceManager, paths: &Paths, port: u16) -> Result<Servic
 }
 
 /// The port of the installed service: config/env/profile resolution (install records
-/// `--port` in config, so this agrees with the unit).
+/// `--port` in config, so this agrees with the unit). Loading the config here also validates
+/// it *before* start/restart tears anything down: a broken config refuses (exit 78) and the
+/// running gateway keeps serving.
 fn installed_port(paths: &Paths) -> Result<u16> {
     let cfg = Config::load(&paths.config_path)?;
     paths.resolve_port(None, &ProcessEnv, cfg.gateway.port)
@@ -355,6 +357,8 @@ pub fn install(paths: &Paths, args: &InstallArgs) -> Result<Exit> {
         );
         return Ok(Exit::Ok);
     }
+    // Reach the manager before writing anything (no user manager = clear error, no files).
+    mgr.status(&spec)?;
     ensure_private(paths)?;
     if let Some(doc) = &plan.doc {
         write_config(&paths.config_path, doc)?;
@@ -485,9 +489,18 @@ pub fn runtime_word(st: &ServiceStatus) -> &'static str {
 /// `gateway status` (service part + RPC probe).
 pub fn status(paths: &Paths, args: &GatewayStatusArgs) -> Result<Exit> {
     let mgr = super::native(&native_opts(false, None))?;
-    let port = match args.conn.port {
-        Some(p) => p,
-        None => installed_port(paths)?,
+    // Status must explain a broken config, not fail on it.
+    let (port, config_error) = match args.conn.port {
+        Some(p) => (p, None),
+        None => match installed_port(paths) {
+            Ok(p) => (p, None),
+            Err(e) => (
+                paths
+                    .resolve_port(None, &ProcessEnv, None)
+                    .unwrap_or(paths.fallback_port()),
+                Some(e.to_string()),
+            ),
+        },
     };
     let spec = spec_for(mgr.as_ref(), paths, port)?;
     let st = mgr.status(&spec);
@@ -500,10 +513,14 @@ pub fn status(paths: &Paths, args: &GatewayStatusArgs) -> Result<Exit> {
             "rpc": { "ok": rpc.is_ok(), "url": format!("ws://127.0.0.1:{port}"), "error": rpc.as_ref().err() },
             "port": port,
             "configPath": paths.config_path,
+            "configError": config_error,
         });
         println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
     } else {
         print!("{}", render_status(&st, &rpc, port));
+        if let Some(e) = &config_error {
+            println!("Config: invalid: {}", e.lines().next().unwrap_or_default());
+        }
     }
     if args.require_rpc && rpc.is_err() {
         return Ok(Exit::Failure);

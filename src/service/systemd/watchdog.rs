@@ -10,7 +10,6 @@
 //! names a file that exists, the next tick blocks every runtime worker forever.
 use std::future::Future;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
-use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -138,6 +137,7 @@ mod tests {
     use super::*;
     use crate::config::paths::Env;
     use std::os::unix::net::UnixDatagram;
+    use std::time::Duration;
 
     struct E(Vec<(&'static str, String)>);
     impl Env for E {
