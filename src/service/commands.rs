@@ -275,6 +275,15 @@ fn describe_failure(st: &ServiceStatus, spec: &ServiceSpec) -> Error {
             spec.config_path.display()
         ));
     }
+    if let Some(c @ 200..=243) = st.last_exit {
+        return Error::Msg(format!(
+            "{} could not be started by systemd: exit {c} ({}), before the gateway ran. Read why with `{logs}`; \
+             if a hardening setting is unsupported here, override it in a drop-in (`systemctl --user edit {}`).",
+            st.name,
+            systemd_exit_name(c),
+            st.name
+        ));
+    }
     Error::Msg(format!(
         "{} failed (state {}/{}, result {}, last exit {}). Read why with `{logs}`, then run `openclaw gateway start`.",
         st.name,
@@ -285,6 +294,20 @@ fn describe_failure(st: &ServiceStatus, spec: &ServiceSpec) -> Error {
             .map(|c| c.to_string())
             .unwrap_or_else(|| "-".into()),
     ))
+}
+
+/// Names of systemd's own exit codes (systemd.exec(5) "Process Exit Codes").
+pub fn systemd_exit_name(c: i32) -> &'static str {
+    match c {
+        200 => "CHDIR: the working directory is missing",
+        203 => "EXEC: the binary could not be executed",
+        209 => "STDOUT",
+        217 => "USER",
+        218 => "CAPABILITIES",
+        226 => "NAMESPACE: the sandbox (ProtectSystem=, PrivateTmp=, …) could not be set up",
+        228 => "SECCOMP",
+        _ => "a service setup step failed",
+    }
 }
 
 /// Waits until the manager reports the service active with a main pid (different from

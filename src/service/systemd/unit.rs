@@ -295,12 +295,17 @@ pub fn render_service(spec: &ServiceSpec, opts: &UnitOptions) -> Result<String> 
     if private_tmp(spec) {
         o.push_str("PrivateTmp=yes\n");
     }
+    if !user {
+        // Not in user units: inside a user namespace (PrivateUsers=yes) these remount parts of
+        // /proc and fail with 226/NAMESPACE wherever /proc is a container's private procfs
+        // (reproduced in our systemd sandbox). An unprivileged service cannot write
+        // /proc/sys nor read the kernel log anyway.
+        o.push_str("ProtectKernelTunables=yes\nProtectKernelLogs=yes\n");
+    }
     o.push_str(
         "PrivateDevices=yes\n\
          DevicePolicy=closed\n\
-         ProtectKernelTunables=yes\n\
          ProtectKernelModules=yes\n\
-         ProtectKernelLogs=yes\n\
          ProtectControlGroups=yes\n\
          ProtectClock=yes\n\
          ProtectHostname=yes\n\

@@ -25,6 +25,10 @@ const INNER_ENV: &str = "OPENCLAW_SANDBOX_INNER";
 const INNER_SCRIPT: &str = r#"
 set -euo pipefail
 mount -t cgroup2 none /sys/fs/cgroup
+# systemd's MountAPIVFS (implied by ProtectControlGroups= etc.) mounts an *empty* tmpfs on /run
+# unless /run is already a mount point, as it is on every real system: make it one here too,
+# or services would lose /run/user (and the notify socket).
+mountpoint -q /run || mount --bind /run /run
 mount -t tmpfs tmpfs /run/systemd && mkdir -p /run/systemd/system
 mount -t tmpfs tmpfs /run/user && mkdir -m 700 -p /run/user/0
 # Hide the host's system units: tests create same-named ones here to check shadowing.
