@@ -374,6 +374,7 @@ pub fn dispatch(cli: Cli) -> Result<Exit> {
             Some(GatewaySub::Restart(a)) => crate::service::commands::restart(&paths, &a),
             Some(GatewaySub::Uninstall(a)) => crate::service::commands::uninstall(&paths, &a),
             Some(GatewaySub::Status(a)) => crate::service::commands::status(&paths, &a),
+            Some(GatewaySub::AuthToken) => crate::gateway::setup::auth_token(&paths),
             Some(other) => not_yet(&format!("gateway {}", sub_name(&other))),
         },
         Command::Status(_) => not_yet("status"),
@@ -382,7 +383,7 @@ pub fn dispatch(cli: Cli) -> Result<Exit> {
         Command::Doctor(_) => not_yet("doctor"),
         Command::Secrets { .. } => not_yet("secrets"),
         Command::Channels { .. } => not_yet("channels"),
-        Command::Setup(_) => not_yet("setup"),
+        Command::Setup(a) => crate::gateway::setup::setup(&paths, &a),
     }
 }
 

@@ -10,6 +10,7 @@
 //! - [`service`]: service-manager adapters (systemd units, launchd plists), each built as
 //!   render → plan → parse (pure) plus a thin command runner.
 //! - [`sys`]: the only place with `cfg(target_os)`: OS primitives (fd adoption, launchd FFI).
+//! - [`telemetry`]: stderr logs and the JSONL file log `logs.tail` serves.
 //! - [`doctor`]: checks that detect and repair drift between what is installed and what should be.
 
 pub mod cli;
@@ -19,6 +20,7 @@ pub mod error;
 pub mod gateway;
 pub mod service;
 pub mod sys;
+pub mod telemetry;
 
 /// The version this build reports to clients (`hello-ok.server.version`) and in `--version`.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -5,6 +5,7 @@
 //! Loading never half-succeeds: a file that does not parse or validate is an error naming the
 //! file, line and column, and callers keep whatever config they had (reload keeps the last good).
 pub mod paths;
+pub mod write;
 
 use std::path::{Path, PathBuf};
 
@@ -168,6 +169,103 @@ impl Config {
     }
 }
 
+/// The sentinel `config.get` shows instead of a secret value.
+pub const REDACTED: &str = "__OPENCLAW_REDACTED__";
+
+/// True for keys whose string values are secrets (`token`, `password`, `apiKey`, `*Secret`, …).
+/// Counters such as `maxTokens` are numbers and therefore never match.
+pub fn is_secret_key(key: &str) -> bool {
+    let k = key.to_ascii_lowercase();
+    k.ends_with("token")
+        || k.ends_with("password")
+        || k.contains("secret")
+        || k == "apikey"
+        || k == "api_key"
+        || k.ends_with("privatekey")
+        || k == "authorization"
+}
+
+/// A copy of `doc` with every secret string replaced by [`REDACTED`], plus the secret strings
+/// that were replaced (so callers can scrub raw text as well).
+pub fn redact_secrets(doc: &Value) -> (Value, Vec<String>) {
+    fn walk(v: &Value, found: &mut Vec<String>) -> Value {
+        match v {
+            Value::Object(o) => Value::Object(
+                o.iter()
+                    .map(|(k, x)| match x {
+                        Value::String(s) if is_secret_key(k) && !s.is_empty() => {
+                            found.push(s.clone());
+                            (k.clone(), Value::String(REDACTED.into()))
+                        }
+                        _ => (k.clone(), walk(x, found)),
+                    })
+                    .collect(),
+            ),
+            Value::Array(a) => Value::Array(a.iter().map(|x| walk(x, found)).collect()),
+            other => other.clone(),
+        }
+    }
+    let mut found = Vec::new();
+    let out = walk(doc, &mut found);
+    // Longest first so a secret that contains another is replaced whole.
+    found.sort_by_key(|s| std::cmp::Reverse(s.len()));
+    found.dedup();
+    (out, found)
+}
+
+/// Replaces every occurrence of the given secrets in `text` with [`REDACTED`].
+pub fn scrub_text(text: &str, secrets: &[String]) -> String {
+    let mut out = text.to_string();
+    for s in secrets {
+        out = out.replace(s.as_str(), REDACTED);
+    }
+    out
+}
+
+/// Resolves a secret-valued field (`gateway.auth.token`/`password`): a plain string, the env
+/// shorthand `${VAR}` / `$VAR`, or a SecretRef `{source: "env", id}`. `what` names the field
+/// in errors. Other SecretRef sources need the secrets runtime and are reported as such.
+pub fn resolve_secret_value(v: Option<&Value>, what: &str) -> Result<Option<String>> {
+    let env = |name: &str| -> Result<Option<String>> {
+        match std::env::var(name) {
+            Ok(s) if !s.is_empty() => Ok(Some(s)),
+            _ => Err(Error::Config(format!(
+                "{what} refers to environment variable {name}, which is not set; export it or change {what}"
+            ))),
+        }
+    };
+    match v {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) if s.is_empty() => Ok(None),
+        Some(Value::String(s)) => {
+            if let Some(name) = s.strip_prefix("${").and_then(|r| r.strip_suffix('}')) {
+                env(name)
+            } else if let Some(name) = s.strip_prefix('$').filter(|n| {
+                !n.is_empty() && n.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+            }) {
+                env(name)
+            } else {
+                Ok(Some(s.clone()))
+            }
+        }
+        Some(Value::Object(o)) if o.get("source").and_then(Value::as_str) == Some("env") => {
+            match o.get("id").and_then(Value::as_str) {
+                Some(id) => env(id),
+                None => Err(Error::Config(format!(
+                    "{what}: SecretRef {{source: \"env\"}} needs an \"id\" naming the variable"
+                ))),
+            }
+        }
+        Some(Value::Object(o)) => Err(Error::Config(format!(
+            "{what}: SecretRef source {:?} is not supported by this build; use a string, \"${{VAR}}\" or {{source: \"env\", id}}",
+            o.get("source").and_then(Value::as_str).unwrap_or("?")
+        ))),
+        Some(other) => Err(Error::Config(format!(
+            "{what} must be a string or a SecretRef object, found {other}"
+        ))),
+    }
+}
+
 fn syntax_error(path: &Path, e: &json5::Error) -> Error {
     let text = e.to_string();
     let (line, column) = parse_line_col(&text).unwrap_or((1, 1));
@@ -248,5 +346,40 @@ mod tests {
         let c = Config::load(Path::new("/nonexistent/dir/openclaw.json")).unwrap();
         assert!(!c.exists);
         assert_eq!(c.gateway, GatewayConfig::default());
+    }
+
+    #[test]
+    fn redaction_covers_doc_and_raw() {
+        let doc = serde_json::json!({"gateway":{"auth":{"token":"s3cret","mode":"token"}},
+            "models":{"providers":{"x":{"apiKey":"k1","models":[{"maxTokens":5}]}}}});
+        let (r, found) = redact_secrets(&doc);
+        assert_eq!(r["gateway"]["auth"]["token"], REDACTED);
+        assert_eq!(r["gateway"]["auth"]["mode"], "token");
+        assert_eq!(r["models"]["providers"]["x"]["apiKey"], REDACTED);
+        assert_eq!(r["models"]["providers"]["x"]["models"][0]["maxTokens"], 5);
+        assert_eq!(
+            scrub_text("{token:'s3cret'}", &found),
+            "{token:'__OPENCLAW_REDACTED__'}"
+        );
+    }
+
+    #[test]
+    fn secret_values_resolve() {
+        assert_eq!(
+            resolve_secret_value(Some(&Value::String("abc".into())), "t").unwrap(),
+            Some("abc".into())
+        );
+        assert_eq!(resolve_secret_value(None, "t").unwrap(), None);
+        assert!(
+            resolve_secret_value(
+                Some(&Value::String("${OPENCLAW_SURELY_UNSET_X}".into())),
+                "t"
+            )
+            .is_err()
+        );
+        assert!(
+            resolve_secret_value(Some(&serde_json::json!({"source":"exec","id":"x"})), "t")
+                .is_err()
+        );
     }
 }

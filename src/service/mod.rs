@@ -158,7 +158,21 @@ pub fn native(opts: &NativeOptions) -> Result<Box<dyn ServiceManager>> {
     {
         Ok(Box::new(systemd::manager::SystemdManager::new(opts)?))
     }
-    #[cfg(not(target_os = "linux"))]
+    #[cfg(target_os = "macos")]
+    {
+        if opts.system {
+            return Err(crate::error::Error::Msg(
+                "--system is not supported on macOS: LaunchDaemons are never installed; use the per-user LaunchAgent".into(),
+            ));
+        }
+        let home = std::env::var_os("HOME")
+            .map(PathBuf::from)
+            .ok_or_else(|| crate::error::Error::Msg("HOME is not set".into()))?;
+        Ok(Box::new(
+            launchd::manager::LaunchdManager::for_current_user(home),
+        ))
+    }
+    #[cfg(not(any(target_os = "linux", target_os = "macos")))]
     {
         let _ = opts;
         Err(crate::error::Error::Msg(format!(

@@ -100,8 +100,32 @@ pub fn is_listener_name(name: &str) -> bool {
 /// variables). `Ok(None)` means "not socket-activated: bind yourself". When the manager passed
 /// fds but none is a usable TCP listener this is an error (binding ourselves would collide
 /// with the manager's sockets), which the caller reports as a startup refusal.
+///
+/// One API over both managers: systemd's `LISTEN_FDS` first, then launchd's `Listeners`
+/// sockets (`service::launchd::activation`, always "none" off macOS). A launchd error is not
+/// fatal: it comes back as a note with no listeners, and the gateway binds itself.
 pub fn take_inherited() -> Result<Option<Inherited>> {
-    take_from(&ProcessEnv, std::process::id())
+    if let Some(inh) = take_from(&ProcessEnv, std::process::id())? {
+        return Ok(Some(inh));
+    }
+    match crate::service::launchd::activation::take_listeners() {
+        Ok(Some(ls)) if !ls.is_empty() => Ok(Some(Inherited {
+            listeners: ls
+                .into_iter()
+                .map(|l| ("Listeners".to_string(), l))
+                .collect(),
+            source: "launchd",
+            notes: Vec::new(),
+        })),
+        Ok(_) => Ok(None),
+        Err(e) => Ok(Some(Inherited {
+            listeners: Vec::new(),
+            source: "launchd",
+            notes: vec![format!(
+                "launchd socket activation failed ({e}); binding the port directly"
+            )],
+        })),
+    }
 }
 
 fn take_from(env: &dyn Env, pid: u32) -> Result<Option<Inherited>> {

@@ -40,6 +40,22 @@ pub fn layer() -> Option<tracing_journald::Layer> {
     )
 }
 
+/// [`layer`] boxed for `telemetry::init`, filtered like the stderr layer (our targets at INFO,
+/// DEBUG with `verbose`; others at WARN).
+pub fn boxed_layer(verbose: bool) -> Option<crate::telemetry::BoxedLayer> {
+    use tracing::level_filters::LevelFilter;
+    use tracing_subscriber::Layer as _;
+    let ours = if verbose {
+        LevelFilter::DEBUG
+    } else {
+        LevelFilter::INFO
+    };
+    let targets = tracing_subscriber::filter::Targets::new()
+        .with_target("openclaw", ours)
+        .with_default(LevelFilter::WARN);
+    layer().map(|l| l.with_filter(targets).boxed())
+}
+
 /// ERROR 3, WARN 4, INFO 6, DEBUG 7, TRACE 7 (what `journalctl -p info` users expect).
 pub fn priorities() -> tracing_journald::PriorityMappings {
     use tracing_journald::Priority;

@@ -1,0 +1,181 @@
+//! Atomic config writes: a temp file in the same directory (0600, `O_EXCL`), fsync, a `.bak`
+//! copy of the previous file, rename over the target, fsync of the directory. A crash at any
+//! point leaves either the old or the new file, never a torn one. Directories we create are
+//! 0700. JSON5 comments do not survive a rewrite (upstream behaves the same).
+use std::fs::{self, OpenOptions};
+use std::io::Write;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+use serde_json::{Map, Value};
+
+use crate::error::{Error, Result};
+
+/// Creates `dir` (and parents) with mode 0700 when missing.
+pub fn ensure_private_dir(dir: &Path) -> Result<()> {
+    if dir.is_dir() {
+        return Ok(());
+    }
+    fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .map_err(|e| Error::io("creating directory", dir, e))?;
+    // DirBuilder's mode is filtered by the umask; make it exact.
+    fs::set_permissions(dir, fs::Permissions::from_mode(0o700))
+        .map_err(|e| Error::io("setting permissions on", dir, e))
+}
+
+fn tmp_name(path: &Path, tag: &str) -> PathBuf {
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "config".into());
+    let mut rnd = [0u8; 6];
+    let _ = getrandom::fill(&mut rnd);
+    path.with_file_name(format!(
+        ".{name}.{tag}-{}-{}",
+        std::process::id(),
+        hex::encode(rnd)
+    ))
+}
+
+/// Writes `bytes` to `path` atomically with mode 0600, keeping the previous content in
+/// `<path>.bak` (also 0600).
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    ensure_private_dir(dir)?;
+    let tmp = tmp_name(path, "tmp");
+    let result = (|| {
+        let mut f = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&tmp)
+            .map_err(|e| Error::io("creating", &tmp, e))?;
+        f.write_all(bytes)
+            .and_then(|_| f.sync_all())
+            .map_err(|e| Error::io("writing", &tmp, e))?;
+        drop(f);
+        if path.exists() {
+            backup(path)?;
+        }
+        fs::rename(&tmp, path).map_err(|e| Error::io("replacing", path, e))?;
+        if let Ok(d) = fs::File::open(dir) {
+            let _ = d.sync_all();
+        }
+        Ok(())
+    })();
+    if result.is_err() {
+        let _ = fs::remove_file(&tmp);
+    }
+    result
+}
+
+/// Copies `path` to `<path>.bak` atomically (0600).
+fn backup(path: &Path) -> Result<()> {
+    let bak = PathBuf::from(format!("{}.bak", path.display()));
+    let content = fs::read(path).map_err(|e| Error::io("reading", path, e))?;
+    let tmp = tmp_name(&bak, "tmp");
+    let mut f = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&tmp)
+        .map_err(|e| Error::io("creating", &tmp, e))?;
+    let r = f
+        .write_all(&content)
+        .and_then(|_| f.sync_all())
+        .and_then(|_| fs::rename(&tmp, &bak));
+    if let Err(e) = r {
+        let _ = fs::remove_file(&tmp);
+        return Err(Error::io("writing backup", &bak, e));
+    }
+    Ok(())
+}
+
+/// Serializes a config document (pretty JSON, which is valid JSON5) and writes it atomically.
+pub fn write_config(path: &Path, doc: &Value) -> Result<()> {
+    let mut text = serde_json::to_string_pretty(doc)
+        .map_err(|e| Error::Msg(format!("serializing config for {}: {e}", path.display())))?;
+    text.push('\n');
+    write_atomic(path, text.as_bytes())
+}
+
+/// Sets a dotted path (`gateway.auth.token`) in a document, creating objects on the way.
+/// Fails when an intermediate value exists and is not an object.
+pub fn set_path(doc: &mut Value, dotted: &str, value: Value) -> std::result::Result<(), String> {
+    let mut cur = doc;
+    let parts: Vec<&str> = dotted.split('.').collect();
+    for (i, k) in parts.iter().enumerate() {
+        if !cur.is_object() {
+            return Err(format!(
+                "{} is not an object",
+                parts[..i].join(".").as_str().to_owned()
+            ));
+        }
+        let obj = cur.as_object_mut().expect("checked above");
+        if i == parts.len() - 1 {
+            obj.insert((*k).to_string(), value);
+            return Ok(());
+        }
+        cur = obj
+            .entry((*k).to_string())
+            .or_insert_with(|| Value::Object(Map::new()));
+    }
+    Ok(())
+}
+
+/// Generates a gateway token: 24 random bytes, hex (48 chars).
+pub fn generate_token() -> String {
+    let mut b = [0u8; 24];
+    getrandom::fill(&mut b).expect("the OS random source is unavailable");
+    hex::encode(b)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn atomic_write_modes_and_backup() {
+        let d = tempfile::tempdir().unwrap();
+        let dir = d.path().join("state");
+        let p = dir.join("openclaw.json");
+        write_config(&p, &json!({"a": 1})).unwrap();
+        assert_eq!(
+            fs::metadata(&dir).unwrap().permissions().mode() & 0o777,
+            0o700
+        );
+        assert_eq!(
+            fs::metadata(&p).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+        write_config(&p, &json!({"a": 2})).unwrap();
+        let bak = dir.join("openclaw.json.bak");
+        assert!(fs::read_to_string(&bak).unwrap().contains("\"a\": 1"));
+        assert_eq!(
+            fs::metadata(&bak).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+        assert!(fs::read_to_string(&p).unwrap().contains("\"a\": 2"));
+        // no temp files left behind
+        let n = fs::read_dir(&dir).unwrap().count();
+        assert_eq!(n, 2);
+    }
+
+    #[test]
+    fn set_path_creates_and_refuses() {
+        let mut v = json!({"gateway": {"mode": "local"}});
+        set_path(&mut v, "gateway.auth.token", json!("t")).unwrap();
+        assert_eq!(v["gateway"]["auth"]["token"], json!("t"));
+        assert_eq!(v["gateway"]["mode"], json!("local"));
+        let mut w = json!({"gateway": 1});
+        assert!(set_path(&mut w, "gateway.auth.token", json!("t")).is_err());
+        assert_eq!(generate_token().len(), 48);
+    }
+}

@@ -1,0 +1,329 @@
+//! HTTP on the gateway port (protocol.md §5): probes, `/tools/invoke`, disabled-endpoint 404s,
+//! the minimal Control UI page, security headers on every response, and WebSocket upgrades on
+//! any path (intercepted before routing).
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::ws::WebSocketUpgrade;
+use axum::extract::{ConnectInfo, DefaultBodyLimit, FromRequestParts, Request, State};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{any, get, post};
+use serde_json::{Value, json};
+
+use super::health;
+use super::state::GatewayState;
+use super::ws::{self, PeerInfo, UpgradeMeta};
+
+type AppState = Arc<GatewayState>;
+
+/// Body cap of `/tools/invoke`.
+const TOOLS_INVOKE_MAX_BODY: usize = 2 * 1024 * 1024;
+
+/// The router for one gateway.
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/health", get(live))
+        .route("/healthz", get(live))
+        .route("/ready", get(ready))
+        .route("/readyz", get(ready))
+        .route("/startup", get(startup))
+        .route("/startupz", get(startup))
+        .route(
+            "/tools/invoke",
+            post(tools_invoke)
+                .fallback(method_not_allowed)
+                .layer(DefaultBodyLimit::max(TOOLS_INVOKE_MAX_BODY)),
+        )
+        .route("/v1", any(not_found))
+        .route("/v1/{*rest}", any(not_found))
+        .route("/api", any(not_found))
+        .route("/api/{*rest}", any(not_found))
+        .fallback(fallback)
+        .layer(middleware::from_fn_with_state(state.clone(), ws_intercept))
+        .layer(middleware::map_response(security_headers))
+        .with_state(state)
+}
+
+async fn security_headers(mut res: Response) -> Response {
+    let h = res.headers_mut();
+    h.insert(
+        "x-content-type-options",
+        HeaderValue::from_static("nosniff"),
+    );
+    h.insert("referrer-policy", HeaderValue::from_static("no-referrer"));
+    h.insert(
+        "permissions-policy",
+        HeaderValue::from_static("camera=(), microphone=(self), geolocation=()"),
+    );
+    res
+}
+
+fn is_ws_upgrade(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::UPGRADE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.eq_ignore_ascii_case("websocket"))
+}
+
+fn header_str(headers: &HeaderMap, name: &str) -> Option<String> {
+    headers
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string)
+}
+
+/// WebSocket upgrades are accepted on any path except the closed worker path.
+async fn ws_intercept(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    if !is_ws_upgrade(req.headers()) || req.uri().path().starts_with("/__openclaw__/worker") {
+        return next.run(req).await;
+    }
+    if state.shutdown.is_shutting_down() {
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "Gateway websocket admission closed",
+        )
+            .into_response();
+    }
+    let (mut parts, _body) = req.into_parts();
+    let peer = parts.extensions.get::<ConnectInfo<PeerInfo>>().map(|c| c.0);
+    let Some(peer) = peer else {
+        return (StatusCode::INTERNAL_SERVER_ERROR, "missing peer info").into_response();
+    };
+    let h = &parts.headers;
+    let meta = UpgradeMeta {
+        origin: header_str(h, "origin"),
+        host: header_str(h, "host"),
+        forwarded: [
+            "x-forwarded-for",
+            "x-real-ip",
+            "forwarded",
+            "x-forwarded-host",
+        ]
+        .iter()
+        .any(|n| h.contains_key(*n)),
+        scopes_header: header_str(h, "x-openclaw-scopes"),
+        user_agent: header_str(h, "user-agent"),
+    };
+    let upgrade = match WebSocketUpgrade::from_request_parts(&mut parts, &state).await {
+        Ok(u) => u,
+        Err(rej) => return rej.into_response(),
+    };
+    let tracker = state.shutdown.tracker().clone();
+    upgrade
+        .max_message_size(super::protocol::MAX_PAYLOAD_BYTES)
+        .max_frame_size(super::protocol::MAX_PAYLOAD_BYTES)
+        .on_upgrade(move |socket| tracker.track_future(ws::run_session(socket, state, peer, meta)))
+}
+
+fn json_response(status: StatusCode, body: Value) -> Response {
+    (
+        status,
+        [
+            (header::CONTENT_TYPE, "application/json; charset=utf-8"),
+            (header::CACHE_CONTROL, "no-store"),
+        ],
+        body.to_string(),
+    )
+        .into_response()
+}
+
+fn text_response(status: StatusCode, body: &'static str) -> Response {
+    (
+        status,
+        [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+        body,
+    )
+        .into_response()
+}
+
+async fn live() -> Response {
+    json_response(StatusCode::OK, json!({"ok": true, "status": "live"}))
+}
+
+async fn ready(State(state): State<AppState>) -> Response {
+    let (ok, body) = health::ready_body(&state);
+    let status = if ok {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    json_response(status, body)
+}
+
+async fn startup(State(state): State<AppState>) -> Response {
+    if state.draining.load(std::sync::atomic::Ordering::Relaxed) {
+        return json_response(
+            StatusCode::SERVICE_UNAVAILABLE,
+            json!({"ok": false, "status": "draining", "version": crate::VERSION, "uptimeMs": state.uptime_ms()}),
+        );
+    }
+    json_response(
+        StatusCode::OK,
+        json!({"ok": true, "status": "started", "version": crate::VERSION, "uptimeMs": state.uptime_ms()}),
+    )
+}
+
+async fn not_found() -> Response {
+    text_response(StatusCode::NOT_FOUND, "Not Found")
+}
+
+async fn method_not_allowed() -> Response {
+    text_response(StatusCode::METHOD_NOT_ALLOWED, "Method Not Allowed")
+}
+
+fn bearer(headers: &HeaderMap) -> Option<String> {
+    let v = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, rest) = v.split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then(|| rest.trim().to_string())
+}
+
+fn invalid_request(message: String) -> Response {
+    json_response(
+        StatusCode::BAD_REQUEST,
+        json!({"error": {"message": message, "type": "invalid_request_error"}}),
+    )
+}
+
+/// `POST /tools/invoke`: bearer auth, JSON body `{tool|name, args?, …}`. No tools are exposed
+/// over HTTP by this build, so every well-formed call is `404 Tool not available`.
+async fn tools_invoke(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
+    if !state.auth().verify_bearer(bearer(&headers).as_deref()) {
+        return json_response(
+            StatusCode::UNAUTHORIZED,
+            json!({"error": {"message": "Unauthorized", "type": "unauthorized"}}),
+        );
+    }
+    let v: Value = match serde_json::from_slice(&body) {
+        Ok(v) => v,
+        Err(e) => return invalid_request(format!("invalid JSON body: {e}")),
+    };
+    let tool = v
+        .get("tool")
+        .or_else(|| v.get("name"))
+        .and_then(Value::as_str)
+        .filter(|s| !s.is_empty());
+    let Some(tool) = tool else {
+        return invalid_request(
+            "tool is required (body: {\"tool\": \"<name>\", \"args\": {}})".into(),
+        );
+    };
+    json_response(
+        StatusCode::NOT_FOUND,
+        json!({"ok": false, "error": {"type": "not_found", "message": format!("Tool not available: {tool}")}}),
+    )
+}
+
+/// Unmatched requests: GET/HEAD → the Control UI page (when enabled); anything else 404.
+async fn fallback(State(state): State<AppState>, method: Method) -> Response {
+    let ui_enabled = state.config().gateway.control_ui.enabled.unwrap_or(true);
+    if (method == Method::GET || method == Method::HEAD) && ui_enabled {
+        return (
+            StatusCode::OK,
+            [
+                (header::CONTENT_TYPE, "text/html; charset=utf-8"),
+                (header::CACHE_CONTROL, "no-store"),
+            ],
+            CONTROL_UI_HTML,
+        )
+            .into_response();
+    }
+    not_found().await
+}
+
+/// The minimal Control UI: connect over WS with a token the user types, show health and
+/// presence, follow events. Browsers send `Origin`, so device-less scopes are cleared and only
+/// `health` is callable; presence comes from the hello snapshot.
+const CONTROL_UI_HTML: &str = r#"<!doctype html>
+<html lang="en" data-openclaw-control-ui-base-path="">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>OpenClaw Gateway</title>
+<style>
+ body{font:14px system-ui,sans-serif;margin:2rem;max-width:60rem;color:#222}
+ input,button{font:inherit;padding:.3rem .6rem}
+ pre{background:#f4f4f4;padding:.8rem;overflow:auto;max-height:22rem}
+ .ok{color:#0a7d32}.err{color:#b00020}
+ table{border-collapse:collapse}td,th{border-bottom:1px solid #ddd;padding:.2rem .6rem;text-align:left}
+</style>
+</head>
+<body>
+<h1>OpenClaw Gateway</h1>
+<form id="f">
+ <label>Gateway token <input id="token" type="password" autocomplete="off" size="40"></label>
+ <button>Connect</button> <span id="status">disconnected</span>
+</form>
+<h2>Health</h2><pre id="health">–</pre>
+<h2>Presence</h2><table><thead><tr><th>mode</th><th>client</th><th>host</th><th>reason</th><th>since</th></tr></thead><tbody id="presence"></tbody></table>
+<h2>Events</h2><pre id="events"></pre>
+<script>
+"use strict";
+let ws = null, n = 0, pending = {}, timer = null;
+const $ = (id) => document.getElementById(id);
+function setStatus(t, cls) { const s = $("status"); s.textContent = t; s.className = cls || ""; }
+function logEvent(e) { const p = $("events"); p.textContent = (JSON.stringify(e) + "\n" + p.textContent).slice(0, 20000); }
+function showPresence(list) {
+  const tb = $("presence"); tb.textContent = "";
+  for (const p of list || []) {
+    const tr = document.createElement("tr");
+    for (const v of [p.mode, p.clientId || "", p.host || "", p.reason || "", p.onlineSince ? new Date(p.onlineSince).toLocaleTimeString() : ""]) {
+      const td = document.createElement("td"); td.textContent = v; tr.appendChild(td);
+    }
+    tb.appendChild(tr);
+  }
+}
+function call(method, params) {
+  const id = "ui-" + (++n);
+  ws.send(JSON.stringify({ type: "req", id, method, params: params || {} }));
+  return new Promise((res, rej) => { pending[id] = { res, rej }; });
+}
+async function refreshHealth() {
+  try { $("health").textContent = JSON.stringify(await call("health"), null, 2); }
+  catch (e) { $("health").textContent = String(e); }
+}
+function connect(token) {
+  if (ws) ws.close();
+  const url = location.origin.replace(/^http/, "ws") + "/";
+  ws = new WebSocket(url);
+  setStatus("connecting…");
+  ws.onmessage = (m) => {
+    let f; try { f = JSON.parse(m.data); } catch { return; }
+    if (f.type === "event" && f.event === "connect.challenge") {
+      ws.send(JSON.stringify({ type: "req", id: "connect", method: "connect", params: {
+        minProtocol: 4, maxProtocol: 4,
+        client: { id: "webchat-ui", version: "control-ui", platform: navigator.platform || "web", mode: "webchat" },
+        role: "operator", scopes: ["operator.read"], caps: [], auth: { token } } }));
+      return;
+    }
+    if (f.type === "res" && f.id === "connect") {
+      if (!f.ok) { setStatus(f.error.message, "err"); return; }
+      const h = f.payload;
+      setStatus("connected to " + h.server.version + " (conn " + h.server.connId.slice(0, 8) + ")", "ok");
+      $("health").textContent = JSON.stringify(h.snapshot.health, null, 2);
+      showPresence(h.snapshot.presence);
+      clearInterval(timer); timer = setInterval(refreshHealth, 10000);
+      return;
+    }
+    if (f.type === "res" && pending[f.id]) {
+      const p = pending[f.id]; delete pending[f.id];
+      f.ok ? p.res(f.payload) : p.rej(new Error(f.error.code + ": " + f.error.message));
+      return;
+    }
+    if (f.type === "event") {
+      logEvent({ event: f.event, seq: f.seq, payload: f.payload });
+      if (f.event === "health") $("health").textContent = JSON.stringify(f.payload, null, 2);
+      if (f.event === "presence") showPresence(f.payload.presence);
+    }
+  };
+  ws.onclose = (e) => { clearInterval(timer); setStatus("closed " + e.code + (e.reason ? " " + e.reason : ""), e.code === 1000 ? "" : "err"); };
+}
+$("f").onsubmit = (e) => { e.preventDefault(); connect($("token").value); };
+</script>
+</body>
+</html>
+"#;

@@ -1,0 +1,541 @@
+//! Listening sockets: bind addresses from the bind mode, the dual-stack loopback pair
+//! (127.0.0.1 + ::1 on the same port), the EADDRINUSE diagnostic with the owning process,
+//! `--force` (find the listener via /proc and stop it), and the bounded accept loop
+//! ([`GatewayListener`]: connection cap + backoff on accept errors; handshakes never run here).
+use std::future::poll_fn;
+use std::io;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, ToSocketAddrs};
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use axum::extract::connect_info::Connected;
+use axum::serve::{IncomingStream, Listener};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
+use super::ws::PeerInfo;
+use crate::error::{Error, Result};
+
+/// Where to listen.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Bind {
+    /// 127.0.0.1 and ::1.
+    Loopback,
+    /// 0.0.0.0 (all IPv4 interfaces).
+    Lan,
+    /// One host (name or address).
+    Custom(String),
+}
+
+impl Bind {
+    /// Mode name for logs/status.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Bind::Loopback => "loopback",
+            Bind::Lan => "lan",
+            Bind::Custom(_) => "custom",
+        }
+    }
+
+    /// The addresses to bind, in order. Custom hosts are resolved now (startup only).
+    pub fn addrs(&self) -> Result<Vec<IpAddr>> {
+        Ok(match self {
+            Bind::Loopback => vec![
+                IpAddr::V4(Ipv4Addr::LOCALHOST),
+                IpAddr::V6(Ipv6Addr::LOCALHOST),
+            ],
+            Bind::Lan => vec![IpAddr::V4(Ipv4Addr::UNSPECIFIED)],
+            Bind::Custom(h) => {
+                if let Ok(ip) = h.trim_matches(['[', ']']).parse::<IpAddr>() {
+                    vec![ip]
+                } else {
+                    let mut v: Vec<IpAddr> = (h.as_str(), 0)
+                        .to_socket_addrs()
+                        .map_err(|e| {
+                            Error::Config(format!(
+                                "cannot resolve gateway bind host {h:?}: {e}; fix --host / gateway.customBindHost"
+                            ))
+                        })?
+                        .map(|a| a.ip())
+                        .collect();
+                    v.dedup();
+                    v.truncate(1);
+                    v
+                }
+            }
+        })
+    }
+
+    /// True when every address is loopback (auth may be off, tokens may be generated).
+    pub fn is_loopback(&self) -> bool {
+        match self {
+            Bind::Loopback => true,
+            Bind::Lan => false,
+            Bind::Custom(_) => self
+                .addrs()
+                .map(|a| !a.is_empty() && a.iter().all(|ip| ip.is_loopback()))
+                .unwrap_or(false),
+        }
+    }
+}
+
+/// `ws://host:port` with IPv6 brackets.
+pub fn ws_url(ip: IpAddr, port: u16) -> String {
+    match ip {
+        IpAddr::V6(v6) => format!("ws://[{v6}]:{port}"),
+        IpAddr::V4(v4) => format!("ws://{v4}:{port}"),
+    }
+}
+
+fn bind_one(addr: SocketAddr) -> io::Result<std::net::TcpListener> {
+    // std sets SO_REUSEADDR on Unix (restart without waiting for TIME_WAIT); no SO_REUSEPORT,
+    // so a second gateway on the same port gets EADDRINUSE.
+    let l = std::net::TcpListener::bind(addr)?;
+    l.set_nonblocking(true)?;
+    Ok(l)
+}
+
+/// Binds every address of `bind` on `port` (0 = pick one, shared by all addresses).
+/// EADDRINUSE becomes the upstream diagnostic (exit 78); an unavailable ::1 is skipped with
+/// a warning.
+pub fn bind_all(bind: &Bind, port: u16) -> Result<Vec<std::net::TcpListener>> {
+    let addrs = bind.addrs()?;
+    for _attempt in 0..5 {
+        let mut out: Vec<std::net::TcpListener> = Vec::new();
+        let mut port_now = port;
+        let mut retry = false;
+        for (i, ip) in addrs.iter().enumerate() {
+            match bind_one(SocketAddr::new(*ip, port_now)) {
+                Ok(l) => {
+                    if port_now == 0 {
+                        port_now = l.local_addr().map(|a| a.port()).unwrap_or(0);
+                    }
+                    out.push(l);
+                }
+                Err(e) if i > 0 && ip.is_ipv6() && is_unavailable(&e) => {
+                    tracing::warn!(
+                        "IPv6 loopback {ip} is unavailable on this host ({e}); listening on IPv4 only"
+                    );
+                }
+                Err(e) if e.kind() == io::ErrorKind::AddrInUse && port == 0 && i > 0 => {
+                    retry = true; // the picked port is taken on the second family; pick again
+                    break;
+                }
+                Err(e) if e.kind() == io::ErrorKind::AddrInUse => {
+                    return Err(Error::Config(addr_in_use_message(*ip, port_now)));
+                }
+                Err(e) => {
+                    return Err(Error::Config(format!(
+                        "Gateway failed to start: failed to bind gateway socket on {}: {e}\nCheck --bind/--host (gateway.bind, gateway.customBindHost) and that the address exists on this host.",
+                        ws_url(*ip, port_now)
+                    )));
+                }
+            }
+        }
+        if !retry {
+            return Ok(out);
+        }
+    }
+    Err(Error::Config(
+        "Gateway failed to start: could not find a free port shared by IPv4 and IPv6 loopback"
+            .into(),
+    ))
+}
+
+fn is_unavailable(e: &io::Error) -> bool {
+    matches!(
+        e.raw_os_error(),
+        Some(libc_errno::EADDRNOTAVAIL) | Some(libc_errno::EAFNOSUPPORT)
+    )
+}
+
+mod libc_errno {
+    pub(super) const EADDRNOTAVAIL: i32 = nix::errno::Errno::EADDRNOTAVAIL as i32;
+    pub(super) const EAFNOSUPPORT: i32 = nix::errno::Errno::EAFNOSUPPORT as i32;
+}
+
+/// The EADDRINUSE refusal: upstream's first line, the holders /proc knows, next steps.
+pub fn addr_in_use_message(ip: IpAddr, port: u16) -> String {
+    let url = ws_url(ip, port);
+    let mut s = format!(
+        "Gateway failed to start: another gateway instance is already listening on {url}\nPort {port} is already in use."
+    );
+    for h in listeners_on_port(port) {
+        s.push_str(&format!("\n- pid {}: {} ({})", h.pid, h.command, h.addr));
+    }
+    s.push_str(
+        "\nIf the gateway is supervised, stop it with: openclaw gateway stop\nOtherwise stop that process, choose another port with --port, or rerun with --force to stop it first.",
+    );
+    s
+}
+
+/// A process holding a listening socket.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Holder {
+    /// Process id.
+    pub pid: i32,
+    /// `comm` (or the first argv word).
+    pub command: String,
+    /// Listening address.
+    pub addr: SocketAddr,
+}
+
+/// Parses `/proc/net/tcp{,6}` text: (local address, inode) of LISTEN sockets on `port`.
+pub fn parse_proc_net_tcp(text: &str, v6: bool, port: u16) -> Vec<(SocketAddr, u64)> {
+    let mut out = Vec::new();
+    for line in text.lines().skip(1) {
+        let f: Vec<&str> = line.split_whitespace().collect();
+        if f.len() < 10 || f[3] != "0A" {
+            continue;
+        }
+        let Some((ip_hex, port_hex)) = f[1].split_once(':') else {
+            continue;
+        };
+        if u16::from_str_radix(port_hex, 16).ok() != Some(port) {
+            continue;
+        }
+        let Ok(inode) = f[9].parse::<u64>() else {
+            continue;
+        };
+        let ip = if v6 {
+            let Ok(b) = hex::decode(ip_hex) else { continue };
+            if b.len() != 16 {
+                continue;
+            }
+            // Four 32-bit words, each in host (little-endian) order.
+            let mut bytes = [0u8; 16];
+            for w in 0..4 {
+                for j in 0..4 {
+                    bytes[w * 4 + j] = b[w * 4 + 3 - j];
+                }
+            }
+            IpAddr::V6(Ipv6Addr::from(bytes))
+        } else {
+            let Ok(n) = u32::from_str_radix(ip_hex, 16) else {
+                continue;
+            };
+            IpAddr::V4(Ipv4Addr::from(n.swap_bytes()))
+        };
+        out.push((SocketAddr::new(ip, port), inode));
+    }
+    out
+}
+
+/// Processes listening on `port` (Linux /proc; empty elsewhere or when hidden).
+pub fn listeners_on_port(port: u16) -> Vec<Holder> {
+    let mut socks = Vec::new();
+    for (file, v6) in [("/proc/net/tcp", false), ("/proc/net/tcp6", true)] {
+        if let Ok(t) = std::fs::read_to_string(file) {
+            socks.extend(parse_proc_net_tcp(&t, v6, port));
+        }
+    }
+    if socks.is_empty() {
+        return Vec::new();
+    }
+    let mut out = Vec::new();
+    let me = std::process::id() as i32;
+    let Ok(procs) = std::fs::read_dir("/proc") else {
+        return out;
+    };
+    for p in procs.flatten() {
+        let Ok(pid) = p.file_name().to_string_lossy().parse::<i32>() else {
+            continue;
+        };
+        if pid == me {
+            continue;
+        }
+        let Ok(fds) = std::fs::read_dir(p.path().join("fd")) else {
+            continue;
+        };
+        for fd in fds.flatten() {
+            let Ok(link) = std::fs::read_link(fd.path()) else {
+                continue;
+            };
+            let l = link.to_string_lossy();
+            let Some(inode) = l
+                .strip_prefix("socket:[")
+                .and_then(|r| r.strip_suffix(']'))
+                .and_then(|r| r.parse::<u64>().ok())
+            else {
+                continue;
+            };
+            for (addr, ino) in &socks {
+                if *ino == inode && !out.iter().any(|h: &Holder| h.pid == pid && h.addr == *addr) {
+                    let command = std::fs::read_to_string(p.path().join("comm"))
+                        .map(|s| s.trim().to_string())
+                        .unwrap_or_else(|_| "?".into());
+                    out.push(Holder {
+                        pid,
+                        command,
+                        addr: *addr,
+                    });
+                }
+            }
+        }
+    }
+    out
+}
+
+fn alive(pid: i32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(s) => {
+            // State is the field after the parenthesised comm; zombies have released sockets.
+            let state = s
+                .rfind(')')
+                .and_then(|i| s[i + 1..].split_whitespace().next());
+            state != Some("Z") && state != Some("X")
+        }
+        Err(_) => false,
+    }
+}
+
+/// `--force`: SIGTERM whoever listens on `port`, wait up to ~600 ms, SIGKILL survivors, then
+/// wait (≤1.5 s) for the port to be free. Returns the pids that were signalled.
+pub fn force_free_port(port: u16) -> Result<Vec<i32>> {
+    use nix::sys::signal::{Signal, kill};
+    use nix::unistd::Pid;
+    let holders = listeners_on_port(port);
+    let mut pids: Vec<i32> = holders.iter().map(|h| h.pid).collect();
+    pids.sort_unstable();
+    pids.dedup();
+    if pids.is_empty() {
+        if socket_listed(port) {
+            return Err(Error::Config(format!(
+                "--force: port {port} is in use but no owning process is visible (another user's process?); stop it manually or pick another --port"
+            )));
+        }
+        return Ok(Vec::new());
+    }
+    for h in &holders {
+        tracing::warn!(pid = h.pid, command = %h.command, addr = %h.addr, "--force: stopping the process listening on port {port}");
+    }
+    for pid in &pids {
+        let _ = kill(Pid::from_raw(*pid), Signal::SIGTERM);
+    }
+    let deadline = std::time::Instant::now() + Duration::from_millis(600);
+    while std::time::Instant::now() < deadline && pids.iter().any(|p| alive(*p)) {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    for pid in pids.iter().filter(|p| alive(**p)) {
+        tracing::warn!(pid, "--force: still running after SIGTERM; sending SIGKILL");
+        let _ = kill(Pid::from_raw(*pid), Signal::SIGKILL);
+    }
+    let deadline = std::time::Instant::now() + Duration::from_millis(1500);
+    while socket_listed(port) {
+        if std::time::Instant::now() >= deadline {
+            return Err(Error::Config(format!(
+                "--force: port {port} is still in use after stopping pid(s) {pids:?}; check `ss -ltnp 'sport = :{port}'`"
+            )));
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    Ok(pids)
+}
+
+fn socket_listed(port: u16) -> bool {
+    [("/proc/net/tcp", false), ("/proc/net/tcp6", true)]
+        .iter()
+        .any(|(f, v6)| {
+            std::fs::read_to_string(f)
+                .map(|t| !parse_proc_net_tcp(&t, *v6, port).is_empty())
+                .unwrap_or(false)
+        })
+}
+
+/// A TCP stream that holds a connection-cap permit until it is dropped.
+#[derive(Debug)]
+pub struct CappedStream {
+    inner: TcpStream,
+    _permit: OwnedSemaphorePermit,
+}
+
+impl AsyncRead for CappedStream {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for CappedStream {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write(cx, buf)
+    }
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
+    }
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+}
+
+/// All listening sockets behind one accept loop, with a connection cap.
+#[derive(Debug)]
+pub struct GatewayListener {
+    listeners: Vec<TcpListener>,
+    cap: Arc<Semaphore>,
+    next: usize,
+    backoff: Duration,
+}
+
+impl GatewayListener {
+    /// Wraps bound listeners (at least one).
+    pub fn new(listeners: Vec<TcpListener>, max_connections: usize) -> GatewayListener {
+        assert!(!listeners.is_empty(), "GatewayListener needs a listener");
+        GatewayListener {
+            listeners,
+            cap: Arc::new(Semaphore::new(max_connections)),
+            next: 0,
+            backoff: Duration::ZERO,
+        }
+    }
+}
+
+fn is_connection_error(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::ConnectionRefused
+            | io::ErrorKind::ConnectionAborted
+            | io::ErrorKind::ConnectionReset
+    )
+}
+
+impl Listener for GatewayListener {
+    type Io = CappedStream;
+    type Addr = SocketAddr;
+
+    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
+        // Wait for a free slot first: at the cap, new connections queue in the kernel backlog.
+        let permit = self
+            .cap
+            .clone()
+            .acquire_owned()
+            .await
+            .expect("the connection semaphore is never closed");
+        loop {
+            let start = self.next;
+            let n = self.listeners.len();
+            let listeners = &self.listeners;
+            let (r, idx) = poll_fn(|cx| {
+                for k in 0..n {
+                    let i = (start + k) % n;
+                    if let Poll::Ready(r) = listeners[i].poll_accept(cx) {
+                        return Poll::Ready((r, i));
+                    }
+                }
+                Poll::Pending
+            })
+            .await;
+            self.next = (idx + 1) % n;
+            match r {
+                Ok((stream, addr)) => {
+                    self.backoff = Duration::ZERO;
+                    let _ = stream.set_nodelay(true);
+                    return (
+                        CappedStream {
+                            inner: stream,
+                            _permit: permit,
+                        },
+                        addr,
+                    );
+                }
+                Err(e) if is_connection_error(&e) => continue,
+                Err(e) => {
+                    // EMFILE/ENFILE/ENOBUFS: back off (exponential, ≤1 s) instead of spinning.
+                    self.backoff =
+                        (self.backoff * 2).clamp(Duration::from_millis(5), Duration::from_secs(1));
+                    tracing::error!("accept error: {e}; retrying in {:?}", self.backoff);
+                    tokio::time::sleep(self.backoff).await;
+                }
+            }
+        }
+    }
+
+    fn local_addr(&self) -> io::Result<Self::Addr> {
+        self.listeners[0].local_addr()
+    }
+}
+
+impl Connected<IncomingStream<'_, GatewayListener>> for PeerInfo {
+    fn connect_info(stream: IncomingStream<'_, GatewayListener>) -> Self {
+        let remote = *stream.remote_addr();
+        let local = stream
+            .io()
+            .inner
+            .local_addr()
+            .unwrap_or_else(|_| SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), 0));
+        PeerInfo { remote, local }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn proc_net_tcp_parsing() {
+        let v4 = "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode\n   0: 0100007F:4965 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 12345 1 0000000000000000 100 0 0 10 0\n   1: 0100007F:4966 00000000:0000 01 00000000:00000000 00:00000000 00000000     0        0 999 1\n";
+        let r = parse_proc_net_tcp(v4, false, 0x4965);
+        assert_eq!(r, vec![("127.0.0.1:18789".parse().unwrap(), 12345)]);
+        let v6 = "header\n   0: 00000000000000000000000001000000:4965 00000000000000000000000000000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 777 1\n";
+        let r = parse_proc_net_tcp(v6, true, 18789);
+        assert_eq!(r, vec![("[::1]:18789".parse().unwrap(), 777)]);
+    }
+
+    #[test]
+    fn finds_our_own_listener_holder_from_a_child_view() {
+        // Bind a socket and look it up; our own pid is excluded, so the list is empty, but
+        // the socket itself must be visible in /proc/net.
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = l.local_addr().unwrap().port();
+        if std::path::Path::new("/proc/net/tcp").exists() {
+            assert!(socket_listed(port));
+            assert!(listeners_on_port(port).is_empty());
+        }
+    }
+
+    #[test]
+    fn bind_modes() {
+        assert!(Bind::Loopback.is_loopback());
+        assert!(!Bind::Lan.is_loopback());
+        assert!(Bind::Custom("127.0.0.2".into()).is_loopback());
+        assert!(!Bind::Custom("0.0.0.0".into()).is_loopback());
+        assert_eq!(
+            ws_url("::1".parse().unwrap(), 5),
+            "ws://[::1]:5".to_string()
+        );
+    }
+
+    #[test]
+    fn loopback_pair_shares_a_port() {
+        let ls = bind_all(&Bind::Loopback, 0).unwrap();
+        let ports: Vec<u16> = ls.iter().map(|l| l.local_addr().unwrap().port()).collect();
+        assert!(ports.iter().all(|p| *p == ports[0]));
+        let e = bind_all(&Bind::Custom("127.0.0.1".into()), ports[0]).unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("another gateway instance is already listening on ws://127.0.0.1:"),
+            "{e}"
+        );
+        assert_eq!(e.exit(), crate::error::Exit::Config);
+    }
+}

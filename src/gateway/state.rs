@@ -1,0 +1,656 @@
+//! Shared gateway state: the swappable config and auth snapshot, the connection registry used
+//! for broadcasts (per-connection `seq`, scope-gated delivery, slow-consumer handling),
+//! presence with `stateVersion`, and runtime settings.
+//!
+//! Config and auth are swapped whole (`watch` channel / `RwLock<Arc<_>>`); callers read a
+//! snapshot per request and never cache it (reload engineers: call [`GatewayState::replace_config`]
+//! and [`GatewayState::set_auth`]).
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+use tokio::sync::{mpsc, watch};
+use tokio_util::sync::CancellationToken;
+
+use super::auth::{RateLimiter, ResolvedAuth};
+use super::identity::Identity;
+use super::methods::MethodTable;
+use super::protocol::{self, scope_satisfied};
+use super::shutdown::Shutdown;
+use crate::config::Config;
+use crate::config::paths::Paths;
+use crate::telemetry::FileLog;
+
+/// Runtime knobs; defaults are upstream's, env vars override them for tests and operators.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// `tick` interval (`OPENCLAW_TICK_INTERVAL_MS`, default 30000).
+    pub tick_interval_ms: u64,
+    /// Pre-auth timeout (`OPENCLAW_HANDSHAKE_TIMEOUT_MS`, default 15000).
+    pub handshake_timeout_ms: u64,
+    /// Per-socket outbound cap (`OPENCLAW_MAX_BUFFERED_BYTES`, default 50 MiB).
+    pub max_buffered_bytes: usize,
+    /// Concurrent connection cap (`OPENCLAW_MAX_CONNECTIONS`, default 1024).
+    pub max_connections: usize,
+    /// In-flight requests per socket before `UNAVAILABLE` busy (default 256).
+    pub max_inflight_per_conn: usize,
+    /// Drain deadline on shutdown (`OPENCLAW_SHUTDOWN_TIMEOUT_MS`, default 10000).
+    pub drain_timeout: Duration,
+    /// Health broadcast interval (60 s as upstream).
+    pub health_interval: Duration,
+}
+
+fn env_num<T: std::str::FromStr>(key: &str) -> Option<T> {
+    std::env::var(key).ok().and_then(|v| v.trim().parse().ok())
+}
+
+impl Settings {
+    /// Defaults plus env overrides.
+    pub fn from_env() -> Settings {
+        Settings {
+            tick_interval_ms: env_num("OPENCLAW_TICK_INTERVAL_MS")
+                .filter(|v| *v > 0)
+                .unwrap_or(protocol::TICK_INTERVAL_MS),
+            handshake_timeout_ms: env_num("OPENCLAW_HANDSHAKE_TIMEOUT_MS")
+                .filter(|v| *v > 0)
+                .unwrap_or(protocol::HANDSHAKE_TIMEOUT_MS),
+            max_buffered_bytes: env_num("OPENCLAW_MAX_BUFFERED_BYTES")
+                .filter(|v| *v > 0)
+                .unwrap_or(protocol::MAX_BUFFERED_BYTES),
+            max_connections: env_num("OPENCLAW_MAX_CONNECTIONS")
+                .filter(|v| *v > 0)
+                .unwrap_or(1024),
+            max_inflight_per_conn: 256,
+            drain_timeout: env_num("OPENCLAW_SHUTDOWN_TIMEOUT_MS")
+                .map(Duration::from_millis)
+                .unwrap_or(super::shutdown::DRAIN_TIMEOUT),
+            health_interval: Duration::from_secs(60),
+        }
+    }
+}
+
+/// What goes to a socket's writer task.
+#[derive(Debug)]
+pub enum OutMsg {
+    /// A text frame.
+    Text(String),
+    /// A close frame, after which the writer stops.
+    Close(u16, String),
+}
+
+/// The sending side of a socket: an unbounded queue with byte accounting, so the memory it
+/// can hold is bounded by `cap` bytes (`maxBufferedBytes`) rather than a message count.
+///
+/// Closes come in two kinds: [`Outbound::close`] is ordered (queued after pending frames, e.g.
+/// an error response then its close), [`Outbound::abort`] jumps the queue (slow consumer: the
+/// peer is not reading, so waiting behind its backlog would never end).
+#[derive(Debug, Clone)]
+pub struct Outbound {
+    tx: mpsc::UnboundedSender<OutMsg>,
+    queued: Arc<AtomicUsize>,
+    closed: Arc<AtomicBool>,
+    urgent: CancellationToken,
+    urgent_close: Arc<Mutex<Option<(u16, String)>>>,
+    cap: usize,
+}
+
+/// Result of queueing an event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Sent {
+    /// Queued.
+    Queued,
+    /// Dropped (slow consumer, `dropIfSlow`).
+    Dropped,
+    /// The socket is closing (slow consumer without `dropIfSlow`, or already closed).
+    Closed,
+}
+
+impl Outbound {
+    /// A queue and its receiver (for the writer task).
+    pub fn new(cap: usize) -> (Outbound, mpsc::UnboundedReceiver<OutMsg>) {
+        let (tx, rx) = mpsc::unbounded_channel();
+        (
+            Outbound {
+                tx,
+                queued: Arc::new(AtomicUsize::new(0)),
+                closed: Arc::new(AtomicBool::new(false)),
+                urgent: CancellationToken::new(),
+                urgent_close: Arc::new(Mutex::new(None)),
+                cap,
+            },
+            rx,
+        )
+    }
+
+    /// Bytes waiting to be written.
+    pub fn queued_bytes(&self) -> usize {
+        self.queued.load(Ordering::Relaxed)
+    }
+
+    /// Called by the writer after a text frame went out.
+    pub fn mark_written(&self, n: usize) {
+        self.queued.fetch_sub(n, Ordering::Relaxed);
+    }
+
+    /// True once a close was queued.
+    pub fn is_closed(&self) -> bool {
+        self.closed.load(Ordering::Relaxed)
+    }
+
+    /// Queues a response or direct frame. Responses are never dropped, but a peer that lets
+    /// more than `cap` bytes pile up is closed (1008 `slow consumer`) so memory stays bounded.
+    pub fn send_value(&self, v: &Value) -> Sent {
+        self.send_text(v.to_string())
+    }
+
+    /// Queues a text frame (see [`Outbound::send_value`]).
+    pub fn send_text(&self, s: String) -> Sent {
+        if self.is_closed() {
+            return Sent::Closed;
+        }
+        if self.queued_bytes() > self.cap {
+            self.abort(1008, "slow consumer");
+            return Sent::Closed;
+        }
+        self.queued.fetch_add(s.len(), Ordering::Relaxed);
+        if self.tx.send(OutMsg::Text(s)).is_err() {
+            return Sent::Closed;
+        }
+        Sent::Queued
+    }
+
+    /// Queues an event frame. As upstream, the check is on what is already buffered: over
+    /// the cap the event is dropped (`drop_if_slow`) or the socket is closed 1008
+    /// `slow consumer`.
+    pub fn send_event(&self, s: String, drop_if_slow: bool) -> Sent {
+        if self.is_closed() {
+            return Sent::Closed;
+        }
+        if self.queued_bytes() > self.cap && drop_if_slow {
+            return Sent::Dropped;
+        }
+        self.send_text(s)
+    }
+
+    /// Queues a close frame after the pending frames (once); later sends are refused.
+    pub fn close(&self, code: u16, reason: &str) {
+        if !self.closed.swap(true, Ordering::Relaxed) {
+            let _ = self.tx.send(OutMsg::Close(code, reason.to_string()));
+        }
+    }
+
+    /// Closes ahead of the queue (slow consumer). Wins over an ordered close still queued.
+    pub fn abort(&self, code: u16, reason: &str) {
+        self.closed.store(true, Ordering::Relaxed);
+        let mut u = self.urgent_close.lock().unwrap_or_else(|p| p.into_inner());
+        if u.is_none() {
+            *u = Some((code, reason.to_string()));
+        }
+        self.urgent.cancel();
+    }
+
+    /// Resolves when [`Outbound::abort`] was called; yields its code and reason.
+    pub async fn aborted(&self) -> (u16, String) {
+        self.urgent.cancelled().await;
+        self.urgent_close
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+            .unwrap_or((1008, String::new()))
+    }
+}
+
+/// Who is on the other end of an authenticated socket.
+#[derive(Debug, Clone)]
+pub struct ConnInfo {
+    /// `server.connId`.
+    pub id: String,
+    /// `client.id`.
+    pub client_id: String,
+    /// `client.mode`.
+    pub client_mode: String,
+    /// `client.version`.
+    pub client_version: String,
+    /// `client.platform`.
+    pub platform: String,
+    /// `client.deviceFamily`.
+    pub device_family: Option<String>,
+    /// `client.displayName`.
+    pub display_name: Option<String>,
+    /// `client.instanceId`.
+    pub instance_id: Option<String>,
+    /// `operator` or `node`.
+    pub role: String,
+    /// Effective scopes.
+    pub scopes: Vec<String>,
+    /// Client capabilities (`caps`).
+    pub caps: Vec<String>,
+    /// Peer address.
+    pub remote: SocketAddr,
+    /// When hello-ok was sent.
+    pub connected_at_ms: u64,
+    /// How the socket authenticated (`hello-ok.auth.method`).
+    pub auth_method: &'static str,
+}
+
+impl ConnInfo {
+    /// cli/backend/probe clients are ephemeral: no presence entries (upstream).
+    pub fn is_ephemeral(&self) -> bool {
+        matches!(self.client_mode.as_str(), "cli" | "backend" | "probe")
+    }
+    /// True when the scopes satisfy `scope`.
+    pub fn has_scope(&self, scope: &str) -> bool {
+        scope_satisfied(&self.scopes, scope)
+    }
+}
+
+struct ConnEntry {
+    info: Arc<ConnInfo>,
+    outbound: Outbound,
+    seq: u64,
+}
+
+struct PresenceRec {
+    conn_id: String,
+    entry: Value,
+    gone_at: Option<Instant>,
+}
+
+/// How long a disconnected client stays listed in presence (reason `disconnect`).
+const PRESENCE_TTL: Duration = Duration::from_secs(300);
+
+/// Options for [`GatewayState::broadcast`].
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Broadcast<'a> {
+    /// Scope a socket needs to receive it (`None` = everyone authenticated).
+    pub scope: Option<&'a str>,
+    /// Attach `stateVersion`.
+    pub state_version: bool,
+    /// Drop instead of closing a slow consumer.
+    pub drop_if_slow: bool,
+    /// Skip this connection.
+    pub except: Option<&'a str>,
+}
+
+/// The state shared by every task of one gateway process.
+pub struct GatewayState {
+    /// `server.bootId`: one per process.
+    pub boot_id: String,
+    /// Process start (uptime).
+    pub started: Instant,
+    /// Resolved paths (profile, state dir, config path).
+    pub paths: Paths,
+    /// The port we listen on.
+    pub port: u16,
+    /// The addresses we listen on.
+    pub listen: Vec<SocketAddr>,
+    /// `loopback`, `lan` or `custom`.
+    pub bind_mode: String,
+    /// The resolved bind (for re-resolving auth on reload).
+    pub bind: super::listener::Bind,
+    /// The `gateway run` flags this process started with (CLI overrides beat config on
+    /// reload too; see [`super::resolve_auth`]).
+    pub run_args: crate::cli::RunArgs,
+    /// Runtime knobs.
+    pub settings: Settings,
+    /// Shutdown fan-out and task tracking.
+    pub shutdown: Shutdown,
+    /// The method table.
+    pub methods: MethodTable,
+    /// The JSONL file log (served by `logs.tail`).
+    pub file_log: Option<Arc<FileLog>>,
+    /// The gateway's own device identity.
+    pub identity: Identity,
+    /// Failed-auth limiter.
+    pub rate_limiter: RateLimiter,
+    /// Last heartbeat event (`last-heartbeat`).
+    pub last_heartbeat: Mutex<Option<Value>>,
+    /// Event-loop (runtime scheduling) monitor.
+    pub event_loop: super::health::EventLoopMonitor,
+    /// Set when shutdown begins (`/readyz` 503, admission closed).
+    pub draining: AtomicBool,
+    config: watch::Sender<Arc<Config>>,
+    auth: RwLock<Arc<ResolvedAuth>>,
+    conns: Mutex<HashMap<String, ConnEntry>>,
+    presence: Mutex<Vec<PresenceRec>>,
+    presence_version: AtomicU64,
+    health_version: AtomicU64,
+    /// Pre-auth sockets (closed 1012 on shutdown too).
+    pub pending: AtomicUsize,
+}
+
+impl std::fmt::Debug for GatewayState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GatewayState")
+            .field("boot_id", &self.boot_id)
+            .field("port", &self.port)
+            .field("listen", &self.listen)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Everything [`GatewayState::new`] needs.
+#[derive(Debug)]
+pub struct StateInit {
+    /// Paths.
+    pub paths: Paths,
+    /// Port.
+    pub port: u16,
+    /// Bound addresses.
+    pub listen: Vec<SocketAddr>,
+    /// Bind.
+    pub bind: super::listener::Bind,
+    /// The run flags.
+    pub run_args: crate::cli::RunArgs,
+    /// Settings.
+    pub settings: Settings,
+    /// Config.
+    pub config: Config,
+    /// Auth snapshot.
+    pub auth: ResolvedAuth,
+    /// File log.
+    pub file_log: Option<Arc<FileLog>>,
+    /// Identity.
+    pub identity: Identity,
+    /// Method table.
+    pub methods: MethodTable,
+    /// Shutdown handle.
+    pub shutdown: Shutdown,
+}
+
+impl GatewayState {
+    /// Builds the state.
+    pub fn new(init: StateInit) -> Arc<GatewayState> {
+        let (config, _) = watch::channel(Arc::new(init.config));
+        Arc::new(GatewayState {
+            boot_id: uuid::Uuid::new_v4().to_string(),
+            started: Instant::now(),
+            paths: init.paths,
+            port: init.port,
+            listen: init.listen,
+            bind_mode: init.bind.name().to_string(),
+            bind: init.bind,
+            run_args: init.run_args,
+            settings: init.settings,
+            shutdown: init.shutdown,
+            methods: init.methods,
+            file_log: init.file_log,
+            identity: init.identity,
+            rate_limiter: RateLimiter::default(),
+            last_heartbeat: Mutex::new(None),
+            event_loop: super::health::EventLoopMonitor::default(),
+            draining: AtomicBool::new(false),
+            config,
+            auth: RwLock::new(Arc::new(init.auth)),
+            conns: Mutex::new(HashMap::new()),
+            presence: Mutex::new(Vec::new()),
+            presence_version: AtomicU64::new(1),
+            health_version: AtomicU64::new(1),
+            pending: AtomicUsize::new(0),
+        })
+    }
+
+    /// Milliseconds since start.
+    pub fn uptime_ms(&self) -> u64 {
+        self.started.elapsed().as_millis() as u64
+    }
+
+    /// The current config snapshot.
+    pub fn config(&self) -> Arc<Config> {
+        self.config.borrow().clone()
+    }
+
+    /// Subscribes to config swaps.
+    pub fn subscribe_config(&self) -> watch::Receiver<Arc<Config>> {
+        self.config.subscribe()
+    }
+
+    /// Swaps in a new (already validated) config.
+    pub fn replace_config(&self, new: Config) {
+        self.config.send_replace(Arc::new(new));
+    }
+
+    /// The current auth snapshot.
+    pub fn auth(&self) -> Arc<ResolvedAuth> {
+        self.auth.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// Swaps the auth snapshot (credential rotation).
+    pub fn set_auth(&self, new: ResolvedAuth) {
+        *self.auth.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(new);
+    }
+
+    /// `{presence, health}`.
+    pub fn state_version(&self) -> Value {
+        json!({
+            "presence": self.presence_version.load(Ordering::Relaxed),
+            "health": self.health_version.load(Ordering::Relaxed),
+        })
+    }
+
+    /// Marks a health refresh (the next `health` event carries the new version).
+    pub fn bump_health(&self) {
+        self.health_version.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Number of authenticated sockets.
+    pub fn connection_count(&self) -> usize {
+        self.conns.lock().unwrap_or_else(|p| p.into_inner()).len()
+    }
+
+    /// Snapshot of connected clients.
+    pub fn connections(&self) -> Vec<Arc<ConnInfo>> {
+        self.conns
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .values()
+            .map(|e| e.info.clone())
+            .collect()
+    }
+
+    /// Registers an authenticated socket (after hello-ok was queued).
+    pub fn register(&self, info: Arc<ConnInfo>, outbound: Outbound) {
+        self.conns.lock().unwrap_or_else(|p| p.into_inner()).insert(
+            info.id.clone(),
+            ConnEntry {
+                info,
+                outbound,
+                seq: 0,
+            },
+        );
+    }
+
+    /// Removes a socket.
+    pub fn unregister(&self, conn_id: &str) {
+        self.conns
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(conn_id);
+    }
+
+    fn frame(
+        &self,
+        event: &str,
+        payload: &Value,
+        seq: u64,
+        state_version: &Option<Value>,
+    ) -> String {
+        protocol::event(event, payload.clone(), Some(seq), state_version.clone()).to_string()
+    }
+
+    /// Sends an event to every authenticated socket allowed to see it; each delivery takes
+    /// that socket's next `seq` (dropped events too: clients see the gap).
+    pub fn broadcast(&self, event: &str, payload: &Value, opts: Broadcast<'_>) {
+        let sv = opts.state_version.then(|| self.state_version());
+        let mut conns = self.conns.lock().unwrap_or_else(|p| p.into_inner());
+        for (id, c) in conns.iter_mut() {
+            if opts.except == Some(id.as_str()) {
+                continue;
+            }
+            if let Some(scope) = opts.scope
+                && !c.info.has_scope(scope)
+            {
+                continue;
+            }
+            c.seq += 1;
+            let text = self.frame(event, payload, c.seq, &sv);
+            c.outbound.send_event(text, opts.drop_if_slow);
+        }
+    }
+
+    /// Sends an event to one socket (with its next `seq`). False if the socket is gone.
+    pub fn send_event_to(
+        &self,
+        conn_id: &str,
+        event: &str,
+        payload: &Value,
+        state_version: bool,
+    ) -> bool {
+        let sv = state_version.then(|| self.state_version());
+        let mut conns = self.conns.lock().unwrap_or_else(|p| p.into_inner());
+        let Some(c) = conns.get_mut(conn_id) else {
+            return false;
+        };
+        c.seq += 1;
+        let text = self.frame(event, payload, c.seq, &sv);
+        c.outbound.send_event(text, false) == Sent::Queued
+    }
+
+    /// Closes every authenticated socket with `code`/`reason`.
+    pub fn close_all(&self, code: u16, reason: &str) {
+        for c in self
+            .conns
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .values()
+        {
+            c.outbound.close(code, reason);
+        }
+    }
+
+    /// The gateway's own presence entry.
+    pub fn self_presence(&self) -> Value {
+        let host = crate::telemetry::hostname();
+        let sys = super::health::uname();
+        json!({
+            "host": host,
+            "version": crate::VERSION,
+            "platform": format!("{} {}", std::env::consts::OS, sys.release),
+            "deviceFamily": device_family(),
+            "mode": "gateway",
+            "reason": "self",
+            "instanceId": self.boot_id,
+            "text": format!("Gateway: {host} · app {} · mode gateway · reason self", crate::VERSION),
+            "ts": protocol::now_ms(),
+        })
+    }
+
+    /// `system-presence` / `snapshot.presence`: self first, then clients (recently
+    /// disconnected ones with reason `disconnect` for a while).
+    pub fn presence_list(&self) -> Vec<Value> {
+        let mut list = vec![self.self_presence()];
+        let mut p = self.presence.lock().unwrap_or_else(|p| p.into_inner());
+        p.retain(|r| r.gone_at.is_none_or(|t| t.elapsed() < PRESENCE_TTL));
+        list.extend(p.iter().rev().map(|r| r.entry.clone()));
+        list
+    }
+
+    /// Records a presence change for a non-ephemeral client and broadcasts `presence`.
+    pub fn presence_update(&self, info: &ConnInfo, connected: bool) {
+        if info.is_ephemeral() || info.role != "operator" && info.role != "node" {
+            return;
+        }
+        let now = protocol::now_ms();
+        let reason = if connected { "connect" } else { "disconnect" };
+        let name = info
+            .display_name
+            .clone()
+            .unwrap_or_else(|| "unknown".into());
+        let mut entry = json!({
+            "clientId": info.client_id,
+            "mode": info.client_mode,
+            "onlineSince": info.connected_at_ms,
+            "roles": [info.role],
+            "ts": now,
+            "text": format!("Node: {name} · mode {}", info.client_mode),
+            "host": info.display_name.clone().unwrap_or_else(|| info.client_id.clone()),
+            "ip": info.remote.ip().to_string(),
+            "version": info.client_version,
+            "platform": info.platform,
+            "reason": reason,
+        });
+        if let Some(f) = &info.device_family {
+            entry["deviceFamily"] = f.clone().into();
+        }
+        if let Some(i) = &info.instance_id {
+            entry["instanceId"] = i.clone().into();
+        }
+        {
+            let mut p = self.presence.lock().unwrap_or_else(|p| p.into_inner());
+            p.retain(|r| r.conn_id != info.id);
+            p.push(PresenceRec {
+                conn_id: info.id.clone(),
+                entry,
+                gone_at: (!connected).then(Instant::now),
+            });
+        }
+        self.presence_version.fetch_add(1, Ordering::Relaxed);
+        let payload = json!({"presence": self.presence_list()});
+        self.broadcast(
+            "presence",
+            &payload,
+            Broadcast {
+                scope: Some(protocol::scopes::READ),
+                state_version: true,
+                drop_if_slow: true,
+                except: connected.then_some(info.id.as_str()),
+            },
+        );
+    }
+}
+
+/// `deviceFamily` of this host as upstream names it.
+pub fn device_family() -> &'static str {
+    match std::env::consts::OS {
+        "linux" => "Linux",
+        "macos" => "Mac",
+        "windows" => "Windows",
+        _ => "Unknown",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn outbound_caps_bytes() {
+        let (o, mut rx) = Outbound::new(10);
+        assert_eq!(o.send_event("123456".into(), false), Sent::Queued);
+        assert_eq!(o.send_event("12345".into(), true), Sent::Queued);
+        assert_eq!(o.queued_bytes(), 11);
+        assert_eq!(o.send_event("x".into(), true), Sent::Dropped);
+        o.mark_written(6);
+        assert_eq!(o.send_event("x".into(), true), Sent::Queued);
+        o.mark_written(6);
+        assert_eq!(
+            o.send_value(&Value::String("0123456789".into())),
+            Sent::Queued
+        );
+        assert_eq!(o.send_event("y".into(), false), Sent::Closed);
+        assert!(o.is_closed());
+        assert!(matches!(rx.try_recv(), Ok(OutMsg::Text(t)) if t == "123456"));
+        for _ in 0..3 {
+            assert!(matches!(rx.try_recv(), Ok(OutMsg::Text(_))));
+        }
+        assert!(
+            rx.try_recv().is_err(),
+            "abort does not queue behind the backlog"
+        );
+        assert_eq!(o.send_text("x".into()), Sent::Closed);
+        assert_eq!(o.aborted().await, (1008, "slow consumer".to_string()));
+    }
+}

@@ -1,0 +1,659 @@
+//! One WebSocket session: challenge → connect (validation, protocol range, origin, auth, scope
+//! rules) → `hello-ok` → RPC dispatch and events, until close.
+//!
+//! Each session is two tasks: this reader (which owns the protocol state) and a writer that
+//! drains the socket's [`Outbound`] queue. Handlers run as tracked tasks so responses may
+//! arrive out of order and shutdown can wait for them.
+#![allow(clippy::result_large_err)]
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::ws::{CloseFrame, Message, WebSocket};
+use futures_util::{FutureExt, SinkExt, StreamExt};
+use serde_json::{Value, json};
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
+
+use super::auth::{self, Verdict};
+use super::methods::Ctx;
+use super::protocol::{self, ErrorShape, now_ms};
+use super::state::{ConnInfo, GatewayState, OutMsg, Outbound};
+
+/// How long we wait for the peer's close reply after sending ours.
+const CLOSE_GRACE: Duration = Duration::from_secs(2);
+/// Consecutive role-gate failures before the socket is closed.
+const MAX_UNAUTHORIZED_STREAK: u32 = 10;
+/// Close reasons are capped (WS allows 123 bytes; upstream truncates to 120).
+const MAX_CLOSE_REASON: usize = 120;
+
+/// Facts about the HTTP upgrade request that the handshake needs.
+#[derive(Debug, Clone, Default)]
+pub struct UpgradeMeta {
+    /// `Origin` header.
+    pub origin: Option<String>,
+    /// `Host` header.
+    pub host: Option<String>,
+    /// Any proxy header present (`X-Forwarded-For`, `X-Real-IP`, `Forwarded`).
+    pub forwarded: bool,
+    /// `x-openclaw-scopes` header (caps granted scopes).
+    pub scopes_header: Option<String>,
+    /// `User-Agent`.
+    pub user_agent: Option<String>,
+}
+
+/// Peer and local addresses of the TCP connection.
+#[derive(Debug, Clone, Copy)]
+pub struct PeerInfo {
+    /// Remote address.
+    pub remote: SocketAddr,
+    /// Local address.
+    pub local: SocketAddr,
+}
+
+fn is_loopback(addr: &SocketAddr) -> bool {
+    addr.ip().to_canonical().is_loopback()
+}
+
+/// Whether a browser `Origin` may open a socket: configured allow-list, same host as the
+/// `Host` header, or a loopback origin from a loopback peer.
+pub fn origin_allowed(
+    origin: &str,
+    host: Option<&str>,
+    allowed: &[String],
+    peer_loopback: bool,
+) -> bool {
+    let o = origin.trim().trim_end_matches('/').to_ascii_lowercase();
+    if allowed
+        .iter()
+        .any(|a| a == "*" || a.trim().trim_end_matches('/').to_ascii_lowercase() == o)
+    {
+        return true;
+    }
+    let Some((_, hostport)) = o.split_once("://") else {
+        return false;
+    };
+    if let Some(h) = host
+        && h.eq_ignore_ascii_case(hostport)
+    {
+        return true;
+    }
+    let hostname = if let Some(rest) = hostport.strip_prefix('[') {
+        rest.split(']').next().unwrap_or("")
+    } else {
+        hostport.split(':').next().unwrap_or("")
+    };
+    peer_loopback && matches!(hostname, "localhost" | "127.0.0.1" | "::1")
+}
+
+/// Why a handshake failed: the error response and the close.
+#[derive(Debug)]
+struct Reject {
+    error: Option<ErrorShape>,
+    code: u16,
+    reason: String,
+}
+
+impl Reject {
+    fn with_error(e: ErrorShape) -> Reject {
+        let reason = protocol::close_reason(&e.message, MAX_CLOSE_REASON);
+        Reject {
+            error: Some(e),
+            code: 1008,
+            reason,
+        }
+    }
+}
+
+/// Runs one session to completion.
+pub async fn run_session(
+    socket: WebSocket,
+    state: Arc<GatewayState>,
+    peer: PeerInfo,
+    meta: UpgradeMeta,
+) {
+    let (mut sink, mut stream) = socket.split();
+    let (out, mut rx) = Outbound::new(state.settings.max_buffered_bytes);
+    let closed_sent = CancellationToken::new();
+    let writer = {
+        let out = out.clone();
+        let closed_sent = closed_sent.clone();
+        tokio::spawn(async move {
+            let close = |code: u16, reason: String| {
+                Message::Close(Some(CloseFrame {
+                    code,
+                    reason: reason.into(),
+                }))
+            };
+            loop {
+                let msg = tokio::select! {
+                    biased;
+                    (code, reason) = out.aborted() => {
+                        let _ = tokio::time::timeout(CLOSE_GRACE, sink.send(close(code, reason))).await;
+                        break;
+                    }
+                    m = rx.recv() => m,
+                };
+                match msg {
+                    Some(OutMsg::Text(t)) => {
+                        let n = t.len();
+                        let r = tokio::select! {
+                            biased;
+                            (code, reason) = out.aborted() => {
+                                let _ = tokio::time::timeout(CLOSE_GRACE, sink.send(close(code, reason))).await;
+                                break;
+                            }
+                            r = sink.send(Message::Text(t.into())) => r,
+                        };
+                        out.mark_written(n);
+                        if r.is_err() {
+                            break;
+                        }
+                    }
+                    Some(OutMsg::Close(code, reason)) => {
+                        let _ =
+                            tokio::time::timeout(CLOSE_GRACE, sink.send(close(code, reason))).await;
+                        break;
+                    }
+                    None => break,
+                }
+            }
+            closed_sent.cancel();
+        })
+    };
+
+    let conn_id = uuid::Uuid::new_v4().to_string();
+    state
+        .pending
+        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let challenge = protocol::event(
+        "connect.challenge",
+        json!({
+            "nonce": uuid::Uuid::new_v4().to_string(),
+            "ts": now_ms(),
+            "capabilities": protocol::CHALLENGE_CAPABILITIES,
+        }),
+        None,
+        None,
+    );
+    out.send_value(&challenge);
+    let hello = handshake(
+        &state,
+        &peer,
+        &meta,
+        &conn_id,
+        &mut stream,
+        &out,
+        &closed_sent,
+    )
+    .await;
+    state
+        .pending
+        .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+    if let Some(info) = hello {
+        let info = Arc::new(info);
+        serve(&state, &info, &mut stream, &out, &closed_sent).await;
+        state.unregister(&info.id);
+        state.presence_update(&info, false);
+        tracing::debug!(conn = %info.id, "disconnected");
+    }
+    // Make sure a close goes out, then wait (bounded) for the writer and the peer's reply.
+    out.close(1000, "");
+    let _ = tokio::time::timeout(CLOSE_GRACE, async {
+        closed_sent.cancelled().await;
+        while let Some(Ok(m)) = stream.next().await {
+            if matches!(m, Message::Close(_)) {
+                break;
+            }
+        }
+    })
+    .await;
+    writer.abort();
+}
+
+/// Reads the first frame(s) until hello-ok or rejection. Returns the connection on success.
+async fn handshake(
+    state: &Arc<GatewayState>,
+    peer: &PeerInfo,
+    meta: &UpgradeMeta,
+    conn_id: &str,
+    stream: &mut futures_util::stream::SplitStream<WebSocket>,
+    out: &Outbound,
+    closed_sent: &CancellationToken,
+) -> Option<ConnInfo> {
+    let deadline = tokio::time::sleep(Duration::from_millis(state.settings.handshake_timeout_ms));
+    tokio::pin!(deadline);
+    let token = state.shutdown.token().clone();
+    loop {
+        let msg = tokio::select! {
+            _ = &mut deadline => {
+                tracing::info!(remote = %peer.remote, "handshake timeout; closing");
+                out.close(1000, "");
+                return None;
+            }
+            _ = token.cancelled() => {
+                out.close(1012, "service restart");
+                return None;
+            }
+            _ = closed_sent.cancelled() => return None,
+            m = stream.next() => m,
+        };
+        let bytes = match msg {
+            None | Some(Err(_)) | Some(Ok(Message::Close(_))) => return None,
+            Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
+            Some(Ok(Message::Text(t))) => t.as_bytes().to_vec(),
+            Some(Ok(Message::Binary(b))) => b.to_vec(),
+        };
+        if bytes.len() > protocol::MAX_PREAUTH_PAYLOAD_BYTES {
+            tracing::info!(remote = %peer.remote, bytes = bytes.len(), "pre-auth frame too large; closing 1009");
+            out.close(1009, "");
+            return None;
+        }
+        let Ok(frame) = serde_json::from_slice::<Value>(&bytes) else {
+            tracing::info!(remote = %peer.remote, "non-JSON first frame; closing");
+            out.close(1000, "");
+            return None;
+        };
+        let req = match protocol::parse_request(&frame) {
+            Ok(r) => r,
+            Err(_) => {
+                tracing::info!(remote = %peer.remote, "closed before connect: invalid request frame");
+                out.close(1008, "invalid request frame");
+                return None;
+            }
+        };
+        if req.method != "connect" {
+            let e = ErrorShape::invalid("invalid handshake: first request must be connect");
+            out.send_value(&protocol::res_err(&req.id, &e));
+            out.close(1008, &e.message);
+            tracing::info!(remote = %peer.remote, "closed before connect: first request was {}", req.method);
+            return None;
+        }
+        let params = req.params.unwrap_or(Value::Null);
+        match connect(state, peer, meta, conn_id, &params) {
+            Ok(info) => {
+                let hello = hello_ok(state, &info);
+                out.send_value(&protocol::res_ok(&req.id, hello));
+                let info_arc = Arc::new(info.clone());
+                state.register(info_arc.clone(), out.clone());
+                let health = super::health::health_snapshot(state);
+                state.send_event_to(&info.id, "health", &health, true);
+                state.presence_update(&info_arc, true);
+                tracing::info!(
+                    conn = %info.id, client = %format!("{}/{}", info.client_id, info.client_mode),
+                    remote = %peer.remote, scopes = %info.scopes.join(","), "client connected"
+                );
+                return Some(info);
+            }
+            Err(r) => {
+                if let Some(e) = &r.error {
+                    out.send_value(&protocol::res_err(&req.id, e));
+                }
+                tracing::info!(remote = %peer.remote, code = r.code, reason = %r.reason, "connect rejected");
+                out.close(r.code, &r.reason);
+                return None;
+            }
+        }
+    }
+}
+
+fn str_field<'a>(v: &'a Value, key: &str) -> Option<&'a str> {
+    v.get(key).and_then(Value::as_str)
+}
+
+/// Admission of a `connect` request.
+fn connect(
+    state: &GatewayState,
+    peer: &PeerInfo,
+    meta: &UpgradeMeta,
+    conn_id: &str,
+    params: &Value,
+) -> Result<ConnInfo, Reject> {
+    protocol::validate_connect_params(params).map_err(|m| {
+        Reject::with_error(ErrorShape::invalid(format!("invalid connect params: {m}")))
+    })?;
+    let client = &params["client"];
+    let client_id = str_field(client, "id").unwrap_or_default();
+    let mode = str_field(client, "mode").unwrap_or_default();
+    let role = str_field(params, "role").unwrap_or("operator");
+    if role != "operator" && role != "node" {
+        return Err(Reject::with_error(ErrorShape::invalid("invalid role")));
+    }
+    let min = params["minProtocol"].as_f64().unwrap_or(0.0) as i64;
+    let max = params["maxProtocol"].as_f64().unwrap_or(0.0) as i64;
+    if !protocol::protocol_acceptable(min, max, mode, role) {
+        return Err(Reject {
+            error: Some(protocol::protocol_mismatch(min, max)),
+            code: 1002,
+            reason: "protocol mismatch".into(),
+        });
+    }
+    let cfg = state.config();
+    let peer_loopback = is_loopback(&peer.remote);
+    if let Some(origin) = &meta.origin
+        && !origin_allowed(
+            origin,
+            meta.host.as_deref(),
+            &cfg.gateway.control_ui.allowed_origins,
+            peer_loopback,
+        )
+    {
+        return Err(Reject::with_error(
+            ErrorShape::invalid("origin not allowed (open the Control UI from the gateway host or allow it in gateway.controlUi.allowedOrigins)")
+                .with_details(json!({"code": "CONTROL_UI_ORIGIN_NOT_ALLOWED", "reason": "origin not allowed"})),
+        ));
+    }
+    let authn = state.auth();
+    let ip = peer.remote.ip().to_canonical();
+    if let Some(wait) = state.rate_limiter.check(ip, &authn.rate_limit) {
+        return Err(Reject::with_error(auth::rate_limited(wait)));
+    }
+    let a = params.get("auth");
+    let token = a.and_then(|a| str_field(a, "token"));
+    let password = a.and_then(|a| str_field(a, "password"));
+    let has_device = params.get("device").is_some();
+    let method = match authn.verify(token, password) {
+        Verdict::Ok { method } => {
+            state.rate_limiter.record_success(ip);
+            method
+        }
+        Verdict::NoCredentials if has_device => {
+            return Err(Reject::with_error(
+                ErrorShape::new(
+                    "NOT_PAIRED",
+                    "pairing required (this gateway does not pair devices yet; connect with the gateway token)",
+                )
+                .with_details(json!({"code": "PAIRING_REQUIRED"})),
+            ));
+        }
+        Verdict::NoCredentials => {
+            return Err(Reject::with_error(auth::device_identity_required()));
+        }
+        Verdict::Mismatch(e) => {
+            if let Some(lock) = state.rate_limiter.record_failure(ip, &authn.rate_limit) {
+                tracing::warn!(remote = %peer.remote, lockout_ms = lock.as_millis() as u64, "too many failed auth attempts; locking out");
+            }
+            return Err(Reject::with_error(e));
+        }
+    };
+    if !has_device
+        && matches!(
+            client_id,
+            "openclaw-control-ui" | "openclaw-tui" | "openclaw-browser-copilot"
+        )
+    {
+        return Err(Reject::with_error(
+            ErrorShape::invalid(
+                "control ui requires device identity (use HTTPS or localhost secure context)",
+            )
+            .with_details(json!({"code": "CONTROL_UI_DEVICE_IDENTITY_REQUIRED"})),
+        ));
+    }
+    if role == "node" && !has_device {
+        return Err(Reject::with_error(auth::device_identity_required()));
+    }
+    // Device-less scope rules (§2.3): only direct-local cli/cli and gateway-client/backend
+    // keep the scopes they asked for; everyone else gets none.
+    let direct_local = peer_loopback && !meta.forwarded && meta.origin.is_none();
+    let keeps = direct_local
+        && matches!(
+            (client_id, mode),
+            ("cli", "cli") | ("gateway-client", "backend")
+        );
+    let mut scopes: Vec<String> = Vec::new();
+    if keeps && role == "operator" {
+        for s in params
+            .get("scopes")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_str)
+        {
+            if !scopes.iter().any(|x| x == s) {
+                scopes.push(s.to_string());
+            }
+        }
+    }
+    if let Some(cap) = &meta.scopes_header {
+        let allowed: Vec<&str> = cap
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .collect();
+        scopes.retain(|s| allowed.contains(&s.as_str()));
+    }
+    let strings = |key: &str| -> Vec<String> {
+        params
+            .get(key)
+            .and_then(Value::as_array)
+            .map(|a| {
+                a.iter()
+                    .filter_map(Value::as_str)
+                    .map(str::to_string)
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    Ok(ConnInfo {
+        id: conn_id.to_string(),
+        client_id: client_id.to_string(),
+        client_mode: mode.to_string(),
+        client_version: str_field(client, "version").unwrap_or_default().into(),
+        platform: str_field(client, "platform").unwrap_or_default().into(),
+        device_family: str_field(client, "deviceFamily").map(str::to_string),
+        display_name: str_field(client, "displayName").map(str::to_string),
+        instance_id: str_field(client, "instanceId").map(str::to_string),
+        role: role.to_string(),
+        scopes,
+        caps: strings("caps"),
+        remote: peer.remote,
+        connected_at_ms: now_ms(),
+        auth_method: method,
+    })
+}
+
+/// The `hello-ok` payload.
+fn hello_ok(state: &GatewayState, info: &ConnInfo) -> Value {
+    let cfg = state.config();
+    let auth = state.auth();
+    let mut snapshot = json!({
+        "presence": state.presence_list(),
+        "health": super::health::health_snapshot(state),
+        "stateVersion": state.state_version(),
+        "uptimeMs": state.uptime_ms(),
+        "sessionDefaults": {
+            "defaultAgentId": super::methods::default_agent_id(&cfg),
+            "mainKey": "main",
+            "mainSessionKey": format!("agent:{}:main", super::methods::default_agent_id(&cfg)),
+            "scope": "per-sender",
+        },
+        "authMode": auth.mode.as_str(),
+    });
+    if info.has_scope(protocol::scopes::ADMIN) {
+        snapshot["configPath"] = state.paths.config_path.display().to_string().into();
+        snapshot["stateDir"] = state.paths.state_dir.display().to_string().into();
+    }
+    json!({
+        "type": "hello-ok",
+        "protocol": protocol::PROTOCOL_VERSION,
+        "server": {
+            "version": crate::VERSION,
+            "bootId": state.boot_id,
+            "connId": info.id,
+        },
+        "features": {
+            "methods": state.methods.method_names(),
+            "events": state.methods.event_names(),
+        },
+        "snapshot": snapshot,
+        "auth": {
+            "method": info.auth_method,
+            "role": info.role,
+            "scopes": info.scopes,
+        },
+        "policy": {
+            "maxPayload": protocol::MAX_PAYLOAD_BYTES,
+            "maxBufferedBytes": state.settings.max_buffered_bytes,
+            "tickIntervalMs": state.settings.tick_interval_ms,
+        },
+    })
+}
+
+/// The authenticated phase: dispatch requests until the socket closes or shutdown.
+async fn serve(
+    state: &Arc<GatewayState>,
+    info: &Arc<ConnInfo>,
+    stream: &mut futures_util::stream::SplitStream<WebSocket>,
+    out: &Outbound,
+    closed_sent: &CancellationToken,
+) {
+    let inflight = Arc::new(Semaphore::new(state.settings.max_inflight_per_conn));
+    let token = state.shutdown.token().clone();
+    let mut unauthorized_streak = 0u32;
+    loop {
+        let msg = tokio::select! {
+            _ = token.cancelled() => {
+                // The shutdown event was broadcast before the token fired; close after it.
+                out.close(1012, "service restart");
+                return;
+            }
+            _ = closed_sent.cancelled() => return,
+            m = stream.next() => m,
+        };
+        let text = match msg {
+            None | Some(Ok(Message::Close(_))) => return,
+            Some(Err(e)) => {
+                if is_capacity_error(e) {
+                    out.close(1009, "message too big");
+                }
+                return;
+            }
+            Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
+            Some(Ok(Message::Text(t))) => t.to_string(),
+            Some(Ok(Message::Binary(b))) => String::from_utf8_lossy(&b).into_owned(),
+        };
+        let Ok(frame) = serde_json::from_str::<Value>(&text) else {
+            tracing::debug!(conn = %info.id, "ignoring non-JSON frame");
+            continue;
+        };
+        let req = match protocol::parse_request(&frame) {
+            Ok(r) => r,
+            Err(e) => {
+                let err = ErrorShape::invalid(format!("invalid request frame: {}", e.message));
+                out.send_value(&protocol::res_err(&e.id, &err));
+                continue;
+            }
+        };
+        if req.method == "connect" {
+            let err = ErrorShape::invalid("connect is only valid as the first request");
+            out.send_value(&protocol::res_err(&req.id, &err));
+            continue;
+        }
+        let spec = match state
+            .methods
+            .authorize(info, &req.method, req.params.as_ref())
+        {
+            Ok(s) => {
+                unauthorized_streak = 0;
+                s.clone()
+            }
+            Err(e) => {
+                let role_gate = e.message.starts_with("unauthorized role");
+                out.send_value(&protocol::res_err(&req.id, &e));
+                if role_gate {
+                    unauthorized_streak += 1;
+                    if unauthorized_streak > MAX_UNAUTHORIZED_STREAK {
+                        out.close(1008, "repeated unauthorized calls");
+                        return;
+                    }
+                } else {
+                    unauthorized_streak = 0;
+                }
+                continue;
+            }
+        };
+        let Ok(permit) = inflight.clone().try_acquire_owned() else {
+            let mut e =
+                ErrorShape::unavailable("The server is busy. Please try again in a moment.");
+            e.retryable = Some(true);
+            out.send_value(&protocol::res_err(&req.id, &e));
+            continue;
+        };
+        let ctx = Ctx::new(
+            state.clone(),
+            info.clone(),
+            req.id.clone(),
+            req.params,
+            out.clone(),
+        );
+        let out = out.clone();
+        let method = req.method.clone();
+        let id = req.id;
+        let started = std::time::Instant::now();
+        state.shutdown.tracker().spawn(async move {
+            let r = std::panic::AssertUnwindSafe((spec.handler)(ctx))
+                .catch_unwind()
+                .await;
+            let frame = match r {
+                Ok(Ok(payload)) => protocol::res_ok(&id, payload),
+                Ok(Err(e)) => protocol::res_err(&id, &e),
+                Err(panic) => {
+                    let msg = panic
+                        .downcast_ref::<String>()
+                        .cloned()
+                        .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+                        .unwrap_or_else(|| "internal error".into());
+                    tracing::error!(method = %method, "handler panicked: {msg}");
+                    protocol::res_err(&id, &ErrorShape::unavailable(msg))
+                }
+            };
+            let ok = frame["ok"].as_bool().unwrap_or(false);
+            out.send_value(&frame);
+            tracing::debug!(method = %method, ok, ms = started.elapsed().as_millis() as u64, "res");
+            drop(permit);
+        });
+    }
+}
+
+fn is_capacity_error(e: axum::Error) -> bool {
+    let inner = e.into_inner();
+    matches!(
+        inner.downcast_ref::<tokio_tungstenite::tungstenite::Error>(),
+        Some(tokio_tungstenite::tungstenite::Error::Capacity(_))
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn origins() {
+        assert!(origin_allowed(
+            "http://127.0.0.1:18789",
+            Some("127.0.0.1:18789"),
+            &[],
+            true
+        ));
+        assert!(origin_allowed(
+            "http://localhost:5173",
+            Some("127.0.0.1:1"),
+            &[],
+            true
+        ));
+        assert!(!origin_allowed(
+            "https://evil.example",
+            Some("127.0.0.1:1"),
+            &[],
+            true
+        ));
+        assert!(origin_allowed(
+            "https://ui.example/",
+            None,
+            &["https://ui.example".into()],
+            false
+        ));
+        assert!(!origin_allowed("http://localhost:1", None, &[], false));
+        assert!(origin_allowed("http://[::1]:9", None, &[], true));
+    }
+}
