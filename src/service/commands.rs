@@ -239,8 +239,67 @@ fn installed_port(paths: &Paths) -> Result<u16> {
 /// The result of one readiness probe.
 pub type Probe = std::result::Result<(), String>;
 
-/// Probes the gateway on loopback: `GET /healthz` must answer `{"ok":true,…}`.
-pub fn probe(port: u16, timeout: Duration) -> Probe {
+/// Credentials for the RPC probe (never printed).
+#[derive(Debug, Clone, Default)]
+pub struct ProbeAuth {
+    token: Option<String>,
+    password: Option<String>,
+}
+
+impl ProbeAuth {
+    /// `OPENCLAW_GATEWAY_TOKEN`/`_PASSWORD`, else the config's `gateway.auth.*` (SecretRefs
+    /// resolved), as the gateway itself resolves them.
+    pub fn from_config(paths: &Paths) -> ProbeAuth {
+        let cfg = Config::load(&paths.config_path).ok();
+        let pick = |env: &str, key: &str| {
+            std::env::var(env)
+                .ok()
+                .filter(|v| !v.is_empty())
+                .or_else(|| {
+                    cfg.as_ref().and_then(|c| {
+                        crate::config::resolve_secret_value(c.get(key), key)
+                            .ok()
+                            .flatten()
+                    })
+                })
+        };
+        ProbeAuth {
+            token: pick("OPENCLAW_GATEWAY_TOKEN", "gateway.auth.token"),
+            password: pick("OPENCLAW_GATEWAY_PASSWORD", "gateway.auth.password"),
+        }
+    }
+}
+
+/// Probes the gateway on loopback: `GET /healthz` must answer `{"ok":true,…}`, then a real
+/// protocol-v4 RPC (connect handshake + `health`) must succeed.
+pub fn probe(port: u16, timeout: Duration, auth: &ProbeAuth) -> Probe {
+    healthz(port, timeout)?;
+    rpc_health(port, timeout, auth)
+}
+
+fn rpc_health(port: u16, timeout: Duration, auth: &ProbeAuth) -> Probe {
+    use crate::gateway::client::{ConnectOptions, GatewayClient};
+    let url = format!("ws://127.0.0.1:{port}");
+    let mut opts = ConnectOptions::new(url.clone()).client("cli", "probe");
+    opts.token = auth.token.clone();
+    opts.password = auth.password.clone();
+    opts.timeout = timeout;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("starting the probe runtime: {e}"))?;
+    rt.block_on(async move {
+        let client = GatewayClient::connect(opts)
+            .await
+            .map_err(|e| format!("RPC connect to {url}: {e}"))?;
+        let r = client.call("health", None).await;
+        client.close();
+        r.map(|_| ())
+            .map_err(|e| format!("RPC health on {url}: {e}"))
+    })
+}
+
+fn healthz(port: u16, timeout: Duration) -> Probe {
     let addr = SocketAddr::from(([127, 0, 0, 1], port));
     let mut s =
         TcpStream::connect_timeout(&addr, timeout).map_err(|e| format!("connect {addr}: {e}"))?;
@@ -318,6 +377,7 @@ pub fn wait_ready(
     spec: &ServiceSpec,
     timeout: Duration,
     old_pid: Option<u32>,
+    auth: &ProbeAuth,
 ) -> Result<ServiceStatus> {
     let deadline = Instant::now() + timeout;
     println!(
@@ -336,7 +396,7 @@ pub fn wait_ready(
         }
         let fresh = st.pid.is_some() && (old_pid.is_none() || st.pid != old_pid);
         if st.state == "active" && fresh {
-            match probe(spec.port, Duration::from_secs(2)) {
+            match probe(spec.port, Duration::from_secs(2), auth) {
                 Ok(()) => return Ok(st),
                 Err(e) => last = e,
             }
@@ -390,7 +450,14 @@ pub fn install(paths: &Paths, args: &InstallArgs) -> Result<Exit> {
         println!("{n}");
     }
     mgr.install(&spec, args.force)?;
-    let st = wait_ready(mgr.as_ref(), &spec, Duration::from_secs(args.timeout), None)?;
+    let auth = ProbeAuth::from_config(paths);
+    let st = wait_ready(
+        mgr.as_ref(),
+        &spec,
+        Duration::from_secs(args.timeout),
+        None,
+        &auth,
+    )?;
     println!(
         "Gateway service installed and answering: ws://127.0.0.1:{} (pid {}).",
         spec.port,
@@ -430,16 +497,17 @@ fn service_cmd(paths: &Paths, args: &ServiceArgs, action: Action) -> Result<Exit
         return Ok(Exit::Ok);
     }
     let timeout = Duration::from_secs(args.timeout);
+    let auth = ProbeAuth::from_config(paths);
     match action {
         Action::Start => {
             mgr.start(&spec)?;
-            let st = wait_ready(mgr.as_ref(), &spec, timeout, None)?;
+            let st = wait_ready(mgr.as_ref(), &spec, timeout, None, &auth)?;
             println!("Started {} (pid {}).", st.name, st.pid.unwrap_or_default());
         }
         Action::Restart => {
             let old = mgr.status(&spec)?.pid;
             mgr.restart(&spec)?;
-            let st = wait_ready(mgr.as_ref(), &spec, timeout, old)?;
+            let st = wait_ready(mgr.as_ref(), &spec, timeout, old, &auth)?;
             println!(
                 "Restarted {} (pid {}).",
                 st.name,
@@ -527,7 +595,18 @@ pub fn status(paths: &Paths, args: &GatewayStatusArgs) -> Result<Exit> {
     };
     let spec = spec_for(mgr.as_ref(), paths, port)?;
     let st = mgr.status(&spec);
-    let rpc = probe(port, Duration::from_millis(args.conn.timeout.min(10_000)));
+    let mut auth = ProbeAuth::from_config(paths);
+    if args.conn.token.is_some() {
+        auth.token = args.conn.token.clone();
+    }
+    if args.conn.password.is_some() {
+        auth.password = args.conn.password.clone();
+    }
+    let rpc = probe(
+        port,
+        Duration::from_millis(args.conn.timeout.min(10_000)),
+        &auth,
+    );
     if args.json {
         let v = json!({
             "service": match &st { Ok(s) => serde_json::to_value(s).unwrap_or(Value::Null), Err(_) => Value::Null },

@@ -512,3 +512,57 @@ fn no_user_manager_is_a_clear_error() {
         "nothing may be written"
     );
 }
+
+#[test]
+fn restart_with_a_connected_client_sees_shutdown_then_reconnects() {
+    sandbox::run(
+        "systemd_e2e::restart_with_a_connected_client_sees_shutdown_then_reconnects",
+        |sb| {
+            use openclaw::gateway::client::{ConnectOptions, GatewayClient};
+            let port = free_port();
+            install(port, &[]);
+            let tok = token(sb, ".openclaw");
+            let url = format!("ws://127.0.0.1:{port}");
+            let old = main_pid(sb, UNIT);
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async {
+                let mut c =
+                    GatewayClient::connect(ConnectOptions::new(url.clone()).token(tok.clone()))
+                        .await
+                        .expect("connect before the restart");
+                let cli = std::thread::spawn(|| oc(&["gateway", "restart"]));
+                let ev = c
+                    .wait_event("shutdown", T)
+                    .await
+                    .expect("a shutdown event before the socket closes");
+                assert_eq!(ev.payload["reason"], "gateway stopping");
+                let (code, _) = c
+                    .closed(T)
+                    .await
+                    .expect("the old gateway closes the socket");
+                assert_eq!(code, 1012, "close code 1012 = service restart");
+                // Reconnect right away: systemd holds the listener, so the connection queues
+                // until the new instance accepts it; nothing is refused.
+                let c2 =
+                    GatewayClient::connect(ConnectOptions::new(url.clone()).token(tok.clone()))
+                        .await
+                        .expect("reconnect during/after the restart");
+                c2.call("health", None)
+                    .await
+                    .expect("health on the new instance");
+                let out = tokio::task::spawn_blocking(move || cli.join().unwrap())
+                    .await
+                    .unwrap();
+                assert!(out.status.success(), "{}", text(&out));
+            });
+            let new = main_pid(sb, UNIT);
+            assert!(
+                new != 0 && new != old,
+                "a new process serves ({old} -> {new})"
+            );
+        },
+    );
+}
