@@ -418,6 +418,15 @@ pub async fn serve(
     if let Some(addr) = probe_addr {
         crate::service::systemd::watchdog::spawn_for_listener(notifier.clone(), addr);
     }
+    {
+        let st = state.clone();
+        let base = status.clone();
+        crate::service::systemd::watchdog::spawn_status(
+            notifier.clone(),
+            Duration::from_secs(5),
+            move || format!("{base}; {} clients", st.connection_count()),
+        );
+    }
     tracing::info!(
         pid = std::process::id(),
         auth = state.auth().mode.as_str(),

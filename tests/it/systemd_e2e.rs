@@ -155,6 +155,10 @@ fn install_runs_a_ready_gateway_and_status_reports_it() {
                 "{st}"
             );
             assert!(st.contains("RPC probe: ok"), "{st}");
+            assert!(
+                st.contains(&format!("Gateway says: listening on ws://127.0.0.1:{port}")),
+                "the sd_notify STATUS= line reaches systemctl: {st}"
+            );
             assert!(st.contains(&format!("127.0.0.1:{port}")), "{st}");
             assert!(st.contains("socket-activated"), "{st}");
             assert!(
@@ -564,5 +568,29 @@ fn restart_with_a_connected_client_sees_shutdown_then_reconnects() {
                 "a new process serves ({old} -> {new})"
             );
         },
+    );
+}
+
+#[test]
+fn install_dry_run_prints_the_plan_and_changes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new(support::bin())
+        .args(["gateway", "install", "--dry-run", "--port", "4321"])
+        .env("HOME", dir.path())
+        .env("XDG_RUNTIME_DIR", dir.path())
+        .env_remove("OPENCLAW_STATE_DIR")
+        .env_remove("OPENCLAW_CONFIG_PATH")
+        .output()
+        .unwrap();
+    let s = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(s.contains("openclaw-gateway.service (create)"), "{s}");
+    assert!(s.contains("ListenStream=127.0.0.1:4321"), "{s}");
+    assert!(s.contains("systemctl --user daemon-reload"), "{s}");
+    assert!(s.contains("would be updated"), "{s}");
+    assert_eq!(
+        std::fs::read_dir(dir.path()).unwrap().count(),
+        0,
+        "a dry run writes nothing"
     );
 }

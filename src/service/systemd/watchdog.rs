@@ -93,6 +93,34 @@ where
     }))
 }
 
+/// Keeps `systemctl status` current: every `every`, sends `STATUS=<status()>` when the text
+/// changed (e.g. "listening on …; 3 clients"). Nothing runs without a service manager.
+pub fn spawn_status<F>(
+    notifier: Notifier,
+    every: std::time::Duration,
+    status: F,
+) -> Option<tokio::task::JoinHandle<()>>
+where
+    F: Fn() -> String + Send + 'static,
+{
+    if !notifier.enabled() {
+        return None;
+    }
+    Some(tokio::spawn(async move {
+        let mut last = String::new();
+        let mut tick = tokio::time::interval(every);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            let now = status();
+            if now != last {
+                notifier.status(&now);
+                last = now;
+            }
+        }
+    }))
+}
+
 /// Convenience: the watchdog for a gateway listening on `addr`.
 pub fn spawn_for_listener(
     notifier: Notifier,
