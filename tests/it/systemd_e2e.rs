@@ -250,7 +250,11 @@ fn socket_activation_starts_the_stopped_service_on_connect() {
             // service systemd starts for it.
             let reply = healthz(v4(port)).unwrap();
             assert!(reply.starts_with("HTTP/1.1 200"), "{reply}");
-            assert_eq!(sb.prop(UNIT, "ActiveState"), "active");
+            // The gateway answers its own probe just before READY=1, so a client can be served
+            // while systemd still says "activating": wait for the transition.
+            sb.wait_for("the activated service to report ready", T, || {
+                sb.prop(UNIT, "ActiveState") == "active"
+            });
             assert_ne!(main_pid(sb, UNIT), 0);
             // stop takes both down (no re-activation), start brings both back.
             ok(oc(&["gateway", "stop"]));
