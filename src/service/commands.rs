@@ -423,7 +423,31 @@ pub fn wait_ready(
 /// `gateway install`.
 pub fn install(paths: &Paths, args: &InstallArgs) -> Result<Exit> {
     gate(paths, "install")?;
-    let mgr = super::native(&native_opts(args.system, args.user.clone()))?;
+    let owner = if args.system {
+        Some(system_account(args)?)
+    } else {
+        None
+    };
+    // A system service runs as --user: its state lives in *that* user's home, not root's.
+    let sys_paths;
+    let paths = match &owner {
+        Some(acct) => {
+            let env: std::collections::HashMap<String, String> =
+                [("HOME".to_string(), acct.dir.display().to_string())].into();
+            let p = if paths.dev {
+                Paths::resolve(None, true, &env)?
+            } else {
+                Paths::resolve(paths.profile.as_deref(), false, &env)?
+            };
+            sys_paths = p;
+            &sys_paths
+        }
+        None => paths,
+    };
+    let mgr = super::native(&native_opts(
+        args.system,
+        owner.as_ref().map(|a| a.name.clone()),
+    ))?;
     let cfg = Config::load(&paths.config_path)?;
     let plan = plan_config(paths, &cfg, args.port)?;
     let spec = spec_for(mgr.as_ref(), paths, plan.port)?;
@@ -446,6 +470,15 @@ pub fn install(paths: &Paths, args: &InstallArgs) -> Result<Exit> {
     if let Some(doc) = &plan.doc {
         write_config(&paths.config_path, doc)?;
     }
+    if let Some(acct) = &owner {
+        // Written by root for the service account: hand them over.
+        for p in [&paths.state_dir, &paths.config_path] {
+            if p.exists() {
+                nix::unistd::chown(p.as_path(), Some(acct.uid), Some(acct.gid))
+                    .map_err(|e| Error::io("changing the owner of", p.as_path(), e.into()))?;
+            }
+        }
+    }
     for n in &plan.notes {
         println!("{n}");
     }
@@ -465,6 +498,25 @@ pub fn install(paths: &Paths, args: &InstallArgs) -> Result<Exit> {
     );
     linger_advice(&st);
     Ok(Exit::Ok)
+}
+
+/// The account a `--system` service runs as (`--user`, else `SUDO_USER`).
+fn system_account(args: &InstallArgs) -> Result<nix::unistd::User> {
+    let name = args
+        .user
+        .clone()
+        .or_else(|| std::env::var("SUDO_USER").ok().filter(|u| !u.is_empty()))
+        .ok_or_else(|| {
+            Error::Msg("--system needs the account the gateway runs as: add --user NAME".into())
+        })?;
+    if !args.dry_run && !nix::unistd::geteuid().is_root() {
+        return Err(Error::Msg(format!(
+            "--system writes /etc/systemd/system and needs root: run `sudo openclaw gateway install --system --user {name}`"
+        )));
+    }
+    nix::unistd::User::from_name(&name)
+        .map_err(|e| Error::Msg(format!("looking up user {name:?}: {e}")))?
+        .ok_or_else(|| Error::Msg(format!("--user {name:?}: no such account on this system")))
 }
 
 fn linger_advice(st: &ServiceStatus) {

@@ -80,15 +80,13 @@ impl SystemdManager {
             .filter(|h| !h.is_empty())
             .map(PathBuf::from);
         if opts.system {
+            // Only rendering needs the account (install passes it; the renderer refuses an
+            // empty one); start/stop/status act on the unit by name.
             let user = opts
                 .user
                 .clone()
                 .or_else(|| std::env::var("SUDO_USER").ok().filter(|u| !u.is_empty()))
-                .ok_or_else(|| {
-                    Error::Msg(
-                        "--system needs the account the gateway runs as: add --user NAME".into(),
-                    )
-                })?;
+                .unwrap_or_default();
             return Ok(SystemdManager {
                 scope: Scope::System { user },
                 runner,
