@@ -12,17 +12,19 @@ pub fn parse_stream(v: &str) -> Option<(u64, u64)> {
 
 /// Whether stderr is connected to the journal (`JOURNAL_STREAM` matches fd 2's device/inode).
 pub fn stderr_is_journal() -> bool {
-    let Some((dev, ino)) = std::env::var("JOURNAL_STREAM")
-        .ok()
-        .and_then(|v| parse_stream(&v))
-    else {
+    let Ok(v) = std::env::var("JOURNAL_STREAM") else {
         return false;
     };
     // fstat(2) through /proc/self/fd/2 (a symlink to the socket; metadata follows it).
     match std::fs::metadata("/proc/self/fd/2") {
-        Ok(m) => m.dev() == dev && m.ino() == ino,
+        Ok(m) => stream_matches(&v, m.dev(), m.ino()),
         Err(_) => false,
     }
+}
+
+/// Whether a `JOURNAL_STREAM` value names the file with this device and inode.
+pub fn stream_matches(journal_stream: &str, dev: u64, ino: u64) -> bool {
+    parse_stream(journal_stream) == Some((dev, ino))
 }
 
 /// The journald layer: INFO → priority 6 (informational, not tracing-journald's default 5 =
@@ -86,11 +88,11 @@ mod tests {
     }
 
     #[test]
-    fn stderr_of_a_test_is_not_the_journal() {
-        // Whatever JOURNAL_STREAM says, it cannot match a test's stderr (a pipe or terminal)
-        // unless the test really runs under journald; either way the check must not panic.
-        let m = std::fs::metadata("/proc/self/fd/2").unwrap();
-        let own = format!("{}:{}", m.dev(), m.ino());
-        assert_eq!(parse_stream(&own), Some((m.dev(), m.ino())));
+    fn only_the_exact_stream_matches() {
+        // A child inheriting JOURNAL_STREAM but writing stderr elsewhere must not use journald.
+        assert!(stream_matches("8:12345", 8, 12345));
+        assert!(!stream_matches("8:12345", 8, 12346));
+        assert!(!stream_matches("9:12345", 8, 12345));
+        assert!(!stream_matches("", 8, 12345));
     }
 }
