@@ -112,14 +112,14 @@ pub fn plan_config(paths: &Paths, cfg: &Config, port_flag: Option<u16>) -> Resul
         ));
     }
     let port = paths.resolve_port(port_flag, &ProcessEnv, cfg.gateway.port)?;
-    if let Some(p) = port_flag {
-        if cfg.gateway.port != Some(p) {
-            set(&mut doc, &["gateway", "port"], json!(p), &cfg.path)?;
-            notes.push(format!(
-                "Recorded gateway.port={p} in {} so clients find the service.",
-                cfg.path.display()
-            ));
-        }
+    if let Some(p) = port_flag
+        && cfg.gateway.port != Some(p)
+    {
+        set(&mut doc, &["gateway", "port"], json!(p), &cfg.path)?;
+        notes.push(format!(
+            "Recorded gateway.port={p} in {} so clients find the service.",
+            cfg.path.display()
+        ));
     }
     Ok(ConfigPlan {
         doc: (doc != cfg.doc || !cfg.exists).then_some(doc),
@@ -204,12 +204,12 @@ fn ensure_private(paths: &Paths) -> Result<()> {
             .map_err(|e| Error::io("creating state directory", d, e))?;
     }
     // A config holding a token must not be readable by others.
-    if let Ok(m) = std::fs::metadata(&paths.config_path) {
-        if m.permissions().mode() & 0o077 != 0 {
-            std::fs::set_permissions(&paths.config_path, std::fs::Permissions::from_mode(0o600))
-                .map_err(|e| Error::io("tightening permissions of", &paths.config_path, e))?;
-            println!("Tightened {} to mode 0600.", paths.config_path.display());
-        }
+    if let Ok(m) = std::fs::metadata(&paths.config_path)
+        && m.permissions().mode() & 0o077 != 0
+    {
+        std::fs::set_permissions(&paths.config_path, std::fs::Permissions::from_mode(0o600))
+            .map_err(|e| Error::io("tightening permissions of", &paths.config_path, e))?;
+        println!("Tightened {} to mode 0600.", paths.config_path.display());
     }
     Ok(())
 }
@@ -758,15 +758,15 @@ pub fn render_status(st: &Result<ServiceStatus>, rpc: &Probe, port: u16) -> Stri
         if let Some(l) = &s.logs {
             o.push_str(&format!("Logs: {l}\n"));
         }
-        if let Some(l) = &s.linger {
-            if l != "n/a" {
-                let fix = if l == "yes" {
-                    String::new()
-                } else {
-                    format!(" (to outlive logout: `{}`)", linger_fix())
-                };
-                o.push_str(&format!("Linger: {l}{fix}\n"));
-            }
+        if let Some(l) = &s.linger
+            && l != "n/a"
+        {
+            let fix = if l == "yes" {
+                String::new()
+            } else {
+                format!(" (to outlive logout: `{}`)", linger_fix())
+            };
+            o.push_str(&format!("Linger: {l}{fix}\n"));
         }
         if s.reload_pending {
             o.push_str("Systemd reload: pending (the unit file changed on disk): run `openclaw gateway install` or `systemctl --user daemon-reload`\n");

@@ -86,10 +86,10 @@ pub fn watchdog_interval(env: &dyn Env, pid: u32) -> Option<Duration> {
     if usec == 0 {
         return None;
     }
-    if let Some(p) = env.var("WATCHDOG_PID") {
-        if p.trim().parse::<u32>().ok() != Some(pid) {
-            return None;
-        }
+    if let Some(p) = env.var("WATCHDOG_PID")
+        && p.trim().parse::<u32>().ok() != Some(pid)
+    {
+        return None;
     }
     Some(Duration::from_micros(usec / 2))
 }

@@ -136,19 +136,17 @@ fn unit_path(p: &Path, opts: &UnitOptions) -> Result<String> {
             "cannot write a systemd unit: path {s:?} is not absolute"
         )));
     }
-    if opts.scope == Scope::User {
-        if let Some(home) = &opts.home {
-            if let Ok(rest) = p.strip_prefix(home) {
-                if home != Path::new("/") {
-                    let rest = rest.to_str().unwrap_or_default();
-                    return Ok(if rest.is_empty() {
-                        "%h".into()
-                    } else {
-                        format!("%h/{}", escape_specifiers(rest))
-                    });
-                }
-            }
-        }
+    if opts.scope == Scope::User
+        && let Some(home) = &opts.home
+        && let Ok(rest) = p.strip_prefix(home)
+        && home != Path::new("/")
+    {
+        let rest = rest.to_str().unwrap_or_default();
+        return Ok(if rest.is_empty() {
+            "%h".into()
+        } else {
+            format!("%h/{}", escape_specifiers(rest))
+        });
     }
     Ok(escape_specifiers(s))
 }
