@@ -368,6 +368,12 @@ pub fn dispatch(cli: Cli) -> Result<Exit> {
         Command::Gateway(g) => match g.command {
             None => crate::gateway::run_daemon(&paths, g.run),
             Some(GatewaySub::Run(a)) => crate::gateway::run_daemon(&paths, a),
+            Some(GatewaySub::Install(a)) => crate::service::commands::install(&paths, &a),
+            Some(GatewaySub::Start(a)) => crate::service::commands::start(&paths, &a),
+            Some(GatewaySub::Stop(a)) => crate::service::commands::stop(&paths, &a),
+            Some(GatewaySub::Restart(a)) => crate::service::commands::restart(&paths, &a),
+            Some(GatewaySub::Uninstall(a)) => crate::service::commands::uninstall(&paths, &a),
+            Some(GatewaySub::Status(a)) => crate::service::commands::status(&paths, &a),
             Some(GatewaySub::AuthToken) => crate::gateway::setup::auth_token(&paths),
             Some(other) => not_yet(&format!("gateway {}", sub_name(&other))),
         },

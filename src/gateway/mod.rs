@@ -335,16 +335,23 @@ pub fn resolve_auth(
 pub fn run_daemon(paths: &Paths, args: RunArgs) -> Result<Exit> {
     // Must happen before any thread exists: it unsets LISTEN_* variables.
     let inherited = crate::service::systemd::activation::take_inherited()?;
+    // Under systemd, stderr already is the journal: log natively (fields, priorities) and
+    // drop the stderr formatter, or every line would appear twice.
+    let journal = crate::service::systemd::journal::boxed_layer(args.verbose);
     let telemetry = crate::telemetry::init(
         &crate::telemetry::Options {
             verbose: args.verbose,
             profile: paths.profile.clone(),
             file: true,
-            no_stderr: false,
+            no_stderr: journal.is_some(),
         },
-        // Extra layers go here (the journald layer when JOURNAL_STREAM matches stderr).
-        Vec::new(),
+        journal.into_iter().collect(),
     );
+    if let Some(inh) = &inherited {
+        for note in &inh.notes {
+            tracing::warn!("{note}");
+        }
+    }
     let notifier = Notifier::from_env();
     tracing::info!(
         version = crate::VERSION,
@@ -570,6 +577,19 @@ pub async fn serve(
         .collect();
     let status = format!("listening on {}", urls.join(", "));
     notifier.ready(&status);
+    // WATCHDOG=1 only while a request through our own accept loop succeeds (see watchdog.rs).
+    if let Some(addr) = probe_addr {
+        crate::service::systemd::watchdog::spawn_for_listener(notifier.clone(), addr);
+    }
+    {
+        let st = state.clone();
+        let base = status.clone();
+        crate::service::systemd::watchdog::spawn_status(
+            notifier.clone(),
+            Duration::from_secs(5),
+            move || format!("{base}; {} clients", st.connection_count()),
+        );
+    }
     tracing::info!(
         pid = std::process::id(),
         auth = state.auth().mode.as_str(),

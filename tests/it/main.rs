@@ -9,3 +9,5 @@ mod gateway_ws;
 mod launchd;
 mod reload;
 mod secrets;
+mod systemd_e2e;
+mod systemd_units;
