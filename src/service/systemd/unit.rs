@@ -184,6 +184,9 @@ pub fn exec_start(spec: &ServiceSpec) -> Vec<String> {
         "run".into(),
         "--port".into(),
         spec.port.to_string(),
+        // First start without `openclaw setup` (a distro package's unit): create a local config
+        // with a generated token (0600). Never touches an existing config.
+        "--init".into(),
     ]
 }
 
@@ -256,6 +259,12 @@ pub fn render_service(spec: &ServiceSpec, opts: &UnitOptions) -> Result<String> 
         o.push_str(&line);
         o.push('\n');
     }
+    // Identity marker: the gateway knows which unit runs it (supervisor detection, status).
+    o.push_str(&environment_line(
+        "OPENCLAW_SYSTEMD_UNIT",
+        &format!("{name}.service"),
+    )?);
+    o.push('\n');
     let _ = writeln!(
         o,
         "EnvironmentFile=-{}",
@@ -271,6 +280,9 @@ pub fn render_service(spec: &ServiceSpec, opts: &UnitOptions) -> Result<String> 
     o.push_str("Restart=on-failure\nRestartSec=2\n");
     // 78 = config error / startup refusal: restarting cannot help, so don't loop.
     o.push_str("RestartPreventExitStatus=78\n");
+    // 75 = planned restart (a restart-required config change): restarted even under
+    // Restart=on-failure, and not logged as a failure.
+    o.push_str("RestartForceExitStatus=75\nSuccessExitStatus=75\n");
     o.push_str("TimeoutStartSec=30\n");
     let _ = writeln!(o, "TimeoutStopSec={}", spec.drain_secs + STOP_MARGIN_SEC);
     let _ = writeln!(o, "WatchdogSec={WATCHDOG_SEC}");
@@ -454,6 +466,7 @@ mod tests {
         for k in [
             "Restart=on-failure\n",
             "RestartPreventExitStatus=78\n",
+            "RestartForceExitStatus=75\n",
             "KillMode=mixed\n",
             "TimeoutStopSec=45\n",
             "WatchdogSec=30\n",
