@@ -98,6 +98,7 @@ pub fn harness() -> &'static Harness {
             identity,
             methods: openclaw::gateway::methods::core_table(),
             shutdown: openclaw::gateway::shutdown::Shutdown::new(),
+            reload: Default::default(),
         });
         Harness {
             state,
@@ -338,7 +339,8 @@ pub fn config_load(data: &[u8]) {
                 openclaw::gateway::listener::Bind::Loopback,
                 openclaw::gateway::listener::Bind::Lan,
             ] {
-                match openclaw::gateway::resolve_auth(&Default::default(), &cfg, &bind) {
+                let secrets = openclaw::config::secrets::SecretsSnapshot::default();
+                match openclaw::gateway::resolve_auth(&Default::default(), &cfg, &bind, &secrets) {
                     Ok(a) => {
                         if !bind.is_loopback() {
                             assert_ne!(a.mode, Mode::None, "LAN bind without auth accepted");
