@@ -8,6 +8,7 @@ mod gateway_startup;
 mod gateway_ws;
 mod launchd;
 mod reliability_fuzz_corpus;
+mod reliability_load;
 mod reload;
 mod secrets;
 mod security_auth;
