@@ -24,6 +24,7 @@ pub mod reload;
 pub mod setup;
 pub mod shutdown;
 pub mod state;
+pub mod statelock;
 pub mod ws;
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
@@ -407,6 +408,18 @@ pub fn run_daemon(paths: &Paths, args: RunArgs) -> Result<Exit> {
     }
     // The state dir holds the identity key (and usually the config): keep it private.
     write::ensure_state_dir(&paths.state_dir)?;
+    // One gateway per state dir (held for the process's life). With --force the holder may be
+    // the listener about to be stopped, so wait for it after freeing the port instead.
+    let mut state_lock = None;
+    if !args.force {
+        match statelock::StateLock::acquire(&paths.state_dir) {
+            Ok(l) => state_lock = Some(l),
+            Err(e) if launchd_policy::under_launchd(&ProcessEnv) => {
+                return Ok(refuse_under_launchd(paths, &e, inherited.as_ref()));
+            }
+            Err(e) => return Err(e),
+        }
+    }
     let inherited_listeners = inherited.as_ref().is_some_and(|i| !i.listeners.is_empty());
     // The master copies of the listening sockets: every generation serves on duplicates, so
     // the sockets stay open (and keep queueing connections) across in-process restarts.
@@ -428,6 +441,10 @@ pub fn run_daemon(paths: &Paths, args: RunArgs) -> Result<Exit> {
             }
             listener::bind_all(&plan.bind, plan.port)?
         }
+    };
+    let _state_lock = match state_lock {
+        Some(l) => l,
+        None => statelock::StateLock::acquire_within(&paths.state_dir, Duration::from_secs(3))?,
     };
     let supervisor = config_reload::Supervisor::detect_current(&ProcessEnv);
     let mut status0 = config_reload::ReloadStatus::default();

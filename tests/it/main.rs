@@ -7,6 +7,7 @@ mod gateway_http;
 mod gateway_startup;
 mod gateway_ws;
 mod launchd;
+mod reliability_degraded;
 mod reliability_fuzz_corpus;
 mod reliability_load;
 mod reload;
