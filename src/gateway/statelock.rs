@@ -15,10 +15,12 @@ use nix::fcntl::{Flock, FlockArg};
 
 use crate::error::{Error, Result};
 
-/// A held state-dir lock (released on drop / process exit).
+/// A held state-dir lock (released on drop / process exit). `None` inside when the state dir
+/// is read-only: nothing can be written there, so there is nothing to protect, and a gateway
+/// on a read-only state dir must still start.
 #[derive(Debug)]
 pub struct StateLock {
-    _lock: Flock<File>,
+    _lock: Option<Flock<File>>,
     path: PathBuf,
 }
 
@@ -43,21 +45,34 @@ impl StateLock {
         let path = lock_path(state_dir);
         let deadline = Instant::now() + wait;
         loop {
-            let file = OpenOptions::new()
+            let file = match OpenOptions::new()
                 .read(true)
                 .write(true)
                 .create(true)
                 .truncate(false)
                 .mode(0o600)
                 .open(&path)
-                .map_err(|e| Error::io("opening the state-dir lock", &path, e))?;
+            {
+                Ok(f) => f,
+                Err(e) if e.raw_os_error() == Some(nix::errno::Errno::EROFS as i32) => {
+                    tracing::warn!(
+                        "state directory {} is read-only: running without the state-dir lock (nothing can be written there)",
+                        state_dir.display()
+                    );
+                    return Ok(StateLock { _lock: None, path });
+                }
+                Err(e) => return Err(Error::io("opening the state-dir lock", &path, e)),
+            };
             match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
                 Ok(mut lock) => {
                     let _ = lock.set_len(0);
                     let _ = lock.seek(SeekFrom::Start(0));
                     let _ = writeln!(lock, "{}", std::process::id());
                     let _ = lock.sync_data();
-                    return Ok(StateLock { _lock: lock, path });
+                    return Ok(StateLock {
+                        _lock: Some(lock),
+                        path,
+                    });
                 }
                 Err((mut file, nix::errno::Errno::EWOULDBLOCK)) => {
                     if Instant::now() < deadline {

@@ -647,6 +647,15 @@ pub fn status(paths: &Paths, args: &GatewayStatusArgs) -> Result<Exit> {
     };
     let spec = spec_for(mgr.as_ref(), paths, port)?;
     let st = mgr.status(&spec);
+    // With the config unreadable, the port the service manager listens on is the truth.
+    let port = match (&config_error, &st) {
+        (Some(_), Ok(s)) => s
+            .listen
+            .iter()
+            .find_map(|a| a.rsplit_once(':').and_then(|(_, p)| p.parse::<u16>().ok()))
+            .unwrap_or(port),
+        _ => port,
+    };
     let mut auth = ProbeAuth::from_config(paths);
     if args.conn.token.is_some() {
         auth.token = args.conn.token.clone();
@@ -674,6 +683,11 @@ pub fn status(paths: &Paths, args: &GatewayStatusArgs) -> Result<Exit> {
         print!("{}", render_status(&st, &rpc, port));
         if let Some(e) = &config_error {
             println!("Config: invalid: {}", e.lines().next().unwrap_or_default());
+            if st.as_ref().is_ok_and(|s| runtime_word(s) == "running") {
+                println!(
+                    "  The running gateway keeps its last good config; fix the file and it reloads (a restart would fail with exit 78)."
+                );
+            }
         }
     }
     if args.require_rpc && rpc.is_err() {

@@ -8,6 +8,7 @@ mod gateway_startup;
 mod gateway_ws;
 mod launchd;
 mod reliability_degraded;
+mod reliability_faults;
 mod reliability_fuzz_corpus;
 mod reliability_load;
 mod reload;
