@@ -511,6 +511,11 @@ pub async fn storm(gw: &LoadGateway, rate: usize, secs: u64, handshake_ms: u64) 
     while gw.fds() > fds_before && Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    // The gateway hands freed memory back a few seconds after a burst ends (bounded wait).
+    let deadline = Instant::now() + Duration::from_secs(6);
+    while gw.rss_kib() > rss_before + rss_before / 4 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
     let mut closes = closes.lock().unwrap().clone();
     StormReport {
         opened: opened.load(Ordering::Relaxed),

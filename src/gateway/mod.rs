@@ -775,9 +775,30 @@ async fn self_probe(addr: SocketAddr) -> Result<()> {
     }
 }
 
-/// Tick, periodic health, and the event-loop probe; all stop on shutdown.
+/// Tick, periodic health, the event-loop probe, and memory release after bursts; all stop on
+/// shutdown.
 fn spawn_background(state: &Arc<GatewayState>) {
     let tracker = state.shutdown.tracker().clone();
+    let s = state.clone();
+    tracker.spawn(async move {
+        // After a burst of connections ends (e.g. a connect storm closed at the pre-auth
+        // timeout), give the allocator's freed memory back so RSS returns to baseline.
+        let token = s.shutdown.token().clone();
+        let mut iv = tokio::time::interval(Duration::from_secs(2));
+        let mut high = 0usize;
+        loop {
+            tokio::select! {
+                _ = token.cancelled() => return,
+                _ = iv.tick() => {}
+            }
+            let now = s.pending.load(std::sync::atomic::Ordering::Relaxed) + s.connection_count();
+            high = high.max(now);
+            if high >= now + 64 {
+                crate::sys::unix::release_free_memory();
+                high = now;
+            }
+        }
+    });
     let s = state.clone();
     tracker.spawn(async move {
         let token = s.shutdown.token().clone();

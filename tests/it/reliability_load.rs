@@ -35,6 +35,7 @@ async fn connect_storm_is_closed_at_the_preauth_timeout_and_fds_come_back() {
         "closed at (not before) the timeout: {r:?}"
     );
     assert!(r.fds_after <= r.fds_before, "fds leaked: {r:?}");
+    eprintln!("storm: {r:?}");
     gw.stop();
 }
 
