@@ -85,6 +85,8 @@ async fn disk_full_log_file_degrades_health_and_recovers() {
     // Space comes back: the next record opens a real file and health is clean again.
     let file = gw.log_dir().join(format!("openclaw-{}.log", today()));
     std::fs::remove_file(&file).unwrap();
+    // A connect logs a record (the next append opens a real file).
+    let _ = health(&gw).await;
     assert!(
         gw.wait_for_line("works again", WAIT).is_some(),
         "recovery is announced:\n{}",
