@@ -291,6 +291,12 @@ pub struct LogsArgs {
     /// Poll interval in milliseconds for --follow.
     #[arg(long, default_value_t = 1000)]
     pub interval: u64,
+    /// Bytes to read initially (the gateway caps it at 1 MB).
+    #[arg(long, default_value_t = 250_000)]
+    pub max_bytes: u64,
+    /// No colours even on a terminal (NO_COLOR is honoured too).
+    #[arg(long)]
+    pub no_color: bool,
     /// Connection.
     #[command(flatten)]
     pub conn: ConnArgs,
@@ -308,6 +314,15 @@ pub struct DoctorArgs {
     /// Never prompt.
     #[arg(long)]
     pub non_interactive: bool,
+    /// Accept the recommended repairs (same as --repair).
+    #[arg(long)]
+    pub yes: bool,
+    /// With --repair: also rewrite service files that carry operator edits (backed up first).
+    #[arg(long)]
+    pub force: bool,
+    /// Also scan other profiles and system locations for competing gateways.
+    #[arg(long)]
+    pub deep: bool,
 }
 
 /// `secrets …`.
@@ -369,14 +384,23 @@ pub fn dispatch(cli: Cli) -> Result<Exit> {
             None => crate::gateway::run_daemon(&paths, g.run),
             Some(GatewaySub::Run(a)) => crate::gateway::run_daemon(&paths, a),
             Some(GatewaySub::AuthToken) => crate::gateway::setup::auth_token(&paths),
+            Some(GatewaySub::Health(a)) => {
+                crate::ops::health::run(&paths, &a, crate::ops::health::Style::Gateway)
+            }
+            Some(GatewaySub::Call(a)) => crate::ops::call::run(&paths, &a),
+            Some(GatewaySub::Probe(a)) => crate::ops::probe::run(&paths, &a),
             Some(other) => not_yet(&format!("gateway {}", sub_name(&other))),
         },
-        Command::Status(_) => not_yet("status"),
-        Command::Health(_) => not_yet("health"),
-        Command::Logs(_) => not_yet("logs"),
-        Command::Doctor(_) => not_yet("doctor"),
+        Command::Status(a) => crate::ops::status::run(&paths, &a),
+        Command::Health(a) => {
+            crate::ops::health::run(&paths, &a, crate::ops::health::Style::Summary)
+        }
+        Command::Logs(a) => crate::ops::logs::run(&paths, &a),
+        Command::Doctor(a) => crate::doctor::run(&paths, &a),
         Command::Secrets { .. } => not_yet("secrets"),
-        Command::Channels { .. } => not_yet("channels"),
+        Command::Channels {
+            command: ChannelsCmd::Status { probe, json, conn },
+        } => crate::ops::channels::status(&paths, probe, json, &conn),
         Command::Setup(a) => crate::gateway::setup::setup(&paths, &a),
     }
 }

@@ -11,6 +11,7 @@
 //!   render → plan → parse (pure) plus a thin command runner.
 //! - [`sys`]: the only place with `cfg(target_os)`: OS primitives (fd adoption, launchd FFI).
 //! - [`telemetry`]: stderr logs and the JSONL file log `logs.tail` serves.
+//! - [`ops`]: operator client commands (health, call, probe, status, logs, channels).
 //! - [`doctor`]: checks that detect and repair drift between what is installed and what should be.
 
 pub mod cli;
@@ -18,6 +19,7 @@ pub mod config;
 pub mod doctor;
 pub mod error;
 pub mod gateway;
+pub mod ops;
 pub mod service;
 pub mod sys;
 pub mod telemetry;

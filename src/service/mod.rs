@@ -60,6 +60,24 @@ pub struct ServiceStatus {
     pub socket_activated: bool,
     /// How to read the logs (a command or a path).
     pub logs: Option<String>,
+    /// Why the last run ended (systemd `Result`: `success`, `exit-code`, `watchdog`, …).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub result: Option<String>,
+    /// Automatic restarts so far (systemd `NRestarts`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub restarts: Option<u32>,
+    /// The service's own status line (sd_notify `STATUS=`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub status_text: Option<String>,
+    /// Addresses the manager listens on for us (socket activation).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub listen: Vec<String>,
+    /// Whether the user's services outlive their sessions (`yes`, `no`, `unknown`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub linger: Option<String>,
+    /// Manager scope (`user`, `system`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub scope: Option<String>,
 }
 
 /// One service manager (systemd user/system manager, launchd). Implementations observe through
