@@ -832,6 +832,41 @@ fn competing_units(ctx: &Ctx) -> Finding {
             ));
         }
     }
+    if ctx.deep {
+        // Other gateway-like units (upstream's extra-service scan): ExecStart mentions a
+        // gateway of openclaw/clawdbot, but the unit is neither ours nor a profile's.
+        if let Ok(rd) = std::fs::read_dir(&ctx.service.user_dir) {
+            let mut extra: Vec<String> = rd
+                .flatten()
+                .map(|e| e.path())
+                .filter(|p| p.extension().and_then(|e| e.to_str()) == Some("service"))
+                .filter(|p| {
+                    let n = p.file_stem().and_then(|n| n.to_str()).unwrap_or_default();
+                    n != ctx.service.name
+                        && !n.starts_with("openclaw-gateway")
+                        && !n.starts_with("clawdbot")
+                })
+                .filter(|p| {
+                    std::fs::read_to_string(p).is_ok_and(|t| {
+                        let e = unit_file::parse(&t);
+                        unit_file::last(&e, "Service", "ExecStart").is_some_and(|x| {
+                            x.contains("gateway")
+                                && (x.contains("openclaw") || x.contains("clawdbot"))
+                        })
+                    })
+                })
+                .map(|p| {
+                    format!(
+                        "gateway-like unit {} (`systemctl --user cat {}`)",
+                        p.display(),
+                        p.file_name().and_then(|n| n.to_str()).unwrap_or_default()
+                    )
+                })
+                .collect();
+            extra.sort();
+            found.extend(extra);
+        }
+    }
     if found.is_empty() {
         Finding::ok("", "no competing or legacy units")
     } else {

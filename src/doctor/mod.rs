@@ -381,6 +381,15 @@ pub fn run(paths: &Paths, args: &DoctorArgs) -> Result<Exit> {
     if args.json {
         crate::ops::print_json(&render_json(&report, &applied));
     } else {
+        println!(
+            "OpenClaw doctor{} ({})",
+            paths
+                .profile
+                .as_ref()
+                .map(|p| format!(" (profile {p})"))
+                .unwrap_or_default(),
+            paths.config_path.display()
+        );
         if repair {
             if applied.is_empty() {
                 println!("Nothing to repair.");

@@ -31,7 +31,7 @@ pub fn apply(report: &Report, ctx: &Ctx, force: bool) -> Vec<Applied> {
     let mut out = Vec::new();
 
     // 1. Config edits, merged into one write.
-    let config_edits: Vec<(&'static str, &Repair)> = todo
+    let mut config_edits: Vec<(&'static str, &Repair)> = todo
         .iter()
         .filter_map(|f| f.repair.as_ref().map(|r| (f.id, r)))
         .filter(|(_, r)| {
@@ -41,6 +41,8 @@ pub fn apply(report: &Report, ctx: &Ctx, force: bool) -> Vec<Applied> {
             )
         })
         .collect();
+    // A token found in the unit is the one clients use today: adopt it before any generation.
+    config_edits.sort_by_key(|(_, r)| !matches!(r, Repair::AdoptUnitToken { .. }));
     if !config_edits.is_empty() {
         let ids: Vec<&str> = config_edits.iter().map(|(id, _)| *id).collect();
         let (ok, message) = match edit_config(&ctx.paths.config_path, &config_edits) {
@@ -105,7 +107,22 @@ pub fn apply(report: &Report, ctx: &Ctx, force: bool) -> Vec<Applied> {
     if !reinstall.is_empty() {
         let force_needed = reinstall.iter().any(|f| f.needs_force);
         let ids: Vec<&'static str> = reinstall.iter().map(|f| f.id).collect();
-        let (ok, message) = if !ctx.paths.default_identity {
+        let blocked = !force
+            && report.findings.iter().any(|f| {
+                f.needs_force
+                    && f.level >= super::Level::Warn
+                    && matches!(f.repair, Some(Repair::Reinstall { .. }))
+            });
+        let (ok, message) = if blocked {
+            (
+                false,
+                format!(
+                    "skipped: {} carries operator edits that a rewrite would replace; move them into a drop-in (`systemctl --user edit {}.service`) and re-run, or use --repair --force (the file is backed up)",
+                    ctx.service.user_file().display(),
+                    ctx.service.name
+                ),
+            )
+        } else if !ctx.paths.default_identity {
             (
                 false,
                 "skipped: non-default state dir or config path; a service must own the canonical state of its profile".to_string(),

@@ -5,3 +5,8 @@ mod support;
 mod gateway_http;
 mod gateway_startup;
 mod gateway_ws;
+mod ops_client;
+mod ops_doctor;
+mod ops_logs;
+mod ops_status;
+mod ops_support;
