@@ -37,7 +37,8 @@ impl Check for FnCheck {
 
 /// Every check, in report order.
 pub fn all() -> Vec<Box<dyn Check>> {
-    let list: [(&'static str, fn(&Ctx) -> Finding); 16] = [
+    type CheckFn = fn(&Ctx) -> Finding;
+    let list: [(&'static str, CheckFn); 16] = [
         ("config-valid", config_valid),
         ("gateway-mode", gateway_mode),
         ("gateway-auth", gateway_auth),

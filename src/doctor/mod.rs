@@ -328,10 +328,8 @@ pub fn render_text(r: &Report, force: bool) -> String {
         for d in &f.details {
             let _ = writeln!(o, "     {:<width$}  - {d}", "");
         }
-        if f.level >= Level::Warn {
-            if let Some(rem) = &f.remediation {
-                let _ = writeln!(o, "     {:<width$}  → {rem}", "");
-            }
+        if let Some(rem) = f.remediation.as_ref().filter(|_| f.level >= Level::Warn) {
+            let _ = writeln!(o, "     {:<width$}  → {rem}", "");
         }
     }
     let count = |l: Level| r.findings.iter().filter(|f| f.level == l).count();

@@ -192,12 +192,10 @@ fn edit_config(
     };
     for (_, r) in edits {
         match r {
-            Repair::SetConfig { key, value } => {
-                if missing(&doc, key) {
-                    write::set_path(&mut doc, key, value.clone())
-                        .map_err(|e| format!("cannot set {key}: {e}"))?;
-                    changes.push(format!("set {key}={value}"));
-                }
+            Repair::SetConfig { key, value } if missing(&doc, key) => {
+                write::set_path(&mut doc, key, value.clone())
+                    .map_err(|e| format!("cannot set {key}: {e}"))?;
+                changes.push(format!("set {key}={value}"));
             }
             Repair::GenerateToken => {
                 if missing(&doc, "gateway.auth.token") {
@@ -215,16 +213,14 @@ fn edit_config(
                     changes.push("set gateway.auth.mode=\"token\"".into());
                 }
             }
-            Repair::AdoptUnitToken { unit } => {
-                if missing(&doc, "gateway.auth.token") {
-                    if let Some(t) = token_in_unit(unit) {
-                        write::set_path(&mut doc, "gateway.auth.token", t.into())
-                            .map_err(|e| format!("cannot set gateway.auth.token: {e}"))?;
-                        changes.push(format!(
-                            "moved the token embedded in {} to gateway.auth.token",
-                            unit.display()
-                        ));
-                    }
+            Repair::AdoptUnitToken { unit } if missing(&doc, "gateway.auth.token") => {
+                if let Some(t) = token_in_unit(unit) {
+                    write::set_path(&mut doc, "gateway.auth.token", t.into())
+                        .map_err(|e| format!("cannot set gateway.auth.token: {e}"))?;
+                    changes.push(format!(
+                        "moved the token embedded in {} to gateway.auth.token",
+                        unit.display()
+                    ));
                 }
             }
             _ => {}
