@@ -47,15 +47,16 @@ pub fn status(paths: &Paths, probe: bool, json_out: bool, conn: &ConnArgs) -> Re
             target.url
         ))),
         Err(f) => {
-            if target.is_local() && !json_out {
-                if let Ok(cfg) = Config::load(&paths.config_path) {
-                    println!(
-                        "Gateway not reachable ({}); channels declared in {}:",
-                        f.reason(),
-                        cfg.path.display()
-                    );
-                    print!("{}", render_config(&cfg));
-                }
+            if target.is_local()
+                && !json_out
+                && let Ok(cfg) = Config::load(&paths.config_path)
+            {
+                println!(
+                    "Gateway not reachable ({}); channels declared in {}:",
+                    f.reason(),
+                    cfg.path.display()
+                );
+                print!("{}", render_config(&cfg));
             }
             Err(f.into_error(&super::profile_flag(paths)))
         }

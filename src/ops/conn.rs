@@ -142,36 +142,34 @@ pub fn resolve(
     }
     let empty = Config::default();
     let c = cfg.unwrap_or(&empty);
-    if c.gateway.mode.as_deref() == Some("remote") && conn.port.is_none() {
-        if let Some(url) = c.get("gateway.remote.url").and_then(|v| v.as_str()) {
-            check_url(url).map_err(|e| {
-                Error::Config(format!("{e} (gateway.remote.url in {})", c.path.display()))
-            })?;
-            let (token, password, src) = match (&conn.token, &conn.password) {
-                (Some(t), _) => (Some(t.clone()), None, "--token".to_string()),
-                (None, Some(p)) => (None, Some(p.clone()), "--password".to_string()),
-                _ => (
-                    resolve_secret_value(c.get("gateway.remote.token"), "gateway.remote.token")?,
-                    resolve_secret_value(
-                        c.get("gateway.remote.password"),
-                        "gateway.remote.password",
-                    )?,
-                    "gateway.remote in config".to_string(),
-                ),
-            };
-            let has = token.is_some() || password.is_some();
-            return Ok(Target {
-                url: url.to_string(),
-                token,
-                password,
-                source: UrlSource::RemoteConfig,
-                port: None,
-                port_source: None,
-                auth_source: has.then_some(src),
-                auth_mode: None,
-                timeout,
-            });
-        }
+    if c.gateway.mode.as_deref() == Some("remote")
+        && conn.port.is_none()
+        && let Some(url) = c.get("gateway.remote.url").and_then(|v| v.as_str())
+    {
+        check_url(url).map_err(|e| {
+            Error::Config(format!("{e} (gateway.remote.url in {})", c.path.display()))
+        })?;
+        let (token, password, src) = match (&conn.token, &conn.password) {
+            (Some(t), _) => (Some(t.clone()), None, "--token".to_string()),
+            (None, Some(p)) => (None, Some(p.clone()), "--password".to_string()),
+            _ => (
+                resolve_secret_value(c.get("gateway.remote.token"), "gateway.remote.token")?,
+                resolve_secret_value(c.get("gateway.remote.password"), "gateway.remote.password")?,
+                "gateway.remote in config".to_string(),
+            ),
+        };
+        let has = token.is_some() || password.is_some();
+        return Ok(Target {
+            url: url.to_string(),
+            token,
+            password,
+            source: UrlSource::RemoteConfig,
+            port: None,
+            port_source: None,
+            auth_source: has.then_some(src),
+            auth_mode: None,
+            timeout,
+        });
     }
     let (port, port_source) = local_port(paths, conn.port, env, c)?;
     let host = local_host(c);
@@ -188,13 +186,12 @@ pub fn resolve(
         } else if let Some(t) = env.var("OPENCLAW_GATEWAY_TOKEN") {
             token = Some(t);
             auth_source = Some("OPENCLAW_GATEWAY_TOKEN".to_string());
-        } else if cfg.is_some() {
-            if let Some(t) =
+        } else if cfg.is_some()
+            && let Some(t) =
                 resolve_secret_value(c.get("gateway.auth.token"), "gateway.auth.token")?
-            {
-                token = Some(t);
-                auth_source = Some(format!("gateway.auth.token in {}", c.path.display()));
-            }
+        {
+            token = Some(t);
+            auth_source = Some(format!("gateway.auth.token in {}", c.path.display()));
         }
     }
     if want_password && token.is_none() {
@@ -204,13 +201,12 @@ pub fn resolve(
         } else if let Some(p) = env.var("OPENCLAW_GATEWAY_PASSWORD") {
             password = Some(p);
             auth_source = Some("OPENCLAW_GATEWAY_PASSWORD".to_string());
-        } else if cfg.is_some() {
-            if let Some(p) =
+        } else if cfg.is_some()
+            && let Some(p) =
                 resolve_secret_value(c.get("gateway.auth.password"), "gateway.auth.password")?
-            {
-                password = Some(p);
-                auth_source = Some(format!("gateway.auth.password in {}", c.path.display()));
-            }
+        {
+            password = Some(p);
+            auth_source = Some(format!("gateway.auth.password in {}", c.path.display()));
         }
     }
     let host_part = if host.contains(':') {
@@ -258,13 +254,11 @@ pub fn local_port(
 /// The host a local client dials: loopback unless the gateway binds one specific
 /// non-loopback address (`bind: custom`).
 fn local_host(cfg: &Config) -> String {
-    if cfg.gateway.bind.as_deref() == Some("custom") {
-        if let Some(h) = cfg.gateway.custom_bind_host.as_deref().map(str::trim) {
-            let unspecified = matches!(h, "" | "0.0.0.0" | "::" | "[::]");
-            if !unspecified {
-                return h.trim_start_matches('[').trim_end_matches(']').to_string();
-            }
-        }
+    if cfg.gateway.bind.as_deref() == Some("custom")
+        && let Some(h) = cfg.gateway.custom_bind_host.as_deref().map(str::trim)
+        && !matches!(h, "" | "0.0.0.0" | "::" | "[::]")
+    {
+        return h.trim_start_matches('[').trim_end_matches(']').to_string();
     }
     "127.0.0.1".to_string()
 }

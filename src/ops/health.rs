@@ -187,10 +187,11 @@ fn channel_lines(p: &Value, o: &mut String, style: Style) {
             "ok"
         } else if c["configured"] == false {
             "not configured"
-        } else if let Some(e) = c["error"].as_str().or(c["lastError"].as_str()) {
-            e
         } else {
-            "not ok"
+            c["error"]
+                .as_str()
+                .or(c["lastError"].as_str())
+                .unwrap_or("not ok")
         };
         let _ = writeln!(o, "{label}: {state}");
     }

@@ -46,6 +46,7 @@ pub struct ConfigState {
 }
 
 /// What the service manager said.
+#[allow(clippy::large_enum_variant)] // one per command; boxing buys nothing
 #[derive(Debug, Clone, serde::Serialize)]
 #[serde(rename_all = "camelCase", tag = "kind")]
 pub enum ServiceView {
@@ -129,10 +130,10 @@ pub fn port_from_definition(path: &Path) -> Option<u16> {
         let d = v.as_dictionary()?;
         if let Some(args) = d.get("ProgramArguments").and_then(|a| a.as_array()) {
             let words: Vec<&str> = args.iter().filter_map(|a| a.as_string()).collect();
-            if let Some(i) = words.iter().position(|w| *w == "--port") {
-                if let Some(p) = words.get(i + 1).and_then(|p| p.parse().ok()) {
-                    return Some(p);
-                }
+            if let Some(i) = words.iter().position(|w| *w == "--port")
+                && let Some(p) = words.get(i + 1).and_then(|p| p.parse().ok())
+            {
+                return Some(p);
             }
         }
         return d
@@ -257,42 +258,46 @@ pub fn cross_check(r: &mut Report, pf: &str, auth_mode: Option<&str>) {
         ServiceView::Unavailable { .. } => (None, None),
     };
     let running = svc.is_some_and(|s| s.pid.is_some() && s.state == "active");
-    if let (Some(s), Some(sp), Some(cp)) = (svc, svc_port, r.port) {
-        if s.installed && sp != cp && r.url_source == "local" {
-            problems.push(format!(
-                "port mismatch: the service uses port {sp} but this CLI resolves {cp} ({})",
-                r.port_source.as_deref().unwrap_or("default")
-            ));
-            hints.push(format!(
-                "Make them agree: set gateway.port={sp} in {} (clients follow the service), or run `openclaw{pf} doctor --repair` to move the service to {cp}.",
-                r.config.path.display()
-            ));
-        }
+    if let (Some(s), Some(sp), Some(cp)) = (svc, svc_port, r.port)
+        && s.installed
+        && sp != cp
+        && r.url_source == "local"
+    {
+        problems.push(format!(
+            "port mismatch: the service uses port {sp} but this CLI resolves {cp} ({})",
+            r.port_source.as_deref().unwrap_or("default")
+        ));
+        hints.push(format!(
+            "Make them agree: set gateway.port={sp} in {} (clients follow the service), or run `openclaw{pf} doctor --repair` to move the service to {cp}.",
+            r.config.path.display()
+        ));
     }
     if r.gateway.ok {
-        if let Some(v) = &r.gateway.version {
-            if v != &r.cli_version {
-                problems.push(format!(
-                    "version mismatch: CLI {} but gateway {v}",
-                    r.cli_version
-                ));
-                hints.push(format!(
-                    "Restart the gateway to run this version: `openclaw{pf} gateway restart`."
-                ));
-            }
+        if let Some(v) = &r.gateway.version
+            && v != &r.cli_version
+        {
+            problems.push(format!(
+                "version mismatch: CLI {} but gateway {v}",
+                r.cli_version
+            ));
+            hints.push(format!(
+                "Restart the gateway to run this version: `openclaw{pf} gateway restart`."
+            ));
         }
-        if let (Some(s), Some(gp)) = (svc, r.gateway_pid) {
-            if running && s.pid != Some(gp) && svc_port == r.port {
-                problems.push(format!(
-                    "the gateway answering on port {} is pid {gp}, not the service's pid {}",
-                    r.port.unwrap_or(0),
-                    s.pid.unwrap_or(0)
-                ));
-                hints.push(
-                    "Another (foreground?) gateway holds the port; stop it so the service owns it."
-                        .into(),
-                );
-            }
+        if let (Some(s), Some(gp)) = (svc, r.gateway_pid)
+            && running
+            && s.pid != Some(gp)
+            && svc_port == r.port
+        {
+            problems.push(format!(
+                "the gateway answering on port {} is pid {gp}, not the service's pid {}",
+                r.port.unwrap_or(0),
+                s.pid.unwrap_or(0)
+            ));
+            hints.push(
+                "Another (foreground?) gateway holds the port; stop it so the service owns it."
+                    .into(),
+            );
         }
     } else {
         let why = r.gateway.error.clone().unwrap_or_default();
@@ -462,10 +467,8 @@ pub fn render(r: &Report, all: bool) -> String {
                     let _ = writeln!(o, "Service says: {t}");
                 }
             }
-            if let Some(l) = &s.linger {
-                if l != "n/a" {
-                    let _ = writeln!(o, "Linger: {l}");
-                }
+            if let Some(l) = s.linger.as_ref().filter(|l| *l != "n/a") {
+                let _ = writeln!(o, "Linger: {l}");
             }
         }
         ServiceView::Unavailable { reason } => {
@@ -499,12 +502,11 @@ pub fn render(r: &Report, all: bool) -> String {
     if let Some(f) = &r.log_file {
         logs.push(f.display().to_string());
     }
-    if let ServiceView::Observed { status, .. } = &r.service {
-        if status.installed {
-            if let Some(l) = &status.logs {
-                logs.push(l.clone());
-            }
-        }
+    if let ServiceView::Observed { status, .. } = &r.service
+        && status.installed
+        && let Some(l) = &status.logs
+    {
+        logs.push(l.clone());
     }
     if !logs.is_empty() {
         let _ = writeln!(o, "Logs: {}", logs.join(" · "));
