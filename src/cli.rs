@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::config::paths::{Paths, ProcessEnv};
-use crate::error::{Error, Exit, Result};
+use crate::error::{Exit, Result};
 
 /// OpenClaw Gateway (Rust): a systemd- and launchd-native gateway and its operator CLI.
 #[derive(Debug, Parser)]
@@ -383,13 +383,18 @@ pub fn dispatch(cli: Cli) -> Result<Exit> {
         Command::Gateway(g) => match g.command {
             None => crate::gateway::run_daemon(&paths, g.run),
             Some(GatewaySub::Run(a)) => crate::gateway::run_daemon(&paths, a),
+            Some(GatewaySub::Install(a)) => crate::service::commands::install(&paths, &a),
+            Some(GatewaySub::Start(a)) => crate::service::commands::start(&paths, &a),
+            Some(GatewaySub::Stop(a)) => crate::service::commands::stop(&paths, &a),
+            Some(GatewaySub::Restart(a)) => crate::service::commands::restart(&paths, &a),
+            Some(GatewaySub::Uninstall(a)) => crate::service::commands::uninstall(&paths, &a),
+            Some(GatewaySub::Status(a)) => crate::service::commands::status(&paths, &a),
             Some(GatewaySub::AuthToken) => crate::gateway::setup::auth_token(&paths),
             Some(GatewaySub::Health(a)) => {
                 crate::ops::health::run(&paths, &a, crate::ops::health::Style::Gateway)
             }
             Some(GatewaySub::Call(a)) => crate::ops::call::run(&paths, &a),
             Some(GatewaySub::Probe(a)) => crate::ops::probe::run(&paths, &a),
-            Some(other) => not_yet(&format!("gateway {}", sub_name(&other))),
         },
         Command::Status(a) => crate::ops::status::run(&paths, &a),
         Command::Health(a) => {
@@ -397,32 +402,12 @@ pub fn dispatch(cli: Cli) -> Result<Exit> {
         }
         Command::Logs(a) => crate::ops::logs::run(&paths, &a),
         Command::Doctor(a) => crate::doctor::run(&paths, &a),
-        Command::Secrets { .. } => not_yet("secrets"),
+        Command::Secrets {
+            command: SecretsCmd::Reload { json, conn },
+        } => crate::gateway::reload::cli_secrets_reload(&paths, json, &conn),
         Command::Channels {
             command: ChannelsCmd::Status { probe, json, conn },
         } => crate::ops::channels::status(&paths, probe, json, &conn),
         Command::Setup(a) => crate::gateway::setup::setup(&paths, &a),
     }
-}
-
-fn sub_name(s: &GatewaySub) -> &'static str {
-    match s {
-        GatewaySub::Run(_) => "run",
-        GatewaySub::Install(_) => "install",
-        GatewaySub::Start(_) => "start",
-        GatewaySub::Stop(_) => "stop",
-        GatewaySub::Restart(_) => "restart",
-        GatewaySub::Uninstall(_) => "uninstall",
-        GatewaySub::Status(_) => "status",
-        GatewaySub::Health(_) => "health",
-        GatewaySub::Call(_) => "call",
-        GatewaySub::Probe(_) => "probe",
-        GatewaySub::AuthToken => "auth-token",
-    }
-}
-
-fn not_yet(what: &str) -> Result<Exit> {
-    Err(Error::Msg(format!(
-        "`openclaw {what}` is not implemented in this build yet"
-    )))
 }

@@ -219,9 +219,17 @@ pub fn classify(installed: &str, desired: &str, this_binary: &Path) -> Drift {
                 });
                 explained = true;
             }
-            if ra.get(1..) != rb.get(1..) || !explained {
+            let (ta, tb) = (ra.get(1..).unwrap_or(&[]), rb.get(1..).unwrap_or(&[]));
+            if ta != tb || !explained {
+                // Arguments a newer renderer added (e.g. `--init`) are an outdated default;
+                // anything else (extra, changed or reordered arguments) is the operator's.
+                let class = if ta != tb && is_subsequence(ta, tb) {
+                    Class::Outdated
+                } else {
+                    Class::OperatorEdit
+                };
                 items.push(Item {
-                    class: Class::OperatorEdit,
+                    class,
                     key: name,
                     installed: Some(va[0].to_string()),
                     desired: Some(vb[0].to_string()),
@@ -259,6 +267,11 @@ pub fn classify(installed: &str, desired: &str, this_binary: &Path) -> Drift {
         });
     }
     Drift { items }
+}
+
+fn is_subsequence(small: &[String], big: &[String]) -> bool {
+    let mut it = big.iter();
+    small.iter().all(|s| it.any(|b| b == s))
 }
 
 fn env_items(a: &[Entry], b: &[Entry], line: Option<usize>, items: &mut Vec<Item>) {
@@ -356,6 +369,20 @@ mod tests {
         assert!(!d.auto_repairable());
         let t = d.of(Class::OperatorEdit).next().unwrap().describe();
         assert!(t.contains("(line 8)"), "{t}");
+    }
+
+    #[test]
+    fn arguments_added_by_a_newer_renderer_are_outdated() {
+        let desired = DESIRED.replace("--port 18789", "--port 18789 --init");
+        let d = classify(DESIRED, &desired, bin());
+        assert_eq!(d.items.len(), 1);
+        assert_eq!(d.items[0].class, Class::Outdated);
+        let reordered = desired.replace(
+            "gateway run --port 18789 --init",
+            "run gateway --port 18789",
+        );
+        let d = classify(&reordered, &desired, bin());
+        assert_eq!(d.items[0].class, Class::OperatorEdit);
     }
 
     #[test]

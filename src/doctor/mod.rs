@@ -369,7 +369,12 @@ pub fn run(paths: &Paths, args: &DoctorArgs) -> Result<Exit> {
     let first = run_all(&all, &ctx);
     let mut applied = Vec::new();
     let report = if repair && !first.repairable(args.force).is_empty() {
-        applied = repair::apply(&first, &ctx, args.force);
+        applied = if args.json {
+            // The install transaction reports progress on stdout; keep stdout one JSON document.
+            with_stdout_on_stderr(|| repair::apply(&first, &ctx, args.force))
+        } else {
+            repair::apply(&first, &ctx, args.force)
+        };
         drop(ctx);
         let again = checks::real_ctx(paths, args.deep);
         run_all(&all, &again)
@@ -410,4 +415,18 @@ pub fn run(paths: &Paths, args: &DoctorArgs) -> Result<Exit> {
     } else {
         Exit::Ok
     })
+}
+
+/// Runs `f` with file descriptor 1 pointing at stderr, then restores it.
+fn with_stdout_on_stderr<T>(f: impl FnOnce() -> T) -> T {
+    use std::io::Write;
+    let _ = std::io::stdout().flush();
+    let saved = nix::unistd::dup(std::io::stdout()).ok();
+    let redirected = saved.is_some() && nix::unistd::dup2_stdout(std::io::stderr()).is_ok();
+    let out = f();
+    let _ = std::io::stdout().flush();
+    if let (true, Some(fd)) = (redirected, saved) {
+        let _ = nix::unistd::dup2_stdout(fd);
+    }
+    out
 }

@@ -283,8 +283,10 @@ impl Cursor {
     }
 }
 
-/// Candidate local log files of this profile, newest first: `OPENCLAW_LOG_DIR`, the state
-/// dir's `logs/` (where an installed service writes), the default `/tmp/openclaw`.
+/// The local log file of this profile: the first directory that has one of
+/// `OPENCLAW_LOG_DIR`, the state dir's `logs/` (where an installed service writes: its unit
+/// sets `OPENCLAW_LOG_DIR` there), the default `/tmp/openclaw` (shared by every gateway of the
+/// profile name on this host, hence last).
 pub fn local_log_file(paths: &Paths) -> Option<PathBuf> {
     let mut dirs: Vec<PathBuf> = Vec::new();
     if let Some(d) = std::env::var_os("OPENCLAW_LOG_DIR").filter(|d| !d.is_empty()) {
@@ -294,8 +296,7 @@ pub fn local_log_file(paths: &Paths) -> Option<PathBuf> {
     dirs.push(crate::telemetry::resolve_log_dir());
     dirs.into_iter()
         .map(|d| FileLog::new(d, paths.profile.as_deref()).tail_path())
-        .filter(|p| p.is_file())
-        .max_by_key(|p| std::fs::metadata(p).and_then(|m| m.modified()).ok())
+        .find(|p| p.is_file())
 }
 
 fn read_local(path: &Path, cursor: Option<u64>, limit: usize, max_bytes: u64) -> Value {

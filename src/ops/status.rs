@@ -104,12 +104,34 @@ pub struct Report {
     pub hints: Vec<String>,
 }
 
-/// Observes the native service for this profile, on a worker thread.
-fn observe_service(paths: &Paths, port: u16) -> ServiceView {
-    let _ = (paths, port);
-    ServiceView::Unavailable {
-        reason: "service management is not available in this build".into(),
+/// Observes the native service for this profile (run on a worker thread).
+pub fn observe_service(paths: &Paths, port: u16) -> ServiceView {
+    let mgr = match crate::service::native(&crate::service::NativeOptions::default()) {
+        Ok(m) => m,
+        Err(e) => {
+            return ServiceView::Unavailable {
+                reason: first_line(&e.to_string()),
+            };
+        }
+    };
+    let program = std::env::current_exe()
+        .and_then(std::fs::canonicalize)
+        .unwrap_or_else(|_| PathBuf::from("openclaw"));
+    let spec =
+        crate::service::ServiceSpec::for_paths(paths, mgr.service_name(paths), port, program);
+    match mgr.status(&spec) {
+        Ok(status) => {
+            let port = service_port(&status).filter(|_| status.installed);
+            ServiceView::Observed { status, port }
+        }
+        Err(e) => ServiceView::Unavailable {
+            reason: first_line(&e.to_string()),
+        },
     }
+}
+
+fn first_line(s: &str) -> String {
+    s.lines().next().unwrap_or_default().to_string()
 }
 
 /// The port an installed service definition uses: the socket unit's listeners, else

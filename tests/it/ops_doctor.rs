@@ -11,6 +11,8 @@ use openclaw::config::Config;
 use openclaw::config::paths::Paths;
 use openclaw::doctor::checks::{self, MARKER, level_of};
 use openclaw::doctor::{Ctx, Level, ManagerKind, Repair, Report, ServiceCtx, repair, run_all};
+use openclaw::service::ServiceSpec;
+use openclaw::service::systemd::unit::{Scope, UnitOptions, render_service};
 
 use crate::ops_support::{run, write_config};
 use crate::support::free_port;
@@ -23,13 +25,23 @@ fn chmod(p: &Path, m: u32) {
     std::fs::set_permissions(p, std::fs::Permissions::from_mode(m)).unwrap();
 }
 
-/// What `gateway install` would write for `program` on `port` (a stand-in for the renderer,
-/// with the same marker line and the keys the drift classes look at).
-fn desired(program: &Path, port: u16) -> String {
-    format!(
-        "# openclaw-gateway.service: {MARKER}.\n[Unit]\nDescription=OpenClaw Gateway\nStartLimitBurst=10\n\n[Service]\nType=notify\nExecStart={} gateway run --port {port}\nEnvironment=OPENCLAW_GATEWAY_PORT={port}\nEnvironment=OPENCLAW_SERVICE_MARKER=openclaw\nTimeoutStopSec=45\nKillMode=mixed\nNoNewPrivileges=yes\n\n[Install]\nWantedBy=default.target\n",
-        program.display()
-    )
+/// What `gateway install` writes for `program` on `port` in `home` (the real renderer).
+fn desired(home: &Path, program: &Path, port: u16) -> String {
+    let env: HashMap<String, String> = [("HOME".to_string(), home.display().to_string())].into();
+    let paths = Paths::resolve(None, false, &env).unwrap();
+    let spec = ServiceSpec::for_paths(&paths, paths.unit_name(), port, program.to_path_buf());
+    let opts = UnitOptions {
+        scope: Scope::User,
+        systemd_version: 252,
+        home: Some(home.to_path_buf()),
+    };
+    let text = render_service(&spec, &opts).unwrap();
+    assert!(text.contains(MARKER));
+    text
+}
+
+fn line_of(text: &str, needle: &str) -> usize {
+    text.lines().position(|l| l.contains(needle)).unwrap() + 1
 }
 
 struct World {
@@ -85,7 +97,7 @@ impl World {
             .ok()
             .and_then(|c| openclaw::ops::conn::local_port(&paths, None, &env_map, c).ok());
         let port = cli_port.as_ref().map(|(p, _)| *p).unwrap_or(18789);
-        let want = desired(&self.program, port);
+        let want = desired(self.home.path(), &self.program, port);
         let calls = self.calls.clone();
         let unit = self.unit();
         let write = want.clone();
@@ -209,7 +221,7 @@ fn a_broken_config_is_reported_with_file_line_and_column() {
 #[test]
 fn generated_unit_drift_is_classified_and_repaired_through_the_install_transaction() {
     let w = World::new("{ gateway: { mode: 'local', port: 18795 } }");
-    let old = desired(Path::new("/opt/gone/openclaw"), 18789).replace(
+    let old = desired(w.home.path(), Path::new("/opt/gone/openclaw"), 18789).replace(
         "TimeoutStopSec=45",
         "TimeoutStopSec=45\nEnvironment=OPENCLAW_GATEWAY_TOKEN=tok-embedded-secret",
     );
@@ -236,7 +248,8 @@ fn generated_unit_drift_is_classified_and_repaired_through_the_install_transacti
     let text = openclaw::doctor::render_text(&r, false);
     let json = openclaw::doctor::render_json(&r, &[]).to_string();
     assert!(!text.contains("tok-embedded-secret") && !json.contains("tok-embedded-secret"));
-    assert!(text.contains("(line 8)"), "drift names the line: {text}");
+    let at = format!("(line {})", line_of(&old, "ExecStart="));
+    assert!(text.contains(&at), "drift names the line {at}: {text}");
 
     let applied = repair::apply(&r, &c, false);
     assert!(applied.iter().all(|a| a.ok), "{applied:#?}");
@@ -271,7 +284,7 @@ fn generated_unit_drift_is_classified_and_repaired_through_the_install_transacti
 #[test]
 fn operator_edits_are_preserved_unless_forced() {
     let w = World::new(GOOD);
-    let edited = desired(&w.program, 18795)
+    let edited = desired(w.home.path(), &w.program, 18795)
         .replace("TimeoutStopSec=45", "TimeoutStopSec=120")
         .replace("[Install]", "Nice=5\n\n[Install]");
     w.install_unit(&edited);
@@ -361,7 +374,11 @@ fn a_package_installed_unit_is_not_drift_and_is_never_shadowed() {
 #[test]
 fn drop_ins_are_reported_and_left_alone() {
     let w = World::new(GOOD);
-    w.install_unit(&desired(Path::new("/opt/gone/openclaw"), 18795));
+    w.install_unit(&desired(
+        w.home.path(),
+        Path::new("/opt/gone/openclaw"),
+        18795,
+    ));
     let d = w.user_dir().join("openclaw-gateway.service.d");
     std::fs::create_dir_all(&d).unwrap();
     let conf = d.join("override.conf");
