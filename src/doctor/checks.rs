@@ -1059,8 +1059,11 @@ pub fn real_ctx(paths: &Paths, deep: bool) -> Ctx {
     let program = std::env::current_exe()
         .and_then(std::fs::canonicalize)
         .unwrap_or_default();
+    // The gateway probe and the service manager queries are independent: overlap them.
+    let (p2, c2) = (paths.clone(), config.as_ref().ok().cloned());
+    let probing = std::thread::spawn(move || probe(&p2, c2.as_ref()));
     let service = native_service_ctx(paths, cli_port.as_ref().map(|(p, _)| *p));
-    let gateway = probe(paths, config.as_ref().ok());
+    let gateway = probing.join().ok().flatten();
     Ctx {
         paths: paths.clone(),
         env,

@@ -494,7 +494,12 @@ pub fn render(r: &Report, all: bool) -> String {
             }
         }
         ServiceView::Unavailable { reason } => {
-            let _ = writeln!(o, "Gateway service: unknown ({reason})");
+            // The manager's explanation can be a paragraph; its first sentence is the status.
+            let short = match reason.find(". ") {
+                Some(i) if !all => &reason[..i],
+                _ => reason.as_str(),
+            };
+            let _ = writeln!(o, "Gateway service: unknown ({short})");
         }
     }
     let _ = writeln!(o, "Auth: {}", r.auth);

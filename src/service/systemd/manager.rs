@@ -177,6 +177,27 @@ impl SystemdManager {
 
     /// Checks the manager is reachable and returns its version (e.g. 252).
     pub fn connect(&self) -> Result<u32> {
+        self.check_runtime()?;
+        let out = self.run(&["show", "--property=Version", "--value"])?;
+        if !out.success() {
+            return Err(self.unreachable(&["show", "--property=Version", "--value"], &out));
+        }
+        Ok(parse_version(&out.stdout).unwrap_or(252))
+    }
+
+    fn unreachable(&self, args: &[&str], out: &Output) -> Error {
+        Error::Msg(format!(
+            "cannot talk to {} (`{}` exit {}): {}",
+            self.manager_label(),
+            self.argv(args).join(" "),
+            out.status,
+            out.stderr.trim()
+        ))
+    }
+
+    /// The user manager's sockets exist (no subprocess): a precise error instead of a
+    /// failed `systemctl` when there is no manager at all.
+    fn check_runtime(&self) -> Result<()> {
         if self.user_scope() {
             let user = current_user(self.uid).unwrap_or_else(|| self.uid.to_string());
             let hint = format!(
@@ -201,18 +222,7 @@ impl SystemdManager {
                 )));
             }
         }
-        let out = self.run(&["show", "--property=Version", "--value"])?;
-        if !out.success() {
-            return Err(Error::Msg(format!(
-                "cannot talk to {} (`{}` exit {}): {}",
-                self.manager_label(),
-                self.argv(&["show", "--property=Version", "--value"])
-                    .join(" "),
-                out.status,
-                out.stderr.trim()
-            )));
-        }
-        Ok(parse_version(&out.stdout).unwrap_or(252))
+        Ok(())
     }
 
     /// `systemctl show UNIT -p …` as a map (`None` when the manager cannot be asked).
@@ -357,6 +367,14 @@ pub fn parse_show(s: &str) -> HashMap<String, String> {
     s.lines()
         .filter_map(|l| l.split_once('='))
         .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+/// Parses `systemctl show A B …` output: one block per unit, separated by blank lines.
+pub fn parse_show_blocks(s: &str) -> Vec<HashMap<String, String>> {
+    s.split("\n\n")
+        .filter(|b| !b.trim().is_empty())
+        .map(parse_show)
         .collect()
 }
 
@@ -512,10 +530,19 @@ impl ServiceManager for SystemdManager {
     }
 
     fn status(&self, spec: &ServiceSpec) -> Result<ServiceStatus> {
-        self.connect()?;
+        // One `systemctl show` for both units (it also proves the manager answers): status is
+        // on every operator command's path, and each systemctl process costs milliseconds.
+        self.check_runtime()?;
         let (sock, svc) = Self::units(spec);
-        let s = self.show(&svc, SERVICE_PROPS)?;
-        let k = self.show(&sock, SOCKET_PROPS)?;
+        let props = format!("--property={SERVICE_PROPS},{SOCKET_PROPS}");
+        let args = ["show", svc.as_str(), sock.as_str(), props.as_str()];
+        let out = self.run(&args)?;
+        if !out.success() {
+            return Err(self.unreachable(&args, &out));
+        }
+        let mut blocks = parse_show_blocks(&out.stdout).into_iter();
+        let s = blocks.next().unwrap_or_default();
+        let k = blocks.next().unwrap_or_default();
         let get = |m: &HashMap<String, String>, key: &str| m.get(key).cloned().unwrap_or_default();
         let file = Some(get(&s, "FragmentPath"))
             .filter(|f| !f.is_empty())
@@ -621,6 +648,16 @@ mod tests {
         assert_eq!(parse_version("252.38-1~deb12u1\n"), Some(252));
         assert_eq!(parse_version("systemd 255 (255.4-1ubuntu8)"), Some(255));
         assert_eq!(parse_version(""), None);
+    }
+
+    #[test]
+    fn show_blocks_per_unit() {
+        let b = parse_show_blocks(
+            "ActiveState=active\nMainPID=7\n\nActiveState=active\nListen=127.0.0.1:1 (Stream)\n",
+        );
+        assert_eq!(b.len(), 2);
+        assert_eq!(b[0]["MainPID"], "7");
+        assert_eq!(b[1]["Listen"], "127.0.0.1:1 (Stream)");
     }
 
     #[test]
