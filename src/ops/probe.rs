@@ -6,7 +6,6 @@
 //! a `probe_scope_limited` warning (a device-less probe holds no operator scope on upstream
 //! gateways), not a failure. Exit 0 when connected (even degraded), 1 when unreachable.
 use std::fmt::Write as _;
-use std::time::Duration;
 
 use serde_json::{Value, json};
 
@@ -226,9 +225,83 @@ pub fn render(report: &Value) -> String {
     o
 }
 
-/// Caps a probe timeout: a status line must not wait as long as a call would.
-pub fn capped(t: Duration, cap: Duration) -> Duration {
-    t.min(cap)
+/// `openclaw gateway status --url ws://… --token …`: the client side of `gateway status`
+/// for an explicit (possibly remote) gateway, as upstream (protocol.md §8): a connect-only
+/// probe as `cli`/`probe` (`Connectivity probe: ok`, `Capability: …`), or with
+/// `--require-rpc` a `gateway-client`/`backend` connection that must answer `status`. No
+/// service section: the service manager only knows local services. Exit 0 unless
+/// `--require-rpc` and the RPC failed.
+pub fn remote_status(paths: &Paths, args: &crate::cli::GatewayStatusArgs) -> Result<Exit> {
+    let target = super::target(paths, &args.conn)?;
+    let rt = rpc::runtime()?;
+    let id = if args.require_rpc {
+        Identity::Backend
+    } else {
+        Identity::Probe
+    };
+    let require = args.require_rpc;
+    let (reach, rpc) = rt.block_on(reach(&target, &id, |client| async move {
+        let r = if require {
+            Some(method_result(client.call("status", None).await))
+        } else {
+            None
+        };
+        client.close();
+        r
+    }));
+    let rpc_ok = rpc.as_ref().is_some_and(|r| r["ok"] == true);
+    if args.json {
+        let h = &reach.hello;
+        super::print_json(&json!({
+            "gateway": {"probeUrl": reach.url, "urlSource": "--url", "version": reach.version},
+            "rpc": {
+                "ok": reach.ok && (!require || rpc_ok),
+                "kind": if require { "status" } else { "connect" },
+                "url": reach.url,
+                "connectLatencyMs": reach.connect_latency_ms,
+                "capability": reach.capability,
+                "auth": h.get("auth"),
+                "server": h.get("server"),
+                "error": reach.error.clone().or_else(|| rpc.as_ref().and_then(|r| r["error"]["message"].as_str().map(str::to_string))),
+            },
+        }));
+    } else {
+        let mut o = String::new();
+        let _ = writeln!(o, "Probe target: {} (--url)", reach.url);
+        if reach.ok {
+            let _ = writeln!(
+                o,
+                "Gateway version: {}",
+                reach.version.as_deref().unwrap_or("unknown")
+            );
+            let _ = writeln!(o, "Connectivity probe: ok");
+            let _ = writeln!(
+                o,
+                "Capability: {}",
+                reach.capability.as_deref().unwrap_or("unknown")
+            );
+        } else {
+            let _ = writeln!(o, "Connectivity probe: failed");
+            let _ = writeln!(o, "  {}", reach.error.as_deref().unwrap_or("unknown error"));
+        }
+        if let Some(r) = &rpc {
+            if r["ok"] == true {
+                let _ = writeln!(o, "RPC probe: ok");
+            } else {
+                let _ = writeln!(
+                    o,
+                    "RPC probe: failed: {}",
+                    r["error"]["message"].as_str().unwrap_or("unknown error")
+                );
+            }
+        }
+        print!("{o}");
+    }
+    Ok(if require && !(reach.ok && rpc_ok) {
+        Exit::Failure
+    } else {
+        Exit::Ok
+    })
 }
 
 #[cfg(test)]

@@ -631,6 +631,11 @@ pub fn runtime_word(st: &ServiceStatus) -> &'static str {
 
 /// `gateway status` (service part + RPC probe).
 pub fn status(paths: &Paths, args: &GatewayStatusArgs) -> Result<Exit> {
+    if args.conn.url.is_some() {
+        // An explicit (maybe remote) gateway: the client-side probe only, with upstream's
+        // explicit-credentials rule (ops::conn).
+        return crate::ops::probe::remote_status(paths, args);
+    }
     let mgr = super::native(&native_opts(false, None))?;
     // Status must explain a broken config, not fail on it.
     let (port, config_error) = match args.conn.port {

@@ -303,3 +303,64 @@ fn channels_status_says_the_registry_is_empty() {
     let j = l.run(&["channels", "status", "--json"]);
     assert_eq!(j.json()["channels"], json!({}));
 }
+
+#[test]
+fn gateway_status_with_url_probes_that_gateway_as_upstream() {
+    let l = Local::start();
+    let url = format!("ws://127.0.0.1:{}", l.gw.port);
+    let r = l.run(&["gateway", "status", "--url", &url, "--token", &l.token]);
+    assert_eq!(r.code(), 0, "{r:?}");
+    assert!(
+        r.stdout.contains("Connectivity probe: ok\n"),
+        "{}",
+        r.stdout
+    );
+    assert!(
+        r.stdout
+            .contains("Capability: connected-no-operator-scope\n"),
+        "{}",
+        r.stdout
+    );
+    // --require-rpc: a backend client with operator.read must get `status` answered.
+    let r = l.run(&[
+        "gateway",
+        "status",
+        "--url",
+        &url,
+        "--token",
+        &l.token,
+        "--require-rpc",
+        "--json",
+    ]);
+    assert_eq!(r.code(), 0, "{r:?}");
+    let v = r.json();
+    assert_eq!(v["rpc"]["ok"], true, "{v}");
+    assert_eq!(v["rpc"]["capability"], "read-only");
+    assert_eq!(v["gateway"]["version"], env!("CARGO_PKG_VERSION"));
+    // A wrong token: exit 0 without --require-rpc (upstream), 1 with it.
+    let r = l.run(&["gateway", "status", "--url", &url, "--token", "nope"]);
+    assert_eq!(r.code(), 0);
+    assert!(
+        r.stdout
+            .contains("Connectivity probe: failed\n  unauthorized"),
+        "{}",
+        r.stdout
+    );
+    let r = l.run(&[
+        "gateway",
+        "status",
+        "--url",
+        &url,
+        "--token",
+        "nope",
+        "--require-rpc",
+    ]);
+    assert_eq!(r.code(), 1);
+    // And the credentials rule.
+    let r = l.run(&["gateway", "status", "--url", &url]);
+    assert_eq!(r.code(), 1);
+    assert!(
+        r.stderr
+            .starts_with("gateway url override requires explicit credentials")
+    );
+}
