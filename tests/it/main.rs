@@ -7,3 +7,4 @@ mod gateway_http;
 mod gateway_startup;
 mod gateway_ws;
 mod launchd;
+mod packaging;
