@@ -512,6 +512,7 @@ mod tests {
             identity: identity::Identity::load_or_create(&paths.state_dir).unwrap(),
             methods,
             shutdown: shutdown::Shutdown::new(),
+            reload: Default::default(),
         });
         let gl = GatewayListener::new(vec![tokio::net::TcpListener::from_std(std_l).unwrap()], 8);
         let app = http::router(state.clone()).into_make_service_with_connect_info::<ws::PeerInfo>();

@@ -203,13 +203,13 @@ pub fn process_memory() -> Value {
 pub fn health_snapshot(state: &GatewayState) -> Value {
     let t0 = Instant::now();
     let cfg = state.config();
-    let reload_off = cfg.gateway.reload.mode.as_deref() == Some("off");
     let mut v = json!({
         "ok": true,
         "ts": now_ms(),
         "durationMs": 0,
         "plugins": {"loaded": [], "errors": [], "unavailable": []},
-        "configReload": {"hotReloadStatus": if reload_off { "disabled" } else { "active" }},
+        // hotReloadStatus (upstream) + generation, pending, lastError, … (config::reload).
+        "configReload": state.reload.status_json(),
         "channels": {},
         "channelOrder": [],
         "channelLabels": {},

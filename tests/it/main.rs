@@ -8,3 +8,7 @@ mod gateway_startup;
 mod gateway_ws;
 mod launchd;
 mod packaging;
+mod reload;
+mod secrets;
+mod systemd_e2e;
+mod systemd_units;

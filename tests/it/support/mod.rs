@@ -2,6 +2,8 @@
 //! dir, a raw WebSocket speaking frames as-is, a tiny HTTP/1.1 client, and waits with deadlines.
 #![allow(dead_code)]
 
+pub mod sandbox;
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
@@ -604,4 +606,24 @@ pub fn free_port() -> u16 {
         .local_addr()
         .unwrap()
         .port()
+}
+
+/// The binary under test, as a path.
+pub fn bin() -> PathBuf {
+    PathBuf::from(BIN)
+}
+
+/// Whether we run under CI (`CI=true`): environment-dependent tests must not skip there.
+pub fn in_ci() -> bool {
+    std::env::var("CI")
+        .map(|v| v == "true" || v == "1")
+        .unwrap_or(false)
+}
+
+/// Skips (visibly, `SKIP: …` on stderr) outside CI; fails under `CI=true`.
+pub fn skip_or_fail(test: &str, why: &str) {
+    if in_ci() {
+        panic!("{test}: cannot run under CI=true: {why}");
+    }
+    eprintln!("SKIP: {test}: {why}");
 }
