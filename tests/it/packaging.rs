@@ -12,21 +12,19 @@ use std::sync::OnceLock;
 
 use serde_json::Value;
 
-use crate::support::BIN;
+use crate::support::sandbox::{self, Inside};
+use crate::support::{BIN, skip_or_fail};
 
 /// The repository root (tests run with the package root as working directory).
 fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
-fn in_ci() -> bool {
-    std::env::var("CI").is_ok_and(|v| v == "true" || v == "1")
-}
-
-/// Visible skip outside CI, failure under `CI=true`.
-fn skip_or_fail(test: &str, why: &str) {
-    assert!(!in_ci(), "{test}: cannot run under CI=true: {why}");
-    eprintln!("SKIP: {test}: {why}");
+/// A line on the real stderr, shown even when the test passes (libtest captures only the
+/// print macros): for verdicts and gaps the CI log must carry.
+fn shout(msg: &str) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr(), "{msg}");
 }
 
 fn have(tool: &str, args: &[&str]) -> bool {
@@ -72,6 +70,20 @@ pub fn deb() -> Result<&'static Deb, String> {
 }
 
 fn build_deb() -> Result<Deb, String> {
+    let dir = deb_dir();
+    if sandbox::is_inner() {
+        // The outer run built and extracted it before entering the sandbox.
+        let file = std::fs::read_dir(&dir)
+            .map_err(|e| format!("no package from the outer run in {}: {e}", dir.display()))?
+            .flatten()
+            .map(|e| e.path())
+            .find(|p| p.extension().is_some_and(|e| e == "deb"))
+            .ok_or("the outer run left no .deb")?;
+        return Ok(Deb {
+            file,
+            root: dir.join("root"),
+        });
+    }
     if !have("cargo", &["deb", "--version"]) {
         return Err("needs cargo-deb (`cargo install cargo-deb --locked`)".into());
     }
@@ -87,7 +99,6 @@ fn build_deb() -> Result<Deb, String> {
         Some(other) => other,
         None => panic!("unexpected binary path {BIN}"),
     };
-    let dir = deb_dir();
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     let out = run_ok(
@@ -277,7 +288,11 @@ fn deb_passes_lintian() {
         .output()
         .unwrap();
     let out = String::from_utf8_lossy(&o.stdout).into_owned();
-    eprintln!("lintian {}:\n{out}", deb.file.display());
+    shout(&format!(
+        "lintian {}:\n{}",
+        deb.file.display(),
+        out.trim_end()
+    ));
     assert!(o.status.success(), "lintian itself failed: {}", text(&o));
     let bad: Vec<&str> = out
         .lines()
@@ -488,4 +503,320 @@ fn homebrew_install_builds_from_source_with_completions_and_man_pages() {
     assert!(dir.path().join("openclaw.1").is_file());
     assert_eq!(f["fields"]["license"], "MIT");
     assert!(f["caveats"].as_str().unwrap().contains("auth-token"));
+}
+
+/// The package's default port (the units are shipped as rendered for a default install).
+const PORT: u16 = 18789;
+
+/// Makes the extracted package appear at its real paths, in the sandbox's private mount
+/// namespace only: read-only overlays with the package's tree over the host's directories
+/// (the targets, e.g. /usr/bin/openclaw, do not exist on the host, so there is nothing to
+/// bind-mount onto; the host's own files stay visible underneath).
+fn mount_package(root: &Path) {
+    for dir in ["usr/bin", "usr/lib/systemd/user", "usr/lib/systemd/system"] {
+        let lower = format!("{}:/{dir}", root.join(dir).display());
+        run_ok(
+            Command::new("mount")
+                .args(["-t", "overlay", "overlay", "-o"])
+                .arg(format!("lowerdir={lower}"))
+                .arg(format!("/{dir}")),
+        );
+    }
+}
+
+/// Runs a maintainer script of the package (extracted with `dpkg-deb -e`) with `args`.
+fn maintainer_script(deb: &Deb, name: &str, args: &[&str]) -> Output {
+    let ctrl = deb.root.with_file_name("control");
+    if !ctrl.join(name).exists() {
+        run_ok(Command::new("dpkg-deb").arg("-e").arg(&deb.file).arg(&ctrl));
+    }
+    Command::new(ctrl.join(name)).args(args).output().unwrap()
+}
+
+/// `openclaw ARGS` as the packaged binary, with a clean OpenClaw environment.
+fn packaged_oc(args: &[&str]) -> Output {
+    let mut c = Command::new("/usr/bin/openclaw");
+    c.args(args);
+    for (k, _) in std::env::vars() {
+        if k.starts_with("OPENCLAW_") {
+            c.env_remove(k);
+        }
+    }
+    c.output().expect("running /usr/bin/openclaw")
+}
+
+/// GET /healthz on loopback (activates the socket-activated service), the status line.
+fn healthz(port: u16) -> std::io::Result<String> {
+    use std::io::{Read, Write};
+    let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+    let mut s = std::net::TcpStream::connect_timeout(&addr, std::time::Duration::from_secs(5))?;
+    s.set_read_timeout(Some(std::time::Duration::from_secs(30)))?;
+    s.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")?;
+    let mut buf = String::new();
+    s.read_to_string(&mut buf)?;
+    Ok(buf.lines().next().unwrap_or_default().to_string())
+}
+
+/// Unit files (not enablement links) named `openclaw-gateway*` under `dir`.
+fn unit_files_under(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+            let p = e.path();
+            let meta = std::fs::symlink_metadata(&p).unwrap();
+            if meta.is_dir() {
+                stack.push(p);
+            } else if meta.is_file()
+                && p.file_name()
+                    .unwrap()
+                    .to_string_lossy()
+                    .starts_with("openclaw-gateway")
+            {
+                out.push(p);
+            }
+        }
+    }
+    out
+}
+
+/// What a build without `openclaw doctor` says.
+const DOCTOR_MISSING: &str = "is not implemented in this build yet";
+
+/// Says visibly (outside the sandbox, whose output is shown only on failure) when this build
+/// has no `openclaw doctor` yet, so its clean-verdict assertion cannot run.
+fn doctor_gap(test: &str) {
+    if sandbox::is_inner() {
+        return;
+    }
+    let home = tempfile::tempdir().unwrap();
+    let o = crate::support::command(home.path())
+        .arg("doctor")
+        .output()
+        .unwrap();
+    if String::from_utf8_lossy(&o.stderr).contains(DOCTOR_MISSING) {
+        shout(&format!(
+            "GAP: {test}: `openclaw doctor` is not in this build yet: the doctor-is-clean \
+             assertion is skipped; no-shadow-unit, FragmentPath and gateway status checks still run"
+        ));
+    }
+}
+
+#[test]
+fn deb_user_units_serve_a_fresh_user_inside_the_sandbox() {
+    let test = "packaging::deb_user_units_serve_a_fresh_user_inside_the_sandbox";
+    let deb = match deb() {
+        Ok(d) => d,
+        Err(why) => return skip_or_fail(test, &why),
+    };
+    doctor_gap(test);
+    let opts = sandbox::Options { private_net: true };
+    sandbox::run_with(test, opts, |sb: &Inside| {
+        mount_package(&deb.root);
+        let v = packaged_oc(&["--version"]);
+        assert_eq!(
+            String::from_utf8_lossy(&v.stdout).trim(),
+            format!("openclaw {}", env!("CARGO_PKG_VERSION"))
+        );
+        let user_dir = sb.home.join(".config/systemd/user");
+
+        // dpkg's configure step: exits 0 here (a sandbox, no system manager) and enables or
+        // starts nothing.
+        let o = maintainer_script(deb, "postinst", &["configure", ""]);
+        assert!(o.status.success(), "postinst configure: {}", text(&o));
+        for unit in ["openclaw-gateway.socket", "openclaw-gateway.service"] {
+            assert_ne!(sb.systemctl(&["is-enabled", unit]).1, "enabled", "{unit}");
+            assert_ne!(sb.systemctl(&["is-active", unit]).1, "active", "{unit}");
+        }
+        assert!(!user_dir.exists(), "postinst wrote into the user's home");
+
+        // The packaged system units, at their real paths, pass systemd's own verifier.
+        let o = Command::new("systemd-analyze")
+            .args(["verify", "--no-pager"])
+            .arg("/usr/lib/systemd/system/openclaw-gateway.socket")
+            .arg("/usr/lib/systemd/system/openclaw-gateway.service")
+            .env("SYSTEMD_LOG_LEVEL", "notice")
+            .output()
+            .unwrap();
+        let complaints: Vec<String> = String::from_utf8_lossy(&o.stderr)
+            .lines()
+            .filter(|l| l.contains("openclaw-gateway"))
+            .map(str::to_string)
+            .collect();
+        assert!(
+            o.status.success() && complaints.is_empty(),
+            "systemd-analyze verify (system units): {}",
+            text(&o)
+        );
+
+        // A fresh user: no ~/.openclaw, no `openclaw setup`, just systemctl.
+        let state = sb.home.join(".openclaw");
+        assert!(!state.exists());
+        let (code, _) = sb.systemctl(&["enable", "--now", "openclaw-gateway.socket"]);
+        assert_eq!(code, 0, "enable --now failed:\n{}", sb.manager_log());
+        assert_eq!(
+            sb.prop("openclaw-gateway.socket", "FragmentPath"),
+            "/usr/lib/systemd/user/openclaw-gateway.socket"
+        );
+        // The first connection starts the gateway, which creates config + token.
+        let status = healthz(PORT).unwrap_or_else(|e| {
+            panic!(
+                "no answer on 127.0.0.1:{PORT}: {e}\n{}\n{}",
+                sb.systemctl(&[
+                    "status",
+                    "--no-pager",
+                    "-n",
+                    "30",
+                    "openclaw-gateway.service"
+                ])
+                .1,
+                sb.manager_log()
+            )
+        });
+        assert_eq!(status, "HTTP/1.1 200 OK", "{}", sb.manager_log());
+        use std::os::unix::fs::PermissionsExt;
+        let cfg = state.join("openclaw.json");
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&cfg), 0o600, "config mode");
+        assert_eq!(mode(&state), 0o700, "state dir mode");
+        let doc: Value = serde_json::from_str(&std::fs::read_to_string(&cfg).unwrap()).unwrap();
+        assert_eq!(doc["gateway"]["mode"], "local");
+        let token = doc["gateway"]["auth"]["token"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        // The token never reaches the units.
+        for f in ["openclaw-gateway.service", "openclaw-gateway.socket"] {
+            let u = std::fs::read_to_string(Path::new("/usr/lib/systemd/user").join(f)).unwrap();
+            assert!(!u.contains(&token), "{f} contains the token");
+        }
+
+        // Protocol v4 handshake with that token: hello-ok.
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let hello = rt.block_on(async {
+            let params =
+                crate::support::connect_params("cli", "cli", Some(&token), &["operator.read"]);
+            let (_raw, hello, _first) =
+                crate::support::hello(&format!("ws://127.0.0.1:{PORT}"), params, &[]).await;
+            hello
+        });
+        assert_eq!(hello["type"], "hello-ok", "{hello}");
+        // ::1 too (the socket unit holds both loopback families).
+        let v6 = std::net::SocketAddr::from((std::net::Ipv6Addr::LOCALHOST, PORT));
+        assert!(
+            std::net::TcpStream::connect_timeout(&v6, std::time::Duration::from_secs(5)).is_ok()
+        );
+
+        // `gateway status` names the packaged unit as such.
+        let o = packaged_oc(&["gateway", "status"]);
+        let out = String::from_utf8_lossy(&o.stdout).into_owned();
+        assert!(o.status.success(), "gateway status: {}", text(&o));
+        assert!(
+            out.contains("Service file: /usr/lib/systemd/user/openclaw-gateway.service"),
+            "{out}"
+        );
+        assert!(out.contains("package-managed"), "{out}");
+        assert!(out.contains("RPC probe: ok"), "{out}");
+        let o = packaged_oc(&["gateway", "status", "--json"]);
+        let j: Value =
+            serde_json::from_slice(&o.stdout).unwrap_or_else(|e| panic!("{e}: {}", text(&o)));
+        assert_eq!(j["service"]["source"], "package", "{j}");
+        assert_eq!(j["service"]["sourceDir"], "/usr/lib/systemd/user", "{j}");
+        assert_eq!(j["service"]["enabled"], true, "{j}");
+        assert_eq!(j["rpc"]["ok"], true, "{j}");
+
+        // `doctor`: clean, and no second unit in ~/.config shadowing the packaged one.
+        let o = packaged_oc(&["doctor"]);
+        let out = format!(
+            "{}{}",
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        );
+        if out.contains(DOCTOR_MISSING) {
+            // Reported visibly by the outer run (see doctor_gap).
+        } else {
+            assert!(o.status.success(), "doctor is not clean: {}", text(&o));
+            let flagged: Vec<&str> = out
+                .lines()
+                .filter(|l| {
+                    let l = l.to_lowercase();
+                    l.contains("openclaw-gateway")
+                        && ["drift", "stale", "outdated", "differs", "mismatch"]
+                            .iter()
+                            .any(|w| l.contains(w))
+                })
+                .collect();
+            assert!(
+                flagged.is_empty(),
+                "doctor flags the packaged unit: {flagged:?}\n{out}"
+            );
+            let o = packaged_oc(&["doctor", "--repair", "--non-interactive"]);
+            assert!(o.status.success(), "doctor --repair: {}", text(&o));
+        }
+        assert_eq!(
+            unit_files_under(&user_dir),
+            Vec::<PathBuf>::new(),
+            "a unit file in ~/.config/systemd/user would shadow the packaged one"
+        );
+        assert_eq!(
+            sb.prop("openclaw-gateway.service", "FragmentPath"),
+            "/usr/lib/systemd/user/openclaw-gateway.service"
+        );
+
+        // `gateway install` does not shadow the packaged unit: it says what to do instead
+        // (and the disabled packaged *system* unit is no reason to refuse).
+        let o = packaged_oc(&["gateway", "install"]);
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(
+            !o.status.success(),
+            "install shadowed the packaged unit: {}",
+            text(&o)
+        );
+        assert!(
+            err.contains("is the packaged user unit")
+                && err.contains("systemctl --user enable --now openclaw-gateway.socket"),
+            "{}",
+            text(&o)
+        );
+        assert!(
+            !err.contains("a system unit with the same name"),
+            "{}",
+            text(&o)
+        );
+        assert_eq!(unit_files_under(&user_dir), Vec::<PathBuf>::new());
+
+        // The issue's spelling: `systemctl --user enable --now openclaw-gateway` (the service,
+        // which pulls in its socket through Also= and Requires=).
+        assert_eq!(
+            sb.systemctl(&[
+                "disable",
+                "--now",
+                "openclaw-gateway.socket",
+                "openclaw-gateway.service"
+            ])
+            .0,
+            0
+        );
+        assert!(
+            healthz(PORT).is_err(),
+            "still listening after disable --now"
+        );
+        assert_eq!(sb.systemctl(&["enable", "--now", "openclaw-gateway"]).0, 0);
+        for unit in ["openclaw-gateway.socket", "openclaw-gateway.service"] {
+            assert_eq!(sb.systemctl(&["is-enabled", unit]).1, "enabled", "{unit}");
+        }
+        assert_eq!(healthz(PORT).unwrap(), "HTTP/1.1 200 OK");
+        // The existing config was kept (--init never touches it).
+        let again: Value = serde_json::from_str(&std::fs::read_to_string(&cfg).unwrap()).unwrap();
+        assert_eq!(again["gateway"]["auth"]["token"], token.as_str());
+
+        // dpkg's remove step without a system manager: exits 0.
+        let o = maintainer_script(deb, "prerm", &["remove"]);
+        assert!(o.status.success(), "prerm remove: {}", text(&o));
+        let o = maintainer_script(deb, "postrm", &["remove"]);
+        assert!(o.status.success(), "postrm remove: {}", text(&o));
+    });
 }
