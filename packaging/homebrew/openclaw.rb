@@ -30,7 +30,7 @@
 #   (the gateway derives ~/.openclaw and ~/.openclaw/openclaw.json from it, the same values).
 # Homebrew adds LimitLoadToSessionType, which the plist does not set.
 class Openclaw < Formula
-  desc "OpenClaw Gateway (protocol v4) with launchd socket activation and its operator CLI"
+  desc "Protocol v4 gateway and CLI for OpenClaw, with launchd socket activation"
   homepage "https://github.com/openclaw/openclaw-gateway-rs"
   license "MIT"
   head "https://github.com/openclaw/openclaw-gateway-rs.git", branch: "main"
@@ -85,7 +85,7 @@ class Openclaw < Formula
   test do
     port = free_port
     ENV["OPENCLAW_LOG_DIR"] = (testpath/"logs").to_s
-    pid = spawn bin/"openclaw", "gateway", "run", "--init", "--port", port.to_s
+    pid = spawn "#{bin}/openclaw", "gateway", "run", "--init", "--port", port.to_s
     begin
       health = nil
       50.times do

@@ -503,6 +503,39 @@ fn homebrew_install_builds_from_source_with_completions_and_man_pages() {
     assert!(dir.path().join("openclaw.1").is_file());
     assert_eq!(f["fields"]["license"], "MIT");
     assert!(f["caveats"].as_str().unwrap().contains("auth-token"));
+    // `brew audit` rules for desc: at most 80 characters, not starting with the name or an
+    // article.
+    let desc = f["fields"]["desc"].as_str().unwrap();
+    assert!(desc.len() <= 80, "{desc}");
+    let lower = desc.to_lowercase();
+    for bad in ["openclaw", "a ", "an ", "the "] {
+        assert!(!lower.starts_with(bad), "desc starts with {bad:?}: {desc}");
+    }
+}
+
+#[test]
+fn homebrew_test_block_passes_against_the_binary() {
+    let test = "packaging::homebrew_test_block_passes_against_the_binary";
+    if !have("ruby", &["--version"]) {
+        return skip_or_fail(test, "needs ruby (Debian: apt-get install ruby)");
+    }
+    if !have("curl", &["--version"]) {
+        return skip_or_fail(test, "needs curl (the formula's test uses it)");
+    }
+    // `brew test` starts `openclaw gateway run --init` on a free port in an empty HOME and
+    // expects /healthz to answer and a 0600 config: run that block against our binary.
+    let out = run_ok(
+        Command::new("ruby")
+            .arg(repo().join("tests/it/packaging/brew_stub.rb"))
+            .arg(repo().join("packaging/homebrew/openclaw.rb"))
+            .arg("--run-test")
+            .arg(Path::new(BIN).parent().unwrap())
+            .env_remove("OPENCLAW_STATE_DIR")
+            .env_remove("OPENCLAW_CONFIG_PATH")
+            .env_remove("OPENCLAW_HOME")
+            .env_remove("OPENCLAW_GATEWAY_PORT"),
+    );
+    assert!(out.contains("formula test passed"), "{out}");
 }
 
 /// The package's default port (the units are shipped as rendered for a default install).

@@ -5,6 +5,9 @@
 # (NoMethodError), so the stub cannot silently drift from the formula.
 #
 # usage: ruby brew_stub.rb FORMULA.rb   (HOME decides what "~" expands to, as for brew)
+#        ruby brew_stub.rb FORMULA.rb --run-test BIN_DIR
+#          runs the formula's `test do` block with `bin` = BIN_DIR, in a fresh testpath that is
+#          also HOME (as `brew test` does), with minimal stand-ins for its assertions.
 require "json"
 require "pathname"
 
@@ -76,6 +79,7 @@ class Formula
     def depends_on(v) = ((@fields ||= {})["depends_on"] ||= []) << v.to_s
     def service(&b) = (@service_block = b)
     def test(&b) = (@test_block = b)
+    attr_reader :test_block
   end
 
   attr_reader :calls
@@ -101,10 +105,46 @@ class Pathname
   def mkpath = nil
 end
 
+# The helpers a `test do` block gets in Homebrew, reduced to what they do.
+module StubTest
+  attr_accessor :bin, :testpath
+
+  def free_port
+    require "socket"
+    s = TCPServer.new("127.0.0.1", 0)
+    s.addr[1].tap { s.close }
+  end
+
+  def shell_output(cmd, status = 0)
+    out = `#{cmd}`
+    raise "`#{cmd}` exited #{$?.exitstatus}, expected #{status}" if $?.exitstatus != status
+
+    out
+  end
+
+  def check(ok, msg) = (raise "assertion failed: #{msg}" unless ok)
+  def assert_equal(want, got) = check(want == got, "#{want.inspect} == #{got.inspect}")
+  def assert_match(re, s) = check(s.match?(re), "#{s.inspect} matches #{re.inspect}")
+  def assert_path_exists(p) = check(File.exist?(p), "#{p} exists")
+  def refute_empty(v) = check(!v.empty?, "#{v.inspect} is not empty")
+end
+
 path = ARGV.fetch(0)
 load path
 klass = Object.const_get(File.basename(path, ".rb").capitalize)
 f = klass.new
+if ARGV[1] == "--run-test"
+  require "tmpdir"
+  f.extend(StubTest)
+  f.bin = Pathname(ARGV.fetch(2))
+  Dir.mktmpdir("brew-test") do |dir|
+    f.testpath = Pathname(dir)
+    ENV["HOME"] = dir
+    Dir.chdir(dir) { f.instance_eval(&klass.test_block) }
+  end
+  puts "formula test passed"
+  exit 0
+end
 f.install
 puts JSON.pretty_generate(
   "fields" => klass.fields, "caveats" => f.caveats, "install" => f.calls, "service" => f.service_hash,
