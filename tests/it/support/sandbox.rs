@@ -232,6 +232,8 @@ pub fn run_with(test: &str, opts: Options, scenario: impl FnOnce(&Inside)) {
     let mut cmd = Command::new("bash");
     if opts.private_net {
         cmd.env("SANDBOX_PRIVATE_NET", "1");
+    } else {
+        cmd.env_remove("SANDBOX_PRIVATE_NET");
     }
     let out = cmd
         .arg("-c")
