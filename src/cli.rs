@@ -48,6 +48,11 @@ pub enum Command {
     },
     /// Create the state dir and a local config with a generated token (idempotent).
     Setup(SetupArgs),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell) to stdout.
+    Completions(CompletionsArgs),
+    /// Print the man page (roff), or write every page into --out-dir (for packagers).
+    #[command(hide = true)]
+    Man(ManArgs),
 }
 
 /// `openclaw gateway [run flags] [SUBCOMMAND]`.
@@ -364,6 +369,22 @@ pub struct SetupArgs {
     pub port: Option<u16>,
 }
 
+/// `completions`.
+#[derive(Debug, Clone, Args)]
+pub struct CompletionsArgs {
+    /// Target shell.
+    #[arg(value_enum)]
+    pub shell: clap_complete::Shell,
+}
+
+/// `man`.
+#[derive(Debug, Clone, Default, Args)]
+pub struct ManArgs {
+    /// Write openclaw.1 and one page per command into this directory instead of stdout.
+    #[arg(long, value_name = "DIR")]
+    pub out_dir: Option<std::path::PathBuf>,
+}
+
 /// Parses argv, runs the command, prints any error once, and returns the exit code.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -378,6 +399,12 @@ pub fn main() -> ExitCode {
 
 /// Routes a parsed command line to the module that owns the verb.
 pub fn dispatch(cli: Cli) -> Result<Exit> {
+    // Generated assets need no home directory or config (package builds run without one).
+    match &cli.command {
+        Command::Completions(a) => return crate::assets::completions(a),
+        Command::Man(a) => return crate::assets::man(a),
+        _ => {}
+    }
     let paths = Paths::resolve(cli.profile.as_deref(), cli.dev, &ProcessEnv)?;
     match cli.command {
         Command::Gateway(g) => match g.command {
@@ -409,5 +436,7 @@ pub fn dispatch(cli: Cli) -> Result<Exit> {
             command: ChannelsCmd::Status { probe, json, conn },
         } => crate::ops::channels::status(&paths, probe, json, &conn),
         Command::Setup(a) => crate::gateway::setup::setup(&paths, &a),
+        Command::Completions(a) => crate::assets::completions(&a),
+        Command::Man(a) => crate::assets::man(&a),
     }
 }

@@ -449,7 +449,7 @@ fn service_unit(ctx: &Ctx) -> Finding {
             return Finding::ok(
                 "",
                 format!(
-                    "package-installed unit {} (managed by your package manager; not compared, never shadowed)",
+                    "package-installed unit {} (owned by your package manager or administrator; not compared, never shadowed)",
                     p.display()
                 ),
             );
@@ -1098,15 +1098,14 @@ fn probe(paths: &Paths, cfg: Option<&Config>) -> Option<crate::ops::probe::Reach
     Some(r)
 }
 
-/// systemd's user unit search path entries outside the user's own config dir.
-pub const PACKAGE_USER_UNIT_DIRS: &[&str] = &[
-    "/etc/systemd/user",
-    "/usr/local/lib/systemd/user",
-    "/usr/local/share/systemd/user",
-    "/usr/lib/systemd/user",
-    "/lib/systemd/user",
-    "/usr/share/systemd/user",
-];
+/// systemd's user unit search path outside the user's own config dir: the administrator's
+/// `/etc/systemd/user`, then the package vendor directories.
+pub fn package_user_unit_dirs() -> Vec<PathBuf> {
+    std::iter::once("/etc/systemd/user")
+        .chain(crate::service::systemd::manager::VENDOR_USER_UNIT_DIRS)
+        .map(PathBuf::from)
+        .collect()
+}
 
 /// System unit directories.
 pub use crate::service::systemd::manager::SYSTEM_UNIT_DIRS;
@@ -1202,7 +1201,7 @@ fn linux_service_ctx(paths: &Paths, spec: &crate::service::ServiceSpec) -> Servi
         kind: Some(ManagerKind::Systemd),
         name: paths.unit_name(),
         user_dir: config_home.join("systemd/user"),
-        package_dirs: PACKAGE_USER_UNIT_DIRS.iter().map(PathBuf::from).collect(),
+        package_dirs: package_user_unit_dirs(),
         system_dirs: SYSTEM_UNIT_DIRS.iter().map(PathBuf::from).collect(),
         desired,
         status: None,

@@ -38,6 +38,7 @@ use crate::config::reload as config_reload;
 use crate::config::secrets::{self, SecretsSnapshot};
 use crate::config::{Config, write};
 use crate::error::{Error, Exit, Result};
+use crate::service::launchd::policy as launchd_policy;
 use crate::service::systemd::notify::Notifier;
 use auth::{Mode, ResolvedAuth};
 use listener::Bind;
@@ -325,6 +326,35 @@ pub fn resolve_auth(
     })
 }
 
+/// A config refusal under launchd: write the marker `status` reads, answer the connections
+/// launchd queued on our sockets with the reason, and exit 0 so `KeepAlive` does not respawn.
+fn refuse_under_launchd(
+    paths: &Paths,
+    err: &Error,
+    inherited: Option<&crate::service::systemd::activation::Inherited>,
+) -> Exit {
+    let msg = err.to_string();
+    tracing::error!("{msg}");
+    eprintln!("{msg}");
+    if let Err(e) = launchd_policy::write_refusal(&paths.state_dir, &msg) {
+        tracing::warn!(
+            "writing the launchd refusal marker in {}: {e}",
+            paths.state_dir.display()
+        );
+    }
+    if let Some(inh) = inherited {
+        let listeners: Vec<std::net::TcpListener> = inh
+            .listeners
+            .iter()
+            .filter_map(|(_, l)| l.try_clone().ok())
+            .collect();
+        if let Err(e) = launchd_policy::drain_pending(&listeners, &msg) {
+            tracing::warn!("answering queued connections: {e}");
+        }
+    }
+    launchd_policy::refusal_exit_code(true)
+}
+
 /// `openclaw gateway run`: runs the gateway in the foreground until SIGTERM/SIGINT.
 ///
 /// A restart-required config change ends the current generation: under a service manager the
@@ -359,7 +389,21 @@ pub fn run_daemon(paths: &Paths, args: RunArgs) -> Result<Exit> {
         config = %paths.config_path.display(),
         "gateway starting"
     );
-    let mut plan = prepare(paths, &args)?;
+    let mut plan = match prepare(paths, &args) {
+        Ok(plan) => plan,
+        // launchd has no RestartPreventExitStatus: a refusal there exits 0 after leaving a
+        // marker and answering queued connections (see service::launchd::policy).
+        Err(e) if e.exit() == Exit::Config && launchd_policy::under_launchd(&ProcessEnv) => {
+            return Ok(refuse_under_launchd(paths, &e, inherited.as_ref()));
+        }
+        Err(e) => return Err(e),
+    };
+    if let Err(e) = launchd_policy::clear_refusal(&paths.state_dir) {
+        tracing::warn!(
+            "removing the launchd refusal marker in {}: {e}",
+            paths.state_dir.display()
+        );
+    }
     let inherited_listeners = inherited.as_ref().is_some_and(|i| !i.listeners.is_empty());
     // The master copies of the listening sockets: every generation serves on duplicates, so
     // the sockets stay open (and keep queueing connections) across in-process restarts.

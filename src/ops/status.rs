@@ -473,6 +473,9 @@ pub fn render(r: &Report, all: bool) -> String {
                 if let Some(p) = port {
                     let _ = write!(line, " · port {p}");
                 }
+                if s.source.as_deref() == Some("package") {
+                    let _ = write!(line, " · package unit");
+                }
             }
             if r.service_diagnostic_only {
                 line.push_str(" (diagnostic only: this CLI uses a non-default state dir)");

@@ -13,6 +13,7 @@ mod ops_logs;
 mod ops_status;
 mod ops_support;
 mod ops_systemd;
+mod packaging;
 mod reload;
 mod secrets;
 mod systemd_e2e;
