@@ -104,9 +104,11 @@ pub fn write_config(home: &Path, profile: Option<&str>, text: &str) -> PathBuf {
 }
 
 /// A local config with a fixed port and token.
+/// Hot reload is off: tests rewrite the config the CLI reads while a gateway runs from the same
+/// HOME, and a watching gateway would otherwise follow the edit (e.g. restart onto a new port).
 pub fn local_config(port: u16, token: &str) -> String {
     format!(
-        "{{ gateway: {{ mode: 'local', port: {port}, auth: {{ mode: 'token', token: '{token}' }} }} }}"
+        "{{ gateway: {{ mode: 'local', port: {port}, reload: {{ mode: 'off' }}, auth: {{ mode: 'token', token: '{token}' }} }} }}"
     )
 }
 

@@ -34,7 +34,9 @@ async fn connect_storm_is_closed_at_the_preauth_timeout_and_fds_come_back() {
         r.close_after_p50_ms >= 500.0,
         "closed at (not before) the timeout: {r:?}"
     );
-    assert!(r.fds_after <= r.fds_before, "fds leaked: {r:?}");
+    // A leak of the storm's sockets would show as ~200; allow a few descriptors the gateway
+    // opens lazily under load (log file reopen, runtime internals).
+    assert!(r.fds_after <= r.fds_before + 4, "fds leaked: {r:?}");
     eprintln!("storm: {r:?}");
     gw.stop();
 }
