@@ -347,7 +347,11 @@ pub fn run_daemon(paths: &Paths, args: RunArgs) -> Result<Exit> {
             auth: plan.auth,
             file_log: telemetry.file.clone(),
             identity,
-            methods: methods::core_table(),
+            methods: {
+                let mut t = methods::core_table();
+                crate::agent::methods::register(&mut t);
+                t
+            },
             shutdown: shutdown::Shutdown::new(),
         });
         serve(state, listeners, notifier).await
@@ -422,6 +426,9 @@ pub async fn serve(
     state
         .draining
         .store(true, std::sync::atomic::Ordering::Relaxed);
+    // Abort agent runs first, so their error events and final responses reach the clients
+    // waiting on them before the sockets close.
+    state.agents.shutdown(Duration::from_secs(3)).await;
     state.broadcast(
         "shutdown",
         &json!({"reason": "gateway stopping"}),
