@@ -241,7 +241,19 @@ impl RunEvents {
 
     /// `lifecycle end` then `chat final` (same seq).
     pub fn end_ok(&self, data: Value, stop_reason: &str, text: &str) {
-        let seq = self.agent(self.tail_fields(data), false);
+        let fields = if self.chat_send {
+            vec![
+                ("runId", Value::from(self.run_id.clone())),
+                ("sessionKey", self.session_key.clone().into()),
+                ("stream", "lifecycle".into()),
+                ("data", data),
+                ("sessionId", self.session_id.clone().into()),
+                ("agentId", self.agent_id.clone().into()),
+            ]
+        } else {
+            self.tail_fields(data)
+        };
+        let seq = self.agent(fields, false);
         self.chat(
             seq,
             "final",

@@ -327,8 +327,11 @@ async fn agent(ctx: Ctx) -> Result<Value, ErrorShape> {
     req.model = str_param(&p, "model").map(str::to_string);
     req.timeout_secs = p.get("timeout").and_then(Value::as_u64);
     req.extra_system = str_param(&p, "extraSystemPrompt").map(str::to_string);
-    let fin = rt.execute(&ctx.state, run, req, None).await;
-    ctx.respond_final(fin.res_frame(&ctx.req_id));
+    let id = ctx.req_id.clone();
+    rt.execute_then(&ctx.state, run, req, None, |fin| {
+        ctx.respond_final(fin.res_frame(&id))
+    })
+    .await;
     Ok(Value::Null)
 }
 
@@ -547,11 +550,24 @@ async fn chat_history(ctx: Ctx) -> Result<Value, ErrorShape> {
         .map(|r| r.run_id.clone())
         .collect();
     let defaults = defaults(&cfg, &agent_id);
-    let pending: Vec<Value> = rt
-        .pending_system_events(&key)
+    // Accepted input awaiting a turn: runs queued behind the session's current run, then
+    // system events (hook wakes) waiting for the next turn.
+    let mut pending: Vec<Value> = rt
+        .active_for_session(&key)
         .into_iter()
-        .map(|t| json!({"kind": "system", "text": t}))
+        .filter(|r| r.queued.load(std::sync::atomic::Ordering::Relaxed))
+        .map(|r| {
+            json!({"id": r.run_id, "runId": r.run_id, "kind": "message",
+                   "text": *r.message.lock().unwrap_or_else(|x| x.into_inner()),
+                   "createdAt": r.accepted_at})
+        })
         .collect();
+    pending.extend(
+        rt.pending_system_events(&key)
+            .into_iter()
+            .enumerate()
+            .map(|(i, t)| json!({"id": format!("system-{i}"), "kind": "system", "text": t})),
+    );
     let is_main = key == format!("agent:{agent_id}:main");
     Ok(json!({
         "sessionKey": key,

@@ -230,6 +230,13 @@ pub struct ActiveRun {
     pub kind: RunKind,
     /// When it was admitted (ms).
     pub accepted_at: u64,
+    /// The user's message (set by [`Agents::execute`]; shown while queued).
+    pub message: Mutex<String>,
+    /// True while waiting for its session's queue (`chat.history` `pendingInputs`).
+    pub queued: std::sync::atomic::AtomicBool,
+    /// Set once its outcome is persisted, just before the terminal events go out: from then
+    /// on the session counts as idle and the run can no longer be aborted.
+    settled: std::sync::atomic::AtomicBool,
     accepted: Instant,
     cancel: CancellationToken,
     reason: Mutex<Option<StopReason>>,
@@ -237,10 +244,21 @@ pub struct ActiveRun {
 }
 
 impl ActiveRun {
-    /// Cancels the run (the first reason wins). False if it was already cancelled.
+    /// True once the outcome is persisted and terminal events are going out.
+    pub fn is_settled(&self) -> bool {
+        self.settled.load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    fn mark_settled(&self) {
+        self.settled
+            .store(true, std::sync::atomic::Ordering::Release);
+    }
+
+    /// Cancels the run (the first reason wins). False if it was already cancelled or has
+    /// settled.
     pub fn abort(&self, reason: StopReason) -> bool {
         let mut r = self.reason.lock().unwrap_or_else(|p| p.into_inner());
-        if r.is_some() {
+        if r.is_some() || self.is_settled() {
             return false;
         }
         *r = Some(reason);
@@ -349,6 +367,7 @@ fn usage_json(u: Option<Usage>) -> Value {
 }
 
 struct Progress {
+    began_at: Option<u64>,
     started_at: Option<u64>,
     text: String,
     usage: Option<Usage>,
@@ -418,6 +437,9 @@ impl Agents {
             agent_id: agent_id.into(),
             kind,
             accepted_at: now_ms(),
+            message: Mutex::new(String::new()),
+            queued: std::sync::atomic::AtomicBool::new(true),
+            settled: std::sync::atomic::AtomicBool::new(false),
             accepted: Instant::now(),
             cancel: CancellationToken::new(),
             reason: Mutex::new(None),
@@ -438,14 +460,14 @@ impl Agents {
             .cloned()
     }
 
-    /// Active runs on a session.
+    /// Active (not yet settled) runs on a session, oldest first.
     pub fn active_for_session(&self, session_key: &str) -> Vec<Arc<ActiveRun>> {
         let mut v: Vec<Arc<ActiveRun>> = self
             .active
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .values()
-            .filter(|a| a.session_key == session_key)
+            .filter(|a| a.session_key == session_key && !a.is_settled())
             .cloned()
             .collect();
         v.sort_by_key(|a| a.accepted);
@@ -580,6 +602,20 @@ impl Agents {
         req: RunRequest,
         deltas: Option<mpsc::UnboundedSender<String>>,
     ) -> Arc<Finished> {
+        self.execute_then(state, run, req, deltas, |_| {}).await
+    }
+
+    /// [`Agents::execute`], calling `deliver` with the result before the run leaves the
+    /// active set. Shutdown waits for the active set to drain, so whatever `deliver` queues
+    /// (the `agent` final response) goes out before sockets close.
+    pub async fn execute_then(
+        &self,
+        state: &Arc<GatewayState>,
+        run: Arc<ActiveRun>,
+        req: RunRequest,
+        deltas: Option<mpsc::UnboundedSender<String>>,
+        deliver: impl FnOnce(&Arc<Finished>),
+    ) -> Arc<Finished> {
         let mut ev = RunEvents::new(
             state.clone(),
             &req.run_id,
@@ -588,6 +624,7 @@ impl Agents {
             req.kind == RunKind::ChatSend,
         );
         let mut p = Progress {
+            began_at: None,
             started_at: None,
             text: String::new(),
             usage: None,
@@ -616,6 +653,7 @@ impl Agents {
             e => e,
         };
         let fin = Arc::new(self.settle(&run, &req, &ev, &p, ending).await);
+        deliver(&fin);
         self.publish(&run, fin.clone());
         fin
     }
@@ -706,6 +744,7 @@ impl Agents {
         deltas: Option<&mpsc::UnboundedSender<String>>,
     ) -> Ending {
         let cancel = run.cancel.clone();
+        *run.message.lock().unwrap_or_else(|x| x.into_inner()) = req.message.clone();
         // 1. The session's queue, then a global permit.
         let queue = self.queue(&req.session_key);
         let guard = tokio::select! {
@@ -715,6 +754,8 @@ impl Agents {
                 return Ending::Aborted(StopReason::Rpc);
             }
         };
+        run.queued
+            .store(false, std::sync::atomic::Ordering::Relaxed);
         let ending = async {
             let _permit = tokio::select! {
                 p = self.permits.clone().acquire_owned() => match p {
@@ -765,6 +806,7 @@ impl Agents {
         if cancel.is_cancelled() {
             return Ending::Aborted(StopReason::Rpc);
         }
+        p.began_at = Some(now_ms());
         // 2. The session.
         let (key, agent, reset) = (req.session_key.clone(), req.agent_id.clone(), req.reset);
         let session = self
@@ -803,7 +845,8 @@ impl Agents {
             req.model.as_deref(),
         ) {
             Ok(t) => t,
-            Err(e) => return Ending::Failed(model_failure(&e), Some(model_details(&e))),
+            // Upstream's exact error (`{code, message}`); the remedy goes to the log.
+            Err(e) => return Ending::Failed(model_failure(&e), None),
         };
         let client = match self.client() {
             Ok(c) => c,
@@ -985,6 +1028,19 @@ impl Agents {
                     ev.usage(u.output);
                 }
                 ev.finishing(&stop, ended_at);
+                // The transcript has the answer (fsync'd) before clients see `final`, so a
+                // `chat.history` right after it includes the reply.
+                let assistant = obj(vec![
+                    ("role", "assistant".into()),
+                    ("content", text_content(&p.text)),
+                    ("timestamp", ended_at.into()),
+                    ("provider", pid.into()),
+                    ("model", model.into()),
+                    ("usage", usage_json(p.usage)),
+                    ("stopReason", stop.clone().into()),
+                ]);
+                persist(vec![message_record(&req.run_id, assistant)]).await;
+                run.mark_settled();
                 ev.model_cleared();
                 let receipt = obj(vec![
                     ("runId", req.run_id.clone().into()),
@@ -1001,28 +1057,35 @@ impl Agents {
                 let mut end_receipt = receipt.clone();
                 end_receipt["terminalDisposition"] = "visible".into();
                 let reply = json!({"disposition": "visible", "text": p.text});
-                let end_data = obj(vec![
-                    ("phase", "end".into()),
-                    ("startedAt", p.started_at.unwrap_or(ended_at).into()),
-                    ("endedAt", ended_at.into()),
-                    ("aborted", false.into()),
-                    ("stopReason", stop.clone().into()),
-                    ("livenessState", "working".into()),
-                    ("executionSettled", true.into()),
-                    ("terminalReceipt", end_receipt.clone()),
-                    ("terminalReply", reply.clone()),
-                ]);
+                let started = p.started_at.unwrap_or(ended_at);
+                let end_data = if ev.chat_send {
+                    // chat.send runs report the same fields in another order (transcript).
+                    obj(vec![
+                        ("stopReason", stop.clone().into()),
+                        ("aborted", false.into()),
+                        ("livenessState", "working".into()),
+                        ("phase", "end".into()),
+                        ("endedAt", ended_at.into()),
+                        ("startedAt", started.into()),
+                        ("replayInvalid", false.into()),
+                        ("terminalReply", reply.clone()),
+                        ("terminalReceipt", end_receipt.clone()),
+                        ("executionSettled", true.into()),
+                    ])
+                } else {
+                    obj(vec![
+                        ("phase", "end".into()),
+                        ("startedAt", started.into()),
+                        ("endedAt", ended_at.into()),
+                        ("aborted", false.into()),
+                        ("stopReason", stop.clone().into()),
+                        ("livenessState", "working".into()),
+                        ("executionSettled", true.into()),
+                        ("terminalReceipt", end_receipt.clone()),
+                        ("terminalReply", reply.clone()),
+                    ])
+                };
                 ev.end_ok(end_data, &stop, &p.text);
-                let assistant = obj(vec![
-                    ("role", "assistant".into()),
-                    ("content", text_content(&p.text)),
-                    ("timestamp", ended_at.into()),
-                    ("provider", pid.into()),
-                    ("model", model.into()),
-                    ("usage", usage_json(p.usage)),
-                    ("stopReason", stop.clone().into()),
-                ]);
-                persist(vec![message_record(&req.run_id, assistant)]).await;
                 let usage = usage_json(p.usage);
                 let mut last_call = usage.clone();
                 if let Some(o) = last_call.as_object_mut() {
@@ -1122,7 +1185,6 @@ impl Agents {
                         p.timeout_secs.unwrap_or(0)
                     )
                 });
-                ev.aborted(stop, &p.text, p.started_at, ended_at, err.as_deref());
                 let mut records = Vec::new();
                 if !p.text.trim().is_empty() {
                     let mut m = obj(vec![
@@ -1139,6 +1201,8 @@ impl Agents {
                 }
                 records.push(run_record(&req.run_id, "aborted", err.as_deref()));
                 persist(records).await;
+                run.mark_settled();
+                ev.aborted(stop, &p.text, p.started_at, ended_at, err.as_deref());
                 let payload = obj(vec![
                     ("runId", req.run_id.clone().into()),
                     ("status", "timeout".into()),
@@ -1185,14 +1249,20 @@ impl Agents {
                     ),
                 };
                 let shutdown = details.as_ref().is_some_and(|d| d["reason"] == "shutdown");
-                ev.model_cleared();
-                ev.error(p.started_at, ended_at, &failure.message, Some(failure.kind));
                 persist(vec![run_record(
                     &req.run_id,
                     "error",
                     Some(&failure.message),
                 )])
                 .await;
+                run.mark_settled();
+                ev.model_cleared();
+                ev.error(
+                    p.started_at.or(p.began_at),
+                    ended_at,
+                    &failure.message,
+                    Some(failure.kind),
+                );
                 let payload = obj(vec![
                     ("runId", req.run_id.clone().into()),
                     ("status", "error".into()),
@@ -1236,10 +1306,6 @@ fn model_failure(e: &ModelError) -> Failure {
         upstream_status: None,
         kind: "unknown",
     }
-}
-
-fn model_details(e: &ModelError) -> Value {
-    json!({"provider": e.provider, "hint": e.hint})
 }
 
 fn upstream_failure(e: UpstreamError) -> Failure {

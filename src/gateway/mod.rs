@@ -409,6 +409,9 @@ pub async fn serve(
         .collect();
     let status = format!("listening on {}", urls.join(", "));
     notifier.ready(&status);
+    // Index the session transcripts off the request path (torn last lines are reported here).
+    let agents = state.agents.clone();
+    tokio::task::spawn_blocking(move || agents.store.warm());
     tracing::info!(
         pid = std::process::id(),
         auth = state.auth().mode.as_str(),
