@@ -4,15 +4,23 @@
 //! Every `agent` event takes the run's next `seq` (per run, from 1); the `chat` mirror of an
 //! event carries the same `seq` (a delta mirrors its assistant event, `final` mirrors the
 //! lifecycle `end`, `error` the lifecycle `error`). Both go to every socket with
-//! `operator.read`; streaming deltas are droppable for slow consumers (the client sees a `seq`
-//! gap and refetches `chat.history`), terminal events are not.
+//! `operator.read`. As upstream, `chat` deltas are paced (at most one per
+//! [`CHAT_DELTA_PACING`]; text that arrives faster is coalesced into the next one, and the
+//! rest is flushed right after `lifecycle end`) and droppable for slow consumers (the client
+//! sees a `seq` gap and refetches `chat.history`); `agent` events and terminal events are not
+//! droppable (a consumer that far behind is closed as a slow consumer instead).
 use std::sync::Arc;
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 
 use serde_json::{Map, Value, json};
 
 use crate::gateway::protocol::{now_ms, scopes};
 use crate::gateway::state::{Broadcast, GatewayState};
+
+/// Minimum spacing of `chat` delta events (upstream `LIVE_TEXT_PACING_MS`).
+pub const CHAT_DELTA_PACING: Duration = Duration::from_millis(75);
 
 /// Builds an object with keys in the given order.
 pub fn obj(fields: Vec<(&str, Value)>) -> Value {
@@ -43,6 +51,8 @@ pub struct RunEvents {
     /// `chat.send` runs carry `isHeartbeat:false`, `run_status` events and `lane:"main"`.
     pub chat_send: bool,
     seq: AtomicU64,
+    /// Text already mirrored as `chat` deltas, and when the last one went out.
+    chat_sent: Mutex<(String, Option<Instant>)>,
 }
 
 impl RunEvents {
@@ -62,6 +72,7 @@ impl RunEvents {
             agent_id: agent_id.into(),
             chat_send,
             seq: AtomicU64::new(0),
+            chat_sent: Mutex::new((String::new(), None)),
         }
     }
 
@@ -174,9 +185,10 @@ impl RunEvents {
         self.agent(f, false);
     }
 
-    /// An `assistant` delta (cumulative `text`) and its `chat delta` mirror.
-    pub fn delta(&self, text: &str, delta: &str, item_id: &str) {
-        let seq = self.agent(
+    /// An `assistant` delta (cumulative `text`); returns its seq. The `chat` mirror is
+    /// [`RunEvents::chat_delta`], paced by the caller.
+    pub fn assistant(&self, text: &str, delta: &str, item_id: &str) -> u64 {
+        self.agent(
             vec![
                 ("runId", self.run_id.clone().into()),
                 ("stream", "assistant".into()),
@@ -187,8 +199,30 @@ impl RunEvents {
                 ("sessionKey", self.session_key.clone().into()),
                 ("agentId", self.agent_id.clone().into()),
             ],
-            true,
-        );
+            false,
+        )
+    }
+
+    /// When the next `chat` delta may go out (`None`: now).
+    pub fn chat_delta_due(&self) -> Option<Instant> {
+        let g = self.chat_sent.lock().unwrap_or_else(|p| p.into_inner());
+        g.1.map(|at| at + CHAT_DELTA_PACING)
+            .filter(|due| *due > Instant::now())
+    }
+
+    /// A `chat delta` with the text not yet mirrored (`deltaText`) and the cumulative
+    /// `message`, carrying `seq`. No-op when everything was mirrored already.
+    pub fn chat_delta(&self, seq: u64, text: &str) {
+        let delta = {
+            let mut g = self.chat_sent.lock().unwrap_or_else(|p| p.into_inner());
+            if g.0 == text {
+                return;
+            }
+            let d = text.strip_prefix(g.0.as_str()).unwrap_or(text).to_string();
+            g.0 = text.to_string();
+            g.1 = Some(Instant::now());
+            d
+        };
         self.chat(
             seq,
             "delta",
@@ -213,7 +247,7 @@ impl RunEvents {
                 ("data", json!({"outputTokens": output_tokens})),
                 ("agentId", self.agent_id.clone().into()),
             ],
-            true,
+            false,
         );
     }
 
@@ -254,6 +288,8 @@ impl RunEvents {
             self.tail_fields(data)
         };
         let seq = self.agent(fields, false);
+        // Text that arrived faster than the pacing is flushed with the end's seq.
+        self.chat_delta(seq, text);
         self.chat(
             seq,
             "final",

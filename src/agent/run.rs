@@ -653,6 +653,15 @@ impl Agents {
             e => e,
         };
         let fin = Arc::new(self.settle(&run, &req, &ev, &p, ending).await);
+        tracing::info!(
+            run = %req.run_id,
+            session = %req.session_key,
+            model = %p.model.as_ref().map(|m| format!("{}/{}", m.provider.id, m.model)).unwrap_or_default(),
+            status = fin.status.as_str(),
+            stop = fin.stop_reason.as_deref().unwrap_or(""),
+            ms = run.accepted.elapsed().as_millis() as u64,
+            "agent run finished"
+        );
         deliver(&fin);
         self.publish(&run, fin.clone());
         fin
@@ -893,7 +902,16 @@ impl Agents {
             }
         };
         let item_id = format!("{}:1", uuid::Uuid::new_v4());
+        // A paced `chat` delta waiting for its slot, and the seq it mirrors.
+        let mut chat_due: Option<std::time::Instant> = None;
+        let mut last_seq = 0;
         loop {
+            let flush = async {
+                match chat_due {
+                    Some(at) => tokio::time::sleep_until(at.into()).await,
+                    None => std::future::pending().await,
+                }
+            };
             let chunk = tokio::select! {
                 c = stream.next() => c,
                 _ = cancel.cancelled() => return Ending::Aborted(StopReason::Rpc),
@@ -901,15 +919,27 @@ impl Agents {
                     run.abort(StopReason::Timeout);
                     return Ending::Aborted(StopReason::Timeout);
                 }
+                _ = flush => {
+                    chat_due = None;
+                    ev.chat_delta(last_seq, &p.text);
+                    continue;
+                }
             };
             match chunk {
                 None => break,
                 Some(Err(e)) => return Ending::Failed(upstream_failure(e), None),
                 Some(Ok(Chunk::Delta(t))) => {
                     p.text.push_str(&t);
-                    ev.delta(&p.text, &t, &item_id);
+                    last_seq = ev.assistant(&p.text, &t, &item_id);
                     if let Some(tx) = deltas {
                         let _ = tx.send(t);
+                    }
+                    match ev.chat_delta_due() {
+                        None => {
+                            chat_due = None;
+                            ev.chat_delta(last_seq, &p.text);
+                        }
+                        Some(at) => chat_due = Some(at),
                     }
                 }
                 Some(Ok(Chunk::Finish(r))) => p.finish = Some(r),

@@ -147,6 +147,62 @@ pub fn label(f: &Value) -> String {
     }
 }
 
+/// Labels without the paced `chat` deltas (their number depends on timing).
+pub fn labels_without_chat_deltas(ev: &[&Value]) -> Vec<String> {
+    ev.iter()
+        .map(|f| label(f))
+        .filter(|l| l != "chat:delta")
+        .collect()
+}
+
+/// Checks the `chat` delta mirrors of a successful run: the first assistant delta is mirrored
+/// at once; every chat delta carries the seq of the agent event just before it (its assistant
+/// event, or `lifecycle end` for the final flush); `deltaText`s add up to the full text and
+/// each `message` holds the text so far; `chat final` follows `lifecycle end` with its seq.
+pub fn check_chat_mirrors(ev: &[&Value], full: &str) {
+    let first = ev
+        .iter()
+        .position(|f| label(f) == "agent:assistant")
+        .expect("an assistant event");
+    assert_eq!(
+        label(ev[first + 1]),
+        "chat:delta",
+        "the first delta is mirrored at once"
+    );
+    let mut acc = String::new();
+    let mut last_agent_seq = None;
+    let mut deltas = 0;
+    for f in ev {
+        let p = &f["payload"];
+        match label(f).as_str() {
+            "chat:delta" => {
+                deltas += 1;
+                assert_eq!(p["seq"].as_u64(), last_agent_seq, "{f}");
+                acc.push_str(p["deltaText"].as_str().unwrap());
+                assert_eq!(p["message"]["content"][0]["text"], acc.as_str(), "{f}");
+                assert_eq!(p["message"]["role"], "assistant");
+            }
+            "chat:final" => {
+                assert_eq!(p["seq"].as_u64(), last_agent_seq);
+                assert_eq!(p["message"]["content"][0]["text"], full);
+            }
+            l if l.starts_with("agent:") => last_agent_seq = p["seq"].as_u64(),
+            _ => {}
+        }
+    }
+    assert!(deltas >= 1);
+    assert_eq!(acc, full, "chat deltas add up to the answer");
+    let end = ev
+        .iter()
+        .position(|f| label(f) == "agent:lifecycle:end")
+        .unwrap();
+    assert!(
+        ev[end + 1..].iter().all(|f| f["event"] == "chat"),
+        "only chat mirrors after end"
+    );
+    assert_eq!(label(ev[ev.len() - 1]), "chat:final");
+}
+
 /// Sends an `agent` request.
 pub async fn send_agent(raw: &mut Raw, id: &str, key: &str, message: &str, session: &str) {
     raw.req(
