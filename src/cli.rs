@@ -368,6 +368,12 @@ pub fn dispatch(cli: Cli) -> Result<Exit> {
         Command::Gateway(g) => match g.command {
             None => crate::gateway::run_daemon(&paths, g.run),
             Some(GatewaySub::Run(a)) => crate::gateway::run_daemon(&paths, a),
+            Some(GatewaySub::Install(a)) => crate::service::commands::install(&paths, &a),
+            Some(GatewaySub::Start(a)) => crate::service::commands::start(&paths, &a),
+            Some(GatewaySub::Stop(a)) => crate::service::commands::stop(&paths, &a),
+            Some(GatewaySub::Restart(a)) => crate::service::commands::restart(&paths, &a),
+            Some(GatewaySub::Uninstall(a)) => crate::service::commands::uninstall(&paths, &a),
+            Some(GatewaySub::Status(a)) => crate::service::commands::status(&paths, &a),
             Some(GatewaySub::AuthToken) => crate::gateway::setup::auth_token(&paths),
             Some(other) => not_yet(&format!("gateway {}", sub_name(&other))),
         },
@@ -375,7 +381,9 @@ pub fn dispatch(cli: Cli) -> Result<Exit> {
         Command::Health(_) => not_yet("health"),
         Command::Logs(_) => not_yet("logs"),
         Command::Doctor(_) => not_yet("doctor"),
-        Command::Secrets { .. } => not_yet("secrets"),
+        Command::Secrets {
+            command: SecretsCmd::Reload { json, conn },
+        } => crate::gateway::reload::cli_secrets_reload(&paths, json, &conn),
         Command::Channels { .. } => not_yet("channels"),
         Command::Setup(a) => crate::gateway::setup::setup(&paths, &a),
     }

@@ -47,6 +47,9 @@ pub struct Options {
     pub profile: Option<String>,
     /// Write the JSONL file log (the gateway does; one-shot CLI commands need not).
     pub file: bool,
+    /// Leave out the human stderr layer (e.g. when a journald layer replaces it because
+    /// stderr already is the journal; avoids every line being logged twice).
+    pub no_stderr: bool,
 }
 
 /// Handle returned by [`init`].
@@ -68,14 +71,16 @@ pub fn init(opts: &Options, extra: Vec<BoxedLayer>) -> Telemetry {
         .with_target("openclaw", ours)
         .with_default(LevelFilter::WARN);
     let mut layers: Vec<BoxedLayer> = Vec::new();
-    layers.push(
-        tracing_subscriber::fmt::layer()
-            .with_writer(std::io::stderr)
-            .with_ansi(std::io::stderr().is_terminal())
-            .with_target(true)
-            .with_filter(targets.clone())
-            .boxed(),
-    );
+    if !opts.no_stderr {
+        layers.push(
+            tracing_subscriber::fmt::layer()
+                .with_writer(std::io::stderr)
+                .with_ansi(std::io::stderr().is_terminal())
+                .with_target(true)
+                .with_filter(targets.clone())
+                .boxed(),
+        );
+    }
     let file = if opts.file {
         let log = Arc::new(FileLog::new(resolve_log_dir(), opts.profile.as_deref()));
         layers.push(

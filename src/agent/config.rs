@@ -8,6 +8,7 @@
 //! - the OpenAI-compatible HTTP endpoint switches and `hooks.*`.
 use serde_json::Value;
 
+use crate::config::secrets::SecretsSnapshot;
 use crate::config::{Config, resolve_secret_value};
 
 /// Upstream's implicit default provider when nothing is configured.
@@ -227,6 +228,7 @@ pub fn split_model_ref(cfg: &Config, r: &str) -> Result<(String, String), ModelE
 /// then the agent's configured model, then the first configured model, then upstream's default.
 pub fn resolve_model(
     cfg: &Config,
+    secrets: &SecretsSnapshot,
     agent_id: &str,
     provider_override: Option<&str>,
     model_override: Option<&str>,
@@ -258,7 +260,7 @@ pub fn resolve_model(
             }
         }
     };
-    let provider = resolve_provider(cfg, &pid)?;
+    let provider = resolve_provider(cfg, secrets, &pid)?;
     let entry = provider.models.iter().find(|m| m.id == mid).cloned();
     Ok(ResolvedModel {
         context_tokens: entry
@@ -271,8 +273,15 @@ pub fn resolve_model(
     })
 }
 
-/// The provider `pid` with its credential resolved.
-pub fn resolve_provider(cfg: &Config, pid: &str) -> Result<Provider, ModelError> {
+/// The provider `pid` with its credential resolved: `apiKey` comes from the gateway's secrets
+/// snapshot (SecretRefs `env`/`file`/`exec`, resolved at start, reload and `secrets.reload`);
+/// a value the snapshot does not hold (a standalone state) is resolved here (plain string,
+/// `${VAR}`, env ref).
+pub fn resolve_provider(
+    cfg: &Config,
+    secrets: &SecretsSnapshot,
+    pid: &str,
+) -> Result<Provider, ModelError> {
     let no_route = |hint: String| ModelError {
         message: format!("No route-compatible authentication source is configured for {pid}."),
         hint,
@@ -338,7 +347,20 @@ pub fn resolve_provider(cfg: &Config, pid: &str) -> Result<Provider, ModelError>
         }
     };
     let what = format!("models.providers.{pid}.apiKey");
-    let (api_key, evidence) = match resolve_secret_value(p.get("apiKey"), &what) {
+    if let Some(err) = secrets.cold_failure(&what) {
+        return Err(ModelError {
+            message: format!("the API key of model provider \"{pid}\" is unavailable: {err}"),
+            hint: format!("fix {what} or its secrets provider, then run `openclaw secrets reload`"),
+            provider: pid.to_string(),
+            auth: true,
+        });
+    }
+    let resolved = match secrets.get(&what) {
+        Some(s) => Ok(Some(s.expose().to_string())),
+        None => resolve_secret_value(p.get("apiKey"), &what),
+    };
+    let (api_key, evidence) = match resolved {
+        Ok(Some(k)) if secrets.is_ref(&what) => (Some(k), "secret-ref"),
         Ok(Some(k)) => (Some(k), "provider-config"),
         Ok(None) if pid == DEFAULT_PROVIDER => match std::env::var("OPENAI_API_KEY") {
             Ok(k) if !k.is_empty() => (Some(k), "env"),
@@ -501,11 +523,14 @@ mod tests {
         Config::parse(Path::new("/x/openclaw.json"), text.into()).unwrap()
     }
 
+    static NONE: std::sync::LazyLock<SecretsSnapshot> =
+        std::sync::LazyLock::new(SecretsSnapshot::default);
+
     const FAKE: &str = "{models:{providers:{fake:{baseUrl:'http://127.0.0.1:9/v1/',apiKey:'k',api:'openai-completions',models:[{id:'fake-1',contextWindow:1000,maxTokens:50}]}}},agents:{defaults:{model:{primary:'fake/fake-1'}}}}";
 
     #[test]
     fn primary_resolves_with_entry_limits() {
-        let r = resolve_model(&cfg(FAKE), "main", None, None).unwrap();
+        let r = resolve_model(&cfg(FAKE), &NONE, "main", None, None).unwrap();
         assert_eq!(r.provider.id, "fake");
         assert_eq!(r.provider.base_url, "http://127.0.0.1:9/v1");
         assert_eq!(r.provider.api_key.as_deref(), Some("k"));
@@ -515,10 +540,10 @@ mod tests {
         let s = cfg(
             "{models:{providers:{fake:{baseUrl:'http://h/v1',models:['m1']}}},agents:{defaults:{model:'m1'}}}",
         );
-        let r = resolve_model(&s, "main", None, None).unwrap();
+        let r = resolve_model(&s, &NONE, "main", None, None).unwrap();
         assert_eq!((r.provider.id.as_str(), r.model.as_str()), ("fake", "m1"));
         assert_eq!(r.provider.api_key, None);
-        let r = resolve_model(&cfg(FAKE), "main", None, Some("fake/other")).unwrap();
+        let r = resolve_model(&cfg(FAKE), &NONE, "main", None, Some("fake/other")).unwrap();
         assert_eq!(r.model, "other");
         assert_eq!(r.context_tokens, DEFAULT_CONTEXT_TOKENS);
     }
@@ -529,7 +554,7 @@ mod tests {
             eprintln!("SKIP: OPENAI_API_KEY is set in the test environment");
             return;
         }
-        let e = resolve_model(&cfg("{}"), "main", None, None).unwrap_err();
+        let e = resolve_model(&cfg("{}"), &NONE, "main", None, None).unwrap_err();
         assert_eq!(
             e.message,
             "No route-compatible authentication source is configured for openai."
@@ -541,17 +566,20 @@ mod tests {
     #[test]
     fn first_configured_model_without_primary_and_bad_providers() {
         let c = cfg("{models:{providers:{a:{baseUrl:'http://h/v1',models:[{id:'x'}]}}}}");
-        assert_eq!(resolve_model(&c, "main", None, None).unwrap().model, "x");
+        assert_eq!(
+            resolve_model(&c, &NONE, "main", None, None).unwrap().model,
+            "x"
+        );
         let bad = cfg("{models:{providers:{a:{api:'anthropic-messages',models:['x']}}}}");
-        let e = resolve_model(&bad, "main", None, None).unwrap_err();
+        let e = resolve_model(&bad, &NONE, "main", None, None).unwrap_err();
         assert!(e.message.contains("not supported"), "{}", e.message);
         let nourl = cfg("{models:{providers:{a:{models:['x']}}}}");
-        let e = resolve_model(&nourl, "main", None, None).unwrap_err();
+        let e = resolve_model(&nourl, &NONE, "main", None, None).unwrap_err();
         assert!(e.message.contains("baseUrl is missing"), "{}", e.message);
         let dup = cfg(
             "{models:{providers:{a:{baseUrl:'http://h',models:['x']},b:{baseUrl:'http://h',models:['x']}}},agents:{defaults:{model:'x'}}}",
         );
-        assert!(resolve_model(&dup, "main", None, None).is_err());
+        assert!(resolve_model(&dup, &NONE, "main", None, None).is_err());
     }
 
     #[test]

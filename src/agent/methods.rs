@@ -428,8 +428,8 @@ async fn chat_abort(ctx: Ctx) -> Result<Value, ErrorShape> {
     Ok(json!({"ok": true, "aborted": !run_ids.is_empty(), "runIds": run_ids}))
 }
 
-fn defaults(cfg: &crate::config::Config, agent_id: &str) -> Value {
-    match config::resolve_model(cfg, agent_id, None, None) {
+fn defaults(ctx: &Ctx, cfg: &crate::config::Config, agent_id: &str) -> Value {
+    match config::resolve_model(cfg, &ctx.state.reload.secrets(), agent_id, None, None) {
         Ok(m) => {
             json!({"modelProvider": m.provider.id, "model": m.model, "contextTokens": m.context_tokens})
         }
@@ -516,7 +516,7 @@ async fn sessions_list(ctx: Ctx) -> Result<Value, ErrorShape> {
         "nextOffset": if has_more { Value::from(end) } else { Value::Null },
         "hasMore": has_more,
         "owners": [],
-        "defaults": defaults(&cfg, &default_agent),
+        "defaults": defaults(&ctx, &cfg, &default_agent),
         "sessions": page,
     }))
 }
@@ -549,7 +549,7 @@ async fn chat_history(ctx: Ctx) -> Result<Value, ErrorShape> {
         .into_iter()
         .map(|r| r.run_id.clone())
         .collect();
-    let defaults = defaults(&cfg, &agent_id);
+    let defaults = defaults(&ctx, &cfg, &agent_id);
     // Accepted input awaiting a turn: runs queued behind the session's current run, then
     // system events (hook wakes) waiting for the next turn.
     let mut pending: Vec<Value> = rt

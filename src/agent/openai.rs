@@ -25,10 +25,12 @@ const MAX_ERROR_BODY: usize = 64 * 1024;
 static CRYPTO: Once = Once::new();
 
 /// Installs rustls' `ring` provider as the process default (once). reqwest is built with
-/// `rustls-no-provider`, so this must happen before the first client is built.
+/// `rustls-no-provider`, so this must happen before the first client is built. (macOS builds
+/// use the system TLS instead; nothing to install there.)
 pub fn install_crypto_provider() {
     CRYPTO.call_once(|| {
         // Err means another provider was installed first; either way one is in place.
+        #[cfg(not(target_os = "macos"))]
         let _ = rustls::crypto::ring::default_provider().install_default();
     });
 }

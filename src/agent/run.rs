@@ -847,8 +847,10 @@ impl Agents {
         }
         // 3. The model.
         let cfg = state.config();
+        let secrets = state.reload.secrets();
         let target = match config::resolve_model(
             &cfg,
+            &secrets,
             &req.agent_id,
             req.provider.as_deref(),
             req.model.as_deref(),

@@ -463,3 +463,94 @@ impl GatewayClient {
         let _ = self.out.send(Message::Close(None));
     }
 }
+
+#[cfg(test)]
+mod tests {
+    //! The client against the real router and session code, in-process (the integration
+    //! tests cover the binary; this adds a two-stage method to exercise `expect_final`).
+    use super::*;
+    use crate::gateway::listener::GatewayListener;
+    use crate::gateway::methods::{Ctx, ScopeRule, core_table};
+    use crate::gateway::state::{GatewayState, Settings, StateInit};
+    use crate::gateway::{auth, http, identity, listener, shutdown, ws};
+
+    #[tokio::test]
+    async fn expect_final_skips_the_accepted_ack_and_events_arrive() {
+        let dir = tempfile::tempdir().unwrap();
+        let env: std::collections::HashMap<String, String> =
+            [("HOME".to_string(), dir.path().display().to_string())].into();
+        let paths = crate::config::paths::Paths::resolve(None, false, &env).unwrap();
+        let mut methods = core_table();
+        methods.register(
+            "two.stage",
+            ScopeRule::Fixed(protocol::scopes::WRITE),
+            |ctx: Ctx| async move {
+                ctx.respond_interim(json!({"runId": "r1", "status": "accepted"}));
+                ctx.state
+                    .send_event_to(&ctx.conn.id, "agent", &json!({"runId": "r1"}), false);
+                Ok(json!({"runId": "r1", "status": "ok"}))
+            },
+        );
+        let std_l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        std_l.set_nonblocking(true).unwrap();
+        let addr = std_l.local_addr().unwrap();
+        let state = GatewayState::new(StateInit {
+            paths: paths.clone(),
+            port: addr.port(),
+            listen: vec![addr],
+            bind: listener::Bind::Loopback,
+            run_args: Default::default(),
+            settings: Settings::from_env(),
+            config: crate::config::Config::default(),
+            auth: auth::ResolvedAuth {
+                mode: auth::Mode::Token,
+                token: Some("t".into()),
+                password: None,
+                rate_limit: Default::default(),
+            },
+            file_log: None,
+            identity: identity::Identity::load_or_create(&paths.state_dir).unwrap(),
+            methods,
+            shutdown: shutdown::Shutdown::new(),
+            reload: Default::default(),
+        });
+        let gl = GatewayListener::new(vec![tokio::net::TcpListener::from_std(std_l).unwrap()], 8);
+        let app = http::router(state.clone()).into_make_service_with_connect_info::<ws::PeerInfo>();
+        let sd = state.shutdown.clone();
+        tokio::spawn(async move {
+            axum::serve(gl, app)
+                .with_graceful_shutdown(async move { sd.signalled().await })
+                .await
+        });
+        let mut c = GatewayClient::connect(
+            ConnectOptions::new(format!("ws://{addr}"))
+                .token("t")
+                .scopes(&[protocol::scopes::WRITE]),
+        )
+        .await
+        .unwrap();
+        let h = c
+            .wait_event("health", Duration::from_secs(5))
+            .await
+            .unwrap();
+        assert_eq!(h.seq, Some(1));
+        let fin = c
+            .call_expect_final("two.stage", Some(json!({})), Duration::from_secs(5))
+            .await
+            .unwrap();
+        assert_eq!(fin["status"], "ok");
+        let ack = c.call("two.stage", None).await.unwrap();
+        assert_eq!(
+            ack["status"], "accepted",
+            "without expect_final the ack resolves"
+        );
+        let ev = c.wait_event("agent", Duration::from_secs(5)).await.unwrap();
+        assert_eq!(ev.payload["runId"], "r1");
+        assert_eq!(ev.seq, Some(2));
+        state.shutdown.trigger();
+        assert_eq!(
+            c.closed(Duration::from_secs(5)).await,
+            Some((1012, "service restart".to_string()))
+        );
+    }
+}

@@ -203,13 +203,13 @@ pub fn process_memory() -> Value {
 pub fn health_snapshot(state: &GatewayState) -> Value {
     let t0 = Instant::now();
     let cfg = state.config();
-    let reload_off = cfg.gateway.reload.mode.as_deref() == Some("off");
     let mut v = json!({
         "ok": true,
         "ts": now_ms(),
         "durationMs": 0,
         "plugins": {"loaded": [], "errors": [], "unavailable": []},
-        "configReload": {"hotReloadStatus": if reload_off { "disabled" } else { "active" }},
+        // hotReloadStatus (upstream) + generation, pending, lastError, … (config::reload).
+        "configReload": state.reload.status_json(),
         "channels": {},
         "channelOrder": [],
         "channelLabels": {},
@@ -253,6 +253,8 @@ pub fn system_info(state: &GatewayState) -> Value {
         "processMemory": process_memory(),
         "diskPath": state.paths.state_dir.display().to_string(),
     });
+    // fsblkcnt_t/c_ulong are u64 on Linux but narrower on macOS: keep the casts.
+    #[allow(clippy::unnecessary_cast)]
     if let Some(d) = disk {
         let frsize = d.fragment_size() as u64;
         let total = d.blocks() as u64 * frsize;

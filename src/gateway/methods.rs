@@ -6,6 +6,8 @@
 //! (`unknown method: X`). Other modules add methods with [`MethodTable::register`]
 //! (e.g. `agent`, `chat.*`, `secrets.reload`); handlers get a [`Ctx`] and may send interim
 //! responses (two-stage `agent`) through [`Ctx::respond_interim`].
+// ErrorShape is the wire error; handlers return it by value on purpose.
+#![allow(clippy::result_large_err)]
 use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
@@ -23,6 +25,9 @@ pub type HandlerFuture = Pin<Box<dyn Future<Output = Result<Value, ErrorShape>> 
 /// A method handler.
 pub type Handler = Arc<dyn Fn(Ctx) -> HandlerFuture + Send + Sync>;
 
+/// Computes the scope a call needs from its params.
+pub type ScopeFn = Arc<dyn Fn(Option<&Value>) -> &'static str + Send + Sync>;
+
 /// Who may call a method.
 #[derive(Clone)]
 pub enum ScopeRule {
@@ -31,7 +36,7 @@ pub enum ScopeRule {
     /// A fixed operator scope.
     Fixed(&'static str),
     /// Computed from params (e.g. `agent`: write, admin for `/reset`).
-    Dynamic(Arc<dyn Fn(Option<&Value>) -> &'static str + Send + Sync>),
+    Dynamic(ScopeFn),
 }
 
 impl std::fmt::Debug for ScopeRule {
@@ -388,7 +393,8 @@ pub fn core_table() -> MethodTable {
             "heartbeat": {"defaultAgentId": default_agent, "agents": []},
             "channelSummary": [],
             "queuedSystemEvents": [],
-            "degradedSecretOwners": [],
+            "degradedSecretOwners": s.reload.secrets().degraded(),
+            "configReload": s.reload.status_json(),
             "degradedPlugins": [],
             "sessions": {"paths": [], "count": 0, "recent": [], "byAgent": []},
             "eventLoop": s.event_loop.snapshot(),

@@ -4,14 +4,23 @@
 use serde_json::Value;
 
 use crate::cli::SetupArgs;
-use crate::config::paths::Paths;
-use crate::config::{Config, resolve_secret_value, write};
+use crate::config::paths::{Paths, ProcessEnv};
+use crate::config::{Config, secrets, write};
 use crate::error::{Error, Exit, Result};
 
 /// `openclaw gateway auth-token`: prints the configured token on stdout.
 pub fn auth_token(paths: &Paths) -> Result<Exit> {
     let cfg = Config::load(&paths.config_path)?;
-    match resolve_secret_value(cfg.get("gateway.auth.token"), "gateway.auth.token")? {
+    // SecretRefs (env/file/exec) resolve exactly as the gateway resolves them.
+    let snap = secrets::activate_blocking(&cfg.doc, &ProcessEnv, None).snapshot;
+    if let Some(e) = snap.cold_failure("gateway.auth.token") {
+        return Err(Error::Msg(e));
+    }
+    match snap
+        .get("gateway.auth.token")
+        .map(|s| s.expose().to_string())
+        .filter(|t| !t.is_empty())
+    {
         Some(t) => {
             println!("{t}");
             Ok(Exit::Ok)

@@ -312,6 +312,8 @@ pub struct GatewayState {
     pub event_loop: super::health::EventLoopMonitor,
     /// Set when shutdown begins (`/readyz` 503, admission closed).
     pub draining: AtomicBool,
+    /// Config reload and SecretRef state (see [`super::reload`]).
+    pub reload: super::reload::ReloadShared,
     config: watch::Sender<Arc<Config>>,
     auth: RwLock<Arc<ResolvedAuth>>,
     conns: Mutex<HashMap<String, ConnEntry>>,
@@ -361,6 +363,8 @@ pub struct StateInit {
     pub methods: MethodTable,
     /// Shutdown handle.
     pub shutdown: Shutdown,
+    /// Reload state (secrets snapshot, shared `configReload` status, notifier).
+    pub reload: super::reload::ReloadShared,
 }
 
 impl GatewayState {
@@ -389,6 +393,7 @@ impl GatewayState {
             last_heartbeat: Mutex::new(None),
             event_loop: super::health::EventLoopMonitor::default(),
             draining: AtomicBool::new(false),
+            reload: init.reload,
             config,
             auth: RwLock::new(Arc::new(init.auth)),
             conns: Mutex::new(HashMap::new()),
@@ -524,6 +529,22 @@ impl GatewayState {
         c.seq += 1;
         let text = self.frame(event, payload, c.seq, &sv);
         c.outbound.send_event(text, false) == Sent::Queued
+    }
+
+    /// Closes the authenticated sockets matching `pred` with `code`/`reason`; returns how many.
+    pub fn close_where(
+        &self,
+        mut pred: impl FnMut(&ConnInfo) -> bool,
+        code: u16,
+        reason: &str,
+    ) -> usize {
+        let conns = self.conns.lock().unwrap_or_else(|p| p.into_inner());
+        let mut n = 0;
+        for c in conns.values().filter(|c| pred(&c.info)) {
+            c.outbound.close(code, reason);
+            n += 1;
+        }
+        n
     }
 
     /// Closes every authenticated socket with `code`/`reason`.

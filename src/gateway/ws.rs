@@ -4,6 +4,7 @@
 //! Each session is two tasks: this reader (which owns the protocol state) and a writer that
 //! drains the socket's [`Outbound`] queue. Handlers run as tracked tasks so responses may
 //! arrive out of order and shutdown can wait for them.
+#![allow(clippy::result_large_err)]
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;

@@ -24,6 +24,16 @@ impl Output {
 pub trait CommandRunner {
     /// Runs `argv[0]` with the remaining arguments.
     fn run(&self, argv: &[String]) -> std::io::Result<Output>;
+
+    /// Starts `argv` detached (own process group, stdio on /dev/null) without waiting, and
+    /// returns its pid. Used for helpers that must outlive the caller's service (launchd
+    /// restart hand-off). Runners that cannot do this say so.
+    fn spawn_detached(&self, argv: &[String]) -> std::io::Result<u32> {
+        Err(std::io::Error::new(
+            std::io::ErrorKind::Unsupported,
+            format!("this command runner cannot start detached processes ({argv:?})"),
+        ))
+    }
 }
 
 /// The real runner: `std::process::Command`, no shell.
@@ -41,5 +51,21 @@ impl CommandRunner for SystemRunner {
             stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
             stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
         })
+    }
+
+    fn spawn_detached(&self, argv: &[String]) -> std::io::Result<u32> {
+        use std::os::unix::process::CommandExt;
+        use std::process::Stdio;
+        let (prog, args) = argv
+            .split_first()
+            .ok_or_else(|| std::io::Error::new(std::io::ErrorKind::InvalidInput, "empty argv"))?;
+        let child = Command::new(prog)
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .process_group(0)
+            .spawn()?;
+        Ok(child.id())
     }
 }

@@ -15,11 +15,16 @@ pub const NO_ROUTE: &str = "No route-compatible authentication source is configu
 /// Config text (JSON5): token auth, both HTTP endpoints, provider `fake` → `fake/fake-1`.
 /// `extra` is spliced in as more top-level keys (e.g. `hooks: {...},`).
 pub fn config(token: &str, fake: &FakeModel, extra: &str) -> String {
+    config_with_key(token, fake, "'fake-key'", extra)
+}
+
+/// [`config`] with another `apiKey` (a JSON5 value: a string or a SecretRef object).
+pub fn config_with_key(token: &str, fake: &FakeModel, api_key: &str, extra: &str) -> String {
     format!(
         "{{ gateway: {{ mode: 'local', auth: {{ mode: 'token', token: '{token}' }},
              http: {{ endpoints: {{ chatCompletions: {{ enabled: true }}, responses: {{ enabled: true }} }} }} }},
            agents: {{ defaults: {{ model: {{ primary: 'fake/fake-1' }} }} }},
-           models: {{ mode: 'merge', providers: {{ fake: {{ baseUrl: '{}', apiKey: 'fake-key', api: 'openai-completions',
+           models: {{ mode: 'merge', providers: {{ fake: {{ baseUrl: '{}', apiKey: {api_key}, api: 'openai-completions',
              models: [{{ id: 'fake-1', name: 'Fake 1', reasoning: false, input: ['text'],
                          cost: {{ input: 0, output: 0, cacheRead: 0, cacheWrite: 0 }}, contextWindow: 128000, maxTokens: 4096 }}] }} }} }},
            {extra} }}",

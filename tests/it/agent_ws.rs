@@ -934,3 +934,54 @@ async fn expect_final_client_waits_through_ticks() {
         .unwrap();
     assert_eq!(ack["status"], "accepted");
 }
+
+#[tokio::test]
+async fn provider_api_key_from_a_secret_ref() {
+    use std::os::unix::fs::PermissionsExt;
+    let fake = FakeModel::start();
+    let dir = tempfile::tempdir().unwrap();
+    let keys = dir.path().join("keys.json");
+    std::fs::write(&keys, r#"{"fake": {"key": "sk-from-file"}}"#).unwrap();
+    std::fs::set_permissions(&keys, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let vault = |path: &std::path::Path| {
+        format!(
+            "secrets: {{ providers: {{ vault: {{ source: 'file', path: '{}', mode: 'json' }} }} }},",
+            path.display()
+        )
+    };
+    let key_ref = "{ source: 'file', provider: 'vault', id: '/fake/key' }";
+    let b = Gateway::builder();
+    let cfg = config_with_key(&b.token, &fake, key_ref, &vault(&keys));
+    let gw = b.config(&cfg).start();
+    let mut raw = operator(&gw).await;
+    send_agent(&mut raw, "a1", "ref-1", "hi", "agent:main:main").await;
+    let (_, _, fin) = until_final(&mut raw, "a1").await;
+    assert_eq!(fin["payload"]["status"], "ok", "{fin}");
+    assert_eq!(
+        fin["payload"]["result"]["meta"]["agentMeta"]["credentialSource"]["evidence"],
+        "secret-ref"
+    );
+    let seen = fake.request(0, WAIT).await.unwrap();
+    assert_eq!(seen.authorization.as_deref(), Some("Bearer sk-from-file"));
+
+    // An unresolvable ref does not stop the gateway; runs fail naming the key and the cause.
+    let b = Gateway::builder();
+    let cfg = config_with_key(
+        &b.token,
+        &fake,
+        key_ref,
+        &vault(&dir.path().join("missing.json")),
+    );
+    let gw = b.config(&cfg).start();
+    let mut raw = operator(&gw).await;
+    send_agent(&mut raw, "a2", "ref-2", "hi", "agent:main:main").await;
+    let (_, _, fin) = until_final(&mut raw, "a2").await;
+    assert_eq!(fin["ok"], false);
+    let msg = fin["error"]["message"].as_str().unwrap();
+    assert!(
+        msg.starts_with("the API key of model provider \"fake\" is unavailable: "),
+        "{msg}"
+    );
+    assert!(msg.contains("missing.json"), "{msg}");
+    assert_eq!(fake.requests().len(), 1, "no model call without a key");
+}

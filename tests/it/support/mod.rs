@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod fake_model;
+pub mod sandbox;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
@@ -618,7 +619,7 @@ fn dechunk(mut s: &str) -> String {
             break;
         }
         out.push_str(&rest[..n]);
-        s = &rest[n..].trim_start_matches("\r\n");
+        s = rest[n..].trim_start_matches("\r\n");
     }
     out
 }
@@ -630,4 +631,24 @@ pub fn free_port() -> u16 {
         .local_addr()
         .unwrap()
         .port()
+}
+
+/// The binary under test, as a path.
+pub fn bin() -> PathBuf {
+    PathBuf::from(BIN)
+}
+
+/// Whether we run under CI (`CI=true`): environment-dependent tests must not skip there.
+pub fn in_ci() -> bool {
+    std::env::var("CI")
+        .map(|v| v == "true" || v == "1")
+        .unwrap_or(false)
+}
+
+/// Skips (visibly, `SKIP: …` on stderr) outside CI; fails under `CI=true`.
+pub fn skip_or_fail(test: &str, why: &str) {
+    if in_ci() {
+        panic!("{test}: cannot run under CI=true: {why}");
+    }
+    eprintln!("SKIP: {test}: {why}");
 }

@@ -1,0 +1,629 @@
+//! The benchmark harness: `cargo bench --bench gateway [-- --smoke] [--url ws://… --token T]`.
+//!
+//! Measures the issue-8 metrics on loopback only, each as median and p99 over repeated runs,
+//! and writes `bench/results/latest.json` + `latest.md` (README summarises them). Every loop is
+//! bounded in count and time. Targets are reported, never asserted: timings don't fail CI.
+//!
+//! With `--url`/`--token` only the network metrics run, against any OpenClaw-protocol gateway,
+//! so the same numbers can be taken side by side for another implementation.
+#![allow(unreachable_pub, missing_debug_implementations)]
+
+#[path = "proc.rs"]
+mod procfs;
+#[path = "report.rs"]
+mod report;
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use openclaw::gateway::client::{ConnectOptions, GatewayClient};
+use report::{Metric, ms};
+
+const BIN: &str = env!("CARGO_BIN_EXE_openclaw");
+
+#[derive(Debug, Clone)]
+struct Opts {
+    smoke: bool,
+    url: Option<String>,
+    token: Option<String>,
+    out: PathBuf,
+    only: Option<String>,
+}
+
+fn parse_args() -> Opts {
+    let mut o = Opts {
+        smoke: false,
+        url: None,
+        token: None,
+        out: PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/bench/results")),
+        only: None,
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(a) = it.next() {
+        match a.as_str() {
+            "--smoke" => o.smoke = true,
+            "--url" => o.url = it.next(),
+            "--token" => o.token = it.next(),
+            "--out" => o.out = it.next().map(PathBuf::from).unwrap_or(o.out),
+            "--only" => o.only = it.next(),
+            "--bench" => {} // passed by `cargo bench`
+            other => eprintln!("bench: ignoring unknown argument {other:?}"),
+        }
+    }
+    o
+}
+
+/// Sizes for a full run and for the CI smoke run.
+struct Sizes {
+    starts: usize,
+    connects: usize,
+    rps_window: Duration,
+    idle_clients: Vec<usize>,
+    cli_runs: usize,
+}
+
+impl Sizes {
+    fn new(smoke: bool) -> Sizes {
+        if smoke {
+            Sizes {
+                starts: 3,
+                connects: 20,
+                rps_window: Duration::from_millis(300),
+                idle_clients: vec![50],
+                cli_runs: 3,
+            }
+        } else {
+            Sizes {
+                starts: 20,
+                connects: 300,
+                rps_window: Duration::from_secs(3),
+                idle_clients: vec![1000, 10_000],
+                cli_runs: 20,
+            }
+        }
+    }
+}
+
+/// A gateway process with a private HOME, a config and a token, on a free loopback port.
+struct Gw {
+    child: Child,
+    port: u16,
+    token: String,
+    _home: tempfile::TempDir,
+}
+
+impl Gw {
+    fn command(home: &Path) -> Command {
+        let mut c = Command::new(BIN);
+        for (k, _) in std::env::vars() {
+            if k.starts_with("OPENCLAW_") || k == "NOTIFY_SOCKET" || k.starts_with("LISTEN_") {
+                c.env_remove(k);
+            }
+        }
+        c.env("HOME", home)
+            .env("OPENCLAW_LOG_DIR", home.join("logs"))
+            .env("OPENCLAW_MAX_CONNECTIONS", "30000")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        c
+    }
+
+    fn prepare() -> (tempfile::TempDir, String, u16) {
+        let home = tempfile::tempdir().expect("tempdir");
+        let token = format!("bench-{}", std::process::id());
+        let state = home.path().join(".openclaw");
+        std::fs::create_dir_all(&state).unwrap();
+        std::fs::write(
+            state.join("openclaw.json"),
+            format!(
+                "{{ gateway: {{ mode: 'local', auth: {{ mode: 'token', token: '{token}' }} }} }}"
+            ),
+        )
+        .unwrap();
+        (home, token, free_port())
+    }
+
+    /// Spawns and returns (gateway, exec → first hello-ok).
+    async fn start() -> (Gw, Duration) {
+        let (home, token, port) = Gw::prepare();
+        let t0 = Instant::now();
+        let child = Gw::command(home.path())
+            .args(["gateway", "run", "--port", &port.to_string()])
+            .spawn()
+            .expect("spawn gateway");
+        let url = format!("ws://127.0.0.1:{port}");
+        let deadline = t0 + Duration::from_secs(10);
+        loop {
+            if let Ok(c) = GatewayClient::connect(opts(&url, &token)).await {
+                let took = t0.elapsed();
+                c.close();
+                return (
+                    Gw {
+                        child,
+                        port,
+                        token,
+                        _home: home,
+                    },
+                    took,
+                );
+            }
+            assert!(
+                Instant::now() < deadline,
+                "gateway did not answer within 10 s"
+            );
+            tokio::time::sleep(Duration::from_micros(200)).await;
+        }
+    }
+
+    fn url(&self) -> String {
+        format!("ws://127.0.0.1:{}", self.port)
+    }
+
+    fn stop(mut self) {
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(self.child.id() as i32),
+            nix::sys::signal::Signal::SIGTERM,
+        );
+        let _ = self.child.wait();
+    }
+}
+
+fn opts(url: &str, token: &str) -> ConnectOptions {
+    let mut o = ConnectOptions::new(url).token(token);
+    o.timeout = Duration::from_secs(10);
+    o
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn metric(
+    name: &str,
+    unit: &'static str,
+    samples: Vec<f64>,
+    target: &str,
+    ok: Option<fn(f64) -> bool>,
+    use_p50: bool,
+    note: &str,
+) -> Metric {
+    let mut m = Metric {
+        name: name.into(),
+        unit,
+        samples,
+        target: target.into(),
+        met: None,
+        note: note.into(),
+    };
+    if let Some(f) = ok {
+        if !m.samples.is_empty() {
+            m.met = Some(f(if use_p50 { m.median() } else { m.p99() }));
+        }
+    }
+    m
+}
+
+/// exec → first hello-ok, and idle RSS shortly after start.
+async fn startup(sz: &Sizes, out: &mut Vec<Metric>) {
+    let mut starts = Vec::new();
+    let mut rss = Vec::new();
+    for _ in 0..sz.starts {
+        let (gw, took) = Gw::start().await;
+        starts.push(ms(took));
+        // Let start-up allocations settle, then read RSS of the whole process tree.
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        rss.push(procfs::tree_rss_kib(gw.child.id()) as f64 / 1024.0);
+        gw.stop();
+    }
+    out.push(metric(
+        "exec → first hello-ok (config present)",
+        "ms",
+        starts,
+        "≤ 20 ms",
+        Some(|x| x <= 20.0),
+        true,
+        "fresh process; client retries connect every 0.2 ms",
+    ));
+    out.push(metric(
+        "idle RSS after start (all processes)",
+        "MB",
+        rss,
+        "≤ 8 MB",
+        Some(|x| x <= 8.0),
+        true,
+        "VmRSS of the process tree, 300 ms after first hello-ok",
+    ));
+}
+
+/// Starts `systemd-socket-activate` holding 127.0.0.1:port for a gateway exec'd on first connect;
+/// returns once the activator listens (checked without connecting, which would activate).
+async fn spawn_activator(sa: &Path, home: &Path, port: u16) -> Child {
+    let gw = Gw::command(home);
+    let mut cmd = Command::new(sa);
+    for (k, v) in gw.get_envs() {
+        match v {
+            Some(v) => cmd.env(k, v),
+            None => cmd.env_remove(k),
+        };
+    }
+    cmd.args(["-l", &format!("127.0.0.1:{port}"), "--fdname=gateway"])
+        .arg(gw.get_program())
+        .args(["gateway", "run", "--port", &port.to_string()])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    let child = cmd.spawn().expect("spawn systemd-socket-activate");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !listening(port) && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_micros(500)).await;
+    }
+    child
+}
+
+fn terminate(mut c: Child) {
+    let _ = nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(c.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    );
+    let _ = c.wait();
+}
+
+/// Socket-activated cold start: connect to a socket held by `systemd-socket-activate` → first
+/// byte (HTTP) and → first hello-ok (WS), each with a fresh activator so both are cold.
+async fn socket_activated(sz: &Sizes, out: &mut Vec<Metric>) {
+    let Some(sa) = which("systemd-socket-activate") else {
+        eprintln!("bench: SKIP socket-activated cold start: systemd-socket-activate not found");
+        return;
+    };
+    let mut first_byte = Vec::new();
+    let mut hello = Vec::new();
+    for _ in 0..sz.starts.min(10) {
+        let (home, token, port) = Gw::prepare();
+        let a = spawn_activator(&sa, home.path(), port).await;
+        if let Some(fb) = first_http_byte(port).await {
+            first_byte.push(ms(fb));
+        }
+        terminate(a);
+        let port = free_port();
+        let a = spawn_activator(&sa, home.path(), port).await;
+        let t = Instant::now();
+        if GatewayClient::connect(opts(&format!("ws://127.0.0.1:{port}"), &token))
+            .await
+            .is_ok()
+        {
+            hello.push(ms(t.elapsed()));
+        }
+        terminate(a);
+    }
+    out.push(metric(
+        "socket-activated cold start: connect → first byte",
+        "ms",
+        first_byte,
+        "≤ 10 ms p50",
+        Some(|x| x <= 10.0),
+        true,
+        "systemd-socket-activate holds the port; exec on first connect (HTTP GET /healthz)",
+    ));
+    out.push(metric(
+        "socket-activated cold start: connect → first hello-ok",
+        "ms",
+        hello,
+        "≤ 10 ms p50",
+        Some(|x| x <= 10.0),
+        true,
+        "fresh activator; WS upgrade + challenge + connect + hello-ok",
+    ));
+}
+
+/// True when something listens on 127.0.0.1:port (from /proc/net/tcp, without connecting).
+fn listening(port: u16) -> bool {
+    let hex = format!(":{port:04X} ");
+    std::fs::read_to_string("/proc/net/tcp")
+        .map(|s| {
+            s.lines()
+                .any(|l| l.contains(&hex) && l.split_whitespace().nth(3) == Some("0A"))
+        })
+        .unwrap_or(false)
+}
+
+/// Connect and send `GET /healthz`; time until the first response byte.
+async fn first_http_byte(port: u16) -> Option<Duration> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let t0 = Instant::now();
+    let mut s = tokio::time::timeout(
+        Duration::from_secs(5),
+        tokio::net::TcpStream::connect(("127.0.0.1", port)),
+    )
+    .await
+    .ok()?
+    .ok()?;
+    s.write_all(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
+        .await
+        .ok()?;
+    let mut b = [0u8; 1];
+    tokio::time::timeout(Duration::from_secs(5), s.read(&mut b))
+        .await
+        .ok()?
+        .ok()?;
+    Some(t0.elapsed())
+}
+
+fn which(name: &str) -> Option<PathBuf> {
+    std::env::var_os("PATH")?
+        .to_str()?
+        .split(':')
+        .map(|d| Path::new(d).join(name))
+        .find(|p| p.is_file())
+}
+
+/// connect + hello-ok latency, sequential.
+async fn connect_latency(url: &str, token: &str, n: usize, out: &mut Vec<Metric>) {
+    let mut v = Vec::with_capacity(n);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    for _ in 0..n {
+        let t = Instant::now();
+        match GatewayClient::connect(opts(url, token)).await {
+            Ok(c) => {
+                v.push(ms(t.elapsed()));
+                c.close();
+            }
+            Err(e) => eprintln!("bench: connect failed: {e}"),
+        }
+        if Instant::now() > deadline {
+            break;
+        }
+    }
+    out.push(metric(
+        "connect + hello-ok latency",
+        "ms",
+        v,
+        "≤ 1 ms p50",
+        Some(|x| x <= 1.0),
+        true,
+        "sequential, one client at a time",
+    ));
+}
+
+/// `health` round trips per second with `clients` concurrent clients.
+async fn health_rps(
+    url: &str,
+    token: &str,
+    clients: usize,
+    window: Duration,
+    out: &mut Vec<Metric>,
+) {
+    let mut rates = Vec::new();
+    for _round in 0..3 {
+        let mut conns = Vec::new();
+        for _ in 0..clients {
+            conns.push(Arc::new(
+                GatewayClient::connect(opts(url, token))
+                    .await
+                    .expect("connect"),
+            ));
+        }
+        let count = Arc::new(AtomicU64::new(0));
+        let t0 = Instant::now();
+        let mut tasks = Vec::new();
+        for c in &conns {
+            let c = c.clone();
+            let count = count.clone();
+            tasks.push(tokio::spawn(async move {
+                while t0.elapsed() < window {
+                    if c.call("health", None).await.is_ok() {
+                        count.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+            }));
+        }
+        for t in tasks {
+            let _ = t.await;
+        }
+        rates.push(count.load(Ordering::Relaxed) as f64 / t0.elapsed().as_secs_f64());
+        for c in conns {
+            c.close();
+        }
+    }
+    let (target, ok): (&str, Option<fn(f64) -> bool>) = if clients >= 64 {
+        ("≥ 50k/s aggregate", Some(|x| x >= 50_000.0))
+    } else {
+        ("record", None)
+    };
+    out.push(metric(
+        &format!("health RPC round trips/s, {clients} client(s)"),
+        "req/s",
+        rates,
+        target,
+        ok,
+        true,
+        "3 windows; client and gateway share the 2 cores",
+    ));
+}
+
+/// RSS per idle authenticated WebSocket client.
+async fn idle_clients(n: usize, out: &mut Vec<Metric>) {
+    let (gw, _) = Gw::start().await;
+    let url = gw.url();
+    let base = procfs::tree_rss_kib(gw.child.id());
+    let sem = Arc::new(tokio::sync::Semaphore::new(64));
+    let mut handles = Vec::with_capacity(n);
+    let deadline = Instant::now() + Duration::from_secs(120);
+    for _ in 0..n {
+        let permit = sem.clone().acquire_owned().await.unwrap();
+        let url = url.clone();
+        let token = gw.token.clone();
+        handles.push(tokio::spawn(async move {
+            let c = GatewayClient::connect(opts(&url, &token)).await;
+            drop(permit);
+            c.ok()
+        }));
+        if Instant::now() > deadline {
+            break;
+        }
+    }
+    let mut held = Vec::with_capacity(n);
+    for h in handles {
+        if let Ok(Some(c)) = h.await {
+            held.push(c);
+        }
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let now = procfs::tree_rss_kib(gw.child.id());
+    let per = (now.saturating_sub(base)) as f64 * 1024.0 / held.len().max(1) as f64 / 1024.0;
+    let total_mb = now as f64 / 1024.0;
+    out.push(metric(
+        &format!(
+            "RSS per idle authenticated WS client ({} held of {n})",
+            held.len()
+        ),
+        "KiB",
+        vec![per],
+        "≤ 8 KiB",
+        Some(|x| x <= 8.0),
+        true,
+        &format!(
+            "gateway total {total_mb:.1} MB (baseline {:.1} MB)",
+            base as f64 / 1024.0
+        ),
+    ));
+    if n >= 10_000 {
+        out.push(metric(
+            "gateway RSS with 10k idle clients",
+            "MB",
+            vec![total_mb],
+            "< 100 MB",
+            Some(|x| x < 100.0),
+            true,
+            "",
+        ));
+    }
+    for c in held {
+        c.close();
+    }
+    gw.stop();
+}
+
+/// Wall time of CLI commands against a running gateway (local resolution from config).
+async fn cli_wall(gw: &Gw, runs: usize, out: &mut Vec<Metric>) {
+    for args in [&["gateway", "status"][..], &["health"][..]] {
+        let mut v = Vec::new();
+        let mut failed = None;
+        for _ in 0..runs {
+            let mut c = Command::new(BIN);
+            for (k, _) in std::env::vars() {
+                if k.starts_with("OPENCLAW_") {
+                    c.env_remove(k);
+                }
+            }
+            let home = gw._home.path();
+            c.env("HOME", home)
+                .env("OPENCLAW_GATEWAY_PORT", gw.port.to_string())
+                .env("OPENCLAW_LOG_DIR", home.join("logs"))
+                .args(args)
+                .stdout(Stdio::null())
+                .stderr(Stdio::piped());
+            let t = Instant::now();
+            let o = c.output().expect("run cli");
+            let took = t.elapsed();
+            if o.status.success() || o.status.code() == Some(3) {
+                v.push(ms(took));
+            } else {
+                failed = Some(
+                    String::from_utf8_lossy(&o.stderr)
+                        .lines()
+                        .next()
+                        .unwrap_or("")
+                        .to_string(),
+                );
+            }
+        }
+        let note = failed
+            .map(|e| format!("some runs failed: {e}"))
+            .unwrap_or_default();
+        out.push(metric(
+            &format!("`openclaw {}` wall time", args.join(" ")),
+            "ms",
+            v,
+            "≤ 100 ms",
+            Some(|x| x <= 100.0),
+            true,
+            &note,
+        ));
+    }
+}
+
+fn main() {
+    let o = parse_args();
+    let (old, new) = procfs::raise_nofile();
+    eprintln!(
+        "bench: RLIMIT_NOFILE raised from {old} to {new} for the 10k-client case (the gateway inherits it)"
+    );
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let sz = Sizes::new(o.smoke);
+    let started = time_now();
+    let want = |name: &str| o.only.as_deref().is_none_or(|w| name.contains(w));
+    let mut out = Vec::new();
+    rt.block_on(async {
+        if let Some(url) = &o.url {
+            let token = o.token.clone().unwrap_or_default();
+            connect_latency(url, &token, sz.connects, &mut out).await;
+            health_rps(url, &token, 1, sz.rps_window, &mut out).await;
+            health_rps(url, &token, 64, sz.rps_window, &mut out).await;
+            return;
+        }
+        if want("startup") {
+            startup(&sz, &mut out).await;
+        }
+        if want("activation") {
+            socket_activated(&sz, &mut out).await;
+        }
+        if want("rpc") || want("cli") {
+            let (gw, _) = Gw::start().await;
+            if want("rpc") {
+                connect_latency(&gw.url(), &gw.token, sz.connects, &mut out).await;
+                health_rps(&gw.url(), &gw.token, 1, sz.rps_window, &mut out).await;
+                health_rps(&gw.url(), &gw.token, 64, sz.rps_window, &mut out).await;
+            }
+            if want("cli") {
+                cli_wall(&gw, sz.cli_runs, &mut out).await;
+            }
+            gw.stop();
+        }
+        if want("idle") {
+            for n in &sz.idle_clients {
+                idle_clients(*n, &mut out).await;
+            }
+        }
+    });
+    let mode = if o.smoke { "smoke" } else { "full" };
+    let target = o
+        .url
+        .clone()
+        .unwrap_or_else(|| format!("openclaw {} (this build)", openclaw::VERSION));
+    match report::write(&o.out, mode, &target, &out, &started) {
+        Ok(md) => println!("{md}\nwritten to {}", o.out.display()),
+        Err(e) => {
+            eprintln!("bench: writing results to {}: {e}", o.out.display());
+            std::process::exit(1);
+        }
+    }
+}
+
+fn time_now() -> String {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    format!("unix:{secs}")
+}
