@@ -12,6 +12,10 @@
 //! are full-operator agent runs: gateway bearer auth (failed attempts count against the
 //! gateway's auth rate limit), 20 MB bodies (hooks 256 KiB, 30 s read). Each request runs on
 //! its own task; a client that disconnects cancels its run and the upstream model request.
+// Validation helpers return a ready error `Response` (the handler returns it as is); its size
+// only matters on the error path.
+#![allow(clippy::result_large_err)]
+
 use std::convert::Infallible;
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -456,6 +460,13 @@ fn done_frame() -> Bytes {
     Bytes::from_static(b"data: [DONE]\n\n")
 }
 
+/// A spawned HTTP run: the run, its text deltas, and the task that settles it.
+type Spawned = (
+    Arc<ActiveRun>,
+    mpsc::UnboundedReceiver<String>,
+    tokio::task::JoinHandle<Arc<Finished>>,
+);
+
 /// Aborts the run when the request future is dropped before it finished (client gone).
 struct AbortOnDrop(Option<Arc<ActiveRun>>);
 
@@ -477,17 +488,7 @@ impl Drop for AbortOnDrop {
 /// Admits an HTTP run (fresh run id) and spawns it on the shutdown tracker; returns the run
 /// and a receiver of text deltas. The run is never tied to the request future, so it always
 /// settles (events, transcript) even when the client leaves.
-fn spawn_run(
-    state: &AppState,
-    req: RunRequest,
-) -> Result<
-    (
-        Arc<ActiveRun>,
-        mpsc::UnboundedReceiver<String>,
-        tokio::task::JoinHandle<Arc<Finished>>,
-    ),
-    Response,
-> {
+fn spawn_run(state: &AppState, req: RunRequest) -> Result<Spawned, Response> {
     let agents: Arc<Agents> = state.agents.clone();
     let run = match agents.admit(&req.run_id, &req.session_key, &req.agent_id, req.kind) {
         Admission::Started(r) => r,

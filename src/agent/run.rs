@@ -634,18 +634,18 @@ impl Agents {
             session: None,
             timeout_secs: None,
         };
+        // A closed `deltas` receiver cancels the run like any abort; `drive` itself is never
+        // dropped half-way, so it always releases its queue slot and settles normally.
         let client_gone = async {
-            match &deltas {
-                Some(tx) => tx.closed().await,
-                None => std::future::pending().await,
+            if let Some(tx) = &deltas {
+                tx.closed().await;
+                run.abort(StopReason::ClientGone);
             }
+            std::future::pending::<()>().await
         };
         let ending = tokio::select! {
             e = self.drive(state, &run, &req, &mut ev, &mut p, deltas.as_ref()) => e,
-            _ = client_gone => {
-                run.abort(StopReason::ClientGone);
-                Ending::Aborted(StopReason::ClientGone)
-            }
+            _ = client_gone => unreachable!("client_gone never completes"),
         };
         let ending = match ending {
             // A cancel that raced with completion reports the cancel reason.

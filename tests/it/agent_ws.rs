@@ -985,3 +985,42 @@ async fn provider_api_key_from_a_secret_ref() {
     assert!(msg.contains("missing.json"), "{msg}");
     assert_eq!(fake.requests().len(), 1, "no model call without a key");
 }
+
+#[tokio::test]
+async fn run_timeout_aborts_and_models_list_shows_the_provider() {
+    let fake = FakeModel::with_default(Reply::Stream(
+        StreamSpec::hello().slow(Duration::from_secs(30), Duration::ZERO),
+    ));
+    let gw = gateway(&fake);
+    let mut raw = operator(&gw).await;
+    raw.req("m", "models.list", Some(json!({}))).await;
+    let models = raw.res("m").await;
+    let list = models["payload"]["models"].as_array().unwrap();
+    assert!(
+        list.iter()
+            .any(|m| m["id"] == "fake-1" && m["provider"] == "fake"),
+        "{models}"
+    );
+    raw.req(
+        "a1",
+        "agent",
+        Some(json!({"message": "slow", "idempotencyKey": "t-1", "timeout": 1})),
+    )
+    .await;
+    let (_, frames, fin) = until_final(&mut raw, "a1").await;
+    assert_eq!(
+        fin["payload"],
+        json!({"runId": "t-1", "status": "timeout", "summary": "aborted", "stopReason": "timeout"})
+    );
+    let ev = run_events(&frames, "t-1");
+    let aborted = ev.iter().find(|f| label(f) == "chat:aborted").unwrap();
+    assert_eq!(aborted["payload"]["stopReason"], "timeout");
+    assert!(
+        aborted["payload"]["errorMessage"]
+            .as_str()
+            .unwrap()
+            .contains("timed out after 1s"),
+        "{aborted}"
+    );
+    assert_eq!(fake.outcome(0, WAIT).await, Some(Outcome::PeerClosed));
+}
