@@ -13,14 +13,18 @@
 //!   render → plan → parse (pure) plus a thin command runner.
 //! - [`sys`]: the only place with `cfg(target_os)`: OS primitives (fd adoption, launchd FFI).
 //! - [`telemetry`]: stderr logs and the JSONL file log `logs.tail` serves.
+//! - [`ops`]: operator client commands (health, call, probe, status, logs, channels).
+//! - [`assets`]: shell completions and man pages generated from the clap tree.
 //! - [`doctor`]: checks that detect and repair drift between what is installed and what should be.
 
 pub mod agent;
+pub mod assets;
 pub mod cli;
 pub mod config;
 pub mod doctor;
 pub mod error;
 pub mod gateway;
+pub mod ops;
 pub mod service;
 pub mod sys;
 pub mod telemetry;

@@ -102,6 +102,9 @@ pub fn setup(paths: &Paths, args: &SetupArgs) -> Result<Exit> {
             changes.join(", ")
         );
     }
-    println!("Read the gateway token with: openclaw gateway auth-token");
+    println!(
+        "Read the gateway token with: openclaw{} gateway auth-token",
+        crate::ops::profile_flag(paths)
+    );
     Ok(Exit::Ok)
 }
