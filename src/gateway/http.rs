@@ -37,11 +37,16 @@ pub fn router(state: AppState) -> Router {
                 .fallback(method_not_allowed)
                 .layer(DefaultBodyLimit::max(TOOLS_INVOKE_MAX_BODY)),
         )
+        .merge(crate::agent::http::routes())
         .route("/v1", any(not_found))
         .route("/v1/{*rest}", any(not_found))
         .route("/api", any(not_found))
         .route("/api/{*rest}", any(not_found))
         .fallback(fallback)
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            crate::agent::http::hooks_intercept,
+        ))
         .layer(middleware::from_fn_with_state(state.clone(), ws_intercept))
         .layer(middleware::map_response(security_headers))
         .with_state(state)

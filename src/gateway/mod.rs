@@ -484,6 +484,7 @@ pub fn run_daemon(paths: &Paths, args: RunArgs) -> Result<Exit> {
             }
             let mut methods = methods::core_table();
             reload::register_methods(&mut methods);
+            crate::agent::methods::register(&mut methods);
             let state = GatewayState::new(StateInit {
                 paths: paths.clone(),
                 port,
@@ -636,6 +637,9 @@ pub async fn serve(
         .collect();
     let status = format!("listening on {}", urls.join(", "));
     notifier.ready(&status);
+    // Index the session transcripts off the request path (torn last lines are reported here).
+    let agents = state.agents.clone();
+    tokio::task::spawn_blocking(move || agents.store.warm());
     // WATCHDOG=1 only while a request through our own accept loop succeeds (see watchdog.rs).
     if let Some(addr) = probe_addr {
         crate::service::systemd::watchdog::spawn_for_listener(notifier.clone(), addr);
@@ -688,6 +692,9 @@ pub async fn serve(
     state
         .draining
         .store(true, std::sync::atomic::Ordering::Relaxed);
+    // Abort agent runs first, so their error events and final responses reach the clients
+    // waiting on them before the sockets close.
+    state.agents.shutdown(Duration::from_secs(3)).await;
     let reason = if matches!(end, End::Restart(_)) {
         "gateway restarting"
     } else {

@@ -317,9 +317,15 @@ pub fn validate_connect_params(v: &Value) -> Result<(), String> {
     validate(&connect_schema(), v, "")
 }
 
+/// Validates any params object against a [`Schema`] with ajv's texts (method handlers prefix
+/// them, e.g. `invalid agent params: must have required property 'idempotencyKey'`).
+pub fn validate_params(schema: &Schema, v: &Value) -> Result<(), String> {
+    validate(schema, v, "")
+}
+
 /// A tiny JSON-schema subset, enough for closed TypeBox objects and ajv's messages.
 #[derive(Debug, Clone)]
-enum Schema {
+pub enum Schema {
     Any,
     Str {
         min: usize,

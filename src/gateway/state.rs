@@ -322,6 +322,8 @@ pub struct GatewayState {
     health_version: AtomicU64,
     /// Pre-auth sockets (closed 1012 on shutdown too).
     pub pending: AtomicUsize,
+    /// Agent runs, sessions and their HTTP APIs.
+    pub agents: Arc<crate::agent::Agents>,
 }
 
 impl std::fmt::Debug for GatewayState {
@@ -368,6 +370,10 @@ pub struct StateInit {
 impl GatewayState {
     /// Builds the state.
     pub fn new(init: StateInit) -> Arc<GatewayState> {
+        let agents = Arc::new(crate::agent::Agents::new(
+            &init.paths.state_dir,
+            crate::agent::config::max_concurrent(&init.config),
+        ));
         let (config, _) = watch::channel(Arc::new(init.config));
         Arc::new(GatewayState {
             boot_id: uuid::Uuid::new_v4().to_string(),
@@ -395,6 +401,7 @@ impl GatewayState {
             presence_version: AtomicU64::new(1),
             health_version: AtomicU64::new(1),
             pending: AtomicUsize::new(0),
+            agents,
         })
     }
 

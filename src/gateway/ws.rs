@@ -598,10 +598,16 @@ async fn serve(
         let method = req.method.clone();
         let id = req.id;
         let started = std::time::Instant::now();
+        let responded = ctx.responded_flag();
         state.shutdown.tracker().spawn(async move {
             let r = std::panic::AssertUnwindSafe((spec.handler)(ctx))
                 .catch_unwind()
                 .await;
+            if responded.load(std::sync::atomic::Ordering::Acquire) && r.is_ok() {
+                tracing::debug!(method = %method, ms = started.elapsed().as_millis() as u64, "res (sent by handler)");
+                drop(permit);
+                return;
+            }
             let frame = match r {
                 Ok(Ok(payload)) => protocol::res_ok(&id, payload),
                 Ok(Err(e)) => protocol::res_err(&id, &e),
