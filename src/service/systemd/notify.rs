@@ -340,6 +340,8 @@ mod tests {
         assert_eq!(&buf[..len], b"READY=1\nSTATUS=up\n");
     }
 
+    // Abstract sockets exist only on Linux (and the test uses Linux's SocketAddrExt).
+    #[cfg(target_os = "linux")]
     #[test]
     fn sends_to_an_abstract_socket() {
         use std::os::linux::net::SocketAddrExt;
