@@ -18,6 +18,12 @@ pub enum Exit {
     /// Configuration invalid or startup refused (`EX_CONFIG`). systemd units list it in
     /// `RestartPreventExitStatus=` so a refusal never turns into a restart loop.
     Config = 78,
+    /// The gateway asks its service manager to restart it (a restart-required config change
+    /// under `gateway.reload.mode` hybrid/restart). `EX_TEMPFAIL`. Units list it in
+    /// `SuccessExitStatus=` (not logged as a failure) *and* `RestartForceExitStatus=` (restarted
+    /// even under `Restart=on-failure`); launchd restarts any non-zero exit with
+    /// `KeepAlive={SuccessfulExit=false}`.
+    Restart = 75,
 }
 
 impl From<Exit> for ExitCode {

@@ -207,13 +207,13 @@ pub fn process_memory() -> Value {
 pub fn health_snapshot(state: &GatewayState) -> Value {
     let t0 = Instant::now();
     let cfg = state.config();
-    let reload_off = cfg.gateway.reload.mode.as_deref() == Some("off");
     let mut v = json!({
         "ok": true,
         "ts": now_ms(),
         "durationMs": 0,
         "plugins": {"loaded": [], "errors": [], "unavailable": []},
-        "configReload": {"hotReloadStatus": if reload_off { "disabled" } else { "active" }},
+        // hotReloadStatus (upstream) + generation, pending, lastError, … (config::reload).
+        "configReload": state.reload.status_json(),
         "channels": {},
         "channelOrder": [],
         "channelLabels": {},
@@ -223,12 +223,26 @@ pub fn health_snapshot(state: &GatewayState) -> Value {
         "sessions": {"count": 0, "recent": []},
         "eventLoop": state.event_loop.snapshot(),
     });
+    // Degraded, not down: what still works is served; the reasons say what does not.
+    let mut reasons: Vec<&str> = Vec::new();
+    if v["eventLoop"]["degraded"] == true {
+        reasons.push("event_loop_delay");
+    }
+    if let Some(log) = &state.file_log {
+        v["logFile"] = log.health();
+        if !log.is_healthy() {
+            reasons.push("log_file_unwritable");
+        }
+    }
+    v["degraded"] = (!reasons.is_empty()).into();
+    v["degradedReasons"] = json!(reasons);
     v["durationMs"] = (t0.elapsed().as_millis() as u64).into();
     v
 }
 
 /// How long a `health` snapshot is reused. The protocol allows a snapshot up to ~60 s old;
-/// its `ts` and `durationMs` always describe when it was taken and how long that took.
+/// its `ts` and `durationMs` always describe when it was taken and how long that took. A change
+/// of what it reports on (see [`Inputs`]) replaces it at once.
 pub const HEALTH_CACHE_TTL: Duration = Duration::from_secs(1);
 
 /// A `health` snapshot with its JSON text, as served from [`HealthCache`].
@@ -240,6 +254,40 @@ pub struct CachedHealth {
     pub value: Value,
     /// Its serialized form (the `health` RPC payload).
     pub json: Arc<str>,
+    inputs: Inputs,
+    /// The config it was built from (held, so a new config cannot reuse its address).
+    config: Arc<crate::config::Config>,
+}
+
+/// What a snapshot was built from, compared on every use (two short locks and a few integers):
+/// a config swap, a reload evaluation or restart, the watcher stopping, or the log file
+/// failing or recovering shows in the next `health` at once. Only the figures that move
+/// continuously (`eventLoop`, `logFile.lostRecords`) can be up to [`HEALTH_CACHE_TTL`] old.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Inputs {
+    reload: (u64, u64, u64, bool, bool, crate::config::reload::Mode),
+    log_ok: Option<bool>,
+}
+
+impl Inputs {
+    fn of(state: &GatewayState) -> Inputs {
+        let s = state
+            .reload
+            .status
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        Inputs {
+            reload: (
+                s.generation,
+                s.evaluations,
+                s.restarts,
+                s.watching,
+                s.watch_error.is_some(),
+                s.mode,
+            ),
+            log_ok: state.file_log.as_ref().map(|l| l.is_healthy()),
+        }
+    }
 }
 
 /// The `health` snapshot cache of one gateway.
@@ -250,10 +298,14 @@ pub struct HealthCache {
 
 impl HealthCache {
     /// The cached snapshot, or a fresh one when the cached one is older than
-    /// [`HEALTH_CACHE_TTL`].
+    /// [`HEALTH_CACHE_TTL`] or what it reports on has changed.
     pub fn get(&self, state: &GatewayState) -> Arc<CachedHealth> {
+        let config = state.config();
+        let inputs = Inputs::of(state);
         if let Some(c) = &*self.slot.lock().unwrap_or_else(|p| p.into_inner())
             && c.at.elapsed() < HEALTH_CACHE_TTL
+            && c.inputs == inputs
+            && Arc::ptr_eq(&c.config, &config)
         {
             return c.clone();
         }
@@ -262,6 +314,8 @@ impl HealthCache {
             at: Instant::now(),
             json: value.to_string().into(),
             value,
+            inputs,
+            config,
         });
         *self.slot.lock().unwrap_or_else(|p| p.into_inner()) = Some(fresh.clone());
         fresh
@@ -354,6 +408,7 @@ mod tests {
             identity: identity::Identity::load_or_create(&paths.state_dir).unwrap(),
             methods: core_table(),
             shutdown: shutdown::Shutdown::new(),
+            reload: Default::default(),
         })
     }
 
@@ -373,6 +428,17 @@ mod tests {
             a.value["eventLoop"]["cpuBreakdown"]["hostCpuCount"],
             cpu_count()
         );
+
+        // What it reports on changed: the next one is fresh, whatever its age.
+        state.reload.status.lock().unwrap().evaluations += 1;
+        let c = state.health_cache.get(&state);
+        assert!(!Arc::ptr_eq(&b, &c), "a reload evaluation replaces it");
+        assert_eq!(c.value["configReload"]["evaluations"], 1);
+        state.replace_config(crate::config::Config::default());
+        let d = state.health_cache.get(&state);
+        assert!(!Arc::ptr_eq(&c, &d), "a config swap replaces it");
+        assert!(Arc::ptr_eq(&d, &state.health_cache.get(&state)));
+        let a = d;
 
         // The method answers from the cache, on the raw path and the Value path alike.
         let spec = state.methods.get("health").unwrap();

@@ -13,15 +13,18 @@
 //!    signal exits at once.
 pub mod auth;
 pub mod client;
+pub mod conn;
 pub mod health;
 pub mod http;
 pub mod identity;
 pub mod listener;
 pub mod methods;
 pub mod protocol;
+pub mod reload;
 pub mod setup;
 pub mod shutdown;
 pub mod state;
+pub mod statelock;
 pub mod ws;
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
@@ -33,15 +36,18 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::cli::{AuthMode, BindMode, RunArgs};
 use crate::config::paths::{Paths, ProcessEnv};
-use crate::config::{Config, resolve_secret_value, write};
+use crate::config::reload as config_reload;
+use crate::config::secrets::{self, SecretsSnapshot};
+use crate::config::{Config, write};
 use crate::error::{Error, Exit, Result};
+use crate::service::launchd::policy as launchd_policy;
 use crate::service::systemd::notify::Notifier;
 use auth::{Mode, ResolvedAuth};
 use listener::Bind;
 use state::{Broadcast, GatewayState, Settings, StateInit};
 
 /// What startup resolved (everything except sockets).
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Plan {
     /// Config as loaded (after `--init` / token generation).
     pub config: Config,
@@ -51,9 +57,11 @@ pub struct Plan {
     pub bind: Bind,
     /// Auth snapshot.
     pub auth: ResolvedAuth,
+    /// Resolved SecretRefs (gateway auth, provider keys).
+    pub secrets: SecretsSnapshot,
 }
 
-fn bind_from(args: &RunArgs, cfg: &Config) -> Result<Bind> {
+pub(crate) fn bind_from(args: &RunArgs, cfg: &Config) -> Result<Bind> {
     let custom_host = || {
         args.host
             .clone()
@@ -94,6 +102,25 @@ fn env_secret(key: &str) -> Option<String> {
 
 /// The startup guards and resolution of protocol.md §6 (pure apart from config writes).
 pub fn prepare(paths: &Paths, args: &RunArgs) -> Result<Plan> {
+    prepare_with(paths, args, None)
+}
+
+/// Resolves the config's SecretRefs (eagerly) and logs the ones that failed (never values).
+fn activate_secrets(config: &Config, previous: Option<&SecretsSnapshot>) -> SecretsSnapshot {
+    let act = secrets::activate_blocking(&config.doc, &ProcessEnv, previous);
+    for f in &act.failures {
+        tracing::warn!(path = %f.path, state = ?f.state, "secret reference failed to resolve: {}", f.error);
+    }
+    act.snapshot
+}
+
+/// [`prepare`], re-reading the config from disk; `previous` keeps last good values of
+/// unchanged SecretRefs that fail now (in-process restarts).
+pub fn prepare_with(
+    paths: &Paths,
+    args: &RunArgs,
+    previous: Option<&SecretsSnapshot>,
+) -> Result<Plan> {
     let mut config = Config::load(&paths.config_path)?;
     if args.init && !config.exists {
         let doc = json!({"gateway": {"mode": "local", "auth": {"mode": "token", "token": write::generate_token()}}});
@@ -129,8 +156,9 @@ pub fn prepare(paths: &Paths, args: &RunArgs) -> Result<Plan> {
     }
     let port = paths.resolve_port(args.port, &ProcessEnv, config.gateway.port)?;
     let bind = bind_from(args, &config)?;
+    let mut secrets = activate_secrets(&config, previous);
 
-    let auth = match resolve_auth(args, &config, &bind) {
+    let auth = match resolve_auth(args, &config, &bind, &secrets) {
         Ok(a) => a,
         Err(AuthProblem::MissingToken) if bind.is_loopback() => {
             // Auth on by default: generate a token on loopback and persist it atomically.
@@ -148,7 +176,8 @@ pub fn prepare(paths: &Paths, args: &RunArgs) -> Result<Plan> {
                 config.path.display()
             );
             config = Config::load(&paths.config_path)?;
-            resolve_auth(args, &config, &bind).map_err(AuthProblem::into_error)?
+            secrets = activate_secrets(&config, Some(&secrets));
+            resolve_auth(args, &config, &bind, &secrets).map_err(AuthProblem::into_error)?
         }
         Err(p) => return Err(p.into_error()),
     };
@@ -160,6 +189,7 @@ pub fn prepare(paths: &Paths, args: &RunArgs) -> Result<Plan> {
         port,
         bind,
         auth,
+        secrets,
     })
 }
 
@@ -203,25 +233,41 @@ pub fn resolve_auth(
     args: &RunArgs,
     config: &Config,
     bind: &Bind,
+    secrets: &SecretsSnapshot,
 ) -> std::result::Result<ResolvedAuth, AuthProblem> {
     let fatal = AuthProblem::Fatal;
+    // From the secrets snapshot (plain values and resolved SecretRefs); a ref without a value
+    // is an error, raised below only if the effective mode needs that secret (fail closed).
+    let from_snapshot = |path: &str| -> std::result::Result<Option<String>, String> {
+        match secrets.get(path) {
+            Some(v) if !v.expose().is_empty() => Ok(Some(v.expose().to_string())),
+            Some(_) => Ok(None),
+            None => match secrets.cold_failure(path) {
+                Some(e) => Err(e),
+                None => Ok(None),
+            },
+        }
+    };
     let token = match args
         .token
         .clone()
         .or_else(|| env_secret("OPENCLAW_GATEWAY_TOKEN"))
     {
-        Some(t) => Some(t),
-        None => resolve_secret_value(config.get("gateway.auth.token"), "gateway.auth.token")
-            .map_err(fatal)?,
+        Some(t) => Ok(Some(t)),
+        None => from_snapshot("gateway.auth.token"),
     };
     let password = match args
         .password
         .clone()
         .or_else(|| env_secret("OPENCLAW_GATEWAY_PASSWORD"))
     {
-        Some(p) => Some(p),
-        None => resolve_secret_value(config.get("gateway.auth.password"), "gateway.auth.password")
-            .map_err(fatal)?,
+        Some(p) => Ok(Some(p)),
+        None => from_snapshot("gateway.auth.password"),
+    };
+    let unresolved = |e: String| {
+        fatal(Error::Config(format!(
+            "{e}\nThe gateway does not run without its configured auth secret (fail closed); fix the reference or the secret, then start (or reload) again."
+        )))
     };
     let explicit_mode = match args.auth {
         Some(AuthMode::Token) => Some(Mode::Token),
@@ -239,6 +285,13 @@ pub fn resolve_auth(
                 ))));
             }
         },
+    };
+    // Only the secret the effective mode needs may fail; an implicit mode needs both known.
+    let (token, password) = match explicit_mode {
+        Some(Mode::Token) => (token.map_err(unresolved)?, password.unwrap_or(None)),
+        Some(Mode::Password) => (token.unwrap_or(None), password.map_err(unresolved)?),
+        Some(Mode::None) => (token.unwrap_or(None), password.unwrap_or(None)),
+        None => (token.map_err(unresolved)?, password.map_err(unresolved)?),
     };
     let mode = match explicit_mode {
         Some(m) => m,
@@ -275,20 +328,62 @@ pub fn resolve_auth(
     })
 }
 
+/// A config refusal under launchd: write the marker `status` reads, answer the connections
+/// launchd queued on our sockets with the reason, and exit 0 so `KeepAlive` does not respawn.
+fn refuse_under_launchd(
+    paths: &Paths,
+    err: &Error,
+    inherited: Option<&crate::service::systemd::activation::Inherited>,
+) -> Exit {
+    let msg = err.to_string();
+    tracing::error!("{msg}");
+    eprintln!("{msg}");
+    if let Err(e) = launchd_policy::write_refusal(&paths.state_dir, &msg) {
+        tracing::warn!(
+            "writing the launchd refusal marker in {}: {e}",
+            paths.state_dir.display()
+        );
+    }
+    if let Some(inh) = inherited {
+        let listeners: Vec<std::net::TcpListener> = inh
+            .listeners
+            .iter()
+            .filter_map(|(_, l)| l.try_clone().ok())
+            .collect();
+        if let Err(e) = launchd_policy::drain_pending(&listeners, &msg) {
+            tracing::warn!("answering queued connections: {e}");
+        }
+    }
+    launchd_policy::refusal_exit_code(true)
+}
+
 /// `openclaw gateway run`: runs the gateway in the foreground until SIGTERM/SIGINT.
+///
+/// A restart-required config change ends the current generation: under a service manager the
+/// process exits with [`Exit::Restart`] (the unit restarts it); otherwise the loop below
+/// restarts in-process: it re-reads the config from disk (never a cached copy), keeps the
+/// listening sockets open when the address is unchanged (pending connections wait in the
+/// backlog), and serves a new generation.
 pub fn run_daemon(paths: &Paths, args: RunArgs) -> Result<Exit> {
     // Must happen before any thread exists: it unsets LISTEN_* variables.
     let inherited = crate::service::systemd::activation::take_inherited()?;
+    // Under systemd, stderr already is the journal: log natively (fields, priorities) and
+    // drop the stderr formatter, or every line would appear twice.
+    let journal = crate::service::systemd::journal::boxed_layer(args.verbose);
     let telemetry = crate::telemetry::init(
         &crate::telemetry::Options {
             verbose: args.verbose,
             profile: paths.profile.clone(),
             file: true,
-            no_stderr: false,
+            no_stderr: journal.is_some(),
         },
-        // Extra layers go here (the journald layer when JOURNAL_STREAM matches stderr).
-        Vec::new(),
+        journal.into_iter().collect(),
     );
+    if let Some(inh) = &inherited {
+        for note in &inh.notes {
+            tracing::warn!("{note}");
+        }
+    }
     let notifier = Notifier::from_env();
     tracing::info!(
         version = crate::VERSION,
@@ -296,9 +391,39 @@ pub fn run_daemon(paths: &Paths, args: RunArgs) -> Result<Exit> {
         config = %paths.config_path.display(),
         "gateway starting"
     );
-    let plan = prepare(paths, &args)?;
-    let identity = identity::Identity::load_or_create(&paths.state_dir)?;
-    let std_listeners: Vec<std::net::TcpListener> = match inherited {
+    let mut plan = match prepare(paths, &args) {
+        Ok(plan) => plan,
+        // launchd has no RestartPreventExitStatus: a refusal there exits 0 after leaving a
+        // marker and answering queued connections (see service::launchd::policy).
+        Err(e) if e.exit() == Exit::Config && launchd_policy::under_launchd(&ProcessEnv) => {
+            return Ok(refuse_under_launchd(paths, &e, inherited.as_ref()));
+        }
+        Err(e) => return Err(e),
+    };
+    if let Err(e) = launchd_policy::clear_refusal(&paths.state_dir) {
+        tracing::warn!(
+            "removing the launchd refusal marker in {}: {e}",
+            paths.state_dir.display()
+        );
+    }
+    // The state dir holds the identity key (and usually the config): keep it private.
+    write::ensure_state_dir(&paths.state_dir)?;
+    // One gateway per state dir (held for the process's life). With --force the holder may be
+    // the listener about to be stopped, so wait for it after freeing the port instead.
+    let mut state_lock = None;
+    if !args.force {
+        match statelock::StateLock::acquire(&paths.state_dir) {
+            Ok(l) => state_lock = Some(l),
+            Err(e) if launchd_policy::under_launchd(&ProcessEnv) => {
+                return Ok(refuse_under_launchd(paths, &e, inherited.as_ref()));
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    let inherited_listeners = inherited.as_ref().is_some_and(|i| !i.listeners.is_empty());
+    // The master copies of the listening sockets: every generation serves on duplicates, so
+    // the sockets stay open (and keep queueing connections) across in-process restarts.
+    let mut std_listeners: Vec<std::net::TcpListener> = match inherited {
         Some(inh) if !inh.listeners.is_empty() => {
             tracing::info!(
                 source = inh.source,
@@ -317,52 +442,159 @@ pub fn run_daemon(paths: &Paths, args: RunArgs) -> Result<Exit> {
             listener::bind_all(&plan.bind, plan.port)?
         }
     };
-    let listen: Vec<SocketAddr> = std_listeners
-        .iter()
-        .filter_map(|l| l.local_addr().ok())
-        .collect();
-    let port = listen.first().map(|a| a.port()).unwrap_or(plan.port);
+    let _state_lock = match state_lock {
+        Some(l) => l,
+        None => statelock::StateLock::acquire_within(&paths.state_dir, Duration::from_secs(3))?,
+    };
+    let supervisor = config_reload::Supervisor::detect_current(&ProcessEnv);
+    let mut status0 = config_reload::ReloadStatus::default();
+    status0.supervisor = Some(supervisor);
+    let reload_status = Arc::new(std::sync::Mutex::new(status0));
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_name("openclaw-gw")
         .build()
         .map_err(|e| Error::Msg(format!("starting the async runtime: {e}")))?;
-    let args = args.clone();
-    rt.block_on(async move {
-        let mut listeners = Vec::new();
-        for l in std_listeners {
-            l.set_nonblocking(true)
-                .map_err(|e| Error::Msg(format!("configuring listener: {e}")))?;
-            listeners.push(
-                tokio::net::TcpListener::from_std(l)
-                    .map_err(|e| Error::Msg(format!("registering listener: {e}")))?,
+    let mut signals = rt.block_on(async { Signals::new() })?;
+    loop {
+        let listen: Vec<SocketAddr> = std_listeners
+            .iter()
+            .filter_map(|l| l.local_addr().ok())
+            .collect();
+        let port = listen.first().map(|a| a.port()).unwrap_or(plan.port);
+        let mut dups = Vec::new();
+        for l in &std_listeners {
+            dups.push(
+                l.try_clone()
+                    .map_err(|e| Error::Msg(format!("duplicating listener: {e}")))?,
             );
         }
-        let state = GatewayState::new(StateInit {
-            paths: paths.clone(),
-            port,
-            listen,
-            bind: plan.bind.clone(),
-            run_args: args.clone(),
-            settings: Settings::from_env(),
-            config: plan.config,
-            auth: plan.auth,
-            file_log: telemetry.file.clone(),
-            identity,
-            methods: methods::core_table(),
-            shutdown: shutdown::Shutdown::new(),
-        });
-        serve(state, listeners, notifier).await
-    })
+        let generation = plan.clone();
+        // Per generation (cheap; the key file is the source of truth).
+        let identity = identity::Identity::load_or_create(&paths.state_dir)?;
+        let outcome = rt.block_on(async {
+            let mut listeners = Vec::new();
+            for l in dups {
+                l.set_nonblocking(true)
+                    .map_err(|e| Error::Msg(format!("configuring listener: {e}")))?;
+                listeners.push(
+                    tokio::net::TcpListener::from_std(l)
+                        .map_err(|e| Error::Msg(format!("registering listener: {e}")))?,
+                );
+            }
+            let mut methods = methods::core_table();
+            reload::register_methods(&mut methods);
+            crate::agent::methods::register(&mut methods);
+            let state = GatewayState::new(StateInit {
+                paths: paths.clone(),
+                port,
+                listen,
+                bind: generation.bind.clone(),
+                run_args: args.clone(),
+                settings: Settings::from_env(),
+                config: generation.config,
+                auth: generation.auth,
+                file_log: telemetry.file.clone(),
+                identity,
+                methods,
+                shutdown: shutdown::Shutdown::new(),
+                reload: reload::ReloadShared::new(
+                    reload_status.clone(),
+                    generation.secrets,
+                    supervisor,
+                    notifier.clone(),
+                    inherited_listeners,
+                ),
+            });
+            serve(state, listeners, notifier.clone(), signals).await
+        })?;
+        match outcome {
+            Served::Exit(code) => return Ok(code),
+            Served::Restart(sigs) => signals = sigs,
+        }
+        // In-process restart: re-read the config from disk and resolve everything again.
+        match prepare_with(paths, &args, Some(&plan.secrets)) {
+            Ok(next) => {
+                let moved = next.bind != plan.bind || next.port != plan.port;
+                if moved && !inherited_listeners {
+                    match listener::bind_all(&next.bind, next.port) {
+                        Ok(ls) => {
+                            std_listeners = ls;
+                            plan = next;
+                        }
+                        Err(e) => {
+                            tracing::error!(
+                                "in-process restart: cannot listen on the new address ({e}); continuing with the previous config"
+                            );
+                            note_restart_error(&reload_status, paths, &e);
+                        }
+                    }
+                } else {
+                    if moved {
+                        tracing::warn!(
+                            "listening sockets come from the service manager: the new port/bind apply only after the socket unit changes"
+                        );
+                    }
+                    plan = next;
+                }
+            }
+            Err(e) => {
+                tracing::error!(
+                    "in-process restart: the config no longer starts ({e}); continuing with the previous config"
+                );
+                note_restart_error(&reload_status, paths, &e);
+            }
+        }
+        reload_status
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .record_restarted();
+        tracing::info!("restart mode: in-process restart (same pid, listening sockets kept)");
+    }
 }
 
-struct Signals {
+fn note_restart_error(
+    status: &std::sync::Mutex<config_reload::ReloadStatus>,
+    paths: &Paths,
+    e: &Error,
+) {
+    let err = config_reload::ReloadError::from_error(&paths.config_path, e, protocol::now_ms());
+    let mut st = status.lock().unwrap_or_else(|p| p.into_inner());
+    st.last_error = Some(err);
+}
+
+/// How a generation ended.
+pub enum Served {
+    /// Exit the process with this code.
+    Exit(Exit),
+    /// Restart in-process (the signal handlers carry over).
+    Restart(Signals),
+}
+
+/// SIGTERM/SIGINT streams; installed once per process and carried across generations.
+pub struct Signals {
     term: tokio::signal::unix::Signal,
     int: tokio::signal::unix::Signal,
 }
 
+impl std::fmt::Debug for Signals {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Signals")
+    }
+}
+
+impl std::fmt::Debug for Served {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Served::Exit(e) => write!(f, "Exit({e:?})"),
+            Served::Restart(_) => f.write_str("Restart"),
+        }
+    }
+}
+
 impl Signals {
-    fn new() -> Result<Signals> {
+    /// Installs the handlers (inside a runtime).
+    pub fn new() -> Result<Signals> {
         use tokio::signal::unix::{SignalKind, signal};
         let err = |e: std::io::Error| Error::Msg(format!("installing signal handlers: {e}"));
         Ok(Signals {
@@ -378,23 +610,21 @@ impl Signals {
     }
 }
 
-/// Serves until a signal, then shuts down gracefully.
+/// Serves one generation until a signal (graceful stop) or a restart request.
 pub async fn serve(
     state: Arc<GatewayState>,
     listeners: Vec<tokio::net::TcpListener>,
     notifier: Notifier,
-) -> Result<Exit> {
-    let mut signals = Signals::new()?;
+    mut signals: Signals,
+) -> Result<Served> {
     let app = http::router(state.clone());
     let gl = listener::GatewayListener::new(listeners, state.settings.max_connections);
-    let sd = state.shutdown.clone();
-    let server = axum::serve(
-        gl,
-        app.into_make_service_with_connect_info::<ws::PeerInfo>(),
-    )
-    .with_graceful_shutdown(async move { sd.signalled().await });
-    let server_task = tokio::spawn(async move { server.await });
+    // hyper directly (not axum::serve): header-read deadline and pre-auth read budgets.
+    let server_task = tokio::spawn(conn::serve(gl, app, state.shutdown.clone()));
     spawn_background(&state);
+    // SIGHUP and file watching are live before READY (an early `systemctl reload` must not
+    // hit SIGHUP's default action, which would terminate us).
+    reload::start(&state);
 
     let probe_addr = state.listen.first().copied().map(probe_target);
     if let Some(addr) = probe_addr {
@@ -407,35 +637,97 @@ pub async fn serve(
         .collect();
     let status = format!("listening on {}", urls.join(", "));
     notifier.ready(&status);
+    // Index the session transcripts off the request path (torn last lines are reported here).
+    let agents = state.agents.clone();
+    tokio::task::spawn_blocking(move || agents.store.warm());
+    // WATCHDOG=1 only while a request through our own accept loop succeeds (see watchdog.rs).
+    if let Some(addr) = probe_addr {
+        crate::service::systemd::watchdog::spawn_for_listener(notifier.clone(), addr);
+    }
+    {
+        let st = state.clone();
+        let base = status.clone();
+        crate::service::systemd::watchdog::spawn_status(
+            notifier.clone(),
+            Duration::from_secs(5),
+            move || format!("{base}; {} clients", st.connection_count()),
+        );
+    }
     tracing::info!(
         pid = std::process::id(),
         auth = state.auth().mode.as_str(),
         "{status}"
     );
 
-    let sig = signals.recv().await;
-    tracing::info!("received {sig}; shutting down (send it again to exit immediately)");
-    notifier.stopping();
-    tokio::spawn(async move {
-        let again = signals.recv().await;
-        eprintln!("openclaw: received {again} again; exiting immediately");
-        std::process::exit(Exit::Failure as i32);
-    });
+    enum End {
+        Signal(&'static str),
+        Restart(String),
+    }
+    let end = tokio::select! {
+        sig = signals.recv() => End::Signal(sig),
+        why = state.reload.restart_requested() => End::Restart(why),
+    };
+    let supervised = state.reload.supervisor != config_reload::Supervisor::None;
+    let restart_in_process = match &end {
+        End::Signal(sig) => {
+            tracing::info!("received {sig}; shutting down (send it again to exit immediately)");
+            notifier.stopping();
+            false
+        }
+        End::Restart(why) if supervised => {
+            tracing::info!(
+                "restart ({why}); restart mode: full process restart (supervisor restart, exit {})",
+                Exit::Restart as u8
+            );
+            notifier.stopping();
+            false
+        }
+        End::Restart(why) => {
+            tracing::info!("restart ({why}); restart mode: in-process restart");
+            notifier.reloading();
+            true
+        }
+    };
+    reload::stop(&state);
     state
         .draining
         .store(true, std::sync::atomic::Ordering::Relaxed);
-    state.broadcast(
-        "shutdown",
-        &json!({"reason": "gateway stopping"}),
-        Broadcast::default(),
-    );
+    // Abort agent runs first, so their error events and final responses reach the clients
+    // waiting on them before the sockets close.
+    state.agents.shutdown(Duration::from_secs(3)).await;
+    let reason = if matches!(end, End::Restart(_)) {
+        "gateway restarting"
+    } else {
+        "gateway stopping"
+    };
+    state.broadcast("shutdown", &json!({"reason": reason}), Broadcast::default());
     state.shutdown.trigger();
     let deadline = state.settings.drain_timeout;
     notifier.extend_timeout(deadline + Duration::from_secs(5));
     let t0 = std::time::Instant::now();
-    let _ = tokio::time::timeout(deadline, server_task).await;
-    let left = deadline.saturating_sub(t0.elapsed());
-    if state.shutdown.drain(left).await {
+    let drain = async {
+        let _ = tokio::time::timeout(deadline, server_task).await;
+        let left = deadline.saturating_sub(t0.elapsed());
+        state.shutdown.drain(left).await
+    };
+    // A signal during the drain: a stop wins over a restart; a second stop exits at once.
+    let mut stop_requested = !restart_in_process && matches!(end, End::Signal(_));
+    tokio::pin!(drain);
+    let clean = loop {
+        tokio::select! {
+            clean = &mut drain => break clean,
+            again = signals.recv() => {
+                if stop_requested {
+                    eprintln!("openclaw: received {again} again; exiting immediately");
+                    std::process::exit(Exit::Failure as i32);
+                }
+                tracing::info!("received {again} during restart; stopping instead");
+                notifier.stopping();
+                stop_requested = true;
+            }
+        }
+    };
+    if clean {
         tracing::info!(
             "shutdown completed cleanly in {}ms",
             t0.elapsed().as_millis()
@@ -446,7 +738,12 @@ pub async fn serve(
             deadline.as_millis()
         );
     }
-    Ok(Exit::Ok)
+    Ok(match end {
+        _ if stop_requested => Served::Exit(Exit::Ok),
+        End::Restart(_) if restart_in_process => Served::Restart(signals),
+        End::Restart(_) => Served::Exit(Exit::Restart),
+        End::Signal(_) => Served::Exit(Exit::Ok),
+    })
 }
 
 fn probe_target(a: SocketAddr) -> SocketAddr {
@@ -485,9 +782,30 @@ async fn self_probe(addr: SocketAddr) -> Result<()> {
     }
 }
 
-/// Tick, periodic health, and the event-loop probe; all stop on shutdown.
+/// Tick, periodic health, the event-loop probe, and memory release after bursts; all stop on
+/// shutdown.
 fn spawn_background(state: &Arc<GatewayState>) {
     let tracker = state.shutdown.tracker().clone();
+    let s = state.clone();
+    tracker.spawn(async move {
+        // After a burst of connections ends (e.g. a connect storm closed at the pre-auth
+        // timeout), give the allocator's freed memory back so RSS returns to baseline.
+        let token = s.shutdown.token().clone();
+        let mut iv = tokio::time::interval(Duration::from_secs(2));
+        let mut high = 0usize;
+        loop {
+            tokio::select! {
+                _ = token.cancelled() => return,
+                _ = iv.tick() => {}
+            }
+            let now = s.pending.load(std::sync::atomic::Ordering::Relaxed) + s.connection_count();
+            high = high.max(now);
+            if high >= now + 64 {
+                crate::sys::unix::release_free_memory();
+                high = now;
+            }
+        }
+    });
     let s = state.clone();
     tracker.spawn(async move {
         let token = s.shutdown.token().clone();
@@ -544,6 +862,11 @@ mod tests {
     use super::*;
     use std::path::Path;
 
+    fn ra(args: &RunArgs, c: &Config, b: &Bind) -> std::result::Result<ResolvedAuth, AuthProblem> {
+        let snap = secrets::activate_blocking(&c.doc, &ProcessEnv, None).snapshot;
+        resolve_auth(args, c, b, &snap)
+    }
+
     fn cfg(text: &str) -> Config {
         Config::parse(Path::new("/x/openclaw.json"), text.into()).unwrap()
     }
@@ -558,32 +881,29 @@ mod tests {
         }
         let lo = Bind::Loopback;
         let c = cfg("{gateway:{auth:{token:'cfg'}}}");
-        let a = resolve_auth(&RunArgs::default(), &c, &lo).unwrap();
+        let a = ra(&RunArgs::default(), &c, &lo).unwrap();
         assert_eq!((a.mode, a.token.as_deref()), (Mode::Token, Some("cfg")));
         let flags = RunArgs {
             token: Some("flag".into()),
             ..RunArgs::default()
         };
-        assert_eq!(
-            resolve_auth(&flags, &c, &lo).unwrap().token.as_deref(),
-            Some("flag")
-        );
+        assert_eq!(ra(&flags, &c, &lo).unwrap().token.as_deref(), Some("flag"));
         let pw = cfg("{gateway:{auth:{password:'pw'}}}");
         assert_eq!(
-            resolve_auth(&RunArgs::default(), &pw, &lo).unwrap().mode,
+            ra(&RunArgs::default(), &pw, &lo).unwrap().mode,
             Mode::Password
         );
         let both = cfg("{gateway:{auth:{password:'pw',token:'t'}}}");
         assert!(matches!(
-            resolve_auth(&RunArgs::default(), &both, &lo),
+            ra(&RunArgs::default(), &both, &lo),
             Err(AuthProblem::Fatal(_))
         ));
         let empty = cfg("{}");
         assert!(matches!(
-            resolve_auth(&RunArgs::default(), &empty, &lo),
+            ra(&RunArgs::default(), &empty, &lo),
             Err(AuthProblem::MissingToken)
         ));
-        match resolve_auth(&RunArgs::default(), &empty, &Bind::Lan) {
+        match ra(&RunArgs::default(), &empty, &Bind::Lan) {
             Err(AuthProblem::Fatal(e)) => assert!(
                 e.to_string()
                     .starts_with("Refusing to bind gateway to lan without auth.")
@@ -594,8 +914,28 @@ mod tests {
             auth: Some(AuthMode::None),
             ..RunArgs::default()
         };
-        assert_eq!(resolve_auth(&none, &empty, &lo).unwrap().mode, Mode::None);
-        assert!(resolve_auth(&none, &empty, &Bind::Lan).is_err());
+        assert_eq!(ra(&none, &empty, &lo).unwrap().mode, Mode::None);
+        assert!(ra(&none, &empty, &Bind::Lan).is_err());
+        // An unresolvable auth SecretRef fails closed (never "no token" → generated/none) ...
+        let unset = cfg("{gateway:{auth:{token:'${OPENCLAW_TEST_SURELY_UNSET}'}}}");
+        match ra(&RunArgs::default(), &unset, &lo) {
+            Err(AuthProblem::Fatal(e)) => {
+                let e = e.to_string();
+                assert!(
+                    e.contains("OPENCLAW_TEST_SURELY_UNSET") && e.contains("fail closed"),
+                    "{e}"
+                );
+            }
+            other => panic!("{other:?}"),
+        }
+        // ... unless the effective mode does not use it.
+        let pw_mode = cfg(
+            "{gateway:{auth:{mode:'password',password:'p',token:'${OPENCLAW_TEST_SURELY_UNSET}'}}}",
+        );
+        assert_eq!(
+            ra(&RunArgs::default(), &pw_mode, &lo).unwrap().mode,
+            Mode::Password
+        );
     }
 
     #[test]

@@ -4,14 +4,23 @@
 use serde_json::Value;
 
 use crate::cli::SetupArgs;
-use crate::config::paths::Paths;
-use crate::config::{Config, resolve_secret_value, write};
+use crate::config::paths::{Paths, ProcessEnv};
+use crate::config::{Config, secrets, write};
 use crate::error::{Error, Exit, Result};
 
 /// `openclaw gateway auth-token`: prints the configured token on stdout.
 pub fn auth_token(paths: &Paths) -> Result<Exit> {
     let cfg = Config::load(&paths.config_path)?;
-    match resolve_secret_value(cfg.get("gateway.auth.token"), "gateway.auth.token")? {
+    // SecretRefs (env/file/exec) resolve exactly as the gateway resolves them.
+    let snap = secrets::activate_blocking(&cfg.doc, &ProcessEnv, None).snapshot;
+    if let Some(e) = snap.cold_failure("gateway.auth.token") {
+        return Err(Error::Msg(e));
+    }
+    match snap
+        .get("gateway.auth.token")
+        .map(|s| s.expose().to_string())
+        .filter(|t| !t.is_empty())
+    {
         Some(t) => {
             println!("{t}");
             Ok(Exit::Ok)
@@ -33,7 +42,7 @@ pub fn auth_token(paths: &Paths) -> Result<Exit> {
 /// `openclaw setup`: ensures `gateway.mode` and a token exist (and `gateway.port` when
 /// `--port` is given). Existing values are never changed; an invalid file is never touched.
 pub fn setup(paths: &Paths, args: &SetupArgs) -> Result<Exit> {
-    write::ensure_private_dir(&paths.state_dir)?;
+    write::ensure_state_dir(&paths.state_dir)?;
     let cfg = Config::load(&paths.config_path)?;
     let mut doc = cfg.doc.clone();
     let mut changes: Vec<String> = Vec::new();
@@ -93,6 +102,9 @@ pub fn setup(paths: &Paths, args: &SetupArgs) -> Result<Exit> {
             changes.join(", ")
         );
     }
-    println!("Read the gateway token with: openclaw gateway auth-token");
+    println!(
+        "Read the gateway token with: openclaw{} gateway auth-token",
+        crate::ops::profile_flag(paths)
+    );
     Ok(Exit::Ok)
 }

@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 
 use futures_util::task::AtomicWaker;
 use serde_json::{Value, json};
+use tokio::sync::mpsc::error::TryRecvError;
 use tokio::sync::watch;
 
 use super::auth::{RateLimiter, ResolvedAuth};
@@ -264,9 +265,14 @@ impl OutboundRx {
         !self.shared.lock_queue().is_empty()
     }
 
-    /// The next queued frame, if any.
-    pub fn try_recv(&mut self) -> Option<OutMsg> {
-        self.shared.lock_queue().pop_front()
+    /// The next queued frame; `Disconnected` when the queue is empty and every [`Outbound`] is
+    /// gone (the same contract as the mpsc receiver this replaced).
+    pub fn try_recv(&mut self) -> Result<OutMsg, TryRecvError> {
+        match self.shared.lock_queue().pop_front() {
+            Some(m) => Ok(m),
+            None if Arc::strong_count(&self.shared) == 1 => Err(TryRecvError::Disconnected),
+            None => Err(TryRecvError::Empty),
+        }
     }
 
     /// The close [`Outbound::abort`] asked for, if it was called (it jumps the queue).
@@ -405,6 +411,8 @@ pub struct GatewayState {
     pub health_cache: super::health::HealthCache,
     /// Set when shutdown begins (`/readyz` 503, admission closed).
     pub draining: AtomicBool,
+    /// Config reload and SecretRef state (see [`super::reload`]).
+    pub reload: super::reload::ReloadShared,
     config: watch::Sender<Arc<Config>>,
     auth: RwLock<Arc<ResolvedAuth>>,
     conns: Mutex<HashMap<String, ConnEntry>>,
@@ -413,6 +421,8 @@ pub struct GatewayState {
     health_version: AtomicU64,
     /// Pre-auth sockets (closed 1012 on shutdown too).
     pub pending: AtomicUsize,
+    /// Agent runs, sessions and their HTTP APIs.
+    pub agents: Arc<crate::agent::Agents>,
 }
 
 impl std::fmt::Debug for GatewayState {
@@ -452,11 +462,17 @@ pub struct StateInit {
     pub methods: MethodTable,
     /// Shutdown handle.
     pub shutdown: Shutdown,
+    /// Reload state (secrets snapshot, shared `configReload` status, notifier).
+    pub reload: super::reload::ReloadShared,
 }
 
 impl GatewayState {
     /// Builds the state.
     pub fn new(init: StateInit) -> Arc<GatewayState> {
+        let agents = Arc::new(crate::agent::Agents::new(
+            &init.paths.state_dir,
+            crate::agent::config::max_concurrent(&init.config),
+        ));
         let (config, _) = watch::channel(Arc::new(init.config));
         Arc::new(GatewayState {
             boot_id: uuid::Uuid::new_v4().to_string(),
@@ -477,6 +493,7 @@ impl GatewayState {
             event_loop: super::health::EventLoopMonitor::default(),
             health_cache: super::health::HealthCache::default(),
             draining: AtomicBool::new(false),
+            reload: init.reload,
             config,
             auth: RwLock::new(Arc::new(init.auth)),
             conns: Mutex::new(HashMap::new()),
@@ -484,6 +501,7 @@ impl GatewayState {
             presence_version: AtomicU64::new(1),
             health_version: AtomicU64::new(1),
             pending: AtomicUsize::new(0),
+            agents,
         })
     }
 
@@ -613,6 +631,22 @@ impl GatewayState {
         c.outbound.send_event(text, false) == Sent::Queued
     }
 
+    /// Closes the authenticated sockets matching `pred` with `code`/`reason`; returns how many.
+    pub fn close_where(
+        &self,
+        mut pred: impl FnMut(&ConnInfo) -> bool,
+        code: u16,
+        reason: &str,
+    ) -> usize {
+        let conns = self.conns.lock().unwrap_or_else(|p| p.into_inner());
+        let mut n = 0;
+        for c in conns.values().filter(|c| pred(&c.info)) {
+            c.outbound.close(code, reason);
+            n += 1;
+        }
+        n
+    }
+
     /// Closes every authenticated socket with `code`/`reason`.
     pub fn close_all(&self, code: u16, reason: &str) {
         for c in self
@@ -736,12 +770,12 @@ mod tests {
         );
         assert_eq!(o.send_event("y".into(), false), Sent::Closed);
         assert!(o.is_closed());
-        assert!(matches!(rx.try_recv(), Some(OutMsg::Text(t)) if t == "123456"));
+        assert!(matches!(rx.try_recv(), Ok(OutMsg::Text(t)) if t == "123456"));
         for _ in 0..3 {
-            assert!(matches!(rx.try_recv(), Some(OutMsg::Text(_))));
+            assert!(matches!(rx.try_recv(), Ok(OutMsg::Text(_))));
         }
         assert!(
-            rx.try_recv().is_none(),
+            rx.try_recv().is_err(),
             "abort does not queue behind the backlog"
         );
         assert_eq!(o.send_text("x".into()), Sent::Closed);
@@ -767,13 +801,16 @@ mod tests {
         o.close(1012, "again");
         assert_eq!(o.send_text("b".into()), Sent::Closed);
         assert!(rx.has_pending());
-        assert!(matches!(rx.try_recv(), Some(OutMsg::Text(t)) if t == "a"));
-        assert!(matches!(rx.try_recv(), Some(OutMsg::Close(1000, r)) if r == "bye"));
-        assert!(rx.try_recv().is_none());
+        assert!(matches!(rx.try_recv(), Ok(OutMsg::Text(t)) if t == "a"));
+        assert!(matches!(rx.try_recv(), Ok(OutMsg::Close(1000, r)) if r == "bye"));
+        assert_eq!(rx.try_recv().unwrap_err(), TryRecvError::Empty);
         assert_eq!(rx.aborted(), None);
         rx.register(&std::task::Waker::from(wakes.clone()));
         o.abort(1008, "slow consumer");
         assert_eq!(wakes.0.load(Ordering::Relaxed), 2, "abort wakes the writer");
+
+        drop(o);
+        assert_eq!(rx.try_recv().unwrap_err(), TryRecvError::Disconnected);
 
         // Once the writer is gone nothing more is queued.
         let (o, rx) = Outbound::new(1000);

@@ -11,11 +11,12 @@ use std::net::SocketAddr;
 use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
 use axum::extract::ws::{CloseFrame, Message, WebSocket};
-use futures_util::{FutureExt, Sink, Stream, StreamExt};
+use futures_util::{FutureExt, Sink, Stream};
 use serde_json::{Value, json};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
@@ -46,6 +47,8 @@ pub struct UpgradeMeta {
     pub scopes_header: Option<String>,
     /// `User-Agent`.
     pub user_agent: Option<String>,
+    /// The connection's read budget: limited until hello-ok, lifted after.
+    pub read_budget: super::listener::ReadBudget,
 }
 
 /// Peer and local addresses of the TCP connection.
@@ -79,6 +82,11 @@ pub fn origin_allowed(
     let Some((_, hostport)) = o.split_once("://") else {
         return false;
     };
+    // A browser's Origin is scheme://host[:port]; anything else (userinfo, a path) is not one
+    // we can match safely (`http://localhost:1@evil.example` is not localhost).
+    if hostport.is_empty() || hostport.contains(['@', '/', '?', '#', '\\']) {
+        return false;
+    }
     if let Some(h) = host
         && h.eq_ignore_ascii_case(hostport)
     {
@@ -94,10 +102,13 @@ pub fn origin_allowed(
 
 /// Why a handshake failed: the error response and the close.
 #[derive(Debug)]
-struct Reject {
-    error: Option<ErrorShape>,
-    code: u16,
-    reason: String,
+pub struct Reject {
+    /// The `res` error sent before the close (none for some closes).
+    pub error: Option<ErrorShape>,
+    /// WebSocket close code.
+    pub code: u16,
+    /// Close reason (≤ 120 bytes).
+    pub reason: String,
 }
 
 impl Reject {
@@ -207,16 +218,16 @@ impl Conn {
                 Poll::Ready(Ok(())) => {}
             }
             match self.rx.try_recv() {
-                Some(OutMsg::Text(t)) => {
+                Ok(OutMsg::Text(t)) => {
                     self.unflushed += t.len();
                     if ws.as_mut().start_send(Message::Text(t.into())).is_err() {
                         return Poll::Ready(Io::Failed);
                     }
                 }
-                Some(OutMsg::Close(code, reason)) => {
+                Ok(OutMsg::Close(code, reason)) => {
                     return Poll::Ready(Io::Close(code, reason));
                 }
-                None => break,
+                Err(_) => break,
             }
         }
         if self.unflushed > 0 {
@@ -242,9 +253,19 @@ impl Conn {
                 Next::Msg(Some(Ok(_))) => {}
             }
         }
-        while let Some(Ok(m)) = self.ws.next().await {
-            if matches!(m, Message::Close(_)) {
-                break;
+        // Wait for the peer's close reply. A close frame still buffered (the send above timed
+        // out on a peer that was not reading, e.g. a slow consumer) keeps being flushed
+        // meanwhile, so a peer that starts reading late still gets its close code.
+        let ws = &mut self.ws;
+        loop {
+            let m = std::future::poll_fn(|cx| {
+                let _ = Pin::new(&mut *ws).poll_flush(cx);
+                Pin::new(&mut *ws).poll_next(cx)
+            })
+            .await;
+            match m {
+                Some(Ok(Message::Close(_)) | Err(_)) | None => break,
+                Some(Ok(_)) => {}
             }
         }
     }
@@ -298,6 +319,9 @@ async fn open(
     state
         .pending
         .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+    if hello.is_some() {
+        meta.read_budget.lift();
+    }
     (conn, hello)
 }
 
@@ -347,42 +371,45 @@ async fn handshake(
             },
         };
         let bytes = match msg {
+            Some(Err(e)) if is_budget_error(&e) => {
+                tracing::info!(remote = %peer.remote, "pre-auth read budget exceeded; closing 1009");
+                out.close(1009, "");
+                return None;
+            }
             None | Some(Err(_)) | Some(Ok(Message::Close(_))) => return None,
             Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
             Some(Ok(Message::Text(t))) => t.as_bytes().to_vec(),
             Some(Ok(Message::Binary(b))) => b.to_vec(),
         };
-        if bytes.len() > protocol::MAX_PREAUTH_PAYLOAD_BYTES {
-            tracing::info!(remote = %peer.remote, bytes = bytes.len(), "pre-auth frame too large; closing 1009");
-            out.close(1009, "");
-            return None;
-        }
-        let Ok(frame) = serde_json::from_slice::<Value>(&bytes) else {
-            tracing::info!(remote = %peer.remote, "non-JSON first frame; closing");
-            out.close(1000, "");
-            return None;
-        };
-        let req = match protocol::parse_request(&frame) {
-            Ok(r) => r,
-            Err(_) => {
+        let (id, params) = match protocol::decode_preauth(&bytes) {
+            protocol::Preauth::Connect { id, params } => (id, params),
+            protocol::Preauth::TooLarge => {
+                tracing::info!(remote = %peer.remote, bytes = bytes.len(), "pre-auth frame too large; closing 1009");
+                out.close(1009, "");
+                return None;
+            }
+            protocol::Preauth::NotJson => {
+                tracing::info!(remote = %peer.remote, "non-JSON first frame; closing");
+                out.close(1000, "");
+                return None;
+            }
+            protocol::Preauth::InvalidFrame => {
                 tracing::info!(remote = %peer.remote, "closed before connect: invalid request frame");
                 out.close(1008, "invalid request frame");
                 return None;
             }
+            protocol::Preauth::NotConnect { id, method, error } => {
+                out.send_value(&protocol::res_err(&id, &error));
+                out.close(1008, &error.message);
+                tracing::info!(remote = %peer.remote, "closed before connect: first request was {method}");
+                return None;
+            }
         };
-        if req.method != "connect" {
-            let e = ErrorShape::invalid("invalid handshake: first request must be connect");
-            out.send_value(&protocol::res_err(&req.id, &e));
-            out.close(1008, &e.message);
-            tracing::info!(remote = %peer.remote, "closed before connect: first request was {}", req.method);
-            return None;
-        }
-        let params = req.params.unwrap_or(Value::Null);
         match connect(state, peer, meta, conn_id, &params) {
             Ok(info) => {
                 let health = state.health_cache.get(state);
                 let hello = hello_ok(state, &info, &health.value);
-                out.send_text(protocol::res_ok_text(&req.id, &hello));
+                out.send_text(protocol::res_ok_text(&id, &hello));
                 drop(hello);
                 let info = Arc::new(info);
                 state.register(info.clone(), out.clone());
@@ -396,7 +423,7 @@ async fn handshake(
             }
             Err(r) => {
                 if let Some(e) = &r.error {
-                    out.send_value(&protocol::res_err(&req.id, e));
+                    out.send_value(&protocol::res_err(&id, e));
                 }
                 tracing::info!(remote = %peer.remote, code = r.code, reason = %r.reason, "connect rejected");
                 out.close(r.code, &r.reason);
@@ -410,8 +437,8 @@ fn str_field<'a>(v: &'a Value, key: &str) -> Option<&'a str> {
     v.get(key).and_then(Value::as_str)
 }
 
-/// Admission of a `connect` request.
-fn connect(
+/// Admission of a `connect` request (public so the fuzz targets drive the real admission).
+pub fn connect(
     state: &GatewayState,
     peer: &PeerInfo,
     meta: &UpgradeMeta,
@@ -626,7 +653,7 @@ async fn serve(state: &Arc<GatewayState>, info: &Arc<ConnInfo>, conn: &mut Conn,
                 Next::Closed => return,
             },
         };
-        let frame = match msg {
+        let inbound = match msg {
             None | Some(Ok(Message::Close(_))) => return,
             Some(Err(e)) => {
                 if is_capacity_error(e) {
@@ -635,26 +662,20 @@ async fn serve(state: &Arc<GatewayState>, info: &Arc<ConnInfo>, conn: &mut Conn,
                 return;
             }
             Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
-            Some(Ok(Message::Text(t))) => serde_json::from_str::<Value>(t.as_str()),
-            Some(Ok(Message::Binary(b))) => serde_json::from_str(&String::from_utf8_lossy(&b)),
+            Some(Ok(Message::Text(t))) => protocol::decode_inbound(t.as_str()),
+            Some(Ok(Message::Binary(b))) => protocol::decode_inbound(&String::from_utf8_lossy(&b)),
         };
-        let Ok(frame) = frame else {
-            tracing::debug!(conn = %info.id, "ignoring non-JSON frame");
-            continue;
-        };
-        let req = match protocol::parse_request_owned(frame) {
-            Ok(r) => r,
-            Err(e) => {
-                let err = ErrorShape::invalid(format!("invalid request frame: {}", e.message));
-                out.send_value(&protocol::res_err(&e.id, &err));
+        let req = match inbound {
+            protocol::Inbound::Request(r) => r,
+            protocol::Inbound::Reply(res) => {
+                out.send_value(&res);
+                continue;
+            }
+            protocol::Inbound::Ignore => {
+                tracing::debug!(conn = %info.id, "ignoring non-JSON frame");
                 continue;
             }
         };
-        if req.method == "connect" {
-            let err = ErrorShape::invalid("connect is only valid as the first request");
-            out.send_value(&protocol::res_err(&req.id, &err));
-            continue;
-        }
         let spec = match state
             .methods
             .authorize(info, &req.method, req.params.as_ref())
@@ -717,51 +738,49 @@ fn dispatch(
         req.params,
         out.clone(),
     );
+    let responded = ctx.responded_flag();
     if let Some(raw) = &spec.raw {
         let r = std::panic::catch_unwind(AssertUnwindSafe(|| raw(&ctx)));
         drop(ctx);
-        respond(
-            out,
-            &req.id,
-            &req.method,
-            started,
-            r.map(|r| r.map(Payload::Raw)),
-        );
+        let r = r.map(|r| r.map(Payload::Raw));
+        respond(out, &req.id, &req.method, started, &responded, r);
         return;
     }
     let mut fut = (spec.handler)(ctx);
     let mut noop = Context::from_waker(Waker::noop());
     match std::panic::catch_unwind(AssertUnwindSafe(|| fut.as_mut().poll(&mut noop))) {
         Ok(Poll::Ready(r)) => {
-            respond(
-                out,
-                &req.id,
-                &req.method,
-                started,
-                Ok(r.map(Payload::Value)),
-            );
+            let r = Ok(r.map(Payload::Value));
+            respond(out, &req.id, &req.method, started, &responded, r);
         }
-        Err(panic) => respond(out, &req.id, &req.method, started, Err(panic)),
+        Err(panic) => respond(out, &req.id, &req.method, started, &responded, Err(panic)),
         Ok(Poll::Pending) => {
             // Polled again at once by its task, which registers the real waker.
             let out = out.clone();
             state.shutdown.tracker().spawn(async move {
                 let r = AssertUnwindSafe(fut).catch_unwind().await;
-                respond(
-                    &out,
-                    &req.id,
-                    &req.method,
-                    started,
-                    r.map(|r| r.map(Payload::Value)),
-                );
+                let r = r.map(|r| r.map(Payload::Value));
+                respond(&out, &req.id, &req.method, started, &responded, r);
                 drop(permit);
             });
         }
     }
 }
 
-/// Sends the response frame of a finished handler.
-fn respond(out: &Outbound, id: &str, method: &str, started: std::time::Instant, r: Outcome) {
+/// Sends the response frame of a finished handler, unless it sent its final frame itself
+/// ([`Ctx::respond_final`]) and did not panic.
+fn respond(
+    out: &Outbound,
+    id: &str,
+    method: &str,
+    started: std::time::Instant,
+    responded: &AtomicBool,
+    r: Outcome,
+) {
+    if r.is_ok() && responded.load(Ordering::Acquire) {
+        tracing::debug!(method = %method, ms = started.elapsed().as_millis() as u64, "res (sent by handler)");
+        return;
+    }
     let (text, ok) = match r {
         Ok(Ok(Payload::Value(v))) => (protocol::res_ok_text(id, &v), true),
         Ok(Ok(Payload::Raw(t))) => (protocol::res_ok_raw(id, &t), true),
@@ -779,6 +798,24 @@ fn respond(out: &Outbound, id: &str, method: &str, started: std::time::Instant, 
     };
     out.send_text(text);
     tracing::debug!(method = %method, ok, ms = started.elapsed().as_millis() as u64, "res");
+}
+
+/// True when the socket's read failed because its pre-auth [`ReadBudget`] was spent.
+///
+/// [`ReadBudget`]: super::listener::ReadBudget
+fn is_budget_error(e: &axum::Error) -> bool {
+    let mut src: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(err) = src {
+        if let Some(tokio_tungstenite::tungstenite::Error::Io(io)) =
+            err.downcast_ref::<tokio_tungstenite::tungstenite::Error>()
+        {
+            return io
+                .get_ref()
+                .is_some_and(|i| i.is::<super::listener::BudgetExceeded>());
+        }
+        src = err.source();
+    }
+    false
 }
 
 fn is_capacity_error(e: axum::Error) -> bool {
@@ -821,5 +858,13 @@ mod tests {
         ));
         assert!(!origin_allowed("http://localhost:1", None, &[], false));
         assert!(origin_allowed("http://[::1]:9", None, &[], true));
+        assert!(!origin_allowed(
+            "http://localhost:1@evil.example",
+            None,
+            &[],
+            true
+        ));
+        assert!(!origin_allowed("http://localhost/x", None, &[], true));
+        assert!(!origin_allowed("null", Some("127.0.0.1:1"), &[], true));
     }
 }

@@ -1,6 +1,7 @@
 //! Service-manager adapters. Everything here is portable and tested on Linux: each manager is
 //! render (desired files) → observe (via [`exec::CommandRunner`]) → plan (pure) → execute.
 //! [`native`] is the one place that picks a manager by `cfg(target_os)`.
+pub mod commands;
 pub mod exec;
 pub mod launchd;
 pub mod systemd;
@@ -60,6 +61,135 @@ pub struct ServiceStatus {
     pub socket_activated: bool,
     /// How to read the logs (a command or a path).
     pub logs: Option<String>,
+    /// Why the last run ended (systemd `Result`: `success`, `exit-code`, `watchdog`, …).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub result: Option<String>,
+    /// Automatic restarts so far (systemd `NRestarts`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub restarts: Option<u32>,
+    /// The service's own status line (sd_notify `STATUS=`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub status_text: Option<String>,
+    /// Addresses the manager listens on for us (socket activation).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub listen: Vec<String>,
+    /// Whether the user's services outlive their sessions (`yes`, `no`, `unknown`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub linger: Option<String>,
+    /// Manager scope (`user`, `system`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub scope: Option<String>,
+    /// Who owns the definition file: `package` (a distribution package's unit in a vendor
+    /// directory), `install` (written by `openclaw gateway install`), `local` (anyone else's).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
+    /// The vendor directory of a `package` definition (e.g. `/usr/lib/systemd/user`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub source_dir: Option<PathBuf>,
+    /// Drop-ins that customise the definition (systemd `DropInPaths`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub drop_ins: Vec<PathBuf>,
+}
+
+/// A lifecycle action, for [`ServiceManager::dry_run`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    /// Install (rewrite when stale or forced), enable, start.
+    Install {
+        /// Rewrite and restart even when current.
+        force: bool,
+    },
+    /// Start.
+    Start,
+    /// Stop (stays enabled).
+    Stop,
+    /// Restart.
+    Restart,
+    /// Remove what install created.
+    Uninstall,
+}
+
+/// Options that pick and configure the native manager.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct NativeOptions {
+    /// System scope (root) instead of the per-user manager.
+    pub system: bool,
+    /// Account the system-scope service runs as.
+    pub user: Option<String>,
+}
+
+/// Seconds the gateway may drain on stop; unit/plist stop timeouts are derived from it.
+pub const DRAIN_SECS: u64 = 30;
+
+impl ServiceSpec {
+    /// The spec for a profile's gateway: name (unit name or label, from the manager), port,
+    /// the binary to run, and the non-secret environment that pins the profile's identity.
+    pub fn for_paths(
+        paths: &crate::config::paths::Paths,
+        name: String,
+        port: u16,
+        program: PathBuf,
+    ) -> ServiceSpec {
+        let mut env = vec![("OPENCLAW_GATEWAY_PORT".to_string(), port.to_string())];
+        if let Some(p) = &paths.profile {
+            env.push(("OPENCLAW_PROFILE".into(), p.clone()));
+            env.push((
+                "OPENCLAW_STATE_DIR".into(),
+                paths.state_dir.display().to_string(),
+            ));
+            env.push((
+                "OPENCLAW_CONFIG_PATH".into(),
+                paths.config_path.display().to_string(),
+            ));
+        }
+        env.push(("OPENCLAW_SERVICE_MARKER".into(), "openclaw".into()));
+        env.push(("OPENCLAW_SERVICE_KIND".into(), "gateway".into()));
+        ServiceSpec {
+            description: match &paths.profile {
+                Some(p) => format!("OpenClaw Gateway (profile: {p})"),
+                None => "OpenClaw Gateway".into(),
+            },
+            profile: paths.profile.clone(),
+            name,
+            program,
+            port,
+            state_dir: paths.state_dir.clone(),
+            config_path: paths.config_path.clone(),
+            env,
+            drain_secs: DRAIN_SECS,
+        }
+    }
+}
+
+/// The service manager of this platform: systemd on Linux (user manager, or the system
+/// manager with `--system`), launchd on macOS.
+pub fn native(opts: &NativeOptions) -> Result<Box<dyn ServiceManager>> {
+    #[cfg(target_os = "linux")]
+    {
+        Ok(Box::new(systemd::manager::SystemdManager::new(opts)?))
+    }
+    #[cfg(target_os = "macos")]
+    {
+        if opts.system {
+            return Err(crate::error::Error::Msg(
+                "--system is not supported on macOS: LaunchDaemons are never installed; use the per-user LaunchAgent".into(),
+            ));
+        }
+        let home = std::env::var_os("HOME")
+            .map(PathBuf::from)
+            .ok_or_else(|| crate::error::Error::Msg("HOME is not set".into()))?;
+        Ok(Box::new(
+            launchd::manager::LaunchdManager::for_current_user(home),
+        ))
+    }
+    #[cfg(not(any(target_os = "linux", target_os = "macos")))]
+    {
+        let _ = opts;
+        Err(crate::error::Error::Msg(format!(
+            "service management is not available on {} yet: run `openclaw gateway run` under your own supervisor",
+            std::env::consts::OS
+        )))
+    }
 }
 
 /// One service manager (systemd user/system manager, launchd). Implementations observe through
@@ -77,4 +207,15 @@ pub trait ServiceManager {
     fn uninstall(&self, spec: &ServiceSpec) -> Result<()>;
     /// Observes the current state.
     fn status(&self, spec: &ServiceSpec) -> Result<ServiceStatus>;
+    /// The unit/label name this manager uses for the profile (`openclaw-gateway[-P]`).
+    fn service_name(&self, paths: &crate::config::paths::Paths) -> String {
+        paths.unit_name()
+    }
+    /// Describes what `action` would change (files with content, commands), changing nothing.
+    fn dry_run(&self, spec: &ServiceSpec, action: Action) -> Result<String> {
+        let _ = (spec, action);
+        Err(crate::error::Error::Msg(
+            "--dry-run is not supported by this service manager".into(),
+        ))
+    }
 }

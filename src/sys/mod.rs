@@ -40,3 +40,6 @@ pub fn launchd_activate_socket(name: &str) -> io::Result<Option<Vec<OwnedFd>>> {
         Ok(None)
     }
 }
+
+#[cfg(unix)]
+pub mod unix;

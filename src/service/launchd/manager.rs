@@ -373,6 +373,7 @@ impl LaunchdManager {
             reload_pending: !drift.is_empty(),
             socket_activated: def.map_or(!job.sockets.is_empty(), |d| d.has_sockets),
             logs: Some(job.log_path.display().to_string()),
+            ..Default::default()
         };
         Ok(LaunchdStatus {
             status,

@@ -1,23 +1,365 @@
-//! The sd_notify protocol. Does nothing when `NOTIFY_SOCKET` is absent.
-//! STUB: filled in by the systemd work; the gateway calls these at the right moments.
+//! The sd_notify protocol (service-managers.md A2): one `AF_UNIX`/`SOCK_DGRAM` datagram of
+//! newline-separated `KEY=VALUE` lines per message to `$NOTIFY_SOCKET`.
+//!
+//! Hand-rolled on purpose: the `sd-notify` crate (0.5) treats `@name` as a file path, so it
+//! silently sends nothing to abstract-namespace sockets (old systemd, test harnesses, other
+//! managers). We use it only for `MONOTONIC_USEC` (CLOCK_MONOTONIC). Encoding is pure
+//! ([`encode`]); sending never fails the caller: errors are logged once. Nothing is sent when
+//! `NOTIFY_SOCKET` is absent.
+use std::os::unix::net::UnixDatagram;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
 
-/// Sends service-manager notifications.
+use crate::config::paths::{Env, ProcessEnv};
+
+/// One notification field.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Msg {
+    /// `READY=1`.
+    Ready,
+    /// `RELOADING=1`.
+    Reloading,
+    /// `MONOTONIC_USEC=` (must ride in the same datagram as `RELOADING=1`).
+    MonotonicUsec(u64),
+    /// `STOPPING=1`.
+    Stopping,
+    /// `STATUS=` (one line; newlines are replaced).
+    Status(String),
+    /// `WATCHDOG=1`.
+    Watchdog,
+    /// `WATCHDOG=trigger`: ask the manager to treat us as hung.
+    WatchdogTrigger,
+    /// `EXTEND_TIMEOUT_USEC=`.
+    ExtendTimeoutUsec(u64),
+    /// `ERRNO=`.
+    Errno(i32),
+}
+
+/// Encodes fields as one datagram payload.
+pub fn encode(msgs: &[Msg]) -> String {
+    let mut out = String::new();
+    for m in msgs {
+        match m {
+            Msg::Ready => out.push_str("READY=1"),
+            Msg::Reloading => out.push_str("RELOADING=1"),
+            Msg::MonotonicUsec(u) => out.push_str(&format!("MONOTONIC_USEC={u}")),
+            Msg::Stopping => out.push_str("STOPPING=1"),
+            Msg::Status(s) => {
+                out.push_str("STATUS=");
+                out.push_str(&s.replace(['\n', '\r'], " "));
+            }
+            Msg::Watchdog => out.push_str("WATCHDOG=1"),
+            Msg::WatchdogTrigger => out.push_str("WATCHDOG=trigger"),
+            Msg::ExtendTimeoutUsec(u) => out.push_str(&format!("EXTEND_TIMEOUT_USEC={u}")),
+            Msg::Errno(e) => out.push_str(&format!("ERRNO={e}")),
+        }
+        out.push('\n');
+    }
+    out
+}
+
+/// Where `NOTIFY_SOCKET` points.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Target {
+    /// A filesystem socket (`/run/user/1000/systemd/notify`).
+    Path(PathBuf),
+    /// A Linux abstract-namespace socket (`@name`, sent as `\0name`).
+    Abstract(Vec<u8>),
+}
+
+/// Parses `NOTIFY_SOCKET`. `None` when absent or unusable (e.g. `vsock:`, unsupported here).
+pub fn parse_target(v: &str) -> Option<Target> {
+    if let Some(name) = v.strip_prefix('@') {
+        Some(Target::Abstract(name.as_bytes().to_vec()))
+    } else if v.starts_with('/') {
+        Some(Target::Path(PathBuf::from(v)))
+    } else {
+        None
+    }
+}
+
+/// The watchdog ping interval: half of `WATCHDOG_USEC`, when `WATCHDOG_PID` is absent or ours.
+pub fn watchdog_interval(env: &dyn Env, pid: u32) -> Option<Duration> {
+    let usec: u64 = env.var("WATCHDOG_USEC")?.trim().parse().ok()?;
+    if usec == 0 {
+        return None;
+    }
+    if let Some(p) = env.var("WATCHDOG_PID")
+        && p.trim().parse::<u32>().ok() != Some(pid)
+    {
+        return None;
+    }
+    Some(Duration::from_micros(usec / 2))
+}
+
+#[derive(Debug)]
+struct Inner {
+    target: Target,
+    sock: Option<UnixDatagram>,
+    warned: AtomicBool,
+}
+
+/// Sends service-manager notifications. Cheap to clone; a no-op without `NOTIFY_SOCKET`.
 #[derive(Debug, Clone, Default)]
-pub struct Notifier {}
+pub struct Notifier {
+    inner: Option<Arc<Inner>>,
+    watchdog: Option<Duration>,
+}
 
 impl Notifier {
-    /// Reads `NOTIFY_SOCKET` (and `WATCHDOG_USEC`) from the environment.
+    /// Reads `NOTIFY_SOCKET` (and `WATCHDOG_USEC`/`WATCHDOG_PID`) from the environment.
     pub fn from_env() -> Notifier {
-        Notifier {}
+        Self::from(&ProcessEnv, std::process::id())
     }
+
+    /// Same, from an injected environment.
+    pub fn from(env: &dyn Env, pid: u32) -> Notifier {
+        let inner = env
+            .var("NOTIFY_SOCKET")
+            .and_then(|v| parse_target(&v))
+            .map(|target| {
+                let sock = UnixDatagram::unbound().ok();
+                if let Some(s) = &sock {
+                    // A manager that stops reading must never stall the gateway.
+                    let _ = s.set_write_timeout(Some(Duration::from_secs(1)));
+                }
+                Arc::new(Inner {
+                    target,
+                    sock,
+                    warned: AtomicBool::new(false),
+                })
+            });
+        Notifier {
+            inner,
+            watchdog: watchdog_interval(env, pid),
+        }
+    }
+
+    /// Whether a service manager listens (`NOTIFY_SOCKET` set).
+    pub fn enabled(&self) -> bool {
+        self.inner.is_some()
+    }
+
+    /// How often to send `WATCHDOG=1` (half of `WATCHDOG_USEC`), if the manager wants pings.
+    pub fn watchdog_interval(&self) -> Option<Duration> {
+        self.inner.as_ref().and(self.watchdog)
+    }
+
+    /// Sends the fields as one datagram. Returns whether it was sent.
+    pub fn send(&self, msgs: &[Msg]) -> bool {
+        let Some(inner) = &self.inner else {
+            return false;
+        };
+        let payload = encode(msgs);
+        let res = match &inner.sock {
+            None => Err(std::io::Error::other("could not create a datagram socket")),
+            Some(sock) => send_to(sock, &inner.target, payload.as_bytes()),
+        };
+        match res {
+            Ok(_) => true,
+            Err(e) => {
+                if !inner.warned.swap(true, Ordering::Relaxed) {
+                    tracing::warn!(
+                        "sd_notify: sending to NOTIFY_SOCKET {:?} failed: {e} (further failures are not logged)",
+                        inner.target
+                    );
+                }
+                false
+            }
+        }
+    }
+
     /// `READY=1` + `STATUS=`: only once the listener is held, config valid and the server answers.
-    pub fn ready(&self, _status: &str) {}
+    pub fn ready(&self, status: &str) {
+        ready_delay_hook();
+        self.send(&[Msg::Ready, Msg::Status(status.into())]);
+    }
     /// `STATUS=<human text>`.
-    pub fn status(&self, _status: &str) {}
-    /// `RELOADING=1` + `MONOTONIC_USEC`.
-    pub fn reloading(&self) {}
+    pub fn status(&self, status: &str) {
+        self.send(&[Msg::Status(status.into())]);
+    }
+    /// `RELOADING=1` + `MONOTONIC_USEC` in one datagram (required by `Type=notify-reload`).
+    /// Must be followed by [`Notifier::ready`], also when the reload failed.
+    pub fn reloading(&self) {
+        let now = monotonic_usec();
+        let mut m = vec![
+            Msg::Reloading,
+            Msg::Status("reloading configuration".into()),
+        ];
+        if let Some(u) = now {
+            m.push(Msg::MonotonicUsec(u));
+        }
+        self.send(&m);
+    }
     /// `STOPPING=1`.
-    pub fn stopping(&self) {}
-    /// `EXTEND_TIMEOUT_USEC` during long drains.
-    pub fn extend_timeout(&self, _by: std::time::Duration) {}
+    pub fn stopping(&self) {
+        self.send(&[
+            Msg::Stopping,
+            Msg::Status("stopping: draining connections".into()),
+        ]);
+    }
+    /// `EXTEND_TIMEOUT_USEC` during long drains: the current start/stop timeout is extended to
+    /// `by` from now. Send again before it runs out.
+    pub fn extend_timeout(&self, by: std::time::Duration) {
+        self.send(&[Msg::ExtendTimeoutUsec(
+            by.as_micros().min(u64::MAX as u128) as u64
+        )]);
+    }
+    /// `WATCHDOG=1`: the liveness check passed.
+    pub fn watchdog(&self) {
+        self.send(&[Msg::Watchdog]);
+    }
+    /// `WATCHDOG=trigger`: we detected we are wedged; the manager applies its watchdog action.
+    pub fn watchdog_trigger(&self, why: &str) {
+        self.send(&[
+            Msg::WatchdogTrigger,
+            Msg::Status(format!("unhealthy: {why}")),
+        ]);
+    }
+}
+
+/// Test hook (debug builds or the `test-hooks` feature): `OPENCLAW_TEST_READY_DELAY_MS`
+/// delays `READY=1`, so a test can observe the manager reporting `activating` meanwhile.
+#[cfg(any(debug_assertions, feature = "test-hooks"))]
+fn ready_delay_hook() {
+    if let Some(ms) = std::env::var("OPENCLAW_TEST_READY_DELAY_MS")
+        .ok()
+        .and_then(|v| v.parse::<u64>().ok())
+    {
+        std::thread::sleep(Duration::from_millis(ms.min(60_000)));
+    }
+}
+#[cfg(not(any(debug_assertions, feature = "test-hooks")))]
+fn ready_delay_hook() {}
+
+fn send_to(sock: &UnixDatagram, target: &Target, buf: &[u8]) -> std::io::Result<usize> {
+    match target {
+        Target::Path(p) => sock.send_to(buf, p),
+        #[cfg(any(target_os = "linux", target_os = "android"))]
+        Target::Abstract(name) => {
+            use std::os::linux::net::SocketAddrExt;
+            let addr = std::os::unix::net::SocketAddr::from_abstract_name(name)?;
+            sock.send_to_addr(buf, &addr)
+        }
+        #[cfg(not(any(target_os = "linux", target_os = "android")))]
+        Target::Abstract(_) => Err(std::io::Error::new(
+            std::io::ErrorKind::Unsupported,
+            "abstract sockets exist only on Linux",
+        )),
+    }
+}
+
+/// CLOCK_MONOTONIC in microseconds (the clock systemd compares `MONOTONIC_USEC` with).
+pub fn monotonic_usec() -> Option<u64> {
+    match sd_notify::NotifyState::monotonic_usec_now() {
+        Ok(sd_notify::NotifyState::MonotonicUsec(u)) => u64::try_from(u).ok(),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct E(Vec<(&'static str, String)>);
+    impl Env for E {
+        fn var(&self, key: &str) -> Option<String> {
+            self.0
+                .iter()
+                .find(|(k, v)| *k == key && !v.is_empty())
+                .map(|(_, v)| v.clone())
+        }
+    }
+
+    #[test]
+    fn encodes_one_field_per_line() {
+        assert_eq!(
+            encode(&[Msg::Ready, Msg::Status("listening on\n127.0.0.1:1".into())]),
+            "READY=1\nSTATUS=listening on 127.0.0.1:1\n"
+        );
+        assert_eq!(
+            encode(&[Msg::Reloading, Msg::MonotonicUsec(12)]),
+            "RELOADING=1\nMONOTONIC_USEC=12\n"
+        );
+        assert_eq!(
+            encode(&[Msg::ExtendTimeoutUsec(5_000_000)]),
+            "EXTEND_TIMEOUT_USEC=5000000\n"
+        );
+        assert_eq!(encode(&[Msg::WatchdogTrigger]), "WATCHDOG=trigger\n");
+    }
+
+    #[test]
+    fn targets() {
+        assert_eq!(
+            parse_target("@foo"),
+            Some(Target::Abstract(b"foo".to_vec()))
+        );
+        assert_eq!(
+            parse_target("/run/systemd/notify"),
+            Some(Target::Path("/run/systemd/notify".into()))
+        );
+        assert_eq!(parse_target("vsock:2:1234"), None);
+    }
+
+    #[test]
+    fn watchdog_half_interval_and_pid_check() {
+        let e = E(vec![("WATCHDOG_USEC", "4000000".into())]);
+        assert_eq!(watchdog_interval(&e, 9), Some(Duration::from_secs(2)));
+        let e = E(vec![
+            ("WATCHDOG_USEC", "4000000".into()),
+            ("WATCHDOG_PID", "9".into()),
+        ]);
+        assert_eq!(watchdog_interval(&e, 9), Some(Duration::from_secs(2)));
+        assert_eq!(watchdog_interval(&e, 10), None);
+        assert_eq!(
+            watchdog_interval(&E(vec![("WATCHDOG_USEC", "0".into())]), 9),
+            None
+        );
+    }
+
+    #[test]
+    fn nothing_is_sent_without_notify_socket() {
+        let n = Notifier::from(&E(vec![("WATCHDOG_USEC", "1000".into())]), 1);
+        assert!(!n.enabled());
+        assert!(!n.send(&[Msg::Ready]));
+        // No manager to ping: no watchdog either.
+        assert_eq!(n.watchdog_interval(), None);
+    }
+
+    #[test]
+    fn sends_to_a_path_socket() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("notify");
+        let rx = UnixDatagram::bind(&path).unwrap();
+        let n = Notifier::from(&E(vec![("NOTIFY_SOCKET", path.display().to_string())]), 1);
+        n.ready("up");
+        let mut buf = [0u8; 256];
+        let len = rx.recv(&mut buf).unwrap();
+        assert_eq!(&buf[..len], b"READY=1\nSTATUS=up\n");
+    }
+
+    // Abstract sockets exist only on Linux (and the test uses Linux's SocketAddrExt).
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn sends_to_an_abstract_socket() {
+        use std::os::linux::net::SocketAddrExt;
+        let name = format!("openclaw-notify-test-{}", std::process::id());
+        let addr = std::os::unix::net::SocketAddr::from_abstract_name(name.as_bytes()).unwrap();
+        let rx = UnixDatagram::bind_addr(&addr).unwrap();
+        let n = Notifier::from(&E(vec![("NOTIFY_SOCKET", format!("@{name}"))]), 1);
+        n.reloading();
+        let mut buf = [0u8; 256];
+        let len = rx.recv(&mut buf).unwrap();
+        let text = std::str::from_utf8(&buf[..len]).unwrap();
+        assert!(text.starts_with("RELOADING=1\n"), "{text}");
+        let usec: u64 = text
+            .lines()
+            .find_map(|l| l.strip_prefix("MONOTONIC_USEC="))
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert!(usec > 0);
+    }
 }

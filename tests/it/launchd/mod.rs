@@ -6,6 +6,7 @@ mod helper;
 mod manager;
 mod plan;
 mod print;
+mod refusal;
 mod render;
 mod status;
 

@@ -1,0 +1,190 @@
+//! Unix primitives for socket activation: adopting an inherited listening socket and removing
+//! the activation variables from the environment before any thread exists.
+#![allow(unsafe_code)]
+
+use std::net::TcpListener;
+use std::os::fd::{AsFd, FromRawFd, OwnedFd, RawFd};
+
+use nix::fcntl::{FcntlArg, FdFlag, OFlag, fcntl};
+use nix::sys::socket::{AddressFamily, SockType, SockaddrLike, SockaddrStorage, getsockname};
+use nix::sys::socket::{getsockopt, sockopt};
+use nix::sys::stat::{SFlag, fstat};
+
+/// What an inherited fd turned out to be, when it is not a usable TCP listener.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NotAListener {
+    /// The fd is not open (the manager promised it, but nothing is there).
+    Closed,
+    /// Not a socket at all (a file, pipe, memfd …).
+    NotSocket,
+    /// A socket, but not a listening TCP (IPv4/IPv6 stream) socket; the text says what it is.
+    Other(String),
+}
+
+impl std::fmt::Display for NotAListener {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            NotAListener::Closed => f.write_str("not an open file descriptor"),
+            NotAListener::NotSocket => f.write_str("not a socket"),
+            NotAListener::Other(s) => f.write_str(s),
+        }
+    }
+}
+
+/// Takes ownership of an fd that a service manager passed us (`LISTEN_FDS`, starting at 3),
+/// checks that it is a listening TCP socket, and returns it as a close-on-exec, non-blocking
+/// [`TcpListener`]. An fd that is open but unusable is closed (it was passed to us; keeping
+/// it would only leak it) and described in the error.
+pub fn adopt_tcp_listener(fd: RawFd) -> Result<TcpListener, NotAListener> {
+    if fd < 3 {
+        // Never adopt stdio, whatever the environment claims.
+        return Err(NotAListener::Other(format!("fd {fd} is stdio")));
+    }
+    // F_GETFD fails with EBADF on a closed fd: check before claiming ownership.
+    // SAFETY: F_GETFD on a raw fd number has no effect on the fd.
+    let probe = unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) };
+    if fcntl(probe, FcntlArg::F_GETFD).is_err() {
+        return Err(NotAListener::Closed);
+    }
+    // SAFETY: the fd is open and, per the activation protocol (LISTEN_PID == our pid), it was
+    // handed to this process alone; nothing else in the process refers to it.
+    let owned = unsafe { OwnedFd::from_raw_fd(fd) };
+    check_tcp_listener(&owned)?;
+    fcntl(owned.as_fd(), FcntlArg::F_SETFD(FdFlag::FD_CLOEXEC))
+        .map_err(|e| NotAListener::Other(format!("setting FD_CLOEXEC: {e}")))?;
+    let flags = fcntl(owned.as_fd(), FcntlArg::F_GETFL)
+        .map_err(|e| NotAListener::Other(format!("reading flags: {e}")))?;
+    let flags = OFlag::from_bits_truncate(flags) | OFlag::O_NONBLOCK;
+    fcntl(owned.as_fd(), FcntlArg::F_SETFL(flags))
+        .map_err(|e| NotAListener::Other(format!("setting O_NONBLOCK: {e}")))?;
+    Ok(TcpListener::from(owned))
+}
+
+fn check_tcp_listener(fd: &OwnedFd) -> Result<(), NotAListener> {
+    let st = fstat(fd.as_fd()).map_err(|_| NotAListener::Closed)?;
+    if SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT != SFlag::S_IFSOCK {
+        return Err(NotAListener::NotSocket);
+    }
+    let ty = getsockopt(fd, sockopt::SockType)
+        .map_err(|e| NotAListener::Other(format!("SO_TYPE: {e}")))?;
+    let raw = std::os::fd::AsRawFd::as_raw_fd(fd);
+    let family = getsockname::<SockaddrStorage>(raw)
+        .ok()
+        .and_then(|a| a.family());
+    let listening = getsockopt(fd, sockopt::AcceptConn).unwrap_or(false);
+    match (family, ty, listening) {
+        (Some(AddressFamily::Inet | AddressFamily::Inet6), SockType::Stream, true) => Ok(()),
+        (fam, ty, listening) => Err(NotAListener::Other(format!(
+            "a {} {:?} socket{}",
+            match fam {
+                Some(AddressFamily::Unix) => "AF_UNIX".to_string(),
+                Some(f) => format!("{f:?}"),
+                None => "unknown-family".to_string(),
+            },
+            ty,
+            if listening {
+                ""
+            } else {
+                " that is not listening"
+            }
+        ))),
+    }
+}
+
+/// Number of threads in this process (Linux: `/proc/self/status`), `None` when unknown.
+pub fn thread_count() -> Option<usize> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("Threads:"))
+        .and_then(|v| v.trim().parse().ok())
+}
+
+/// Removes `keys` from the process environment, but only while the process is still
+/// single-threaded (mutating the environment races with any concurrent `getenv`). Returns
+/// `false`, changing nothing, when other threads may exist; the caller then leaves the
+/// variables in place (harmless: `LISTEN_PID` will not match a child's pid).
+pub fn unset_env_single_threaded(keys: &[&str]) -> bool {
+    if cfg!(target_os = "linux") && thread_count() != Some(1) {
+        return false;
+    }
+    if !cfg!(target_os = "linux") {
+        // No cheap thread count elsewhere: refuse rather than risk a race.
+        return false;
+    }
+    for k in keys {
+        // SAFETY: the process has exactly one thread (checked just above), so no other thread
+        // can read the environment concurrently.
+        unsafe { std::env::remove_var(k) };
+    }
+    true
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::fd::IntoRawFd;
+
+    #[test]
+    fn adopts_a_listening_tcp_socket_and_makes_it_nonblocking() {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = l.local_addr().unwrap();
+        let fd = OwnedFd::from(l).into_raw_fd();
+        let adopted = adopt_tcp_listener(fd).unwrap();
+        assert_eq!(adopted.local_addr().unwrap(), addr);
+        // Non-blocking: accept with no pending connection fails with WouldBlock at once.
+        let e = adopted.accept().unwrap_err();
+        assert_eq!(e.kind(), std::io::ErrorKind::WouldBlock);
+        let fdflags = fcntl(adopted.as_fd(), FcntlArg::F_GETFD).unwrap();
+        assert!(FdFlag::from_bits_truncate(fdflags).contains(FdFlag::FD_CLOEXEC));
+    }
+
+    #[test]
+    fn rejects_non_listeners_with_a_description() {
+        let f = std::fs::File::open("/proc/self/status").unwrap();
+        let fd = OwnedFd::from(f).into_raw_fd();
+        assert_eq!(adopt_tcp_listener(fd).unwrap_err(), NotAListener::NotSocket);
+
+        let s = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let fd = OwnedFd::from(s).into_raw_fd();
+        let e = adopt_tcp_listener(fd).unwrap_err();
+        assert!(
+            matches!(&e, NotAListener::Other(t) if t.contains("Datagram")),
+            "{e}"
+        );
+
+        let dir = tempfile::tempdir().unwrap();
+        let u = std::os::unix::net::UnixListener::bind(dir.path().join("s")).unwrap();
+        let fd = OwnedFd::from(u).into_raw_fd();
+        let e = adopt_tcp_listener(fd).unwrap_err();
+        assert!(e.to_string().contains("AF_UNIX"), "{e}");
+
+        assert_eq!(
+            adopt_tcp_listener(1).unwrap_err().to_string(),
+            "fd 1 is stdio"
+        );
+    }
+
+    #[test]
+    fn refuses_to_touch_env_when_threads_exist() {
+        // The test harness runs tests on worker threads, so this process is multi-threaded.
+        unsafe_free_env_check();
+    }
+
+    fn unsafe_free_env_check() {
+        assert!(thread_count().unwrap() > 1);
+        assert!(!unset_env_single_threaded(&["PATH"]));
+        assert!(std::env::var_os("PATH").is_some());
+    }
+}
+
+/// Hands memory that the allocator keeps after a burst (freed connection buffers of a connect
+/// storm, say) back to the kernel, so RSS returns towards the idle baseline. glibc keeps freed
+/// memory in its arenas indefinitely; `malloc_trim(0)` releases it. A no-op elsewhere.
+pub fn release_free_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim takes no pointers and is thread-safe (it locks every arena).
+    unsafe {
+        nix::libc::malloc_trim(0);
+    }
+}
