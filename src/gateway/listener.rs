@@ -483,7 +483,10 @@ impl Connected<IncomingStream<'_, GatewayListener>> for PeerInfo {
             .inner
             .local_addr()
             .unwrap_or_else(|_| SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), 0));
-        PeerInfo { remote, local }
+        // The socket's number, for a zero-downtime handover of an upgraded connection (the
+        // session owns the stream behind it for as long as it uses the number).
+        let fd = Some(std::os::fd::AsRawFd::as_raw_fd(&stream.io().inner));
+        PeerInfo { remote, local, fd }
     }
 }
 
