@@ -438,7 +438,11 @@ fn take_restart_intent(paths: &Paths) -> bool {
 /// Decides (asking the manager when needed) whether to hand connections over.
 pub async fn plan(state: &GatewayState, trigger: Trigger, store: &StoreConfig) -> Decision {
     let intent = trigger == Trigger::RestartRequested || take_restart_intent(&state.paths);
-    let view = fdstore::query_manager(store, Duration::from_secs(2)).await;
+    let view = if manager_query_disabled() {
+        None
+    } else {
+        fdstore::query_manager(store, Duration::from_secs(2)).await
+    };
     let d = decide(intent, view.as_ref(), store.max);
     tracing::debug!(?view, intent, decision = ?d, "handover decision");
     d
@@ -487,6 +491,11 @@ pub async fn hand_over(
     let t0 = Instant::now();
     let co = &state.handover;
     co.requested.cancel();
+    // After the cancel: anything sent from now on is read by the next process.
+    notifier.status(&format!(
+        "restarting: handing {} connection(s) to the next process",
+        state.connection_count()
+    ));
     // Handshakes in progress finish first and are carried too.
     let _ = wait_until(
         || state.pending.load(std::sync::atomic::Ordering::Relaxed) == 0,
@@ -756,6 +765,9 @@ pub async fn resume_all(state: &Arc<GatewayState>) {
     let gap_ms = file
         .as_ref()
         .map(|f| now_ms().saturating_sub(f.started_at_ms));
+    if file.is_none() && carried == 0 && closed == 0 {
+        return; // not started by a handover (first start, crash)
+    }
     if carried > 0 || closed > 0 {
         tracing::info!(
             carried,
@@ -773,6 +785,33 @@ pub async fn resume_all(state: &Arc<GatewayState>) {
         closed,
         gap_ms,
     });
+}
+
+/// Test hook (debug builds or the `test-hooks` feature, and only with
+/// `OPENCLAW_TEST_METHODS=1`): `test.sleep {ms}` answers after `ms` (≤ 60 s), so a test can
+/// restart the gateway between a request and its response.
+pub fn register_test_methods(t: &mut super::methods::MethodTable) {
+    #[cfg(any(debug_assertions, feature = "test-hooks"))]
+    if std::env::var("OPENCLAW_TEST_METHODS").as_deref() == Ok("1") {
+        use super::methods::{Ctx, ScopeRule};
+        t.register("test.sleep", ScopeRule::Exempt, |ctx: Ctx| async move {
+            let ms = ctx
+                .param("ms")
+                .and_then(Value::as_u64)
+                .unwrap_or(0)
+                .min(60_000);
+            tokio::time::sleep(Duration::from_millis(ms)).await;
+            Ok(json!({"sleptMs": ms, "pid": std::process::id()}))
+        });
+    }
+    let _ = t;
+}
+
+/// Test hook: `OPENCLAW_TEST_NO_MANAGER_QUERY=1` makes the manager unreachable for [`plan`]
+/// (to prove what a stop does when the gateway could not tell it from a restart).
+fn manager_query_disabled() -> bool {
+    cfg!(any(debug_assertions, feature = "test-hooks"))
+        && std::env::var("OPENCLAW_TEST_NO_MANAGER_QUERY").as_deref() == Ok("1")
 }
 
 #[cfg(test)]

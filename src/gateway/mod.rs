@@ -488,6 +488,7 @@ pub fn run_daemon(paths: &Paths, args: RunArgs) -> Result<Exit> {
             }
             let mut methods = methods::core_table();
             reload::register_methods(&mut methods);
+            handover::register_test_methods(&mut methods);
             let state = GatewayState::new(StateInit {
                 paths: paths.clone(),
                 port,
@@ -671,21 +672,16 @@ pub async fn serve(
     mut signals: Signals,
 ) -> Result<Served> {
     let app = http::router(state.clone());
-    let gl = listener::GatewayListener::new(listeners, state.settings.max_connections);
+    // When a handover begins, accepting stops (new connections wait in the backlog for the
+    // next process) while accepted HTTP connections are still served.
+    let gl = listener::GatewayListener::new(listeners, state.settings.max_connections)
+        .pause_on(state.handover.token().clone());
     let sd = state.shutdown.clone();
-    let ho = state.handover.token().clone();
-    // The accept loop stops on shutdown and when a handover begins (new connections then
-    // wait in the backlog for the next process).
     let server = axum::serve(
         gl,
         app.into_make_service_with_connect_info::<ws::PeerInfo>(),
     )
-    .with_graceful_shutdown(async move {
-        tokio::select! {
-            _ = sd.signalled() => {}
-            _ = ho.cancelled() => {}
-        }
-    });
+    .with_graceful_shutdown(async move { sd.signalled().await });
     let server_task = tokio::spawn(async move { server.await });
     spawn_background(&state);
     // Connections handed over by the previous process continue right away.
@@ -704,7 +700,11 @@ pub async fn serve(
         .map(|a| listener::ws_url(a.ip(), a.port()))
         .collect();
     let status = format!("listening on {}", urls.join(", "));
-    notifier.ready(&status);
+    notifier.ready(&format!(
+        "{status}; {} clients{}",
+        state.connection_count(),
+        state.handover.status_suffix()
+    ));
     // WATCHDOG=1 only while a request through our own accept loop succeeds (see watchdog.rs).
     if let Some(addr) = probe_addr {
         crate::service::systemd::watchdog::spawn_for_listener(notifier.clone(), addr);
@@ -792,10 +792,6 @@ pub async fn serve(
     let mut drain_cap = None;
     if let Some((max, why)) = handing_over {
         notifier.extend_timeout(handover::inflight_budget() + Duration::from_secs(15));
-        notifier.status(&format!(
-            "restarting: handing {} connection(s) to the next process",
-            state.connection_count()
-        ));
         tracing::info!("handover ({why})");
         let reserved = state.listen.len();
         handover::hand_over(&state, &notifier, max, reserved).await;

@@ -11,3 +11,4 @@ mod reload;
 mod secrets;
 mod systemd_e2e;
 mod systemd_units;
+mod systemd_zdt;

@@ -434,6 +434,16 @@ impl Raw {
         self.ws.send(Message::Text(s.into())).await.unwrap();
     }
 
+    /// Starts the close handshake (code 1000).
+    pub async fn close(&mut self) {
+        use tokio_tungstenite::tungstenite::protocol::{CloseFrame, frame::coding::CloseCode};
+        let f = CloseFrame {
+            code: CloseCode::Normal,
+            reason: "".into(),
+        };
+        self.ws.send(Message::Close(Some(f))).await.unwrap();
+    }
+
     /// Sends JSON.
     pub async fn send(&mut self, v: &Value) {
         self.send_text(&v.to_string()).await
