@@ -291,7 +291,7 @@ impl Coordinator {
     }
     /// Hands a quiesced connection to the coordinator; refused (given back) once the
     /// collection is closed.
-    pub fn submit(&self, q: Quiesced) -> Result<(), Quiesced> {
+    pub fn submit(&self, q: Quiesced) -> Result<(), Box<Quiesced>> {
         match self
             .collected
             .lock()
@@ -302,7 +302,7 @@ impl Coordinator {
                 v.push(q);
                 Ok(())
             }
-            None => Err(q),
+            None => Err(Box::new(q)),
         }
     }
     fn close_collection(&self) -> Vec<Quiesced> {

@@ -980,13 +980,13 @@ fn dispatch(
         };
         let ok = frame["ok"].as_bool().unwrap_or(false);
         // Exactly one response per id: a handover that gave up on this request has already
-        // answered it (and removed the id).
-        if outstanding
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(&id)
+        // answered it (and removed the id). Sent under the lock, so it is queued before the
+        // handover seals the queue.
         {
-            out.send_value(&frame);
+            let mut pending = outstanding.lock().unwrap_or_else(|p| p.into_inner());
+            if pending.remove(&id) {
+                out.send_value(&frame);
+            }
         }
         tracing::debug!(method = %method, ok, ms = started.elapsed().as_millis() as u64, "res");
         drop(permit);

@@ -3,7 +3,7 @@
 //! store, memfds, and removing the activation variables before any thread exists.
 #![allow(unsafe_code)]
 
-use std::io::{Read, Seek, Write};
+use std::io::{Read, Seek};
 use std::net::{SocketAddr, TcpListener};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 
@@ -150,9 +150,22 @@ fn same_peer(a: SocketAddr, b: SocketAddr) -> bool {
     a.port() == b.port() && a.ip().to_canonical() == b.ip().to_canonical()
 }
 
+/// A sealed, close-on-exec memfd holding `bytes` (state for the fd store). Linux only (the
+/// fd store is systemd's); elsewhere an `Unsupported` error.
+#[cfg(not(target_os = "linux"))]
+pub fn memfd_with(name: &str, bytes: &[u8]) -> std::io::Result<OwnedFd> {
+    let _ = (name, bytes);
+    Err(std::io::Error::new(
+        std::io::ErrorKind::Unsupported,
+        "memfds exist only on Linux",
+    ))
+}
+
 /// A sealed, close-on-exec memfd holding `bytes` (state for the fd store).
+#[cfg(target_os = "linux")]
 pub fn memfd_with(name: &str, bytes: &[u8]) -> std::io::Result<OwnedFd> {
     use nix::sys::memfd::{MFdFlags, memfd_create};
+    use std::io::Write;
     let fd = memfd_create(name, MFdFlags::MFD_CLOEXEC | MFdFlags::MFD_ALLOW_SEALING)
         .map_err(std::io::Error::from)?;
     let mut f = std::fs::File::from(fd);
@@ -289,7 +302,9 @@ mod tests {
     }
 
     #[test]
+    #[cfg(target_os = "linux")]
     fn classifies_and_duplicates_connections_and_memfds() {
+        use std::io::Write;
         let l = TcpListener::bind("127.0.0.1:0").unwrap();
         let c = std::net::TcpStream::connect(l.local_addr().unwrap()).unwrap();
         let (s, peer) = l.accept().unwrap();

@@ -185,8 +185,8 @@ impl Load {
 
     /// Waits until every client received 3 more events (ticks from the process now serving).
     async fn settle(&mut self) {
-        for rx in &mut self.seqs {
-            let start = *rx.borrow();
+        let starts: Vec<u64> = self.seqs.iter().map(|rx| *rx.borrow()).collect();
+        for (rx, start) in self.seqs.iter_mut().zip(starts) {
             tokio::time::timeout(T, rx.wait_for(|s| *s >= start + 3))
                 .await
                 .expect("events keep arriving after the restarts")

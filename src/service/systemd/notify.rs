@@ -248,8 +248,15 @@ impl Notifier {
     /// closes its copy of the pipe we pass), or errors after `timeout`.
     pub fn barrier(&self, timeout: Duration) -> std::io::Result<()> {
         use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
-        let (r, w) =
-            nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(std::io::Error::from)?;
+        // pipe() + FD_CLOEXEC: pipe2 does not exist on macOS (this file is type-checked there).
+        let (r, w) = nix::unistd::pipe().map_err(std::io::Error::from)?;
+        for fd in [&r, &w] {
+            nix::fcntl::fcntl(
+                fd.as_fd(),
+                nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::FD_CLOEXEC),
+            )
+            .map_err(std::io::Error::from)?;
+        }
         self.send_with_fds(&[Msg::Barrier], &[w.as_fd()])?;
         drop(w);
         let deadline = std::time::Instant::now() + timeout;
@@ -511,6 +518,7 @@ mod tests {
     }
 
     /// A stand-in manager: receives one datagram with its fds (SCM_RIGHTS).
+    #[cfg(target_os = "linux")]
     fn recv_with_fds(rx: &UnixDatagram) -> (String, Vec<std::os::fd::OwnedFd>) {
         use nix::sys::socket::{ControlMessageOwned, MsgFlags, recvmsg};
         use std::os::fd::{AsRawFd, FromRawFd};
@@ -540,6 +548,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg(target_os = "linux")]
     fn stores_fds_removes_them_and_waits_on_a_barrier() {
         use std::io::{Read, Write};
         use std::os::linux::net::SocketAddrExt;
@@ -587,6 +596,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg(target_os = "linux")]
     fn sends_to_an_abstract_socket() {
         use std::os::linux::net::SocketAddrExt;
         let name = format!("openclaw-notify-test-{}", std::process::id());
