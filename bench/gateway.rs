@@ -513,7 +513,14 @@ async fn idle_clients(n: usize, out: &mut Vec<Metric>) {
 
 /// Wall time of CLI commands against a running gateway (local resolution from config).
 async fn cli_wall(gw: &Gw, runs: usize, out: &mut Vec<Metric>) {
-    for args in [&["gateway", "status"][..], &["health"][..]] {
+    for args in [
+        &["gateway", "status"][..],
+        &["health"][..],
+        &["status"][..],
+        &["gateway", "call", "status"][..],
+        &["gateway", "probe"][..],
+        &["logs", "--limit", "50"][..],
+    ] {
         let mut v = Vec::new();
         let mut failed = None;
         for _ in 0..runs {

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::config::paths::{Paths, ProcessEnv};
-use crate::error::{Error, Exit, Result};
+use crate::error::{Exit, Result};
 
 /// OpenClaw Gateway (Rust): a systemd- and launchd-native gateway and its operator CLI.
 #[derive(Debug, Parser)]
@@ -48,6 +48,11 @@ pub enum Command {
     },
     /// Create the state dir and a local config with a generated token (idempotent).
     Setup(SetupArgs),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell) to stdout.
+    Completions(CompletionsArgs),
+    /// Print the man page (roff), or write every page into --out-dir (for packagers).
+    #[command(hide = true)]
+    Man(ManArgs),
 }
 
 /// `openclaw gateway [run flags] [SUBCOMMAND]`.
@@ -291,6 +296,12 @@ pub struct LogsArgs {
     /// Poll interval in milliseconds for --follow.
     #[arg(long, default_value_t = 1000)]
     pub interval: u64,
+    /// Bytes to read initially (the gateway caps it at 1 MB).
+    #[arg(long, default_value_t = 250_000)]
+    pub max_bytes: u64,
+    /// No colours even on a terminal (NO_COLOR is honoured too).
+    #[arg(long)]
+    pub no_color: bool,
     /// Connection.
     #[command(flatten)]
     pub conn: ConnArgs,
@@ -308,6 +319,15 @@ pub struct DoctorArgs {
     /// Never prompt.
     #[arg(long)]
     pub non_interactive: bool,
+    /// Accept the recommended repairs (same as --repair).
+    #[arg(long)]
+    pub yes: bool,
+    /// With --repair: also rewrite service files that carry operator edits (backed up first).
+    #[arg(long)]
+    pub force: bool,
+    /// Also scan other profiles and system locations for competing gateways.
+    #[arg(long)]
+    pub deep: bool,
 }
 
 /// `secrets …`.
@@ -349,6 +369,22 @@ pub struct SetupArgs {
     pub port: Option<u16>,
 }
 
+/// `completions`.
+#[derive(Debug, Clone, Args)]
+pub struct CompletionsArgs {
+    /// Target shell.
+    #[arg(value_enum)]
+    pub shell: clap_complete::Shell,
+}
+
+/// `man`.
+#[derive(Debug, Clone, Default, Args)]
+pub struct ManArgs {
+    /// Write openclaw.1 and one page per command into this directory instead of stdout.
+    #[arg(long, value_name = "DIR")]
+    pub out_dir: Option<std::path::PathBuf>,
+}
+
 /// Parses argv, runs the command, prints any error once, and returns the exit code.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -363,6 +399,12 @@ pub fn main() -> ExitCode {
 
 /// Routes a parsed command line to the module that owns the verb.
 pub fn dispatch(cli: Cli) -> Result<Exit> {
+    // Generated assets need no home directory or config (package builds run without one).
+    match &cli.command {
+        Command::Completions(a) => return crate::assets::completions(a),
+        Command::Man(a) => return crate::assets::man(a),
+        _ => {}
+    }
     let paths = Paths::resolve(cli.profile.as_deref(), cli.dev, &ProcessEnv)?;
     match cli.command {
         Command::Gateway(g) => match g.command {
@@ -375,38 +417,26 @@ pub fn dispatch(cli: Cli) -> Result<Exit> {
             Some(GatewaySub::Uninstall(a)) => crate::service::commands::uninstall(&paths, &a),
             Some(GatewaySub::Status(a)) => crate::service::commands::status(&paths, &a),
             Some(GatewaySub::AuthToken) => crate::gateway::setup::auth_token(&paths),
-            Some(other) => not_yet(&format!("gateway {}", sub_name(&other))),
+            Some(GatewaySub::Health(a)) => {
+                crate::ops::health::run(&paths, &a, crate::ops::health::Style::Gateway)
+            }
+            Some(GatewaySub::Call(a)) => crate::ops::call::run(&paths, &a),
+            Some(GatewaySub::Probe(a)) => crate::ops::probe::run(&paths, &a),
         },
-        Command::Status(_) => not_yet("status"),
-        Command::Health(_) => not_yet("health"),
-        Command::Logs(_) => not_yet("logs"),
-        Command::Doctor(_) => not_yet("doctor"),
+        Command::Status(a) => crate::ops::status::run(&paths, &a),
+        Command::Health(a) => {
+            crate::ops::health::run(&paths, &a, crate::ops::health::Style::Summary)
+        }
+        Command::Logs(a) => crate::ops::logs::run(&paths, &a),
+        Command::Doctor(a) => crate::doctor::run(&paths, &a),
         Command::Secrets {
             command: SecretsCmd::Reload { json, conn },
         } => crate::gateway::reload::cli_secrets_reload(&paths, json, &conn),
-        Command::Channels { .. } => not_yet("channels"),
+        Command::Channels {
+            command: ChannelsCmd::Status { probe, json, conn },
+        } => crate::ops::channels::status(&paths, probe, json, &conn),
         Command::Setup(a) => crate::gateway::setup::setup(&paths, &a),
+        Command::Completions(a) => crate::assets::completions(&a),
+        Command::Man(a) => crate::assets::man(&a),
     }
-}
-
-fn sub_name(s: &GatewaySub) -> &'static str {
-    match s {
-        GatewaySub::Run(_) => "run",
-        GatewaySub::Install(_) => "install",
-        GatewaySub::Start(_) => "start",
-        GatewaySub::Stop(_) => "stop",
-        GatewaySub::Restart(_) => "restart",
-        GatewaySub::Uninstall(_) => "uninstall",
-        GatewaySub::Status(_) => "status",
-        GatewaySub::Health(_) => "health",
-        GatewaySub::Call(_) => "call",
-        GatewaySub::Probe(_) => "probe",
-        GatewaySub::AuthToken => "auth-token",
-    }
-}
-
-fn not_yet(what: &str) -> Result<Exit> {
-    Err(Error::Msg(format!(
-        "`openclaw {what}` is not implemented in this build yet"
-    )))
 }

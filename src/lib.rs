@@ -1,6 +1,8 @@
 //! OpenClaw Gateway in Rust: the gateway daemon and its operator CLI.
 //!
 //! # Layout
+//! - [`agent`]: agent runs through OpenAI-compatible model endpoints: providers, the run
+//!   engine, session transcripts, the agent/chat WS methods and the `/v1/*` + hooks HTTP APIs.
 //! - [`cli`]: the command line (clap), one module per verb family, and `dispatch`.
 //! - [`error`]: the crate error type and the stable exit-code table.
 //! - [`config`]: profiles, state dir and config paths (pure, from an injected environment),
@@ -11,13 +13,18 @@
 //!   render → plan → parse (pure) plus a thin command runner.
 //! - [`sys`]: the only place with `cfg(target_os)`: OS primitives (fd adoption, launchd FFI).
 //! - [`telemetry`]: stderr logs and the JSONL file log `logs.tail` serves.
+//! - [`ops`]: operator client commands (health, call, probe, status, logs, channels).
+//! - [`assets`]: shell completions and man pages generated from the clap tree.
 //! - [`doctor`]: checks that detect and repair drift between what is installed and what should be.
 
+pub mod agent;
+pub mod assets;
 pub mod cli;
 pub mod config;
 pub mod doctor;
 pub mod error;
 pub mod gateway;
+pub mod ops;
 pub mod service;
 pub mod sys;
 pub mod telemetry;

@@ -127,6 +127,17 @@ pub struct FileLog {
     prefix: String,
     open: Mutex<Option<(String, File)>>,
     hostname: String,
+    failures: Mutex<WriteFailures>,
+}
+
+/// Bookkeeping of failed appends (disk full, read-only or missing directory): the gateway
+/// keeps serving and reports the log as degraded in `health` until a write succeeds again.
+#[derive(Debug, Default)]
+struct WriteFailures {
+    /// Records lost since start.
+    lost: u64,
+    /// The current failure episode: (error text, since epoch ms); `None` while writes succeed.
+    current: Option<(String, u64)>,
 }
 
 impl FileLog {
@@ -137,6 +148,58 @@ impl FileLog {
             prefix: file_prefix(profile),
             open: Mutex::new(None),
             hostname: hostname(),
+            failures: Mutex::new(WriteFailures::default()),
+        }
+    }
+
+    /// `health.logFile`: `{ok, path, lostRecords, error?, failingSinceMs?}`. `ok` is false while
+    /// appends fail (the gateway itself keeps serving).
+    pub fn health(&self) -> Value {
+        let f = self.failures.lock().unwrap_or_else(|p| p.into_inner());
+        let mut v = json!({
+            "ok": f.current.is_none(),
+            "path": self.current_path().display().to_string(),
+            "lostRecords": f.lost,
+        });
+        if let Some((e, since)) = &f.current {
+            v["error"] = e.clone().into();
+            v["failingSinceMs"] = (*since).into();
+        }
+        v
+    }
+
+    /// Whether the last append succeeded.
+    pub fn is_healthy(&self) -> bool {
+        self.failures
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .current
+            .is_none()
+    }
+
+    fn note_result(&self, result: std::result::Result<(), String>) {
+        let mut f = self.failures.lock().unwrap_or_else(|p| p.into_inner());
+        match result {
+            Ok(()) => {
+                if let Some((e, _)) = f.current.take() {
+                    eprintln!(
+                        "openclaw: writing the log file {} works again ({} records were lost; last error: {e})",
+                        self.current_path().display(),
+                        f.lost
+                    );
+                }
+            }
+            Err(e) => {
+                f.lost += 1;
+                if f.current.is_none() {
+                    // Once per episode (not per record): stderr goes to the journal under systemd.
+                    eprintln!(
+                        "openclaw: cannot write the log file {}: {e}; the gateway keeps running and reports this in `health` (logFile). Free space or fix permissions, or set OPENCLAW_LOG_DIR.",
+                        self.current_path().display()
+                    );
+                    f.current = Some((e, crate::gateway::protocol::now_ms()));
+                }
+            }
         }
     }
 
@@ -162,16 +225,28 @@ impl FileLog {
         };
         let reopen = !matches!(&*guard, Some((d, _)) if *d == date);
         if reopen {
-            *guard = self.open_file(&date).map(|f| (date, f));
+            *guard = None;
+            match self.open_file(&date) {
+                Ok(f) => *guard = Some((date, f)),
+                Err(e) => {
+                    drop(guard);
+                    return self.note_result(Err(e));
+                }
+            }
         }
-        if let Some((_, f)) = guard.as_mut()
-            && f.write_all(line.as_bytes()).is_err()
-        {
+        let r = match guard.as_mut() {
+            Some((_, f)) => f.write_all(line.as_bytes()).map_err(|e| e.to_string()),
+            None => Err("log file not open".into()),
+        };
+        if r.is_err() {
+            // Reopen on the next record (the file may have been removed or the disk freed).
             *guard = None;
         }
+        drop(guard);
+        self.note_result(r);
     }
 
-    fn open_file(&self, date: &str) -> Option<File> {
+    fn open_file(&self, date: &str) -> std::result::Result<File, String> {
         if !self.dir.exists() {
             let _ = std::fs::DirBuilder::new()
                 .recursive(true)
@@ -184,24 +259,12 @@ impl FileLog {
             let _ = std::fs::set_permissions(&self.dir, std::fs::Permissions::from_mode(0o700));
         }
         let path = self.dir.join(format!("{}-{date}.log", self.prefix));
-        match OpenOptions::new()
+        OpenOptions::new()
             .create(true)
             .append(true)
             .mode(0o600)
             .open(&path)
-        {
-            Ok(f) => Some(f),
-            Err(e) => {
-                static ONCE: std::sync::Once = std::sync::Once::new();
-                ONCE.call_once(|| {
-                    eprintln!(
-                        "openclaw: cannot open log file {}: {e} (set OPENCLAW_LOG_DIR to a writable directory)",
-                        path.display()
-                    )
-                });
-                None
-            }
-        }
+            .map_err(|e| format!("opening: {e}"))
     }
 
     /// The file `logs.tail` reads: today's, or the newest of the same family when today's is

@@ -209,11 +209,24 @@ pub fn redact_secrets(doc: &Value) -> (Value, Vec<String>) {
             other => other.clone(),
         }
     }
+    /// Second pass: the same secret string under a key that does not look secret (copied into
+    /// an env map, say) is redacted too, as the raw text already is.
+    fn scrub(v: &mut Value, found: &[String]) {
+        match v {
+            Value::String(s) if found.iter().any(|f| f == s) => *s = REDACTED.into(),
+            Value::Object(o) => o.values_mut().for_each(|x| scrub(x, found)),
+            Value::Array(a) => a.iter_mut().for_each(|x| scrub(x, found)),
+            _ => {}
+        }
+    }
     let mut found = Vec::new();
-    let out = walk(doc, &mut found);
+    let mut out = walk(doc, &mut found);
     // Longest first so a secret that contains another is replaced whole.
     found.sort_by_key(|s| std::cmp::Reverse(s.len()));
     found.dedup();
+    if !found.is_empty() {
+        scrub(&mut out, &found);
+    }
     (out, found)
 }
 
@@ -361,6 +374,11 @@ mod tests {
         assert_eq!(r["gateway"]["auth"]["mode"], "token");
         assert_eq!(r["models"]["providers"]["x"]["apiKey"], REDACTED);
         assert_eq!(r["models"]["providers"]["x"]["models"][0]["maxTokens"], 5);
+        // The same value under a key that does not look secret is redacted too (fuzz finding,
+        // fuzz/regressions/config_load/).
+        let (r, _) =
+            redact_secrets(&serde_json::json!({"a":{"apiKey":"k-1"},"env":{"OPENAI":"k-1"}}));
+        assert_eq!(r["env"]["OPENAI"], REDACTED);
         assert_eq!(
             scrub_text("{token:'s3cret'}", &found),
             "{token:'__OPENCLAW_REDACTED__'}"

@@ -26,6 +26,25 @@ pub fn ensure_private_dir(dir: &Path) -> Result<()> {
         .map_err(|e| Error::io("setting permissions on", dir, e))
 }
 
+/// Like [`ensure_private_dir`] for the state directory, which also holds secrets (config,
+/// identity): an existing one that we own but that group/others can access is tightened to
+/// 0700 (with a note on stderr), so every command that writes state leaves it private.
+pub fn ensure_state_dir(dir: &Path) -> Result<()> {
+    use std::os::unix::fs::MetadataExt;
+    ensure_private_dir(dir)?;
+    let m = fs::metadata(dir).map_err(|e| Error::io("inspecting", dir, e))?;
+    if m.uid() == nix::unistd::getuid().as_raw() && m.permissions().mode() & 0o077 != 0 {
+        fs::set_permissions(dir, fs::Permissions::from_mode(0o700))
+            .map_err(|e| Error::io("setting permissions on", dir, e))?;
+        eprintln!(
+            "note: {} was accessible to other users (mode {:o}); set it to 0700 (it holds the gateway's secrets)",
+            dir.display(),
+            m.permissions().mode() & 0o777
+        );
+    }
+    Ok(())
+}
+
 fn tmp_name(path: &Path, tag: &str) -> PathBuf {
     let name = path
         .file_name()

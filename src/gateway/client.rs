@@ -386,6 +386,15 @@ impl GatewayClient {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .insert(id.clone(), (expect_final, tx));
+        // The reader marks the socket closed before it drops pending requests: a request
+        // registered after that would wait for its full timeout, so fail it now.
+        if self.is_closed() {
+            self.pending
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .remove(&id);
+            return Err(self.closed_error());
+        }
         let mut frame = json!({"type": "req", "id": id, "method": method});
         if let Some(p) = params {
             frame["params"] = p;
@@ -408,6 +417,11 @@ impl GatewayClient {
             Ok(Err(_)) => Err(self.closed_error()),
             Ok(Ok(r)) => r.map_err(ClientError::Rpc),
         }
+    }
+
+    /// True once the server closed the socket (or it dropped).
+    pub fn is_closed(&self) -> bool {
+        self.closed.borrow().is_some()
     }
 
     fn closed_error(&self) -> ClientError {

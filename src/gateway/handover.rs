@@ -737,7 +737,6 @@ pub async fn resume_all(state: &Arc<GatewayState>) {
         let peer = super::ws::PeerInfo {
             remote: info.remote,
             local: local.unwrap_or(info.remote),
-            fd: None,
         };
         let io = super::wsio::BoundaryIo::adopted(stream, info.remote, pending);
         let st = state.clone();

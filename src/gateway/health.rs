@@ -219,6 +219,19 @@ pub fn health_snapshot(state: &GatewayState) -> Value {
         "sessions": {"count": 0, "recent": []},
         "eventLoop": state.event_loop.snapshot(),
     });
+    // Degraded, not down: what still works is served; the reasons say what does not.
+    let mut reasons: Vec<&str> = Vec::new();
+    if v["eventLoop"]["degraded"] == true {
+        reasons.push("event_loop_delay");
+    }
+    if let Some(log) = &state.file_log {
+        v["logFile"] = log.health();
+        if !log.is_healthy() {
+            reasons.push("log_file_unwritable");
+        }
+    }
+    v["degraded"] = (!reasons.is_empty()).into();
+    v["degradedReasons"] = json!(reasons);
     v["durationMs"] = (t0.elapsed().as_millis() as u64).into();
     v
 }

@@ -36,11 +36,16 @@ pub fn router(state: AppState) -> Router {
                 .fallback(method_not_allowed)
                 .layer(DefaultBodyLimit::max(TOOLS_INVOKE_MAX_BODY)),
         )
+        .merge(crate::agent::http::routes())
         .route("/v1", any(not_found))
         .route("/v1/{*rest}", any(not_found))
         .route("/api", any(not_found))
         .route("/api/{*rest}", any(not_found))
         .fallback(fallback)
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            crate::agent::http::hooks_intercept,
+        ))
         .layer(middleware::from_fn_with_state(state.clone(), ws_intercept))
         .layer(middleware::map_response(security_headers))
         .with_state(state)
@@ -105,11 +110,23 @@ async fn ws_intercept(State(state): State<AppState>, req: Request, next: Next) -
         .any(|n| h.contains_key(*n)),
         scopes_header: header_str(h, "x-openclaw-scopes"),
         user_agent: header_str(h, "user-agent"),
+        read_budget: parts
+            .extensions
+            .get::<super::listener::ReadBudget>()
+            .cloned()
+            .unwrap_or_default(),
     };
-    // Our own upgrade (not axum's WebSocketUpgrade): the session needs the raw stream for
-    // zero-downtime handover (see ws::upgrade).
+    // Until hello-ok the peer may send one frame of at most 64 KiB (plus control frames); the
+    // budget stops it from making us buffer more than this before the size check runs.
+    meta.read_budget.limit(PREAUTH_READ_BUDGET);
+    // Our own upgrade (not axum's WebSocketUpgrade): the session owns the raw stream, which a
+    // zero-downtime handover needs (see ws::upgrade).
     ws::upgrade(state, &mut parts, peer, meta)
 }
+
+/// Bytes a WebSocket may send before hello-ok: two maximal pre-auth frames, so an oversized
+/// first frame still gets the spec's 1009 from the size check, while a 25 MiB one is cut off.
+const PREAUTH_READ_BUDGET: usize = 2 * super::protocol::MAX_PREAUTH_PAYLOAD_BYTES + 1024;
 
 fn json_response(status: StatusCode, body: Value) -> Response {
     (
@@ -182,15 +199,76 @@ fn invalid_request(message: String) -> Response {
     )
 }
 
-/// `POST /tools/invoke`: bearer auth, JSON body `{tool|name, args?, …}`. No tools are exposed
-/// over HTTP by this build, so every well-formed call is `404 Tool not available`.
-async fn tools_invoke(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
-    if !state.auth().verify_bearer(bearer(&headers).as_deref()) {
-        return json_response(
-            StatusCode::UNAUTHORIZED,
-            json!({"error": {"message": "Unauthorized", "type": "unauthorized"}}),
+/// Bearer auth for HTTP endpoints, with the same failed-attempt limiter as WebSocket connects:
+/// `Err(401)` on a wrong/missing bearer, `Err(429 + Retry-After)` while the peer is locked out.
+/// Runs before the body is read, so unauthenticated peers cannot make us buffer it.
+pub fn check_bearer(
+    state: &GatewayState,
+    headers: &HeaderMap,
+    peer: Option<PeerInfo>,
+) -> Result<(), Response> {
+    let auth = state.auth();
+    let ip = peer.map(|p| p.remote.ip().to_canonical());
+    if let Some(ip) = ip
+        && let Some(wait) = state.rate_limiter.check(ip, &auth.rate_limit)
+    {
+        let secs = wait.as_secs().max(1);
+        let mut res = json_response(
+            StatusCode::TOO_MANY_REQUESTS,
+            json!({"error": {"message": "Too many failed authentication attempts; retry later", "type": "rate_limited", "retryAfterMs": wait.as_millis() as u64}}),
         );
+        if let Ok(v) = HeaderValue::from_str(&secs.to_string()) {
+            res.headers_mut().insert(header::RETRY_AFTER, v);
+        }
+        return Err(res);
     }
+    if auth.verify_bearer(bearer(headers).as_deref()) {
+        if let Some(ip) = ip {
+            state.rate_limiter.record_success(ip);
+        }
+        return Ok(());
+    }
+    if let Some(ip) = ip
+        && state
+            .rate_limiter
+            .record_failure(ip, &auth.rate_limit)
+            .is_some()
+    {
+        tracing::warn!(remote = %ip, "too many failed HTTP bearer attempts; locking out");
+    }
+    Err(json_response(
+        StatusCode::UNAUTHORIZED,
+        json!({"error": {"message": "Unauthorized", "type": "unauthorized"}}),
+    ))
+}
+
+/// `POST /tools/invoke`: bearer auth, JSON body `{tool|name, args?, …}` of at most 2 MB (413
+/// beyond). No tools are exposed over HTTP by this build, so every well-formed call is
+/// `404 Tool not available`.
+async fn tools_invoke(State(state): State<AppState>, req: Request) -> Response {
+    let peer = req.extensions().get::<ConnectInfo<PeerInfo>>().map(|c| c.0);
+    if let Err(res) = check_bearer(&state, req.headers(), peer) {
+        return res;
+    }
+    let too_large = || {
+        json_response(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            json!({"error": {"message": format!("request body exceeds {TOOLS_INVOKE_MAX_BODY} bytes"), "type": "invalid_request_error"}}),
+        )
+    };
+    // A declared length over the cap is refused before reading a byte of it.
+    let declared = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    if declared.is_some_and(|n| n > TOOLS_INVOKE_MAX_BODY as u64) {
+        return too_large();
+    }
+    let body: Bytes = match axum::body::to_bytes(req.into_body(), TOOLS_INVOKE_MAX_BODY).await {
+        Ok(b) => b,
+        Err(_) => return too_large(),
+    };
     let v: Value = match serde_json::from_slice(&body) {
         Ok(v) => v,
         Err(e) => return invalid_request(format!("invalid JSON body: {e}")),

@@ -7,6 +7,7 @@ use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, ToSocketAddrs};
 use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -345,11 +346,80 @@ fn socket_listed(port: u16) -> bool {
         })
 }
 
-/// A TCP stream that holds a connection-cap permit until it is dropped.
+/// How many bytes a connection may still read, shared between its stream and the code that
+/// arms it: unlimited for HTTP, limited for a WebSocket until its handshake succeeds, so an
+/// unauthenticated peer cannot make the gateway buffer a 25 MiB frame (or ping forever) before
+/// the pre-auth size check sees it.
+#[derive(Debug, Clone)]
+pub struct ReadBudget(Arc<AtomicUsize>);
+
+impl Default for ReadBudget {
+    fn default() -> Self {
+        ReadBudget(Arc::new(AtomicUsize::new(usize::MAX)))
+    }
+}
+
+impl ReadBudget {
+    /// Allows at most `bytes` more bytes to be read.
+    pub fn limit(&self, bytes: usize) {
+        self.0.store(bytes, Ordering::Relaxed);
+    }
+    /// Removes the limit.
+    pub fn lift(&self) {
+        self.0.store(usize::MAX, Ordering::Relaxed);
+    }
+    /// Bytes left (`usize::MAX` = unlimited).
+    pub fn remaining(&self) -> usize {
+        self.0.load(Ordering::Relaxed)
+    }
+    /// Charges `n` bytes; false when that exceeds the budget.
+    fn charge(&self, n: usize) -> bool {
+        let left = self.remaining();
+        if left == usize::MAX {
+            return true;
+        }
+        self.0.store(left.saturating_sub(n), Ordering::Relaxed);
+        n <= left
+    }
+}
+
+/// The I/O error a stream returns once its [`ReadBudget`] is spent.
+#[derive(Debug)]
+pub struct BudgetExceeded;
+
+impl std::fmt::Display for BudgetExceeded {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("pre-auth read budget exceeded")
+    }
+}
+
+impl std::error::Error for BudgetExceeded {}
+
+/// A TCP stream that holds a connection-cap permit until it is dropped, and enforces its
+/// [`ReadBudget`].
 #[derive(Debug)]
 pub struct CappedStream {
     inner: TcpStream,
     _permit: OwnedSemaphorePermit,
+    budget: ReadBudget,
+}
+
+impl CappedStream {
+    /// The stream's read budget (shared handle).
+    pub fn budget(&self) -> ReadBudget {
+        self.budget.clone()
+    }
+    /// Local address of the connection.
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.inner.local_addr()
+    }
+}
+
+/// The socket (a zero-downtime handover duplicates it for the fd store).
+impl std::os::fd::AsFd for CappedStream {
+    fn as_fd(&self) -> std::os::fd::BorrowedFd<'_> {
+        self.inner.as_fd()
+    }
 }
 
 impl AsyncRead for CappedStream {
@@ -358,7 +428,14 @@ impl AsyncRead for CappedStream {
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.inner).poll_read(cx, buf)
+        let before = buf.filled().len();
+        let r = Pin::new(&mut self.inner).poll_read(cx, buf);
+        if let Poll::Ready(Ok(())) = r
+            && !self.budget.charge(buf.filled().len() - before)
+        {
+            return Poll::Ready(Err(io::Error::other(BudgetExceeded)));
+        }
+        r
     }
 }
 
@@ -481,6 +558,7 @@ impl GatewayListener {
                         CappedStream {
                             inner: stream,
                             _permit: permit,
+                            budget: ReadBudget::default(),
                         },
                         addr,
                     );
@@ -506,10 +584,7 @@ impl Connected<IncomingStream<'_, GatewayListener>> for PeerInfo {
             .inner
             .local_addr()
             .unwrap_or_else(|_| SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), 0));
-        // The socket's number, for a zero-downtime handover of an upgraded connection (the
-        // session owns the stream behind it for as long as it uses the number).
-        let fd = Some(std::os::fd::AsRawFd::as_raw_fd(&stream.io().inner));
-        PeerInfo { remote, local, fd }
+        PeerInfo { remote, local }
     }
 }
 

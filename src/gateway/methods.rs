@@ -194,6 +194,7 @@ pub struct Ctx {
     /// Params (absent → `None`).
     pub params: Option<Value>,
     outbound: Outbound,
+    responded: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl std::fmt::Debug for Ctx {
@@ -220,7 +221,22 @@ impl Ctx {
             req_id,
             params,
             outbound,
+            responded: Arc::default(),
         }
+    }
+
+    /// Sends the request's final response frame itself (e.g. the two-stage `agent` failure:
+    /// `ok:false` with both `payload` and `error`); the dispatcher then sends nothing more for
+    /// this request and ignores the handler's return value.
+    pub fn respond_final(&self, frame: Value) {
+        self.outbound.send_value(&frame);
+        self.responded
+            .store(true, std::sync::atomic::Ordering::Release);
+    }
+
+    /// Shared flag set by [`Ctx::respond_final`] (read by the dispatcher).
+    pub fn responded_flag(&self) -> Arc<std::sync::atomic::AtomicBool> {
+        self.responded.clone()
     }
 
     /// Sends an `ok:true` response now, before the handler's final result (two-stage methods:
@@ -429,13 +445,6 @@ pub fn core_table() -> MethodTable {
         Ok(json!({
             "defaultId": default_agent_id(&cfg), "mainKey": "main", "scope": "per-sender",
             "agents": agents,
-        }))
-    });
-    t.register("sessions.list", read(), |ctx: Ctx| async move {
-        let limit = ctx.param("limit").and_then(Value::as_u64);
-        Ok(json!({
-            "ts": now_ms(), "path": null, "count": 0, "totalCount": 0, "limitApplied": limit,
-            "nextOffset": null, "hasMore": false, "owners": [], "defaults": {}, "sessions": [],
         }))
     });
     t.register("last-heartbeat", read(), |ctx: Ctx| async move {

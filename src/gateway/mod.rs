@@ -13,6 +13,7 @@
 //!    signal exits at once.
 pub mod auth;
 pub mod client;
+pub mod conn;
 pub mod handover;
 pub mod health;
 pub mod http;
@@ -24,6 +25,7 @@ pub mod reload;
 pub mod setup;
 pub mod shutdown;
 pub mod state;
+pub mod statelock;
 pub mod ws;
 pub mod wsio;
 
@@ -413,6 +415,20 @@ pub fn run_daemon(paths: &Paths, args: RunArgs) -> Result<Exit> {
             paths.state_dir.display()
         );
     }
+    // The state dir holds the identity key (and usually the config): keep it private.
+    write::ensure_state_dir(&paths.state_dir)?;
+    // One gateway per state dir (held for the process's life). With --force the holder may be
+    // the listener about to be stopped, so wait for it after freeing the port instead.
+    let mut state_lock = None;
+    if !args.force {
+        match statelock::StateLock::acquire(&paths.state_dir) {
+            Ok(l) => state_lock = Some(l),
+            Err(e) if launchd_policy::under_launchd(&ProcessEnv) => {
+                return Ok(refuse_under_launchd(paths, &e, inherited.as_ref()));
+            }
+            Err(e) => return Err(e),
+        }
+    }
     let store = crate::service::systemd::fdstore::StoreConfig::from_env(&ProcessEnv);
     let (activated, stored_listeners, source) = match inherited {
         Some(inh) => (inh.listeners, inh.stored_listeners, inh.source),
@@ -448,6 +464,10 @@ pub fn run_daemon(paths: &Paths, args: RunArgs) -> Result<Exit> {
             store_listeners(&ls, &notifier);
         }
         ls
+    };
+    let _state_lock = match state_lock {
+        Some(l) => l,
+        None => statelock::StateLock::acquire_within(&paths.state_dir, Duration::from_secs(3))?,
     };
     let supervisor = config_reload::Supervisor::detect_current(&ProcessEnv);
     let mut status0 = config_reload::ReloadStatus::default();
@@ -489,6 +509,7 @@ pub fn run_daemon(paths: &Paths, args: RunArgs) -> Result<Exit> {
             let mut methods = methods::core_table();
             reload::register_methods(&mut methods);
             handover::register_test_methods(&mut methods);
+            crate::agent::methods::register(&mut methods);
             let state = GatewayState::new(StateInit {
                 paths: paths.clone(),
                 port,
@@ -676,13 +697,8 @@ pub async fn serve(
     // next process) while accepted HTTP connections are still served.
     let gl = listener::GatewayListener::new(listeners, state.settings.max_connections)
         .pause_on(state.handover.token().clone());
-    let sd = state.shutdown.clone();
-    let server = axum::serve(
-        gl,
-        app.into_make_service_with_connect_info::<ws::PeerInfo>(),
-    )
-    .with_graceful_shutdown(async move { sd.signalled().await });
-    let server_task = tokio::spawn(async move { server.await });
+    // hyper directly (not axum::serve): header-read deadline and pre-auth read budgets.
+    let server_task = tokio::spawn(conn::serve(gl, app, state.shutdown.clone()));
     spawn_background(&state);
     // Connections handed over by the previous process continue right away.
     handover::resume_all(&state).await;
@@ -705,6 +721,9 @@ pub async fn serve(
         state.connection_count(),
         state.handover.status_suffix()
     ));
+    // Index the session transcripts off the request path (torn last lines are reported here).
+    let agents = state.agents.clone();
+    tokio::task::spawn_blocking(move || agents.store.warm());
     // WATCHDOG=1 only while a request through our own accept loop succeeds (see watchdog.rs).
     if let Some(addr) = probe_addr {
         crate::service::systemd::watchdog::spawn_for_listener(notifier.clone(), addr);
@@ -789,6 +808,9 @@ pub async fn serve(
     state
         .draining
         .store(true, std::sync::atomic::Ordering::Relaxed);
+    // Abort agent runs first, so their error events and final responses reach the clients
+    // waiting on them (before the sockets close, or before they are handed over).
+    state.agents.shutdown(Duration::from_secs(3)).await;
     let mut drain_cap = None;
     if let Some((max, why)) = handing_over {
         notifier.extend_timeout(handover::inflight_budget() + Duration::from_secs(15));
@@ -889,9 +911,30 @@ async fn self_probe(addr: SocketAddr) -> Result<()> {
     }
 }
 
-/// Tick, periodic health, and the event-loop probe; all stop on shutdown.
+/// Tick, periodic health, the event-loop probe, and memory release after bursts; all stop on
+/// shutdown.
 fn spawn_background(state: &Arc<GatewayState>) {
     let tracker = state.shutdown.tracker().clone();
+    let s = state.clone();
+    tracker.spawn(async move {
+        // After a burst of connections ends (e.g. a connect storm closed at the pre-auth
+        // timeout), give the allocator's freed memory back so RSS returns to baseline.
+        let token = s.shutdown.token().clone();
+        let mut iv = tokio::time::interval(Duration::from_secs(2));
+        let mut high = 0usize;
+        loop {
+            tokio::select! {
+                _ = token.cancelled() => return,
+                _ = iv.tick() => {}
+            }
+            let now = s.pending.load(std::sync::atomic::Ordering::Relaxed) + s.connection_count();
+            high = high.max(now);
+            if high >= now + 64 {
+                crate::sys::unix::release_free_memory();
+                high = now;
+            }
+        }
+    });
     let s = state.clone();
     tracker.spawn(async move {
         let token = s.shutdown.token().clone();

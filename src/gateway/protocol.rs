@@ -230,14 +230,102 @@ pub fn parse_request(v: &Value) -> Result<Request, FrameError> {
     })
 }
 
+/// What the first inbound frame of a socket amounts to (protocol.md §2.7, §10 step 2). Pure, so
+/// the handshake's decisions can be fuzzed without a socket.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Preauth {
+    /// Larger than [`MAX_PREAUTH_PAYLOAD_BYTES`]: close 1009.
+    TooLarge,
+    /// Not JSON: close 1000 with an empty reason.
+    NotJson,
+    /// JSON but not a valid request frame: close 1008 `invalid request frame`, no response.
+    InvalidFrame,
+    /// A request other than `connect`: this error response, then close 1008 with its message.
+    NotConnect {
+        /// The frame's id.
+        id: String,
+        /// The method it asked for.
+        method: String,
+        /// `invalid handshake: first request must be connect`.
+        error: ErrorShape,
+    },
+    /// `connect`: admit with these params (`Null` when absent).
+    Connect {
+        /// The frame's id.
+        id: String,
+        /// `params`.
+        params: Value,
+    },
+}
+
+/// Decodes the first inbound frame (text or binary payload bytes).
+pub fn decode_preauth(bytes: &[u8]) -> Preauth {
+    if bytes.len() > MAX_PREAUTH_PAYLOAD_BYTES {
+        return Preauth::TooLarge;
+    }
+    let Ok(frame) = serde_json::from_slice::<Value>(bytes) else {
+        return Preauth::NotJson;
+    };
+    let Ok(req) = parse_request(&frame) else {
+        return Preauth::InvalidFrame;
+    };
+    if req.method != "connect" {
+        return Preauth::NotConnect {
+            id: req.id,
+            method: req.method,
+            error: ErrorShape::invalid("invalid handshake: first request must be connect"),
+        };
+    }
+    Preauth::Connect {
+        id: req.id,
+        params: req.params.unwrap_or(Value::Null),
+    }
+}
+
+/// What an inbound frame after `hello-ok` amounts to (protocol.md §1 "post-handshake frame
+/// errors").
+#[derive(Debug, Clone, PartialEq)]
+pub enum Inbound {
+    /// Not JSON: ignored, the socket stays open.
+    Ignore,
+    /// Answer with this `res` frame and carry on (schema-invalid frame, second `connect`).
+    Reply(Value),
+    /// A request to authorize and dispatch.
+    Request(Request),
+}
+
+/// Decodes an inbound frame after the handshake.
+pub fn decode_inbound(text: &str) -> Inbound {
+    let Ok(frame) = serde_json::from_str::<Value>(text) else {
+        return Inbound::Ignore;
+    };
+    match parse_request(&frame) {
+        Err(e) => Inbound::Reply(res_err(
+            &e.id,
+            &ErrorShape::invalid(format!("invalid request frame: {}", e.message)),
+        )),
+        Ok(r) if r.method == "connect" => Inbound::Reply(res_err(
+            &r.id,
+            &ErrorShape::invalid("connect is only valid as the first request"),
+        )),
+        Ok(r) => Inbound::Request(r),
+    }
+}
+
 /// Validates `connect` params; the error is the ajv text (without `invalid connect params: `).
 pub fn validate_connect_params(v: &Value) -> Result<(), String> {
     validate(&connect_schema(), v, "")
 }
 
+/// Validates any params object against a [`Schema`] with ajv's texts (method handlers prefix
+/// them, e.g. `invalid agent params: must have required property 'idempotencyKey'`).
+pub fn validate_params(schema: &Schema, v: &Value) -> Result<(), String> {
+    validate(schema, v, "")
+}
+
 /// A tiny JSON-schema subset, enough for closed TypeBox objects and ajv's messages.
 #[derive(Debug, Clone)]
-enum Schema {
+pub enum Schema {
     Any,
     Str {
         min: usize,

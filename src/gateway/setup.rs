@@ -42,7 +42,7 @@ pub fn auth_token(paths: &Paths) -> Result<Exit> {
 /// `openclaw setup`: ensures `gateway.mode` and a token exist (and `gateway.port` when
 /// `--port` is given). Existing values are never changed; an invalid file is never touched.
 pub fn setup(paths: &Paths, args: &SetupArgs) -> Result<Exit> {
-    write::ensure_private_dir(&paths.state_dir)?;
+    write::ensure_state_dir(&paths.state_dir)?;
     let cfg = Config::load(&paths.config_path)?;
     let mut doc = cfg.doc.clone();
     let mut changes: Vec<String> = Vec::new();
@@ -102,6 +102,9 @@ pub fn setup(paths: &Paths, args: &SetupArgs) -> Result<Exit> {
             changes.join(", ")
         );
     }
-    println!("Read the gateway token with: openclaw gateway auth-token");
+    println!(
+        "Read the gateway token with: openclaw{} gateway auth-token",
+        crate::ops::profile_flag(paths)
+    );
     Ok(Exit::Ok)
 }

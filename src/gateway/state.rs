@@ -328,6 +328,8 @@ pub struct GatewayState {
     health_version: AtomicU64,
     /// Pre-auth sockets (closed 1012 on shutdown too).
     pub pending: AtomicUsize,
+    /// Agent runs, sessions and their HTTP APIs.
+    pub agents: Arc<crate::agent::Agents>,
     /// Zero-downtime restarts: quiesce, fd store, adoption (see [`super::handover`]).
     pub handover: super::handover::Coordinator,
 }
@@ -376,6 +378,10 @@ pub struct StateInit {
 impl GatewayState {
     /// Builds the state.
     pub fn new(init: StateInit) -> Arc<GatewayState> {
+        let agents = Arc::new(crate::agent::Agents::new(
+            &init.paths.state_dir,
+            crate::agent::config::max_concurrent(&init.config),
+        ));
         let (config, _) = watch::channel(Arc::new(init.config));
         Arc::new(GatewayState {
             boot_id: uuid::Uuid::new_v4().to_string(),
@@ -403,6 +409,7 @@ impl GatewayState {
             presence_version: AtomicU64::new(1),
             health_version: AtomicU64::new(1),
             pending: AtomicUsize::new(0),
+            agents,
             handover: super::handover::Coordinator::default(),
         })
     }

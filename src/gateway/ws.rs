@@ -11,7 +11,6 @@
 #![allow(clippy::result_large_err)]
 use std::collections::HashSet;
 use std::net::SocketAddr;
-use std::os::fd::RawFd;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -122,7 +121,16 @@ pub fn upgrade(
                 return;
             }
         };
-        let io = BoundaryIo::upgraded(hyper_util::rt::TokioIo::new(upgraded), peer.fd, peer.remote);
+        // Our HTTP/1 server's connections are `TokioIo<CappedStream>` (conn.rs): take the
+        // stream back from hyper, with the bytes it read past the request (if any).
+        let io = match upgraded.downcast::<hyper_util::rt::TokioIo<super::listener::CappedStream>>()
+        {
+            Ok(parts) => {
+                BoundaryIo::capped(parts.io.into_inner(), peer.remote, parts.read_buf.to_vec())
+            }
+            // Served some other way (tests over axum::serve): works, but cannot be handed over.
+            Err(u) => BoundaryIo::upgraded(hyper_util::rt::TokioIo::new(u), peer.remote),
+        };
         let ws = WebSocketStream::from_raw_socket(io, Role::Server, Some(ws_config())).await;
         run_session(ws, state, peer, Start::Fresh(meta)).await;
     });
@@ -149,6 +157,8 @@ pub struct UpgradeMeta {
     pub scopes_header: Option<String>,
     /// `User-Agent`.
     pub user_agent: Option<String>,
+    /// The connection's read budget: limited until hello-ok, lifted after.
+    pub read_budget: super::listener::ReadBudget,
 }
 
 /// Peer and local addresses of the TCP connection.
@@ -158,8 +168,6 @@ pub struct PeerInfo {
     pub remote: SocketAddr,
     /// Local address.
     pub local: SocketAddr,
-    /// The socket's fd in this process (for a handover), when known.
-    pub fd: Option<RawFd>,
 }
 
 fn is_loopback(addr: &SocketAddr) -> bool {
@@ -184,6 +192,11 @@ pub fn origin_allowed(
     let Some((_, hostport)) = o.split_once("://") else {
         return false;
     };
+    // A browser's Origin is scheme://host[:port]; anything else (userinfo, a path) is not one
+    // we can match safely (`http://localhost:1@evil.example` is not localhost).
+    if hostport.is_empty() || hostport.contains(['@', '/', '?', '#', '\\']) {
+        return false;
+    }
     if let Some(h) = host
         && h.eq_ignore_ascii_case(hostport)
     {
@@ -199,10 +212,13 @@ pub fn origin_allowed(
 
 /// Why a handshake failed: the error response and the close.
 #[derive(Debug)]
-struct Reject {
-    error: Option<ErrorShape>,
-    code: u16,
-    reason: String,
+pub struct Reject {
+    /// The `res` error sent before the close (none for some closes).
+    pub error: Option<ErrorShape>,
+    /// WebSocket close code.
+    pub code: u16,
+    /// Close reason (≤ 120 bytes).
+    pub reason: String,
 }
 
 impl Reject {
@@ -352,6 +368,9 @@ pub async fn run_session(ws: Ws, state: Arc<GatewayState>, peer: PeerInfo, start
                 &closed_sent,
             )
             .await;
+            if hello.is_some() {
+                meta.read_budget.lift();
+            }
             // Counted as serving before it stops counting as pending: a handover waiting for
             // both to drain never misses it.
             let guard = hello.as_ref().map(|_| state.handover.enter_serve());
@@ -533,41 +552,44 @@ async fn handshake(
             m = stream.next() => m,
         };
         let bytes = match msg {
+            Some(Err(e)) if is_budget_error(&e) => {
+                tracing::info!(remote = %peer.remote, "pre-auth read budget exceeded; closing 1009");
+                out.close(1009, "");
+                return None;
+            }
             None | Some(Err(_)) | Some(Ok(Message::Close(_))) => return None,
             Some(Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_))) => continue,
             Some(Ok(Message::Text(t))) => t.as_bytes().to_vec(),
             Some(Ok(Message::Binary(b))) => b.to_vec(),
         };
-        if bytes.len() > protocol::MAX_PREAUTH_PAYLOAD_BYTES {
-            tracing::info!(remote = %peer.remote, bytes = bytes.len(), "pre-auth frame too large; closing 1009");
-            out.close(1009, "");
-            return None;
-        }
-        let Ok(frame) = serde_json::from_slice::<Value>(&bytes) else {
-            tracing::info!(remote = %peer.remote, "non-JSON first frame; closing");
-            out.close(1000, "");
-            return None;
-        };
-        let req = match protocol::parse_request(&frame) {
-            Ok(r) => r,
-            Err(_) => {
+        let (id, params) = match protocol::decode_preauth(&bytes) {
+            protocol::Preauth::Connect { id, params } => (id, params),
+            protocol::Preauth::TooLarge => {
+                tracing::info!(remote = %peer.remote, bytes = bytes.len(), "pre-auth frame too large; closing 1009");
+                out.close(1009, "");
+                return None;
+            }
+            protocol::Preauth::NotJson => {
+                tracing::info!(remote = %peer.remote, "non-JSON first frame; closing");
+                out.close(1000, "");
+                return None;
+            }
+            protocol::Preauth::InvalidFrame => {
                 tracing::info!(remote = %peer.remote, "closed before connect: invalid request frame");
                 out.close(1008, "invalid request frame");
                 return None;
             }
+            protocol::Preauth::NotConnect { id, method, error } => {
+                out.send_value(&protocol::res_err(&id, &error));
+                out.close(1008, &error.message);
+                tracing::info!(remote = %peer.remote, "closed before connect: first request was {method}");
+                return None;
+            }
         };
-        if req.method != "connect" {
-            let e = ErrorShape::invalid("invalid handshake: first request must be connect");
-            out.send_value(&protocol::res_err(&req.id, &e));
-            out.close(1008, &e.message);
-            tracing::info!(remote = %peer.remote, "closed before connect: first request was {}", req.method);
-            return None;
-        }
-        let params = req.params.unwrap_or(Value::Null);
         match connect(state, peer, meta, conn_id, &params) {
             Ok(info) => {
                 let hello = hello_ok(state, &info);
-                out.send_value(&protocol::res_ok(&req.id, hello));
+                out.send_value(&protocol::res_ok(&id, hello));
                 let info_arc = Arc::new(info.clone());
                 state.register(info_arc.clone(), out.clone());
                 let health = super::health::health_snapshot(state);
@@ -581,7 +603,7 @@ async fn handshake(
             }
             Err(r) => {
                 if let Some(e) = &r.error {
-                    out.send_value(&protocol::res_err(&req.id, e));
+                    out.send_value(&protocol::res_err(&id, e));
                 }
                 tracing::info!(remote = %peer.remote, code = r.code, reason = %r.reason, "connect rejected");
                 out.close(r.code, &r.reason);
@@ -595,8 +617,8 @@ fn str_field<'a>(v: &'a Value, key: &str) -> Option<&'a str> {
     v.get(key).and_then(Value::as_str)
 }
 
-/// Admission of a `connect` request.
-fn connect(
+/// Admission of a `connect` request (public so the fuzz targets drive the real admission).
+pub fn connect(
     state: &GatewayState,
     peer: &PeerInfo,
     meta: &UpgradeMeta,
@@ -900,23 +922,17 @@ fn dispatch(
     outstanding: &Arc<Mutex<HashSet<String>>>,
     unauthorized_streak: &mut u32,
 ) {
-    let Ok(frame) = serde_json::from_str::<Value>(text) else {
-        tracing::debug!(conn = %info.id, "ignoring non-JSON frame");
-        return;
-    };
-    let req = match protocol::parse_request(&frame) {
-        Ok(r) => r,
-        Err(e) => {
-            let err = ErrorShape::invalid(format!("invalid request frame: {}", e.message));
-            out.send_value(&protocol::res_err(&e.id, &err));
+    let req = match protocol::decode_inbound(text) {
+        protocol::Inbound::Request(r) => r,
+        protocol::Inbound::Reply(res) => {
+            out.send_value(&res);
+            return;
+        }
+        protocol::Inbound::Ignore => {
+            tracing::debug!(conn = %info.id, "ignoring non-JSON frame");
             return;
         }
     };
-    if req.method == "connect" {
-        let err = ErrorShape::invalid("connect is only valid as the first request");
-        out.send_value(&protocol::res_err(&req.id, &err));
-        return;
-    }
     let spec = match state
         .methods
         .authorize(info, &req.method, req.params.as_ref())
@@ -961,10 +977,21 @@ fn dispatch(
         .insert(id.clone());
     let outstanding = outstanding.clone();
     let started = std::time::Instant::now();
+    let responded = ctx.responded_flag();
     state.shutdown.tracker().spawn(async move {
         let r = std::panic::AssertUnwindSafe((spec.handler)(ctx))
             .catch_unwind()
             .await;
+        if responded.load(std::sync::atomic::Ordering::Acquire) && r.is_ok() {
+            // The handler sent its final frame itself.
+            outstanding
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .remove(&id);
+            tracing::debug!(method = %method, ms = started.elapsed().as_millis() as u64, "res (sent by handler)");
+            drop(permit);
+            return;
+        }
         let frame = match r {
             Ok(Ok(payload)) => protocol::res_ok(&id, payload),
             Ok(Err(e)) => protocol::res_err(&id, &e),
@@ -991,6 +1018,18 @@ fn dispatch(
         tracing::debug!(method = %method, ok, ms = started.elapsed().as_millis() as u64, "res");
         drop(permit);
     });
+}
+
+/// True when the socket's read failed because its pre-auth [`ReadBudget`] was spent.
+///
+/// [`ReadBudget`]: super::listener::ReadBudget
+fn is_budget_error(e: &tokio_tungstenite::tungstenite::Error) -> bool {
+    match e {
+        tokio_tungstenite::tungstenite::Error::Io(io) => io
+            .get_ref()
+            .is_some_and(|i| i.is::<super::listener::BudgetExceeded>()),
+        _ => false,
+    }
 }
 
 #[cfg(test)]
@@ -1025,5 +1064,13 @@ mod tests {
         ));
         assert!(!origin_allowed("http://localhost:1", None, &[], false));
         assert!(origin_allowed("http://[::1]:9", None, &[], true));
+        assert!(!origin_allowed(
+            "http://localhost:1@evil.example",
+            None,
+            &[],
+            true
+        ));
+        assert!(!origin_allowed("http://localhost/x", None, &[], true));
+        assert!(!origin_allowed("null", Some("127.0.0.1:1"), &[], true));
     }
 }

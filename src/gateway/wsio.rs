@@ -14,7 +14,7 @@
 //! handover.
 use std::io;
 use std::net::SocketAddr;
-use std::os::fd::{OwnedFd, RawFd};
+use std::os::fd::{AsFd, OwnedFd};
 use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -141,14 +141,17 @@ impl FrameParser {
     }
 }
 
-/// The socket under a session: the upgraded HTTP connection, or a connection adopted from the
-/// fd store.
+/// The socket under a session: our accepted connection taken back from hyper after the
+/// upgrade, a connection adopted from the fd store, or (served by something other than our
+/// HTTP server) hyper's opaque upgraded stream, which cannot be handed over.
 #[derive(Debug)]
 pub enum Inner {
-    /// Upgraded by hyper on our listener (the fd is known from [`super::ws::PeerInfo`]).
-    Upgraded(TokioIo<hyper::upgrade::Upgraded>),
+    /// Accepted by our listener (connection cap and read budget included).
+    Capped(crate::gateway::listener::CappedStream),
     /// Adopted from the previous process.
     Tcp(tokio::net::TcpStream),
+    /// hyper's upgraded stream (no fd: never handed over).
+    Upgraded(TokioIo<hyper::upgrade::Upgraded>),
 }
 
 /// Flags a session reads while the stream is split between its reader and writer.
@@ -168,7 +171,6 @@ impl Shared {
 #[derive(Debug)]
 pub struct BoundaryIo {
     inner: Inner,
-    fd: Option<RawFd>,
     peer: SocketAddr,
     buf: Vec<u8>,
     pos: usize,
@@ -177,12 +179,11 @@ pub struct BoundaryIo {
 }
 
 impl BoundaryIo {
-    fn new(inner: Inner, fd: Option<RawFd>, peer: SocketAddr, pending: Vec<u8>) -> BoundaryIo {
+    fn new(inner: Inner, peer: SocketAddr, pending: Vec<u8>) -> BoundaryIo {
         let shared = Arc::new(Shared::default());
         shared.at_boundary.store(true, Ordering::Release);
         BoundaryIo {
             inner,
-            fd,
             peer,
             buf: pending,
             pos: 0,
@@ -191,19 +192,25 @@ impl BoundaryIo {
         }
     }
 
-    /// Over an upgraded HTTP connection whose socket is `fd` (when known).
-    pub fn upgraded(
-        io: TokioIo<hyper::upgrade::Upgraded>,
-        fd: Option<RawFd>,
+    /// Over our accepted connection after the upgrade; `read_buf` are bytes hyper read past
+    /// the request (delivered first).
+    pub fn capped(
+        s: crate::gateway::listener::CappedStream,
         peer: SocketAddr,
+        read_buf: Vec<u8>,
     ) -> BoundaryIo {
-        Self::new(Inner::Upgraded(io), fd, peer, Vec::new())
+        Self::new(Inner::Capped(s), peer, read_buf)
+    }
+
+    /// Over hyper's upgraded stream (cannot be handed over).
+    pub fn upgraded(io: TokioIo<hyper::upgrade::Upgraded>, peer: SocketAddr) -> BoundaryIo {
+        Self::new(Inner::Upgraded(io), peer, Vec::new())
     }
 
     /// Over an adopted connection; `pending` are bytes the previous process had read but not
     /// parsed (they are delivered first).
     pub fn adopted(stream: tokio::net::TcpStream, peer: SocketAddr, pending: Vec<u8>) -> Self {
-        Self::new(Inner::Tcp(stream), None, peer, pending)
+        Self::new(Inner::Tcp(stream), peer, pending)
     }
 
     /// The flags shared with the session.
@@ -224,19 +231,15 @@ impl BoundaryIo {
         rest
     }
 
-    /// A duplicate of the socket's fd (for the fd store); the session keeps the stream open
-    /// while calling this.
+    /// A duplicate of the socket's fd (for the fd store).
     pub fn dup_fd(&self) -> io::Result<OwnedFd> {
         match &self.inner {
-            Inner::Tcp(s) => {
-                use std::os::fd::AsFd;
-                s.as_fd().try_clone_to_owned()
-            }
-            Inner::Upgraded(_) => match self.fd {
-                #[cfg(unix)]
-                Some(fd) => crate::sys::unix::dup_live_connection(fd, self.peer),
-                _ => Err(io::Error::other("the connection's fd is unknown")),
-            },
+            Inner::Capped(s) => s.as_fd().try_clone_to_owned(),
+            Inner::Tcp(s) => s.as_fd().try_clone_to_owned(),
+            Inner::Upgraded(_) => Err(io::Error::other(format!(
+                "the connection from {} is not ours to hand over (not served by the gateway's HTTP server)",
+                self.peer
+            ))),
         }
     }
 }
@@ -258,8 +261,9 @@ impl AsyncRead for BoundaryIo {
             this.buf.resize(CHUNK, 0);
             let mut rb = ReadBuf::new(&mut this.buf);
             let r = match &mut this.inner {
-                Inner::Upgraded(io) => Pin::new(io).poll_read(cx, &mut rb),
+                Inner::Capped(s) => Pin::new(s).poll_read(cx, &mut rb),
                 Inner::Tcp(s) => Pin::new(s).poll_read(cx, &mut rb),
+                Inner::Upgraded(io) => Pin::new(io).poll_read(cx, &mut rb),
             };
             let n = rb.filled().len();
             this.buf.truncate(n);
@@ -289,20 +293,23 @@ impl AsyncWrite for BoundaryIo {
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
         match &mut self.get_mut().inner {
-            Inner::Upgraded(io) => Pin::new(io).poll_write(cx, buf),
+            Inner::Capped(s) => Pin::new(s).poll_write(cx, buf),
             Inner::Tcp(s) => Pin::new(s).poll_write(cx, buf),
+            Inner::Upgraded(io) => Pin::new(io).poll_write(cx, buf),
         }
     }
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         match &mut self.get_mut().inner {
-            Inner::Upgraded(io) => Pin::new(io).poll_flush(cx),
+            Inner::Capped(s) => Pin::new(s).poll_flush(cx),
             Inner::Tcp(s) => Pin::new(s).poll_flush(cx),
+            Inner::Upgraded(io) => Pin::new(io).poll_flush(cx),
         }
     }
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         match &mut self.get_mut().inner {
-            Inner::Upgraded(io) => Pin::new(io).poll_shutdown(cx),
+            Inner::Capped(s) => Pin::new(s).poll_shutdown(cx),
             Inner::Tcp(s) => Pin::new(s).poll_shutdown(cx),
+            Inner::Upgraded(io) => Pin::new(io).poll_shutdown(cx),
         }
     }
 }

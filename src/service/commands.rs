@@ -636,6 +636,11 @@ pub fn runtime_word(st: &ServiceStatus) -> &'static str {
 
 /// `gateway status` (service part + RPC probe).
 pub fn status(paths: &Paths, args: &GatewayStatusArgs) -> Result<Exit> {
+    if args.conn.url.is_some() {
+        // An explicit (maybe remote) gateway: the client-side probe only, with upstream's
+        // explicit-credentials rule (ops::conn).
+        return crate::ops::probe::remote_status(paths, args);
+    }
     let mgr = super::native(&native_opts(false, None))?;
     // Status must explain a broken config, not fail on it.
     let (port, config_error) = match args.conn.port {
@@ -652,6 +657,15 @@ pub fn status(paths: &Paths, args: &GatewayStatusArgs) -> Result<Exit> {
     };
     let spec = spec_for(mgr.as_ref(), paths, port)?;
     let st = mgr.status(&spec);
+    // With the config unreadable, the port the service manager listens on is the truth.
+    let port = match (&config_error, &st) {
+        (Some(_), Ok(s)) => s
+            .listen
+            .iter()
+            .find_map(|a| a.rsplit_once(':').and_then(|(_, p)| p.parse::<u16>().ok()))
+            .unwrap_or(port),
+        _ => port,
+    };
     let mut auth = ProbeAuth::from_config(paths);
     if args.conn.token.is_some() {
         auth.token = args.conn.token.clone();
@@ -679,6 +693,11 @@ pub fn status(paths: &Paths, args: &GatewayStatusArgs) -> Result<Exit> {
         print!("{}", render_status(&st, &rpc, port));
         if let Some(e) = &config_error {
             println!("Config: invalid: {}", e.lines().next().unwrap_or_default());
+            if st.as_ref().is_ok_and(|s| runtime_word(s) == "running") {
+                println!(
+                    "  The running gateway keeps its last good config; fix the file and it reloads (a restart would fail with exit 78)."
+                );
+            }
         }
     }
     if args.require_rpc && rpc.is_err() {
@@ -706,7 +725,27 @@ pub fn render_status(st: &Result<ServiceStatus>, rpc: &Probe, port: u16) -> Stri
                 }
             ));
             if let Some(f) = &s.file {
-                o.push_str(&format!("Service file: {}\n", f.display()));
+                let edit = match s.scope.as_deref() {
+                    Some("system") => "systemctl edit",
+                    _ => "systemctl --user edit",
+                };
+                match (s.source.as_deref(), &s.source_dir) {
+                    (Some("package"), Some(dir)) => o.push_str(&format!(
+                        "Service file: {} (package-managed, from {}: package upgrades replace it; \
+                         customise with `{edit} {}`)\n",
+                        f.display(),
+                        dir.display(),
+                        s.name
+                    )),
+                    (Some("local"), _) => o.push_str(&format!(
+                        "Service file: {} (not written by openclaw: install leaves it alone unless --force)\n",
+                        f.display()
+                    )),
+                    _ => o.push_str(&format!("Service file: {}\n", f.display())),
+                }
+            }
+            for d in &s.drop_ins {
+                o.push_str(&format!("Drop-in: {}\n", d.display()));
             }
             let mut rt = format!("Runtime: {}", runtime_word(s));
             let mut parts = Vec::new();
@@ -834,7 +873,7 @@ mod tests {
             scope: Some("user".into()),
             ..Default::default()
         };
-        let t = render_status(&Ok(st), &Ok(()), 1);
+        let t = render_status(&Ok(st.clone()), &Ok(()), 1);
         assert!(
             t.contains("Runtime: running (pid 42, state active, sub running)"),
             "{t}"
@@ -846,6 +885,28 @@ mod tests {
         );
         assert!(t.contains("Systemd reload: pending"));
         assert!(t.contains("Linger: unknown"));
+        // A distribution package's unit is named as such, with how to customise it.
+        let pkg = ServiceStatus {
+            file: Some("/usr/lib/systemd/user/openclaw-gateway.service".into()),
+            source: Some("package".into()),
+            source_dir: Some("/usr/lib/systemd/user".into()),
+            drop_ins: vec![
+                "/home/a/.config/systemd/user/openclaw-gateway.service.d/port.conf".into(),
+            ],
+            ..st.clone()
+        };
+        let t = render_status(&Ok(pkg), &Ok(()), 1);
+        assert!(
+            t.contains(
+                "Service file: /usr/lib/systemd/user/openclaw-gateway.service (package-managed, \
+                 from /usr/lib/systemd/user: package upgrades replace it; customise with \
+                 `systemctl --user edit openclaw-gateway.service`)"
+            ),
+            "{t}"
+        );
+        assert!(t.contains(
+            "Drop-in: /home/a/.config/systemd/user/openclaw-gateway.service.d/port.conf"
+        ));
         let t = render_status(
             &Err(Error::Msg("no manager".into())),
             &Err("connect: refused".into()),

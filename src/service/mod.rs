@@ -79,6 +79,16 @@ pub struct ServiceStatus {
     /// Manager scope (`user`, `system`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub scope: Option<String>,
+    /// Who owns the definition file: `package` (a distribution package's unit in a vendor
+    /// directory), `install` (written by `openclaw gateway install`), `local` (anyone else's).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
+    /// The vendor directory of a `package` definition (e.g. `/usr/lib/systemd/user`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub source_dir: Option<PathBuf>,
+    /// Drop-ins that customise the definition (systemd `DropInPaths`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub drop_ins: Vec<PathBuf>,
 }
 
 /// A lifecycle action, for [`ServiceManager::dry_run`].

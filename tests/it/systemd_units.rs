@@ -55,6 +55,9 @@ fn variants() -> Vec<(String, String)> {
             home,
         ),
     );
+    // What the Debian package ships in /usr/lib/systemd/system (disabled by default).
+    let (s, o) = unit::packaged_system();
+    add("packaged-system/", &s, &o);
     out
 }
 

@@ -26,8 +26,80 @@ pub const SYSTEM_UNIT_DIRS: [&str; 5] = [
     "/usr/lib/systemd/system",
 ];
 
+/// Vendor directories of user units: packages install here (`/usr/lib/systemd/user`, …);
+/// `gateway install` never writes here.
+pub const VENDOR_USER_UNIT_DIRS: [&str; 5] = [
+    "/usr/local/share/systemd/user",
+    "/usr/share/systemd/user",
+    "/usr/local/lib/systemd/user",
+    "/usr/lib/systemd/user",
+    "/lib/systemd/user",
+];
+
+/// Vendor directories of system units (a package's units, disabled unless an administrator
+/// enables them), as opposed to `/etc/systemd/system` and `/run/systemd/system`.
+pub const VENDOR_SYSTEM_UNIT_DIRS: [&str; 3] = [
+    "/usr/local/lib/systemd/system",
+    "/usr/lib/systemd/system",
+    "/lib/systemd/system",
+];
+
+/// Who owns a unit's definition file (status `source`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UnitSource {
+    /// A package's unit in a vendor directory (`/usr/lib/systemd/user`, …): upgrades replace
+    /// it; customise it with drop-ins, never by writing a copy that shadows it.
+    Package,
+    /// Written by `openclaw gateway install` (carries [`MARKER`]).
+    Install,
+    /// Someone else's file (hand-written, `/etc`, a copy without the marker).
+    Local,
+}
+
+impl UnitSource {
+    /// The status/JSON word.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            UnitSource::Package => "package",
+            UnitSource::Install => "install",
+            UnitSource::Local => "local",
+        }
+    }
+}
+
+/// The vendor directory `path` lies in, if any (`dirs`: [`VENDOR_USER_UNIT_DIRS`] or
+/// [`VENDOR_SYSTEM_UNIT_DIRS`]).
+pub fn vendor_dir<'a>(path: &Path, dirs: &[&'a str]) -> Option<&'a str> {
+    let parent = path.parent()?;
+    dirs.iter().copied().find(|d| parent == Path::new(d))
+}
+
+/// Classifies a unit file: a vendor directory means a package's unit; a file carrying our
+/// marker is `gateway install`'s; anything else is local.
+pub fn unit_source(path: &Path, vendor_dirs: &[&str], has_marker: bool) -> UnitSource {
+    if vendor_dir(path, vendor_dirs).is_some() {
+        UnitSource::Package
+    } else if has_marker {
+        UnitSource::Install
+    } else {
+        UnitSource::Local
+    }
+}
+
+/// Whether a same-named system unit found at `path` competes with a user unit for the
+/// port. Units an administrator wrote (`/etc`, `/run`) always do; a package's system unit (a
+/// vendor directory, shipped disabled) only when it is enabled or running: `enabled_or_active`
+/// is the system manager's answer (`None` when it cannot be asked, e.g. in a container), and
+/// `linked` says an enablement link for it exists under `/etc/systemd/system/*.wants/`.
+pub fn system_unit_competes(path: &Path, enabled_or_active: Option<bool>, linked: bool) -> bool {
+    if vendor_dir(path, &VENDOR_SYSTEM_UNIT_DIRS).is_none() {
+        return true;
+    }
+    enabled_or_active.unwrap_or(false) || linked
+}
+
 /// Properties read for status.
-const SERVICE_PROPS: &str = "LoadState,ActiveState,SubState,Result,MainPID,ExecMainStatus,ExecMainCode,NRestarts,FragmentPath,NeedDaemonReload,UnitFileState,StatusText";
+const SERVICE_PROPS: &str = "LoadState,ActiveState,SubState,Result,MainPID,ExecMainStatus,ExecMainCode,NRestarts,FragmentPath,DropInPaths,NeedDaemonReload,UnitFileState,StatusText";
 const SOCKET_PROPS: &str = "LoadState,ActiveState,SubState,Listen,NeedDaemonReload,UnitFileState";
 
 /// systemd as a [`ServiceManager`].
@@ -177,6 +249,27 @@ impl SystemdManager {
 
     /// Checks the manager is reachable and returns its version (e.g. 252).
     pub fn connect(&self) -> Result<u32> {
+        self.check_runtime()?;
+        let out = self.run(&["show", "--property=Version", "--value"])?;
+        if !out.success() {
+            return Err(self.unreachable(&["show", "--property=Version", "--value"], &out));
+        }
+        Ok(parse_version(&out.stdout).unwrap_or(252))
+    }
+
+    fn unreachable(&self, args: &[&str], out: &Output) -> Error {
+        Error::Msg(format!(
+            "cannot talk to {} (`{}` exit {}): {}",
+            self.manager_label(),
+            self.argv(args).join(" "),
+            out.status,
+            out.stderr.trim()
+        ))
+    }
+
+    /// The user manager's sockets exist (no subprocess): a precise error instead of a
+    /// failed `systemctl` when there is no manager at all.
+    fn check_runtime(&self) -> Result<()> {
         if self.user_scope() {
             let user = current_user(self.uid).unwrap_or_else(|| self.uid.to_string());
             let hint = format!(
@@ -201,18 +294,7 @@ impl SystemdManager {
                 )));
             }
         }
-        let out = self.run(&["show", "--property=Version", "--value"])?;
-        if !out.success() {
-            return Err(Error::Msg(format!(
-                "cannot talk to {} (`{}` exit {}): {}",
-                self.manager_label(),
-                self.argv(&["show", "--property=Version", "--value"])
-                    .join(" "),
-                out.status,
-                out.stderr.trim()
-            )));
-        }
-        Ok(parse_version(&out.stdout).unwrap_or(252))
+        Ok(())
     }
 
     /// `systemctl show UNIT -p …` as a map (`None` when the manager cannot be asked).
@@ -253,10 +335,41 @@ impl SystemdManager {
             return Ok(());
         }
         let svc = format!("{}.service", spec.name);
+        let sock = format!("{}.socket", spec.name);
         let mut found: Option<String> = SYSTEM_UNIT_DIRS
             .iter()
             .map(|d| Path::new(d).join(&svc))
             .find(|p| p.exists())
+            .filter(|p| {
+                // A package's disabled system unit is not a competitor (the Debian package
+                // ships one); ask the system manager, else look for enablement links.
+                let state = self.runner.run(&[
+                    "systemctl".into(),
+                    "show".into(),
+                    svc.clone(),
+                    sock.clone(),
+                    "--property=UnitFileState,ActiveState".into(),
+                ]);
+                let enabled_or_active = state.ok().filter(|o| o.success()).map(|o| {
+                    o.stdout.lines().any(|l| {
+                        matches!(
+                            l,
+                            "UnitFileState=enabled"
+                                | "UnitFileState=enabled-runtime"
+                                | "ActiveState=active"
+                                | "ActiveState=activating"
+                                | "ActiveState=reloading"
+                        )
+                    })
+                });
+                let linked = std::fs::read_dir("/etc/systemd/system")
+                    .into_iter()
+                    .flatten()
+                    .flatten()
+                    .filter(|e| e.file_name().to_string_lossy().ends_with(".wants"))
+                    .any(|e| e.path().join(&svc).exists() || e.path().join(&sock).exists());
+                system_unit_competes(p, enabled_or_active, linked)
+            })
             .map(|p| p.display().to_string());
         if found.is_none() {
             // The system manager may have it from elsewhere (generator, drop-in dirs).
@@ -267,12 +380,13 @@ impl SystemdManager {
                 "--property=LoadState,FragmentPath".into(),
             ]) {
                 let m = parse_show(&out.stdout);
-                if out.success() && m.get("LoadState").map(String::as_str) == Some("loaded") {
-                    found = Some(
-                        m.get("FragmentPath")
-                            .cloned()
-                            .unwrap_or_else(|| svc.clone()),
-                    );
+                let frag = m.get("FragmentPath").cloned().unwrap_or_default();
+                // (A vendor-directory unit was judged above.)
+                if out.success()
+                    && m.get("LoadState").map(String::as_str) == Some("loaded")
+                    && vendor_dir(Path::new(&frag), &VENDOR_SYSTEM_UNIT_DIRS).is_none()
+                {
+                    found = Some(if frag.is_empty() { svc.clone() } else { frag });
                 }
             }
         }
@@ -287,6 +401,16 @@ impl SystemdManager {
         if let Ok(m) = self.show(&svc, "LoadState,FragmentPath") {
             let frag = m.get("FragmentPath").cloned().unwrap_or_default();
             if !frag.is_empty() && Path::new(&frag) != ours && Path::new(&frag).exists() && !force {
+                if let Some(dir) = vendor_dir(Path::new(&frag), &VENDOR_USER_UNIT_DIRS) {
+                    return Err(Error::Msg(format!(
+                        "refusing to install: {frag} is the packaged user unit {svc} (from {dir}, installed by the \
+                         openclaw package), and {} would shadow it and miss its updates. Use it instead: \
+                         `systemctl --user enable --now {}.socket` (customise with `systemctl --user edit {svc}`), \
+                         or re-run with --force to override it with your own unit.",
+                        ours.display(),
+                        spec.name
+                    )));
+                }
                 return Err(Error::Msg(format!(
                     "refusing to install: {frag} already defines the user unit {svc}, and {} would shadow it. \
                      Remove that file, or re-run with --force to override it.",
@@ -353,10 +477,26 @@ pub fn parse_version(s: &str) -> Option<u32> {
 }
 
 /// Parses `KEY=VALUE` lines of `systemctl show`.
+/// A property systemd prints several times (`Listen=` once per socket) keeps every value,
+/// space-separated.
 pub fn parse_show(s: &str) -> HashMap<String, String> {
-    s.lines()
-        .filter_map(|l| l.split_once('='))
-        .map(|(k, v)| (k.to_string(), v.to_string()))
+    let mut m: HashMap<String, String> = HashMap::new();
+    for (k, v) in s.lines().filter_map(|l| l.split_once('=')) {
+        m.entry(k.to_string())
+            .and_modify(|cur| {
+                cur.push(' ');
+                cur.push_str(v);
+            })
+            .or_insert_with(|| v.to_string());
+    }
+    m
+}
+
+/// Parses `systemctl show A B …` output: one block per unit, separated by blank lines.
+pub fn parse_show_blocks(s: &str) -> Vec<HashMap<String, String>> {
+    s.split("\n\n")
+        .filter(|b| !b.trim().is_empty())
+        .map(parse_show)
         .collect()
 }
 
@@ -512,10 +652,19 @@ impl ServiceManager for SystemdManager {
     }
 
     fn status(&self, spec: &ServiceSpec) -> Result<ServiceStatus> {
-        self.connect()?;
+        // One `systemctl show` for both units (it also proves the manager answers): status is
+        // on every operator command's path, and each systemctl process costs milliseconds.
+        self.check_runtime()?;
         let (sock, svc) = Self::units(spec);
-        let s = self.show(&svc, SERVICE_PROPS)?;
-        let k = self.show(&sock, SOCKET_PROPS)?;
+        let props = format!("--property={SERVICE_PROPS},{SOCKET_PROPS}");
+        let args = ["show", svc.as_str(), sock.as_str(), props.as_str()];
+        let out = self.run(&args)?;
+        if !out.success() {
+            return Err(self.unreachable(&args, &out));
+        }
+        let mut blocks = parse_show_blocks(&out.stdout).into_iter();
+        let s = blocks.next().unwrap_or_default();
+        let k = blocks.next().unwrap_or_default();
         let get = |m: &HashMap<String, String>, key: &str| m.get(key).cloned().unwrap_or_default();
         let file = Some(get(&s, "FragmentPath"))
             .filter(|f| !f.is_empty())
@@ -526,6 +675,19 @@ impl ServiceManager for SystemdManager {
             });
         let pid = get(&s, "MainPID").parse::<u32>().ok().filter(|p| *p > 0);
         let exit_code = get(&s, "ExecMainCode");
+        let vendor_dirs: &[&str] = if self.user_scope() {
+            &VENDOR_USER_UNIT_DIRS
+        } else {
+            &VENDOR_SYSTEM_UNIT_DIRS
+        };
+        let source = file.as_ref().map(|f| {
+            let marked = std::fs::read_to_string(f).is_ok_and(|c| c.contains(MARKER));
+            unit_source(f, vendor_dirs, marked)
+        });
+        let source_dir = file
+            .as_ref()
+            .and_then(|f| vendor_dir(f, vendor_dirs))
+            .map(PathBuf::from);
         Ok(ServiceStatus {
             manager: "systemd".into(),
             name: svc.clone(),
@@ -549,6 +711,12 @@ impl ServiceManager for SystemdManager {
             listen: parse_listen(&get(&k, "Listen")),
             linger: Some(self.linger()),
             scope: Some(if self.user_scope() { "user" } else { "system" }.into()),
+            source: source.map(|s| s.as_str().to_string()),
+            source_dir,
+            drop_ins: get(&s, "DropInPaths")
+                .split_whitespace()
+                .map(PathBuf::from)
+                .collect(),
         })
     }
 
@@ -624,6 +792,75 @@ mod tests {
     }
 
     #[test]
+    fn show_blocks_per_unit() {
+        let b = parse_show_blocks(
+            "ActiveState=active\nMainPID=7\n\nActiveState=active\nListen=127.0.0.1:1 (Stream)\n",
+        );
+        assert_eq!(b.len(), 2);
+        assert_eq!(b[0]["MainPID"], "7");
+        assert_eq!(b[1]["Listen"], "127.0.0.1:1 (Stream)");
+    }
+
+    #[test]
+    fn package_units_are_told_apart_from_installed_and_local_ones() {
+        let user = &VENDOR_USER_UNIT_DIRS[..];
+        let p = |s: &str| PathBuf::from(s);
+        assert_eq!(
+            unit_source(
+                &p("/usr/lib/systemd/user/openclaw-gateway.service"),
+                user,
+                true
+            ),
+            UnitSource::Package
+        );
+        assert_eq!(
+            vendor_dir(&p("/usr/lib/systemd/user/openclaw-gateway.service"), user),
+            Some("/usr/lib/systemd/user")
+        );
+        assert_eq!(
+            unit_source(
+                &p("/home/a/.config/systemd/user/openclaw-gateway.service"),
+                user,
+                true
+            ),
+            UnitSource::Install
+        );
+        assert_eq!(
+            unit_source(
+                &p("/home/a/.config/systemd/user/openclaw-gateway.service"),
+                user,
+                false
+            ),
+            UnitSource::Local
+        );
+        assert_eq!(
+            unit_source(
+                &p("/etc/systemd/user/openclaw-gateway.service"),
+                user,
+                false
+            ),
+            UnitSource::Local
+        );
+        // Only the directory itself counts, not a look-alike below it.
+        assert_eq!(
+            vendor_dir(&p("/usr/lib/systemd/user/x.d/override.conf"), user),
+            None
+        );
+    }
+
+    #[test]
+    fn a_packaged_system_unit_competes_only_when_enabled_or_running() {
+        let pkg = Path::new("/usr/lib/systemd/system/openclaw-gateway.service");
+        let admin = Path::new("/etc/systemd/system/openclaw-gateway.service");
+        assert!(!system_unit_competes(pkg, Some(false), false));
+        assert!(!system_unit_competes(pkg, None, false));
+        assert!(system_unit_competes(pkg, Some(true), false));
+        assert!(system_unit_competes(pkg, None, true));
+        assert!(system_unit_competes(admin, Some(false), false));
+        assert!(system_unit_competes(admin, None, false));
+    }
+
+    #[test]
     fn show_and_listen() {
         let m = parse_show("ActiveState=active\nStatusText=listening on a=b\n");
         assert_eq!(m["StatusText"], "listening on a=b");
@@ -632,5 +869,11 @@ mod tests {
             vec!["127.0.0.1:18789", "[::1]:18789"]
         );
         assert!(parse_listen("").is_empty());
+        // `systemctl show` prints one Listen= line per socket.
+        let m = parse_show("Listen=127.0.0.1:18789 (Stream)\nListen=[::1]:18789 (Stream)\n");
+        assert_eq!(
+            parse_listen(&m["Listen"]),
+            vec!["127.0.0.1:18789", "[::1]:18789"]
+        );
     }
 }

@@ -499,6 +499,8 @@ mod tests {
         assert_eq!(&buf[..len], b"READY=1\nSTATUS=up\n");
     }
 
+    // Abstract sockets exist only on Linux (and the test uses Linux's SocketAddrExt).
+    #[cfg(target_os = "linux")]
     #[test]
     fn fd_names_follow_systemds_rules() {
         assert!(valid_fd_name("ws-6f1c0c1e-0000-4000-8000-000000000000"));

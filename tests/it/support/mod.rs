@@ -2,6 +2,7 @@
 //! dir, a raw WebSocket speaking frames as-is, a tiny HTTP/1.1 client, and waits with deadlines.
 #![allow(dead_code)]
 
+pub mod fake_model;
 pub mod sandbox;
 
 use std::io::{BufRead, BufReader, Read, Write};
@@ -32,7 +33,11 @@ pub fn random_token() -> String {
 pub fn command(home: &Path) -> Command {
     let mut c = Command::new(BIN);
     for (k, _) in std::env::vars() {
-        if k.starts_with("OPENCLAW_") || k == "NOTIFY_SOCKET" || k.starts_with("LISTEN_") {
+        if k.starts_with("OPENCLAW_")
+            || k == "NOTIFY_SOCKET"
+            || k.starts_with("LISTEN_")
+            || k == "OPENAI_API_KEY"
+        {
             c.env_remove(k);
         }
     }
@@ -97,7 +102,10 @@ impl GatewayBuilder {
     }
 
     fn prepare(&self) -> (tempfile::TempDir, Command) {
-        let home = tempfile::tempdir().expect("temp HOME");
+        self.prepare_in(tempfile::tempdir().expect("temp HOME"))
+    }
+
+    fn prepare_in(&self, home: tempfile::TempDir) -> (tempfile::TempDir, Command) {
         if let Some(cfg) = &self.config {
             let dir = home.path().join(".openclaw");
             std::fs::create_dir_all(&dir).unwrap();
@@ -114,6 +122,13 @@ impl GatewayBuilder {
     /// Starts the gateway and waits until it logs `listening on ws://…` (or dies).
     pub fn start(self) -> Gateway {
         let (home, c) = self.prepare();
+        Gateway::spawn(home, c, self.token)
+    }
+
+    /// Starts the gateway in an existing HOME (a restart: state dir and config are kept; the
+    /// builder's config, if any, is written over the old one).
+    pub fn start_in(self, home: tempfile::TempDir) -> Gateway {
+        let (home, c) = self.prepare_in(home);
         Gateway::spawn(home, c, self.token)
     }
 
@@ -325,6 +340,16 @@ impl Gateway {
             }
             std::thread::sleep(Duration::from_millis(20));
         }
+    }
+
+    /// SIGTERM, wait for the exit (bounded), and hand the HOME over for a restart.
+    pub fn stop_keep_home(mut self) -> tempfile::TempDir {
+        self.signal(nix::sys::signal::Signal::SIGTERM);
+        assert!(
+            self.wait_exit(Duration::from_secs(20)).is_some(),
+            "gateway did not exit within 20s after SIGTERM"
+        );
+        std::mem::replace(&mut self.home, tempfile::tempdir().expect("temp dir"))
     }
 
     /// True while the process runs.

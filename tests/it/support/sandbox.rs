@@ -33,6 +33,8 @@ mount -t tmpfs tmpfs /run/systemd && mkdir -p /run/systemd/system
 mount -t tmpfs tmpfs /run/user && mkdir -m 700 -p /run/user/0
 # Hide the host's system units: tests create same-named ones here to check shadowing.
 if [ -d /etc/systemd/system ]; then mount -t tmpfs tmpfs /etc/systemd/system; fi
+# A private network namespace (run_with, private_net) starts with loopback down.
+if [ -n "${SANDBOX_PRIVATE_NET:-}" ]; then ip link set lo up; fi
 export XDG_RUNTIME_DIR=/run/user/0 HOME="$SANDBOX_HOME"
 unset DBUS_SESSION_BUS_ADDRESS NOTIFY_SOCKET LISTEN_FDS LISTEN_PID JOURNAL_STREAM INVOCATION_ID
 /lib/systemd/systemd --user --log-target=console --log-level=info >"$SANDBOX_HOME/systemd.log" 2>&1 &
@@ -115,14 +117,15 @@ fn unified_root() -> PathBuf {
     }
 }
 
-fn prerequisites() -> Result<(), String> {
+fn prerequisites(opts: Options) -> Result<(), String> {
     if !nix::unistd::geteuid().is_root() {
         return Err("needs root (private namespaces + a systemd manager)".into());
     }
     if !Path::new("/lib/systemd/systemd").exists() {
         return Err("needs /lib/systemd/systemd (Debian: apt-get install systemd)".into());
     }
-    for tool in ["unshare", "systemctl", "mount"] {
+    let net: &[&str] = if opts.private_net { &["ip"] } else { &[] };
+    for tool in ["unshare", "systemctl", "mount"].iter().chain(net) {
         let ok = Command::new("sh")
             .args(["-c", &format!("command -v {tool}")])
             .stdout(Stdio::null())
@@ -130,7 +133,9 @@ fn prerequisites() -> Result<(), String> {
             .map(|s| s.success())
             .unwrap_or(false);
         if !ok {
-            return Err(format!("needs `{tool}` in PATH (util-linux / systemd)"));
+            return Err(format!(
+                "needs `{tool}` in PATH (util-linux / systemd / iproute2)"
+            ));
         }
     }
     if !unified_root().join("cgroup.procs").exists() {
@@ -179,15 +184,34 @@ impl Group {
     }
 }
 
+/// Options for [`run_with`].
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Options {
+    /// A private network namespace (only loopback, up): a scenario can use fixed ports (a
+    /// packaged unit's default 18789) without colliding with anything on the host.
+    pub private_net: bool,
+}
+
+/// Whether this process is a re-executed test inside a sandbox (work the outer run already
+/// did, such as building a package, can be reused instead of repeated).
+pub fn is_inner() -> bool {
+    std::env::var_os(INNER_ENV).is_some()
+}
+
 /// Runs `scenario` inside a fresh sandbox. `test` must be the test's full path
 /// (`systemd_e2e::name`), used to re-execute exactly this test inside.
 pub fn run(test: &str, scenario: impl FnOnce(&Inside)) {
+    run_with(test, Options::default(), scenario)
+}
+
+/// [`run`] with [`Options`].
+pub fn run_with(test: &str, opts: Options, scenario: impl FnOnce(&Inside)) {
     if std::env::var(INNER_ENV).as_deref() == Ok(test) {
         let home = PathBuf::from(std::env::var("HOME").expect("HOME inside the sandbox"));
         scenario(&Inside { home });
         return;
     }
-    if let Err(why) = prerequisites() {
+    if let Err(why) = prerequisites(opts) {
         skip_or_fail(test, &why);
         return;
     }
@@ -205,10 +229,16 @@ pub fn run(test: &str, scenario: impl FnOnce(&Inside)) {
         .unwrap();
     let exe = std::env::current_exe().unwrap();
     let started = Instant::now();
-    let out = Command::new("bash")
+    let mut cmd = Command::new("bash");
+    if opts.private_net {
+        cmd.env("SANDBOX_PRIVATE_NET", "1");
+    } else {
+        cmd.env_remove("SANDBOX_PRIVATE_NET");
+    }
+    let out = cmd
         .arg("-c")
         // Enter the cgroup first, then the namespaces (the cgroup becomes the sandbox's root).
-        .arg(r#"echo $$ > "$1/cgroup.procs" && shift && exec unshare --cgroup --pid --mount --propagation private --fork --mount-proc bash -c "$0" sandbox-inner "$@""#)
+        .arg(r#"echo $$ > "$1/cgroup.procs" && shift && exec unshare --cgroup --pid --mount ${SANDBOX_PRIVATE_NET:+--net} --propagation private --fork --mount-proc bash -c "$0" sandbox-inner "$@""#)
         .arg(INNER_SCRIPT)
         .arg(&group.0)
         .arg(&exe)

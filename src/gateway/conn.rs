@@ -1,0 +1,77 @@
+//! Serving accepted connections with hyper's HTTP/1 server directly, instead of `axum::serve`,
+//! because `axum::serve` sets no timer and so no header-read deadline: a slowloris peer (or an
+//! idle keep-alive one) could hold a connection slot forever, and 1024 of them lock everyone
+//! out. Here every connection gets [`header_read_timeout`] for each request head, the peer
+//! address as `ConnectInfo<PeerInfo>` and its [`ReadBudget`] as request extensions, and
+//! graceful shutdown (idle connections close, in-flight requests finish) when the gateway's
+//! shutdown token fires. Connection tasks are tracked, so the shutdown drain waits for them.
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::ConnectInfo;
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::service::TowerToHyperService;
+
+use super::listener::{GatewayListener, ReadBudget};
+use super::shutdown::Shutdown;
+use super::ws::PeerInfo;
+
+/// Default deadline for a complete request head (first request and each keep-alive one).
+pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The header-read deadline: `OPENCLAW_HEADER_READ_TIMEOUT_MS` or [`HEADER_READ_TIMEOUT`].
+pub fn header_read_timeout() -> Duration {
+    std::env::var("OPENCLAW_HEADER_READ_TIMEOUT_MS")
+        .ok()
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .filter(|v| *v > 0)
+        .map(Duration::from_millis)
+        .unwrap_or(HEADER_READ_TIMEOUT)
+}
+
+/// Accepts until shutdown begins, serving each connection on its own tracked task.
+pub async fn serve(mut listener: GatewayListener, app: Router, shutdown: Shutdown) {
+    let timeout = header_read_timeout();
+    let token = shutdown.token().clone();
+    loop {
+        let (io, remote) = tokio::select! {
+            biased;
+            _ = token.cancelled() => return,
+            c = axum::serve::Listener::accept(&mut listener) => c,
+        };
+        let local = io
+            .local_addr()
+            .unwrap_or_else(|_| std::net::SocketAddr::from(([0, 0, 0, 0], 0)));
+        let peer = PeerInfo { remote, local };
+        let budget: ReadBudget = io.budget();
+        let inner = TowerToHyperService::new(app.clone());
+        let service = hyper::service::service_fn(move |mut req: hyper::Request<Incoming>| {
+            req.extensions_mut().insert(ConnectInfo(peer));
+            req.extensions_mut().insert(budget.clone());
+            hyper::service::Service::call(&inner, req)
+        });
+        let token = token.clone();
+        shutdown.tracker().spawn(async move {
+            let mut builder = hyper::server::conn::http1::Builder::new();
+            builder
+                .timer(TokioTimer::new())
+                .header_read_timeout(timeout);
+            let conn = builder
+                .serve_connection(TokioIo::new(io), service)
+                .with_upgrades();
+            tokio::pin!(conn);
+            tokio::select! {
+                r = conn.as_mut() => {
+                    if let Err(e) = r {
+                        tracing::debug!(remote = %remote, "connection ended: {e}");
+                    }
+                }
+                _ = token.cancelled() => {
+                    conn.as_mut().graceful_shutdown();
+                    let _ = conn.await;
+                }
+            }
+        });
+    }
+}

@@ -1,0 +1,50 @@
+//! Operator commands that talk to a running gateway or inspect this host: `health`,
+//! `gateway call|probe|health`, `status`, `logs`, `channels status`.
+//!
+//! Every client command resolves its target once ([`conn::resolve`]: `--url` + explicit
+//! credentials, or the profile's local gateway), opens one WebSocket on a current-thread
+//! runtime ([`rpc`]), sends the fewest RPCs it needs and exits: no fixed waits, so commands
+//! answer in milliseconds against a local gateway.
+pub mod call;
+pub mod channels;
+pub mod conn;
+pub mod health;
+pub mod logs;
+pub mod probe;
+pub mod rpc;
+pub mod status;
+
+use serde_json::Value;
+
+use crate::cli::ConnArgs;
+use crate::config::Config;
+use crate::config::paths::{Paths, ProcessEnv};
+use crate::error::Result;
+
+/// ` --dev`, ` --profile NAME` or nothing: for next-step hints that must target the same
+/// gateway as the command that printed them.
+pub fn profile_flag(paths: &Paths) -> String {
+    match (&paths.profile, paths.dev) {
+        (_, true) => " --dev".into(),
+        (Some(p), false) => format!(" --profile {p}"),
+        (None, false) => String::new(),
+    }
+}
+
+/// Resolves the target of a client command. The config is loaded only when it is needed
+/// (no `--url`); a broken config is an error naming file:line:column (exit 78).
+pub fn target(paths: &Paths, conn: &ConnArgs) -> Result<conn::Target> {
+    if conn.url.is_some() {
+        return conn::resolve(paths, conn, None, &ProcessEnv);
+    }
+    let cfg = Config::load(&paths.config_path)?;
+    conn::resolve(paths, conn, Some(&cfg), &ProcessEnv)
+}
+
+/// Prints a JSON value the way upstream does (2-space indent).
+pub fn print_json(v: &Value) {
+    println!(
+        "{}",
+        serde_json::to_string_pretty(v).unwrap_or_else(|_| v.to_string())
+    );
+}

@@ -1,0 +1,738 @@
+//! `openclaw status [--json] [--all]`: one consistent overview.
+//!
+//! Gathered concurrently (the service manager is asked on a thread while the gateway is
+//! probed, so the command costs one connect + one RPC): the config (valid, or file:line:column
+//! of the error: status explains a broken config instead of failing on it), the target the CLI
+//! resolves (URL, port and which rule picked it, auth mode — never a secret), reachability,
+//! latency, version and pid of the gateway (RPC `status`), and what the service manager
+//! reports (installed/enabled/running, pid, linger, reload pending, logs). Then the
+//! cross-checks that the upstream CLI misses (lifecycle.md §10 items 7 and 9): the port the
+//! *service* uses vs the port the CLI resolves, the pid answering on the port vs the service's
+//! pid, CLI vs gateway version. Each problem yields a next-step hint. Exit 0 (informational;
+//! `openclaw health` is the scriptable check).
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use super::conn::{self, Target};
+use super::probe::Reach;
+use super::rpc::{self, Identity};
+use crate::cli::StatusArgs;
+use crate::config::Config;
+use crate::config::paths::{Paths, ProcessEnv};
+use crate::error::{Error, Exit, Result};
+use crate::service::ServiceStatus;
+
+/// Upper bound for the reachability probe: status must answer quickly even when something
+/// accepts connections but never speaks.
+pub const PROBE_CAP: Duration = Duration::from_secs(3);
+
+/// The config as status sees it.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ConfigState {
+    /// Path.
+    pub path: PathBuf,
+    /// File exists.
+    pub exists: bool,
+    /// Parses and validates.
+    pub valid: bool,
+    /// The error (`invalid config <path>:<line>:<col>: …`).
+    pub error: Option<String>,
+    /// `gateway.mode`.
+    pub mode: Option<String>,
+}
+
+/// What the service manager said.
+#[allow(clippy::large_enum_variant)] // one per command; boxing buys nothing
+#[derive(Debug, Clone, serde::Serialize)]
+#[serde(rename_all = "camelCase", tag = "kind")]
+pub enum ServiceView {
+    /// The manager answered.
+    Observed {
+        /// Its report.
+        status: ServiceStatus,
+        /// The port the installed definition uses.
+        port: Option<u16>,
+    },
+    /// No manager on this platform/build, or it could not be reached.
+    Unavailable {
+        /// Why.
+        reason: String,
+    },
+}
+
+/// Everything `status` reports.
+#[derive(Debug, Clone, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Report {
+    /// CLI version.
+    pub cli_version: String,
+    /// Profile (`None` = default).
+    pub profile: Option<String>,
+    /// State dir.
+    pub state_dir: PathBuf,
+    /// Config.
+    pub config: ConfigState,
+    /// Target URL.
+    pub url: String,
+    /// `local`, `--url`, `gateway.remote.url`.
+    pub url_source: String,
+    /// Port the CLI resolves (local targets).
+    pub port: Option<u16>,
+    /// Which rule picked it.
+    pub port_source: Option<String>,
+    /// `token (from …)`, `password (from …)`, `none`.
+    pub auth: String,
+    /// Reachability.
+    pub gateway: Reach,
+    /// RPC `status` payload subset (pid, uptime).
+    pub gateway_pid: Option<u32>,
+    /// Gateway uptime.
+    pub gateway_uptime_ms: Option<u64>,
+    /// Service manager view.
+    pub service: ServiceView,
+    /// The service belongs to another state dir (diagnostic only).
+    pub service_diagnostic_only: bool,
+    /// Local log file (JSONL) of this profile.
+    pub log_file: Option<PathBuf>,
+    /// Findings that need attention.
+    pub problems: Vec<String>,
+    /// What to do next.
+    pub hints: Vec<String>,
+}
+
+/// Observes the native service for this profile (run on a worker thread).
+pub fn observe_service(paths: &Paths, port: u16) -> ServiceView {
+    let mgr = match crate::service::native(&crate::service::NativeOptions::default()) {
+        Ok(m) => m,
+        Err(e) => {
+            return ServiceView::Unavailable {
+                reason: first_line(&e.to_string()),
+            };
+        }
+    };
+    let program = std::env::current_exe()
+        .and_then(std::fs::canonicalize)
+        .unwrap_or_else(|_| PathBuf::from("openclaw"));
+    let spec =
+        crate::service::ServiceSpec::for_paths(paths, mgr.service_name(paths), port, program);
+    match mgr.status(&spec) {
+        Ok(status) => {
+            let port = service_port(&status).filter(|_| status.installed);
+            ServiceView::Observed { status, port }
+        }
+        Err(e) => ServiceView::Unavailable {
+            reason: first_line(&e.to_string()),
+        },
+    }
+}
+
+fn first_line(s: &str) -> String {
+    s.lines().next().unwrap_or_default().to_string()
+}
+
+/// The port an installed service definition uses: the socket unit's listeners, else
+/// `--port`/`OPENCLAW_GATEWAY_PORT` in the unit or plist.
+pub fn service_port(st: &ServiceStatus) -> Option<u16> {
+    for l in &st.listen {
+        if let Some(p) = l.rsplit(':').next().and_then(|p| p.trim().parse().ok()) {
+            return Some(p);
+        }
+    }
+    st.file.as_deref().and_then(port_from_definition)
+}
+
+/// Reads `--port` / `OPENCLAW_GATEWAY_PORT` from a unit file or plist.
+pub fn port_from_definition(path: &Path) -> Option<u16> {
+    if path.extension().and_then(|e| e.to_str()) == Some("plist") {
+        let v = plist::Value::from_file(path).ok()?;
+        let d = v.as_dictionary()?;
+        if let Some(args) = d.get("ProgramArguments").and_then(|a| a.as_array()) {
+            let words: Vec<&str> = args.iter().filter_map(|a| a.as_string()).collect();
+            if let Some(i) = words.iter().position(|w| *w == "--port")
+                && let Some(p) = words.get(i + 1).and_then(|p| p.parse().ok())
+            {
+                return Some(p);
+            }
+        }
+        return d
+            .get("EnvironmentVariables")
+            .and_then(|e| e.as_dictionary())
+            .and_then(|e| e.get("OPENCLAW_GATEWAY_PORT"))
+            .and_then(|p| p.as_string())
+            .and_then(crate::config::paths::parse_port_env);
+    }
+    let text = std::fs::read_to_string(path).ok()?;
+    crate::doctor::unit_file::service_port(&crate::doctor::unit_file::parse(&text))
+}
+
+/// Gathers the report.
+pub fn gather(paths: &Paths, args: &StatusArgs) -> Result<Report> {
+    let (cfg, config) = match Config::load(&paths.config_path) {
+        Ok(c) => {
+            let st = ConfigState {
+                path: c.path.clone(),
+                exists: c.exists,
+                valid: true,
+                error: None,
+                mode: c.gateway.mode.clone(),
+            };
+            (Some(c), st)
+        }
+        Err(e) => (
+            None,
+            ConfigState {
+                path: paths.config_path.clone(),
+                exists: paths.config_path.exists(),
+                valid: false,
+                error: Some(e.to_string().lines().next().unwrap_or_default().to_string()),
+                mode: None,
+            },
+        ),
+    };
+    let mut target: Target = match conn::resolve(paths, &args.conn, cfg.as_ref(), &ProcessEnv) {
+        Ok(t) => t,
+        // A SecretRef that does not resolve must not hide the rest of the report.
+        Err(e) if args.conn.url.is_none() => {
+            let mut t = conn::resolve(paths, &args.conn, None, &ProcessEnv)?;
+            t.auth_source = Some(format!("unresolved: {e}"));
+            t
+        }
+        Err(e) => return Err(e),
+    };
+    target.timeout = target.timeout.min(PROBE_CAP);
+    let service_port_hint = target.port.unwrap_or(paths.fallback_port());
+    let svc_paths = paths.clone();
+    let svc = std::thread::spawn(move || observe_service(&svc_paths, service_port_hint));
+    let rt = rpc::runtime()?;
+    let (reach, status_payload) = rt.block_on(super::probe::reach(
+        &target,
+        &Identity::read(),
+        |client| async move {
+            let r = client.call("status", None).await.ok();
+            client.close();
+            r
+        },
+    ));
+    let service = svc.join().unwrap_or_else(|_| ServiceView::Unavailable {
+        reason: "the service manager query panicked".into(),
+    });
+    let payload = status_payload.unwrap_or(Value::Null);
+    let mut report = Report {
+        cli_version: crate::VERSION.to_string(),
+        profile: paths.profile.clone(),
+        state_dir: paths.state_dir.clone(),
+        config,
+        url: target.url.clone(),
+        url_source: target.source.label().to_string(),
+        port: target.port,
+        port_source: target.port_source.clone(),
+        auth: target.auth_label(),
+        gateway: reach,
+        gateway_pid: payload["pid"].as_u64().map(|p| p as u32),
+        gateway_uptime_ms: payload["uptimeMs"].as_u64(),
+        service,
+        service_diagnostic_only: !paths.default_identity,
+        log_file: super::logs::local_log_file(paths),
+        problems: Vec::new(),
+        hints: Vec::new(),
+    };
+    cross_check(
+        &mut report,
+        &super::profile_flag(paths),
+        target.auth_mode.as_deref(),
+    );
+    Ok(report)
+}
+
+/// The consistency checks and next-step hints (pure).
+pub fn cross_check(r: &mut Report, pf: &str, auth_mode: Option<&str>) {
+    let mut problems = Vec::new();
+    let mut hints = Vec::new();
+    if let Some(e) = &r.config.error {
+        problems.push(format!("config is invalid: {e}"));
+        hints.push(format!(
+            "Fix the config (details: `openclaw{pf} doctor`); the gateway refuses to start or reload with it."
+        ));
+    } else if !r.config.exists {
+        hints.push(format!(
+            "No config at {}: create one with `openclaw{pf} setup`.",
+            r.config.path.display()
+        ));
+    } else if r.config.mode.as_deref() != Some("local") && r.url_source == "local" {
+        problems.push(format!(
+            "gateway.mode is {} (the gateway starts only with gateway.mode=local)",
+            r.config.mode.as_deref().unwrap_or("unset")
+        ));
+        hints.push(format!("Set gateway.mode=local: `openclaw{pf} setup`."));
+    }
+    if auth_mode == Some("none") {
+        problems.push(
+            "auth is off (gateway.auth.mode=none): any local process can control the gateway"
+                .into(),
+        );
+    }
+    let (svc, svc_port) = match &r.service {
+        ServiceView::Observed { status, port } => (Some(status), *port),
+        ServiceView::Unavailable { .. } => (None, None),
+    };
+    let running = svc.is_some_and(|s| s.pid.is_some() && s.state == "active");
+    if let (Some(s), Some(sp), Some(cp)) = (svc, svc_port, r.port)
+        && s.installed
+        && sp != cp
+        && r.url_source == "local"
+    {
+        problems.push(format!(
+            "port mismatch: the service uses port {sp} but this CLI resolves {cp} ({})",
+            r.port_source.as_deref().unwrap_or("default")
+        ));
+        hints.push(format!(
+            "Make them agree: set gateway.port={sp} in {} (clients follow the service), or run `openclaw{pf} doctor --repair` to move the service to {cp}.",
+            r.config.path.display()
+        ));
+    }
+    if r.gateway.ok {
+        if let Some(v) = &r.gateway.version
+            && v != &r.cli_version
+        {
+            problems.push(format!(
+                "version mismatch: CLI {} but gateway {v}",
+                r.cli_version
+            ));
+            hints.push(format!(
+                "Restart the gateway to run this version: `openclaw{pf} gateway restart`."
+            ));
+        }
+        if let (Some(s), Some(gp)) = (svc, r.gateway_pid)
+            && running
+            && s.pid != Some(gp)
+            && svc_port == r.port
+        {
+            problems.push(format!(
+                "the gateway answering on port {} is pid {gp}, not the service's pid {}",
+                r.port.unwrap_or(0),
+                s.pid.unwrap_or(0)
+            ));
+            hints.push(
+                "Another (foreground?) gateway holds the port; stop it so the service owns it."
+                    .into(),
+            );
+        }
+    } else {
+        let why = r.gateway.error.clone().unwrap_or_default();
+        match svc {
+            Some(s) if running => {
+                problems.push(format!(
+                    "the service is running (pid {}) but the gateway does not answer at {}: {why}",
+                    s.pid.unwrap_or(0),
+                    r.url
+                ));
+                hints.push(format!(
+                    "Read why: `{}`.",
+                    s.logs
+                        .clone()
+                        .unwrap_or_else(|| format!("openclaw{pf} logs"))
+                ));
+            }
+            Some(s) if s.installed => {
+                problems.push(format!("gateway unreachable at {}: {why}", r.url));
+                if s.last_exit == Some(78) {
+                    hints.push(format!(
+                        "The service refused to start (exit 78: config error). Read why with `{}`, fix the config, then `openclaw{pf} gateway start`.",
+                        s.logs.clone().unwrap_or_default()
+                    ));
+                } else {
+                    hints.push(format!("Start the service: `openclaw{pf} gateway start`."));
+                }
+            }
+            _ => {
+                problems.push(format!("gateway unreachable at {}: {why}", r.url));
+                if r.gateway.transient {
+                    hints.push(format!(
+                        "Start it: `openclaw{pf} gateway run` (foreground) or `openclaw{pf} gateway install` (service)."
+                    ));
+                } else {
+                    hints.push(format!(
+                        "The gateway rejected this CLI's credential ({}): check gateway.auth / OPENCLAW_GATEWAY_TOKEN.",
+                        r.auth
+                    ));
+                }
+            }
+        }
+    }
+    if let Some(s) = svc {
+        if s.reload_pending {
+            problems.push(
+                "the service definition changed on disk but systemd has not reloaded it".into(),
+            );
+            hints.push(format!(
+                "Apply it: `openclaw{pf} gateway install` (or `systemctl --user daemon-reload`)."
+            ));
+        }
+        if s.installed && s.linger.as_deref() == Some("no") {
+            problems.push("linger is off: the user service stops when you log out".into());
+            hints.push(format!(
+                "Keep it running after logout: `sudo loginctl enable-linger {}`.",
+                std::env::var("USER").unwrap_or_else(|_| "$USER".into())
+            ));
+        }
+        if s.installed && !s.enabled {
+            hints.push(format!(
+                "The service is not enabled (it will not start at login/boot): `openclaw{pf} gateway install`."
+            ));
+        }
+    }
+    r.problems = problems;
+    r.hints = hints;
+}
+
+fn ago(ms: u64) -> String {
+    let s = ms / 1000;
+    if s < 60 {
+        format!("{s}s")
+    } else if s < 3600 {
+        format!("{}m", s / 60)
+    } else if s < 86_400 {
+        format!("{}h{}m", s / 3600, (s % 3600) / 60)
+    } else {
+        format!("{}d{}h", s / 86_400, (s % 86_400) / 3600)
+    }
+}
+
+/// Text report (pure).
+pub fn render(r: &Report, all: bool) -> String {
+    let mut o = String::new();
+    let _ = writeln!(
+        o,
+        "OpenClaw status{}",
+        r.profile
+            .as_ref()
+            .map(|p| format!(" (profile {p})"))
+            .unwrap_or_default()
+    );
+    let reach = if r.gateway.ok {
+        let mut s = format!(
+            "reachable ({}ms)",
+            r.gateway.connect_latency_ms.unwrap_or(0)
+        );
+        if let Some(v) = &r.gateway.version {
+            let _ = write!(s, " · version {v}");
+        }
+        if let Some(p) = r.gateway_pid {
+            let _ = write!(s, " · pid {p}");
+        }
+        if let Some(u) = r.gateway_uptime_ms {
+            let _ = write!(s, " · up {}", ago(u));
+        }
+        s
+    } else {
+        format!(
+            "unreachable ({})",
+            r.gateway.error.as_deref().unwrap_or("unknown")
+        )
+    };
+    let _ = writeln!(o, "Gateway: {} · {} · {reach}", r.url_source, r.url);
+    if let (Some(p), Some(src)) = (r.port, &r.port_source) {
+        let _ = writeln!(o, "Port: {p} ({src})");
+    }
+    match &r.service {
+        ServiceView::Observed { status: s, port } => {
+            let mut line = format!(
+                "Gateway service: {}{} ",
+                s.manager,
+                s.scope
+                    .as_deref()
+                    .map(|x| format!(" {x}"))
+                    .unwrap_or_default()
+            );
+            if !s.installed {
+                line.push_str("not installed");
+            } else {
+                let _ = write!(
+                    line,
+                    "installed · {} · {}",
+                    if s.enabled { "enabled" } else { "disabled" },
+                    runtime_word(s)
+                );
+                let mut details = Vec::new();
+                if let Some(pid) = s.pid {
+                    details.push(format!("pid {pid}"));
+                }
+                if !s.state.is_empty() {
+                    details.push(format!("state {}", s.state));
+                }
+                if let Some(c) = s.last_exit.filter(|c| *c != 0) {
+                    details.push(format!("last exit {c}"));
+                }
+                if !details.is_empty() {
+                    let _ = write!(line, " ({})", details.join(", "));
+                }
+                if let Some(p) = port {
+                    let _ = write!(line, " · port {p}");
+                }
+                if s.source.as_deref() == Some("package") {
+                    let _ = write!(line, " · package unit");
+                }
+            }
+            if r.service_diagnostic_only {
+                line.push_str(" (diagnostic only: this CLI uses a non-default state dir)");
+            }
+            let _ = writeln!(o, "{line}");
+            if all {
+                if let Some(f) = &s.file {
+                    let _ = writeln!(o, "Service file: {}", f.display());
+                }
+                if s.socket_activated {
+                    let _ = writeln!(o, "Listening (socket-activated): {}", s.listen.join(", "));
+                }
+                if let Some(t) = &s.status_text {
+                    let _ = writeln!(o, "Service says: {t}");
+                }
+            }
+            if let Some(l) = s.linger.as_ref().filter(|l| *l != "n/a") {
+                let _ = writeln!(o, "Linger: {l}");
+            }
+        }
+        ServiceView::Unavailable { reason } => {
+            // The manager's explanation can be a paragraph; its first sentence is the status.
+            let short = match reason.find(". ") {
+                Some(i) if !all => &reason[..i],
+                _ => reason.as_str(),
+            };
+            let _ = writeln!(o, "Gateway service: unknown ({short})");
+        }
+    }
+    let _ = writeln!(o, "Auth: {}", r.auth);
+    let cfg = if r.config.valid {
+        if r.config.exists {
+            "valid".to_string()
+        } else {
+            "missing".to_string()
+        }
+    } else {
+        format!(
+            "invalid: {}",
+            r.config.error.as_deref().unwrap_or("unknown error")
+        )
+    };
+    let _ = writeln!(o, "Config: {} ({cfg})", r.config.path.display());
+    let _ = writeln!(
+        o,
+        "Versions: CLI {} · gateway {}",
+        r.cli_version,
+        r.gateway
+            .version
+            .as_deref()
+            .unwrap_or("unknown (not reachable)")
+    );
+    let mut logs = Vec::new();
+    if let Some(f) = &r.log_file {
+        logs.push(f.display().to_string());
+    }
+    if let ServiceView::Observed { status, .. } = &r.service
+        && status.installed
+        && let Some(l) = &status.logs
+    {
+        logs.push(l.clone());
+    }
+    if !logs.is_empty() {
+        let _ = writeln!(o, "Logs: {}", logs.join(" · "));
+    }
+    if all {
+        let _ = writeln!(o, "State dir: {}", r.state_dir.display());
+        if let Some(c) = &r.gateway.capability {
+            let _ = writeln!(o, "Capability: {c}");
+        }
+    }
+    if !r.problems.is_empty() {
+        o.push_str("Problems:\n");
+        for p in &r.problems {
+            let _ = writeln!(o, "  - {p}");
+        }
+    }
+    if !r.hints.is_empty() {
+        o.push_str("Next steps:\n");
+        for h in &r.hints {
+            let _ = writeln!(o, "  - {h}");
+        }
+    }
+    o
+}
+
+/// One-word runtime summary from a service status.
+pub fn runtime_word(st: &ServiceStatus) -> &'static str {
+    match (st.state.as_str(), st.sub_state.as_deref()) {
+        ("active", Some("running")) | ("running", _) => "running",
+        ("active", _) => "active",
+        ("activating", Some("auto-restart")) => "restarting",
+        ("activating", _) => "starting",
+        ("reloading", _) => "reloading",
+        ("deactivating", _) => "stopping",
+        ("failed", _) => "failed",
+        _ if !st.installed => "not installed",
+        _ => "stopped",
+    }
+}
+
+/// The JSON document (upstream-style top-level keys where they apply).
+pub fn to_json(r: &Report) -> Value {
+    let mut v = serde_json::to_value(r).unwrap_or(Value::Null);
+    v["gateway"]["mode"] = r.config.mode.clone().into();
+    v["gateway"]["reachable"] = r.gateway.ok.into();
+    v["gateway"]["urlSource"] = r.url_source.clone().into();
+    v["gateway"]["pid"] = r.gateway_pid.into();
+    v["versions"] = json!({
+        "cli": r.cli_version,
+        "gateway": r.gateway.version,
+        "match": r.gateway.version.as_deref().map(|g| g == r.cli_version),
+    });
+    v
+}
+
+/// Runs the command.
+pub fn run(paths: &Paths, args: &StatusArgs) -> Result<Exit> {
+    let r = gather(paths, args).map_err(|e| match e {
+        Error::Msg(m) => Error::Msg(m),
+        other => other,
+    })?;
+    if args.json {
+        super::print_json(&to_json(&r));
+    } else {
+        print!("{}", render(&r, args.all));
+    }
+    Ok(Exit::Ok)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn report() -> Report {
+        Report {
+            cli_version: "1.0.0".into(),
+            profile: None,
+            state_dir: "/h/.openclaw".into(),
+            config: ConfigState {
+                path: "/h/.openclaw/openclaw.json".into(),
+                exists: true,
+                valid: true,
+                error: None,
+                mode: Some("local".into()),
+            },
+            url: "ws://127.0.0.1:18789".into(),
+            url_source: "local".into(),
+            port: Some(18789),
+            port_source: Some("default".into()),
+            auth: "token (from config)".into(),
+            gateway: Reach {
+                url: "ws://127.0.0.1:18789".into(),
+                ok: true,
+                connect_latency_ms: Some(2),
+                version: Some("1.0.0".into()),
+                ..Default::default()
+            },
+            gateway_pid: Some(10),
+            gateway_uptime_ms: Some(61_000),
+            service: ServiceView::Observed {
+                status: ServiceStatus {
+                    manager: "systemd".into(),
+                    name: "openclaw-gateway.service".into(),
+                    installed: true,
+                    enabled: true,
+                    state: "active".into(),
+                    sub_state: Some("running".into()),
+                    pid: Some(10),
+                    linger: Some("yes".into()),
+                    scope: Some("user".into()),
+                    ..Default::default()
+                },
+                port: Some(18789),
+            },
+            service_diagnostic_only: false,
+            log_file: None,
+            problems: vec![],
+            hints: vec![],
+        }
+    }
+
+    #[test]
+    fn consistent_story_has_no_problems() {
+        let mut r = report();
+        cross_check(&mut r, "", Some("token"));
+        assert!(r.problems.is_empty(), "{:?}", r.problems);
+        let t = render(&r, false);
+        assert!(
+            t.contains("Gateway: local · ws://127.0.0.1:18789 · reachable (2ms) · version 1.0.0 · pid 10 · up 1m"),
+            "{t}"
+        );
+        assert!(t.contains(
+            "Gateway service: systemd user installed · enabled · running (pid 10, state active) · port 18789"
+        ), "{t}");
+    }
+
+    #[test]
+    fn port_version_and_pid_mismatches_are_flagged() {
+        let mut r = report();
+        if let ServiceView::Observed { port, .. } = &mut r.service {
+            *port = Some(18795);
+        }
+        r.gateway.version = Some("0.9.0".into());
+        cross_check(&mut r, " --profile ops", Some("token"));
+        assert!(
+            r.problems.iter().any(|p| p.starts_with(
+                "port mismatch: the service uses port 18795 but this CLI resolves 18789"
+            )),
+            "{:?}",
+            r.problems
+        );
+        assert!(r.problems.iter().any(|p| p.starts_with("version mismatch")));
+        assert!(
+            r.hints
+                .iter()
+                .any(|h| h.contains("openclaw --profile ops doctor --repair"))
+        );
+        let mut r = report();
+        r.gateway_pid = Some(99);
+        cross_check(&mut r, "", None);
+        assert!(
+            r.problems
+                .iter()
+                .any(|p| p.contains("is pid 99, not the service's pid 10"))
+        );
+    }
+
+    #[test]
+    fn unreachable_running_service_points_at_its_logs() {
+        let mut r = report();
+        r.gateway.ok = false;
+        r.gateway.error = Some("connection refused".into());
+        if let ServiceView::Observed { status, .. } = &mut r.service {
+            status.logs = Some("journalctl --user -u openclaw-gateway.service".into());
+        }
+        cross_check(&mut r, "", None);
+        assert!(
+            r.problems[0].contains("service is running (pid 10) but the gateway does not answer")
+        );
+        assert!(r.hints[0].contains("journalctl --user -u openclaw-gateway.service"));
+    }
+
+    #[test]
+    fn port_from_unit_file() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("x.service");
+        std::fs::write(
+            &p,
+            "[Service]\nExecStart=/bin/openclaw gateway run --port 18795\n",
+        )
+        .unwrap();
+        assert_eq!(port_from_definition(&p), Some(18795));
+        let st = ServiceStatus {
+            listen: vec!["127.0.0.1:1234".into(), "[::1]:1234".into()],
+            ..Default::default()
+        };
+        assert_eq!(service_port(&st), Some(1234));
+    }
+}

@@ -1,0 +1,319 @@
+//! `status`, `doctor` and `logs` against a real `systemd --user` (the project's sandbox, see
+//! `support::sandbox`): every drift class is created for real — config port change, embedded
+//! token, moved binary, operator edit, drop-in, pending reload — and repaired through the
+//! install transaction; a second `doctor --repair` then has nothing to do.
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use serde_json::Value;
+
+use crate::support::{self, sandbox, sandbox::Inside};
+
+const UNIT: &str = "openclaw-gateway.service";
+
+fn free_port() -> u16 {
+    for _ in 0..50 {
+        let v4 = TcpListener::bind("127.0.0.1:0").unwrap();
+        let p = v4.local_addr().unwrap().port();
+        if TcpListener::bind(("::1", p)).is_ok() {
+            return p;
+        }
+    }
+    panic!("no port free on both loopback families after 50 tries");
+}
+
+fn oc_with(bin: &Path, args: &[&str]) -> Output {
+    let mut c = Command::new(bin);
+    c.args(args);
+    for k in [
+        "OPENCLAW_STATE_DIR",
+        "OPENCLAW_CONFIG_PATH",
+        "OPENCLAW_HOME",
+        "OPENCLAW_PROFILE",
+        "OPENCLAW_GATEWAY_PORT",
+        "OPENCLAW_GATEWAY_TOKEN",
+        "OPENCLAW_LOG_DIR",
+    ] {
+        c.env_remove(k);
+    }
+    c.output().expect("running openclaw")
+}
+
+fn oc(args: &[&str]) -> Output {
+    oc_with(&support::bin(), args)
+}
+
+fn text(o: &Output) -> String {
+    format!(
+        "exit {:?}\n--- stdout ---\n{}--- stderr ---\n{}",
+        o.status.code(),
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+fn ok(o: Output) -> String {
+    assert!(o.status.success(), "openclaw failed: {}", text(&o));
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn json(o: &Output) -> Value {
+    serde_json::from_slice(&o.stdout).unwrap_or_else(|e| panic!("not JSON ({e}): {}", text(o)))
+}
+
+fn level(report: &Value, id: &str) -> String {
+    report["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["id"] == id)
+        .map(|f| f["level"].as_str().unwrap().to_string())
+        .unwrap_or_else(|| panic!("no finding {id} in {report}"))
+}
+
+fn unit_path(sb: &Inside) -> PathBuf {
+    sb.home.join(".config/systemd/user").join(UNIT)
+}
+
+fn set_config_port(sb: &Inside, port: u16) {
+    let p = sb.home.join(".openclaw/openclaw.json");
+    let mut v: Value = serde_json::from_str(&std::fs::read_to_string(&p).unwrap()).unwrap();
+    v["gateway"]["port"] = port.into();
+    std::fs::write(&p, serde_json::to_string_pretty(&v).unwrap()).unwrap();
+}
+
+/// `doctor --repair` fixes what it reported, then a second run has nothing to do.
+fn repair_then_clean(what: &str) -> String {
+    let out = oc(&["doctor", "--repair", "--non-interactive"]);
+    let first = text(&out);
+    assert!(out.status.success(), "{what}: repair failed: {first}");
+    assert!(
+        first.contains("done "),
+        "{what}: nothing was repaired: {first}"
+    );
+    let again = oc(&["doctor", "--repair", "--non-interactive"]);
+    assert!(
+        again.status.success(),
+        "{what}: second run: {}",
+        text(&again)
+    );
+    assert!(
+        String::from_utf8_lossy(&again.stdout).contains("Nothing to repair."),
+        "{what}: second run still repaired: {}",
+        text(&again)
+    );
+    first
+}
+
+fn answers_on(port: u16) -> bool {
+    oc(&["health", "--port", &port.to_string()])
+        .status
+        .success()
+}
+
+#[test]
+fn status_and_doctor_agree_with_a_real_user_manager() {
+    sandbox::run(
+        "ops_systemd::status_and_doctor_agree_with_a_real_user_manager",
+        |sb| {
+            let port = free_port();
+            ok(oc(&["gateway", "install", "--port", &port.to_string()]));
+            let pid: u32 = sb.prop(UNIT, "MainPID").parse().unwrap();
+
+            let st = oc(&["status", "--json"]);
+            let v = json(&st);
+            assert_eq!(v["gateway"]["reachable"], true, "{v}");
+            assert_eq!(
+                v["gateway"]["pid"], pid,
+                "the gateway answering is the service's"
+            );
+            assert_eq!(v["service"]["kind"], "observed", "{v}");
+            assert_eq!(v["service"]["status"]["installed"], true);
+            assert_eq!(v["service"]["status"]["enabled"], true);
+            assert_eq!(v["service"]["status"]["pid"], pid);
+            assert_eq!(v["service"]["port"], port);
+            assert_eq!(v["port"], port);
+            assert!(v["problems"].as_array().unwrap().is_empty(), "{v}");
+            let t = ok(oc(&["status"]));
+            assert!(
+                t.contains(&format!(
+                    "Gateway service: systemd user installed · enabled · running (pid {pid}, state active) · port {port}"
+                )),
+                "{t}"
+            );
+
+            let d = oc(&["doctor", "--json"]);
+            assert!(d.status.success(), "{}", text(&d));
+            let r = json(&d);
+            for id in [
+                "service-unit",
+                "service-binary",
+                "service-port",
+                "service-state",
+                "gateway-reachable",
+                "version-match",
+                "service-secrets",
+            ] {
+                assert_eq!(level(&r, id), "ok", "{id}: {r}");
+            }
+            let again = ok(oc(&["doctor", "--repair"]));
+            assert!(again.contains("Nothing to repair."), "{again}");
+
+            // Port drift: the config moves, the service does not (yet) → the CLI and the
+            // service disagree; status says so, doctor moves the service to the config's port.
+            let port2 = free_port();
+            set_config_port(sb, port2);
+            let v = json(&oc(&["status", "--json"]));
+            assert!(
+                v["problems"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .any(|p| p.as_str().unwrap().starts_with(&format!(
+                        "port mismatch: the service uses port {port} but this CLI resolves {port2}"
+                    ))),
+                "{v}"
+            );
+            let r = json(&oc(&["doctor", "--json"]));
+            assert_eq!(level(&r, "service-port"), "fail", "{r}");
+            assert_eq!(level(&r, "service-unit"), "fail", "{r}");
+            repair_then_clean("port drift");
+            assert!(answers_on(port2), "the service moved to {port2}");
+            let unit = std::fs::read_to_string(unit_path(sb)).unwrap();
+            assert!(unit.contains(&format!("--port {port2}")), "{unit}");
+            assert!(
+                std::fs::read_to_string(format!("{}.bak", unit_path(sb).display()))
+                    .unwrap()
+                    .contains(&format!("--port {port}")),
+                "the previous unit is kept"
+            );
+
+            // Logs of a stopped service come from the file it wrote (state dir), said once.
+            ok(oc(&["gateway", "stop"]));
+            let l = oc(&["logs", "--limit", "5"]);
+            assert!(l.status.success(), "{}", text(&l));
+            let err = String::from_utf8_lossy(&l.stderr);
+            assert!(err.contains("[logs] gateway unreachable"), "{err}");
+            assert!(
+                err.contains(&sb.home.join(".openclaw/logs").display().to_string()),
+                "reads the service's own log file: {err}"
+            );
+            assert!(
+                String::from_utf8_lossy(&l.stdout).contains("shutdown"),
+                "{}",
+                text(&l)
+            );
+        },
+    );
+}
+
+#[test]
+fn doctor_repairs_token_binary_and_reload_drift_and_preserves_edits() {
+    sandbox::run(
+        "ops_systemd::doctor_repairs_token_binary_and_reload_drift_and_preserves_edits",
+        |sb| {
+            let port = free_port();
+            // Install from a copy of the binary that is then deleted (a moved/upgraded binary).
+            let copy = sb.home.join("old-bin/openclaw");
+            std::fs::create_dir_all(copy.parent().unwrap()).unwrap();
+            std::fs::copy(support::bin(), &copy).unwrap();
+            ok(oc_with(
+                &copy,
+                &["gateway", "install", "--port", &port.to_string()],
+            ));
+            let unit = std::fs::read_to_string(unit_path(sb)).unwrap();
+            assert!(unit.contains(&copy.display().to_string()), "{unit}");
+            ok(oc(&["gateway", "stop"]));
+            std::fs::remove_file(&copy).unwrap();
+            let r = json(&oc(&["doctor", "--json"]));
+            assert_eq!(level(&r, "service-binary"), "fail", "{r}");
+            repair_then_clean("stale binary");
+            let unit = std::fs::read_to_string(unit_path(sb)).unwrap();
+            let me = support::bin().canonicalize().unwrap();
+            assert!(
+                unit.contains(&format!("ExecStart={} ", me.display())),
+                "{unit}"
+            );
+            assert!(answers_on(port));
+
+            // An embedded token (as old installs wrote) is removed; the config keeps it.
+            let cfg = std::fs::read_to_string(sb.home.join(".openclaw/openclaw.json")).unwrap();
+            let tok = serde_json::from_str::<Value>(&cfg).unwrap()["gateway"]["auth"]["token"]
+                .as_str()
+                .unwrap()
+                .to_string();
+            let with_token = std::fs::read_to_string(unit_path(sb)).unwrap().replace(
+                "[Service]\n",
+                &format!("[Service]\nEnvironment=OPENCLAW_GATEWAY_TOKEN={tok}\n"),
+            );
+            std::fs::write(unit_path(sb), &with_token).unwrap();
+            assert_eq!(sb.systemctl(&["daemon-reload"]).0, 0);
+            let d = oc(&["doctor", "--json"]);
+            assert!(
+                !String::from_utf8_lossy(&d.stdout).contains(&tok),
+                "doctor never prints it"
+            );
+            assert_eq!(level(&json(&d), "service-secrets"), "fail");
+            repair_then_clean("embedded token");
+            assert!(
+                !std::fs::read_to_string(unit_path(sb))
+                    .unwrap()
+                    .contains(&tok)
+            );
+            assert!(answers_on(port));
+
+            // A pending reload (unit changed on disk, manager not told) is applied.
+            let pending = std::fs::read_to_string(unit_path(sb))
+                .unwrap()
+                .replace("TimeoutStartSec=30", "TimeoutStartSec=20");
+            std::fs::write(unit_path(sb), &pending).unwrap();
+            let r = json(&oc(&["doctor", "--json"]));
+            assert_eq!(level(&r, "service-state"), "warn", "{r}");
+            assert_eq!(level(&r, "service-unit"), "warn", "an edit: {r}");
+
+            // That edit is the operator's: --repair keeps it (and the pending reload, which
+            // only the install transaction would apply), --repair --force replaces it.
+            let out = oc(&["doctor", "--repair"]);
+            assert_eq!(
+                std::fs::read_to_string(unit_path(sb)).unwrap(),
+                pending,
+                "{}",
+                text(&out)
+            );
+            let out = oc(&["doctor", "--repair", "--force"]);
+            assert!(out.status.success(), "{}", text(&out));
+            assert!(
+                std::fs::read_to_string(unit_path(sb))
+                    .unwrap()
+                    .contains("TimeoutStartSec=30")
+            );
+            assert_eq!(
+                std::fs::read_to_string(format!("{}.bak", unit_path(sb).display())).unwrap(),
+                pending
+            );
+            assert_eq!(sb.prop(UNIT, "NeedDaemonReload"), "no");
+
+            // Customisation the right way: a drop-in. Reported, never touched, and doctor is
+            // clean otherwise.
+            let d = sb
+                .home
+                .join(".config/systemd/user/openclaw-gateway.service.d");
+            std::fs::create_dir_all(&d).unwrap();
+            let conf = "[Service]\nEnvironment=OPENCLAW_EXTRA=1\nNice=5\n";
+            std::fs::write(d.join("local.conf"), conf).unwrap();
+            assert_eq!(sb.systemctl(&["daemon-reload"]).0, 0);
+            let r = json(&oc(&["doctor", "--json"]));
+            assert_eq!(
+                level(&r, "service-dropins"),
+                "warn",
+                "overrides Environment: {r}"
+            );
+            assert_eq!(level(&r, "service-unit"), "ok", "{r}");
+            let out = ok(oc(&["doctor", "--repair", "--force"]));
+            assert!(out.contains("Nothing to repair."), "{out}");
+            assert_eq!(std::fs::read_to_string(d.join("local.conf")).unwrap(), conf);
+            assert_eq!(sb.prop(UNIT, "Nice"), "5");
+        },
+    );
+}

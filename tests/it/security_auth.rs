@@ -1,0 +1,531 @@
+//! Authentication and admission audit: constant-time secret comparison (proved by use, not by
+//! timing), failed-attempt rate limiting on WebSocket and HTTP with `retryAfterMs` /
+//! `Retry-After`, non-loopback binds refused without auth, browser `Origin` checks, and size
+//! limits on HTTP bodies and pre-auth WebSocket frames.
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::time::{Duration, Instant};
+
+use openclaw::gateway::auth::{self, Mode, ResolvedAuth, Verdict};
+use serde_json::{Value, json};
+
+use crate::support::{self, Gateway, Raw, WAIT, connect_params, hello, http};
+
+fn auth_with(mode: Mode, secret: &str) -> ResolvedAuth {
+    ResolvedAuth {
+        mode,
+        token: (mode == Mode::Token).then(|| secret.to_string()),
+        password: (mode == Mode::Password).then(|| secret.to_string()),
+        rate_limit: Default::default(),
+    }
+}
+
+/// Every credential check goes through `auth::ct_eq` (the thread-local call counter moves by
+/// exactly one per check, for right and wrong, token and password, WS and HTTP bearer).
+#[test]
+fn every_secret_comparison_is_constant_time() {
+    for mode in [Mode::Token, Mode::Password] {
+        let a = auth_with(mode, "right-secret");
+        let checks: Vec<(&str, Box<dyn Fn() -> bool>)> = vec![
+            (
+                "ws token right",
+                Box::new(|| matches!(a.verify(Some("right-secret"), None), Verdict::Ok { .. })),
+            ),
+            (
+                "ws token wrong",
+                Box::new(|| matches!(a.verify(Some("wrong"), None), Verdict::Ok { .. })),
+            ),
+            (
+                "ws password right",
+                Box::new(|| matches!(a.verify(None, Some("right-secret")), Verdict::Ok { .. })),
+            ),
+            (
+                "ws password wrong",
+                Box::new(|| matches!(a.verify(None, Some("right-secre")), Verdict::Ok { .. })),
+            ),
+            (
+                "bearer right",
+                Box::new(|| a.verify_bearer(Some("right-secret"))),
+            ),
+            (
+                "bearer wrong",
+                Box::new(|| a.verify_bearer(Some("right-secreu"))),
+            ),
+        ];
+        for (what, check) in checks {
+            let before = auth::ct_eq_calls();
+            let ok = check();
+            assert_eq!(
+                auth::ct_eq_calls(),
+                before + 1,
+                "{mode:?} {what}: not compared with ct_eq"
+            );
+            assert_eq!(ok, what.ends_with("right"), "{mode:?} {what}");
+        }
+    }
+}
+
+/// No code path compares a secret with `==`/`!=` or reads an `Authorization` header without
+/// the bearer check (a source audit: new endpoints cannot bypass `verify_bearer`).
+#[test]
+fn no_secret_is_compared_outside_ct_eq() {
+    let src = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let mut stack = vec![src];
+    let mut files = 0;
+    let suspicious = [
+        "token ==",
+        "== token",
+        "token !=",
+        "!= token",
+        "password ==",
+        "== password",
+        "password !=",
+        "!= password",
+        "bearer ==",
+        "== bearer",
+        "expected ==",
+        "== expected",
+        "secret ==",
+        "== secret",
+        ".eq(token",
+        ".eq(password",
+        ".eq(bearer",
+    ];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap().flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                stack.push(p);
+                continue;
+            }
+            if p.extension().is_none_or(|x| x != "rs") {
+                continue;
+            }
+            files += 1;
+            let text = std::fs::read_to_string(&p).unwrap();
+            // Only non-test code: stop at the unit-test module.
+            let code = text.split("#[cfg(test)]").next().unwrap_or("");
+            for (i, line) in code.lines().enumerate() {
+                let l = line.to_ascii_lowercase();
+                if l.trim_start().starts_with("//") {
+                    continue;
+                }
+                for pat in suspicious {
+                    assert!(
+                        !l.contains(pat),
+                        "{}:{}: secret compared without ct_eq: {}",
+                        p.display(),
+                        i + 1,
+                        line.trim()
+                    );
+                }
+            }
+            if code.contains("header::AUTHORIZATION") || code.contains("get(\"authorization\")") {
+                assert!(
+                    code.contains("verify_bearer") || code.contains("check_bearer"),
+                    "{} reads Authorization without verify_bearer/check_bearer",
+                    p.display()
+                );
+            }
+        }
+    }
+    assert!(files > 20, "walked the source tree ({files} files)");
+}
+
+fn limited_gateway(max_attempts: u32, lockout_ms: u64) -> Gateway {
+    let b = Gateway::builder();
+    let token = b.token.clone();
+    b.config(&format!(
+        "{{ gateway: {{ mode: 'local', auth: {{ mode: 'token', token: '{token}',
+             rateLimit: {{ maxAttempts: {max_attempts}, windowMs: 60000, lockoutMs: {lockout_ms}, exemptLoopback: false }} }} }} }}"
+    ))
+    .start()
+}
+
+async fn connect_once(url: &str, token: &str) -> (Value, (u16, String)) {
+    let mut raw = Raw::connect(url).await;
+    raw.challenge().await;
+    raw.req(
+        "c1",
+        "connect",
+        Some(connect_params("cli", "cli", Some(token), &[])),
+    )
+    .await;
+    let res = raw.json().await;
+    if res["ok"] == true {
+        return (res, (0, String::new()));
+    }
+    let ((code, reason), _) = raw.until_close().await;
+    (res, (code, reason))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn websocket_auth_failures_lock_out_with_retry_after() {
+    let gw = limited_gateway(3, 60_000);
+    for i in 0..3 {
+        let (res, (code, _)) = connect_once(&gw.url(), "wrong").await;
+        assert_eq!(
+            res["error"]["details"]["code"], "AUTH_TOKEN_MISMATCH",
+            "attempt {i}"
+        );
+        assert_eq!(code, 1008);
+    }
+    // Locked out now, even with the right token.
+    let (res, (code, reason)) = connect_once(&gw.url(), &gw.token).await;
+    let e = &res["error"];
+    assert_eq!(e["code"], "INVALID_REQUEST");
+    assert_eq!(
+        e["message"],
+        "unauthorized: too many failed authentication attempts (retry later)"
+    );
+    assert_eq!(e["details"]["code"], "AUTH_RATE_LIMITED");
+    assert_eq!(e["details"]["recommendedNextStep"], "wait_then_retry");
+    assert_eq!(e["retryable"], true);
+    let wait = e["retryAfterMs"].as_u64().expect("retryAfterMs");
+    assert!(wait > 0 && wait <= 60_000, "retryAfterMs {wait}");
+    assert_eq!(
+        (code, reason.as_str()),
+        (1008, e["message"].as_str().unwrap())
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lockout_expires_and_http_bearer_failures_count_too() {
+    // Short lockout so expiry is observable; HTTP and WS share the limiter.
+    let gw = limited_gateway(2, 1500);
+    let bad = [
+        ("authorization", "Bearer nope"),
+        ("content-type", "application/json"),
+    ];
+    assert_eq!(
+        http(gw.port, "POST", "/tools/invoke", &bad, "{}").status,
+        401
+    );
+    assert_eq!(
+        http(gw.port, "POST", "/tools/invoke", &bad, "{}").status,
+        401
+    );
+    let good_auth = format!("Bearer {}", gw.token);
+    let good = [
+        ("authorization", good_auth.as_str()),
+        ("content-type", "application/json"),
+    ];
+    let r = http(gw.port, "POST", "/tools/invoke", &good, "{\"tool\":\"x\"}");
+    assert_eq!(r.status, 429, "{}", r.body);
+    let retry: u64 = r
+        .header("retry-after")
+        .expect("Retry-After")
+        .parse()
+        .unwrap();
+    assert!((1..=2).contains(&retry), "Retry-After {retry}");
+    assert_eq!(r.json()["error"]["type"], "rate_limited");
+    // The WebSocket side sees the same lockout.
+    let (res, _) = connect_once(&gw.url(), &gw.token).await;
+    assert_eq!(res["error"]["details"]["code"], "AUTH_RATE_LIMITED");
+    // After the lockout the right credentials work again (poll: expiry is a deadline, no event).
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let r = http(gw.port, "POST", "/tools/invoke", &good, "{\"tool\":\"x\"}");
+        if r.status == 404 {
+            break;
+        }
+        assert_eq!(r.status, 429);
+        assert!(Instant::now() < deadline, "lockout never expired");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let (res, _) = connect_once(&gw.url(), &gw.token).await;
+    assert_eq!(res["ok"], true, "{res}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn loopback_is_exempt_by_default() {
+    let gw = Gateway::builder().start();
+    for _ in 0..12 {
+        let (res, _) = connect_once(&gw.url(), "wrong").await;
+        assert_eq!(res["error"]["details"]["code"], "AUTH_TOKEN_MISMATCH");
+    }
+    let (res, _) = connect_once(&gw.url(), &gw.token).await;
+    assert_eq!(res["ok"], true, "{res}");
+}
+
+fn port_is_free(port: u16) -> bool {
+    std::net::TcpListener::bind(("127.0.0.1", port)).is_ok()
+}
+
+#[test]
+fn non_loopback_binds_without_auth_are_refused_before_listening() {
+    let cases: Vec<(&str, &str, Vec<&str>)> = vec![
+        (
+            "lan, --auth none",
+            "{ gateway: { mode: 'local' } }",
+            vec!["--bind", "lan", "--auth", "none"],
+        ),
+        (
+            "lan, no token anywhere",
+            "{ gateway: { mode: 'local' } }",
+            vec!["--bind", "lan"],
+        ),
+        (
+            "config bind lan + auth none",
+            "{ gateway: { mode: 'local', bind: 'lan', auth: { mode: 'none' } } }",
+            vec![],
+        ),
+        (
+            "custom 0.0.0.0, no token",
+            "{ gateway: { mode: 'local' } }",
+            vec!["--bind", "custom", "--host", "0.0.0.0"],
+        ),
+        (
+            "custom ::, auth none",
+            "{ gateway: { mode: 'local' } }",
+            vec!["--host", "::", "--auth", "none"],
+        ),
+    ];
+    for (what, cfg, extra) in cases {
+        let port = support::free_port();
+        let p = port.to_string();
+        let mut args = vec!["--port", p.as_str()];
+        args.extend(extra);
+        let f = Gateway::builder()
+            .config(cfg)
+            .only_args(&args)
+            .run_to_exit();
+        assert_eq!(f.status.code(), Some(78), "{what}: {}", f.stderr);
+        assert!(
+            f.stderr.contains("Refusing to bind gateway to") && f.stderr.contains("without auth"),
+            "{what}: {}",
+            f.stderr
+        );
+        assert!(
+            f.stderr.contains("OPENCLAW_GATEWAY_TOKEN") || f.stderr.contains("--bind loopback"),
+            "{what}: says what to do: {}",
+            f.stderr
+        );
+        assert!(port_is_free(port), "{what}: something listened on {port}");
+    }
+    // Loopback without auth is allowed (and says so).
+    let gw = Gateway::builder()
+        .config("{ gateway: { mode: 'local' } }")
+        .args(&["--auth", "none"])
+        .start();
+    assert!(gw.stderr().contains("auth is off"), "{}", gw.stderr());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn browser_origins_are_checked_on_upgrade() {
+    let b = Gateway::builder();
+    let token = b.token.clone();
+    let gw = b
+        .config(&format!(
+            "{{ gateway: {{ mode: 'local', auth: {{ mode: 'token', token: '{token}' }},
+                 controlUi: {{ allowedOrigins: ['https://ui.example'] }} }} }}"
+        ))
+        .start();
+    let host = format!("127.0.0.1:{}", gw.port);
+    let refused = [
+        "https://evil.example",
+        "null",
+        "http://127.0.0.1.evil.example",
+        "http://localhost:1@evil.example",
+        "https://ui.example.evil.example",
+        "file://",
+    ];
+    for origin in refused {
+        let mut raw = Raw::connect_with(&gw.url(), &[("origin", origin)]).await;
+        raw.challenge().await;
+        raw.req(
+            "c1",
+            "connect",
+            Some(connect_params(
+                "cli",
+                "cli",
+                Some(&token),
+                &["operator.read"],
+            )),
+        )
+        .await;
+        let res = raw.json().await;
+        assert_eq!(res["ok"], false, "{origin} admitted");
+        assert_eq!(
+            res["error"]["details"]["code"], "CONTROL_UI_ORIGIN_NOT_ALLOWED",
+            "{origin}"
+        );
+        let ((code, _), _) = raw.until_close().await;
+        assert_eq!(code, 1008, "{origin}");
+    }
+    // Allowed origins connect, but a browser never keeps operator scopes without a device.
+    for origin in [
+        format!("http://{host}"),
+        "https://ui.example".to_string(),
+        "http://localhost:5173".into(),
+    ] {
+        let (_, hello_ok, _) = hello(
+            &gw.url(),
+            connect_params("cli", "cli", Some(&token), support::ALL),
+            &[("origin", origin.as_str())],
+        )
+        .await;
+        assert_eq!(hello_ok["auth"]["scopes"], json!([]), "{origin}");
+    }
+}
+
+#[test]
+fn http_body_limit_and_auth_before_body() {
+    let gw = Gateway::builder().start();
+    let good = format!("Bearer {}", gw.token);
+    let json_ct = ("content-type", "application/json");
+    // Just over 2 MB with the right bearer → 413 with a JSON error.
+    let body = format!("{{\"tool\":\"{}\"}}", "x".repeat(2 * 1024 * 1024));
+    let r = http(
+        gw.port,
+        "POST",
+        "/tools/invoke",
+        &[("authorization", &good), json_ct],
+        &body,
+    );
+    assert_eq!(r.status, 413, "{}", r.body);
+    assert_eq!(r.json()["error"]["type"], "invalid_request_error");
+    // Just under the cap is parsed (404: no such tool).
+    let body = format!("{{\"tool\":\"{}\"}}", "x".repeat(2 * 1024 * 1024 - 100));
+    let r = http(
+        gw.port,
+        "POST",
+        "/tools/invoke",
+        &[("authorization", &good), json_ct],
+        &body,
+    );
+    assert_eq!(r.status, 404, "{}", &r.body[..r.body.len().min(200)]);
+    // Headers only, announcing 50 MB: answered at once, before any body byte is sent —
+    // 401 without the bearer (no body buffered for strangers), 413 with it.
+    for (auth, want) in [("Bearer wrong", 401), (good.as_str(), 413)] {
+        let mut s = TcpStream::connect(("127.0.0.1", gw.port)).unwrap();
+        s.set_read_timeout(Some(WAIT)).unwrap();
+        write!(
+            s,
+            "POST /tools/invoke HTTP/1.1\r\nHost: x\r\nAuthorization: {auth}\r\nContent-Type: application/json\r\nContent-Length: 50000000\r\n\r\n"
+        )
+        .unwrap();
+        let mut buf = [0u8; 512];
+        let n = s.read(&mut buf).expect("an answer before the body");
+        let head = String::from_utf8_lossy(&buf[..n]);
+        assert!(
+            head.starts_with(&format!("HTTP/1.1 {want}")),
+            "{auth}: {head}"
+        );
+    }
+}
+
+/// Reads one server frame from a raw socket: (opcode, payload).
+fn read_frame(s: &mut TcpStream) -> Option<(u8, Vec<u8>)> {
+    let mut h = [0u8; 2];
+    s.read_exact(&mut h).ok()?;
+    let mut len = (h[1] & 0x7f) as u64;
+    if len == 126 {
+        let mut b = [0u8; 2];
+        s.read_exact(&mut b).ok()?;
+        len = u16::from_be_bytes(b) as u64;
+    } else if len == 127 {
+        let mut b = [0u8; 8];
+        s.read_exact(&mut b).ok()?;
+        len = u64::from_be_bytes(b);
+    }
+    let mut p = vec![0u8; len as usize];
+    s.read_exact(&mut p).ok()?;
+    Some((h[0] & 0x0f, p))
+}
+
+/// A raw WebSocket: upgrade by hand so frames can be sent partially.
+fn raw_upgrade(port: u16) -> TcpStream {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.set_read_timeout(Some(WAIT)).unwrap();
+    write!(
+        s,
+        "GET / HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+    )
+    .unwrap();
+    let mut head = Vec::new();
+    let mut b = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        s.read_exact(&mut b).unwrap();
+        head.push(b[0]);
+    }
+    assert!(
+        head.starts_with(b"HTTP/1.1 101"),
+        "{}",
+        String::from_utf8_lossy(&head)
+    );
+    let (op, _) = read_frame(&mut s).expect("challenge");
+    assert_eq!(op, 1);
+    s
+}
+
+/// A pre-auth frame announcing 20 MiB is cut off after the pre-auth budget (~128 KiB), with
+/// close 1009, long before the handshake timeout — the gateway never buffers the rest.
+#[test]
+fn preauth_frames_are_bounded_before_they_are_buffered() {
+    let gw = Gateway::builder()
+        .env("OPENCLAW_HANDSHAKE_TIMEOUT_MS", "60000")
+        .start();
+    let mut s = raw_upgrade(gw.port);
+    let started = Instant::now();
+    let mut hdr = vec![0x81u8, 0x80 | 127];
+    hdr.extend_from_slice(&(20u64 << 20).to_be_bytes());
+    hdr.extend_from_slice(&[0, 0, 0, 0]); // mask key 0: payload as-is
+    s.write_all(&hdr).unwrap();
+    let chunk = vec![b' '; 16 * 1024];
+    let mut sent = 0usize;
+    // Send up to 1 MiB; the server stops reading (and closes) long before that.
+    while sent < (1 << 20) {
+        if s.write_all(&chunk).is_err() {
+            break;
+        }
+        sent += chunk.len();
+    }
+    let mut close = None;
+    while let Some((op, p)) = read_frame(&mut s) {
+        if op == 8 {
+            close = Some(u16::from_be_bytes([p[0], p[1]]));
+            break;
+        }
+    }
+    assert_eq!(close, Some(1009), "closed 1009 (sent {sent} bytes)");
+    assert!(
+        started.elapsed() < Duration::from_secs(30),
+        "closed by the budget, not by the 60 s handshake timeout"
+    );
+    // The gateway still serves others.
+    assert_eq!(http(gw.port, "GET", "/healthz", &[], "").status, 200);
+}
+
+/// Pings are answered but count against the pre-auth budget: a ping flood without `connect`
+/// is closed (1009) instead of being served until the handshake timeout.
+#[test]
+fn preauth_ping_flood_is_closed() {
+    let gw = Gateway::builder()
+        .env("OPENCLAW_HANDSHAKE_TIMEOUT_MS", "60000")
+        .start();
+    let mut s = raw_upgrade(gw.port);
+    let ping = {
+        let mut f = vec![0x89u8, 0x80 | 125, 0, 0, 0, 0];
+        f.extend(std::iter::repeat_n(b'p', 125));
+        f
+    };
+    let started = Instant::now();
+    let reader = s.try_clone().unwrap();
+    let t = std::thread::spawn(move || {
+        let mut r = reader;
+        while let Some((op, p)) = read_frame(&mut r) {
+            if op == 8 {
+                return Some(u16::from_be_bytes([p[0], p[1]]));
+            }
+        }
+        None
+    });
+    for _ in 0..4000 {
+        if s.write_all(&ping).is_err() {
+            break;
+        }
+    }
+    assert_eq!(t.join().unwrap(), Some(1009));
+    assert!(started.elapsed() < Duration::from_secs(30));
+}
