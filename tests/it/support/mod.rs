@@ -645,7 +645,11 @@ pub fn free_port() -> u16 {
 
 /// The binary under test, as a path.
 pub fn bin() -> PathBuf {
-    PathBuf::from(BIN)
+    // OPENCLAW_TEST_BIN: run the service-manager scenarios against another build (e.g. a
+    // release binary, for the restart figures in systemd_zdt).
+    std::env::var_os("OPENCLAW_TEST_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(BIN))
 }
 
 /// Whether we run under CI (`CI=true`): environment-dependent tests must not skip there.
