@@ -526,6 +526,11 @@ fn preauth_ping_flood_is_closed() {
             break;
         }
     }
-    assert_eq!(t.join().unwrap(), Some(1009));
+    // The gateway closes with 1009 once the pre-auth read budget is spent. Its close frame can
+    // be lost when the kernel resets the connection (we are still writing pings), so a reset
+    // without a close frame also counts; what must not happen is the socket staying open until
+    // the 60 s handshake timeout (close 1000).
+    let code = t.join().unwrap();
+    assert!(matches!(code, Some(1009) | None), "closed with {code:?}");
     assert!(started.elapsed() < Duration::from_secs(30));
 }
