@@ -513,6 +513,7 @@ pub async fn hand_over(
         );
     }
     let mut conns = co.close_collection();
+    let quiesce_ms = t0.elapsed().as_millis() as u64;
     let mut out = Outcome::default();
     let room = max.saturating_sub(reserved + 1);
     if conns.len() > room {
@@ -572,6 +573,7 @@ pub async fn hand_over(
     tracing::info!(
         stored = out.stored,
         closed = out.closed,
+        quiesce_ms,
         ms = t0.elapsed().as_millis() as u64,
         "handover: {} connection(s) in the fd store for the next process",
         out.stored

@@ -328,6 +328,24 @@ fn client_ports(port: u16) -> std::collections::HashSet<u16> {
         .collect()
 }
 
+/// Copies the gateway's handover log lines (old side: quiesce + upload time; new side: resume)
+/// next to the figures, for the timing breakdown.
+fn save_handover_log(sb: &Inside, label: &str) {
+    let dir = sb.home.join(".openclaw/logs");
+    let mut lines = Vec::new();
+    for e in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+        let text = std::fs::read_to_string(e.path()).unwrap_or_default();
+        lines.extend(
+            text.lines()
+                .filter(|l| l.contains("handover") || l.contains("resumed"))
+                .map(str::to_string),
+        );
+    }
+    let file =
+        std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("zdt-log-{label}.txt"));
+    let _ = std::fs::write(file, lines.join("\n"));
+}
+
 fn systemctl_restart() -> Duration {
     let t0 = Instant::now();
     let out = Command::new("systemctl")
@@ -474,6 +492,7 @@ fn restarts_keep_every_client_connected() {
             inodes,
             "the listening sockets were never closed"
         );
+        save_handover_log(sb, "restarts");
         // The last restart carried every client (and the observer); status says so.
         let st = ok(oc(&["gateway", "status"]));
         assert!(
@@ -846,6 +865,7 @@ fn thousand_clients_survive_restarts() {
             let (clients, probe) = load.stop().await;
             check("thousand", &clients, &probe, &r, &p);
         });
+        save_handover_log(sb, "thousand");
         let st = ok(oc(&["gateway", "status"]));
         assert!(
             st.contains(&format!("{} carried over by the last restart", n + 1)),
