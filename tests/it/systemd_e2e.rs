@@ -355,6 +355,39 @@ fn kill_9_is_restarted() {
     });
 }
 
+/// `configReload` of the gateway's `health` RPC, asked through our own CLI.
+fn config_reload(port: u16) -> serde_json::Value {
+    let out = ok(oc(&["health", "--json", "--port", &port.to_string()]));
+    let v: serde_json::Value = serde_json::from_str(&out).expect("health --json prints JSON");
+    v["configReload"].clone()
+}
+
+#[test]
+fn systemctl_reload_reevaluates_in_place_and_the_unit_stays_active() {
+    sandbox::run(
+        "systemd_e2e::systemctl_reload_reevaluates_in_place_and_the_unit_stays_active",
+        |sb| {
+            let port = free_port();
+            install(port, &[]);
+            let pid = main_pid(sb, UNIT);
+            let before = config_reload(port)["evaluations"].as_u64().unwrap_or(0);
+            let (code, out) = sb.systemctl(&["reload", UNIT]);
+            assert_eq!(code, 0, "systemctl reload: {out}");
+            sb.wait_for("the SIGHUP evaluation", T, || {
+                let r = config_reload(port);
+                r["evaluations"].as_u64().unwrap_or(0) > before && r["lastTrigger"] == "signal"
+            });
+            // RELOADING=1 is always followed by READY=1: the unit is back to active/running,
+            // with the same process (a reload never restarts).
+            sb.wait_for("active after the reload", T, || {
+                sb.prop(UNIT, "ActiveState") == "active" && sb.prop(UNIT, "SubState") == "running"
+            });
+            assert_eq!(main_pid(sb, UNIT), pid);
+            assert_eq!(sb.prop(UNIT, "NRestarts"), "0");
+        },
+    );
+}
+
 #[test]
 fn config_error_exits_78_without_a_restart_loop() {
     sandbox::run(
