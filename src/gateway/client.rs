@@ -454,8 +454,23 @@ impl GatewayClient {
         }
     }
 
+    /// Takes the event stream (for a separate consumer task); `next_event` then sees none.
+    pub fn take_events(&mut self) -> mpsc::UnboundedReceiver<Event> {
+        std::mem::replace(&mut self.events, mpsc::unbounded_channel().1)
+    }
+
+    /// The close code and reason once the socket is closed, `None` while it is open.
+    pub fn close_status(&self) -> Option<(u16, String)> {
+        self.closed.borrow().clone()
+    }
+
     /// Waits until the server closes the socket; returns (code, reason).
     pub async fn closed(&mut self, timeout: Duration) -> Option<(u16, String)> {
+        self.wait_closed(timeout).await
+    }
+
+    /// [`GatewayClient::closed`] through a shared reference.
+    pub async fn wait_closed(&self, timeout: Duration) -> Option<(u16, String)> {
         let mut rx = self.closed.clone();
         tokio::time::timeout(timeout, async move {
             loop {

@@ -5,8 +5,7 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::ws::WebSocketUpgrade;
-use axum::extract::{ConnectInfo, DefaultBodyLimit, FromRequestParts, Request, State};
+use axum::extract::{ConnectInfo, DefaultBodyLimit, Request, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -85,7 +84,7 @@ async fn ws_intercept(State(state): State<AppState>, req: Request, next: Next) -
     if !is_ws_upgrade(req.headers()) || req.uri().path().starts_with("/__openclaw__/worker") {
         return next.run(req).await;
     }
-    if state.shutdown.is_shutting_down() {
+    if state.shutdown.is_shutting_down() || state.handover.is_requested() {
         return (
             StatusCode::SERVICE_UNAVAILABLE,
             "Gateway websocket admission closed",
@@ -117,39 +116,17 @@ async fn ws_intercept(State(state): State<AppState>, req: Request, next: Next) -
             .cloned()
             .unwrap_or_default(),
     };
-    let upgrade = match WebSocketUpgrade::from_request_parts(&mut parts, &state).await {
-        Ok(u) => u,
-        Err(rej) => return rej.into_response(),
-    };
-    let tracker = state.shutdown.tracker().clone();
     // Until hello-ok the peer may send one frame of at most 64 KiB (plus control frames); the
     // budget stops it from making us buffer more than this before the size check runs.
     meta.read_budget.limit(PREAUTH_READ_BUDGET);
-    // One pointer in the upgrade task instead of the arguments themselves: the task keeps its
-    // callback's slot for as long as the socket lives.
-    let args = Box::new((state, peer, meta));
-    upgrade
-        // tungstenite preallocates a 128 KiB read buffer per socket; idle clients are the common
-        // case, so keep it small (see WS_READ_BUFFER). Measured by the idle-client benchmark.
-        .read_buffer_size(WS_READ_BUFFER)
-        .max_message_size(super::protocol::MAX_PAYLOAD_BYTES)
-        .max_frame_size(super::protocol::MAX_PAYLOAD_BYTES)
-        .on_upgrade(move |socket| {
-            let (state, peer, meta) = *args;
-            tracker.track_future(ws::run_session(socket, state, peer, meta))
-        })
+    // Our own upgrade (not axum's WebSocketUpgrade): the session owns the raw stream, which a
+    // zero-downtime handover needs (see ws::upgrade).
+    ws::upgrade(state, &mut parts, peer, meta)
 }
 
 /// Bytes a WebSocket may send before hello-ok: two maximal pre-auth frames, so an oversized
 /// first frame still gets the spec's 1009 from the size check, while a 25 MiB one is cut off.
 const PREAUTH_READ_BUDGET: usize = 2 * super::protocol::MAX_PREAUTH_PAYLOAD_BYTES + 1024;
-
-/// Per-socket read buffer (tungstenite's default is 128 KiB). Every socket holds it for life,
-/// idle or not, so it is most of an idle client's cost. It is also the most one read call
-/// takes: a frame longer than this is still buffered whole (tungstenite reserves its length),
-/// just read in 1 KiB steps. A 1 MiB frame's round trip measured 1.39 ms (1.28 ms with 2 KiB);
-/// RPC frames are far smaller.
-const WS_READ_BUFFER: usize = 1024;
 
 fn json_response(status: StatusCode, body: Value) -> Response {
     (

@@ -415,6 +415,13 @@ impl CappedStream {
     }
 }
 
+/// The socket (a zero-downtime handover duplicates it for the fd store).
+impl std::os::fd::AsFd for CappedStream {
+    fn as_fd(&self) -> std::os::fd::BorrowedFd<'_> {
+        self.inner.as_fd()
+    }
+}
+
 impl AsyncRead for CappedStream {
     fn poll_read(
         mut self: Pin<&mut Self>,
@@ -465,6 +472,7 @@ pub struct GatewayListener {
     cap: Arc<Semaphore>,
     next: usize,
     backoff: Duration,
+    pause: Option<tokio_util::sync::CancellationToken>,
 }
 
 impl GatewayListener {
@@ -476,7 +484,16 @@ impl GatewayListener {
             cap: Arc::new(Semaphore::new(max_connections)),
             next: 0,
             backoff: Duration::ZERO,
+            pause: None,
         }
+    }
+
+    /// Stops accepting for good once `token` is cancelled (a handover: new connections wait
+    /// in the backlog for the next process), without the graceful shutdown of connections
+    /// already accepted, which would drop a request that has not been read yet.
+    pub fn pause_on(mut self, token: tokio_util::sync::CancellationToken) -> GatewayListener {
+        self.pause = Some(token);
+        self
     }
 }
 
@@ -494,6 +511,23 @@ impl Listener for GatewayListener {
     type Addr = SocketAddr;
 
     async fn accept(&mut self) -> (Self::Io, Self::Addr) {
+        if let Some(p) = self.pause.clone() {
+            tokio::select! {
+                biased;
+                _ = p.cancelled() => std::future::pending::<()>().await,
+                r = self.accept_inner() => return r,
+            }
+        }
+        self.accept_inner().await
+    }
+
+    fn local_addr(&self) -> io::Result<Self::Addr> {
+        self.listeners[0].local_addr()
+    }
+}
+
+impl GatewayListener {
+    async fn accept_inner(&mut self) -> (CappedStream, SocketAddr) {
         // Wait for a free slot first: at the cap, new connections queue in the kernel backlog.
         let permit = self
             .cap
@@ -539,10 +573,6 @@ impl Listener for GatewayListener {
                 }
             }
         }
-    }
-
-    fn local_addr(&self) -> io::Result<Self::Addr> {
-        self.listeners[0].local_addr()
     }
 }
 

@@ -431,6 +431,7 @@ pub fn core_table() -> MethodTable {
             "pid": std::process::id(),
             "uptimeMs": s.uptime_ms(),
             "connections": s.connection_count(),
+            "handover": s.handover.status_json(),
             "shutdownBudget": {"timeoutMs": s.settings.drain_timeout.as_millis() as u64},
         }))
     });

@@ -14,6 +14,7 @@
 pub mod auth;
 pub mod client;
 pub mod conn;
+pub mod handover;
 pub mod health;
 pub mod http;
 pub mod identity;
@@ -26,6 +27,7 @@ pub mod shutdown;
 pub mod state;
 pub mod statelock;
 pub mod ws;
+pub mod wsio;
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::Arc;
@@ -366,7 +368,7 @@ fn refuse_under_launchd(
 /// backlog), and serves a new generation.
 pub fn run_daemon(paths: &Paths, args: RunArgs) -> Result<Exit> {
     // Must happen before any thread exists: it unsets LISTEN_* variables.
-    let inherited = crate::service::systemd::activation::take_inherited()?;
+    let mut inherited = crate::service::systemd::activation::take_inherited()?;
     // Under systemd, stderr already is the journal: log natively (fields, priorities) and
     // drop the stderr formatter, or every line would appear twice.
     let journal = crate::service::systemd::journal::boxed_layer(args.verbose);
@@ -385,6 +387,13 @@ pub fn run_daemon(paths: &Paths, args: RunArgs) -> Result<Exit> {
         }
     }
     let notifier = Notifier::from_env();
+    // Connections a previous process handed over: taken out of the fd store now, resumed once
+    // the first generation runs, closed properly (1012) if startup fails before that.
+    let stored = inherited
+        .as_mut()
+        .map(|i| std::mem::take(&mut i.stored))
+        .unwrap_or_default();
+    let mut adopted = Some(handover::Adopted::from_stored(stored, &notifier));
     tracing::info!(
         version = crate::VERSION,
         pid = std::process::id(),
@@ -420,27 +429,41 @@ pub fn run_daemon(paths: &Paths, args: RunArgs) -> Result<Exit> {
             Err(e) => return Err(e),
         }
     }
-    let inherited_listeners = inherited.as_ref().is_some_and(|i| !i.listeners.is_empty());
+    let store = crate::service::systemd::fdstore::StoreConfig::from_env(&ProcessEnv);
+    let (activated, stored_listeners, source) = match inherited {
+        Some(inh) => (inh.listeners, inh.stored_listeners, inh.source),
+        None => (Vec::new(), Vec::new(), "none"),
+    };
+    let inherited_listeners = !activated.is_empty();
     // The master copies of the listening sockets: every generation serves on duplicates, so
     // the sockets stay open (and keep queueing connections) across in-process restarts.
-    let mut std_listeners: Vec<std::net::TcpListener> = match inherited {
-        Some(inh) if !inh.listeners.is_empty() => {
-            tracing::info!(
-                source = inh.source,
-                count = inh.listeners.len(),
-                "using inherited listening sockets"
-            );
-            inh.listeners.into_iter().map(|(_, l)| l).collect()
-        }
-        _ => {
-            if args.force {
-                let pids = listener::force_free_port(plan.port)?;
-                if !pids.is_empty() {
-                    tracing::info!(?pids, "--force: port {} freed", plan.port);
-                }
+    let mut std_listeners: Vec<std::net::TcpListener> = if !activated.is_empty() {
+        tracing::info!(
+            source,
+            count = activated.len(),
+            "using inherited listening sockets"
+        );
+        forget_stored_listeners(stored_listeners, &notifier);
+        activated.into_iter().map(|(_, l)| l).collect()
+    } else if stored_listeners_match(&stored_listeners, &plan)? {
+        tracing::info!(
+            count = stored_listeners.len(),
+            "using the listening sockets kept in the fd store"
+        );
+        stored_listeners.into_iter().map(|(_, l)| l).collect()
+    } else {
+        forget_stored_listeners(stored_listeners, &notifier);
+        if args.force {
+            let pids = listener::force_free_port(plan.port)?;
+            if !pids.is_empty() {
+                tracing::info!(?pids, "--force: port {} freed", plan.port);
             }
-            listener::bind_all(&plan.bind, plan.port)?
         }
+        let ls = listener::bind_all(&plan.bind, plan.port)?;
+        if store.is_some() {
+            store_listeners(&ls, &notifier);
+        }
+        ls
     };
     let _state_lock = match state_lock {
         Some(l) => l,
@@ -470,6 +493,7 @@ pub fn run_daemon(paths: &Paths, args: RunArgs) -> Result<Exit> {
             );
         }
         let generation = plan.clone();
+        let adopted_now = adopted.take();
         // Per generation (cheap; the key file is the source of truth).
         let identity = identity::Identity::load_or_create(&paths.state_dir)?;
         let outcome = rt.block_on(async {
@@ -484,6 +508,7 @@ pub fn run_daemon(paths: &Paths, args: RunArgs) -> Result<Exit> {
             }
             let mut methods = methods::core_table();
             reload::register_methods(&mut methods);
+            handover::register_test_methods(&mut methods);
             crate::agent::methods::register(&mut methods);
             let state = GatewayState::new(StateInit {
                 paths: paths.clone(),
@@ -506,6 +531,9 @@ pub fn run_daemon(paths: &Paths, args: RunArgs) -> Result<Exit> {
                     inherited_listeners,
                 ),
             });
+            if let Some(a) = adopted_now {
+                state.handover.set_adopted(a);
+            }
             serve(state, listeners, notifier.clone(), signals).await
         })?;
         match outcome {
@@ -550,6 +578,53 @@ pub fn run_daemon(paths: &Paths, args: RunArgs) -> Result<Exit> {
             .unwrap_or_else(|p| p.into_inner())
             .record_restarted();
         tracing::info!("restart mode: in-process restart (same pid, listening sockets kept)");
+    }
+}
+
+/// Whether listeners taken from the fd store are the ones the config asks for (same port, and
+/// every stored address is one of the bind addresses).
+fn stored_listeners_match(stored: &[(String, std::net::TcpListener)], plan: &Plan) -> Result<bool> {
+    if stored.is_empty() {
+        return Ok(false);
+    }
+    let want = plan.bind.addrs()?;
+    Ok(stored.iter().all(|(_, l)| {
+        l.local_addr()
+            .is_ok_and(|a| want.contains(&a.ip()) && (plan.port == 0 || a.port() == plan.port))
+    }))
+}
+
+/// Drops stored listeners we do not use (socket activation took over, or the address
+/// changed) and takes them out of the store, waiting until the manager has closed its copies
+/// (so the address can be bound again).
+fn forget_stored_listeners(stored: Vec<(String, std::net::TcpListener)>, notifier: &Notifier) {
+    if stored.is_empty() {
+        return;
+    }
+    let mut names: Vec<String> = stored.iter().map(|(n, _)| n.clone()).collect();
+    names.dedup();
+    drop(stored);
+    for n in &names {
+        if let Err(e) = notifier.remove_stored(n) {
+            tracing::warn!("fd store: removing {n} failed: {e}");
+        }
+    }
+    if let Err(e) = notifier.barrier(Duration::from_secs(5)) {
+        tracing::warn!("fd store: removing stale listeners was not confirmed: {e}");
+    }
+    tracing::info!(?names, "fd store: stale listening sockets removed");
+}
+
+/// Keeps self-bound listeners in the fd store, so a restart never refuses a connect.
+fn store_listeners(ls: &[std::net::TcpListener], notifier: &Notifier) {
+    use std::os::fd::AsFd;
+    for l in ls {
+        let Ok(addr) = l.local_addr() else { continue };
+        let name = crate::service::systemd::fdstore::listener_name(addr);
+        match notifier.store_fd(&name, l.as_fd()) {
+            Ok(()) => tracing::debug!(%addr, "listening socket kept in the fd store as {name}"),
+            Err(e) => tracing::warn!("fd store: storing listener {addr} failed: {e}"),
+        }
     }
 }
 
@@ -618,10 +693,15 @@ pub async fn serve(
     mut signals: Signals,
 ) -> Result<Served> {
     let app = http::router(state.clone());
-    let gl = listener::GatewayListener::new(listeners, state.settings.max_connections);
+    // When a handover begins, accepting stops (new connections wait in the backlog for the
+    // next process) while accepted HTTP connections are still served.
+    let gl = listener::GatewayListener::new(listeners, state.settings.max_connections)
+        .pause_on(state.handover.token().clone());
     // hyper directly (not axum::serve): header-read deadline and pre-auth read budgets.
     let server_task = tokio::spawn(conn::serve(gl, app, state.shutdown.clone()));
     spawn_background(&state);
+    // Connections handed over by the previous process continue right away.
+    handover::resume_all(&state).await;
     // SIGHUP and file watching are live before READY (an early `systemctl reload` must not
     // hit SIGHUP's default action, which would terminate us).
     reload::start(&state);
@@ -636,7 +716,11 @@ pub async fn serve(
         .map(|a| listener::ws_url(a.ip(), a.port()))
         .collect();
     let status = format!("listening on {}", urls.join(", "));
-    notifier.ready(&status);
+    notifier.ready(&format!(
+        "{status}; {} clients{}",
+        state.connection_count(),
+        state.handover.status_suffix()
+    ));
     // Index the session transcripts off the request path (torn last lines are reported here).
     let agents = state.agents.clone();
     tokio::task::spawn_blocking(move || agents.store.warm());
@@ -650,7 +734,13 @@ pub async fn serve(
         crate::service::systemd::watchdog::spawn_status(
             notifier.clone(),
             Duration::from_secs(5),
-            move || format!("{base}; {} clients", st.connection_count()),
+            move || {
+                format!(
+                    "{base}; {} clients{}",
+                    st.connection_count(),
+                    st.handover.status_suffix()
+                )
+            },
         );
     }
     tracing::info!(
@@ -668,9 +758,35 @@ pub async fn serve(
         why = state.reload.restart_requested() => End::Restart(why),
     };
     let supervised = state.reload.supervisor != config_reload::Supervisor::None;
+    // A planned restart under systemd with an fd store: live connections move to the next
+    // process instead of being closed (see handover.rs).
+    let store = crate::service::systemd::fdstore::StoreConfig::from_env(&ProcessEnv);
+    let trigger = match &end {
+        End::Signal("SIGTERM") => Some(handover::Trigger::Signal),
+        End::Restart(_) if supervised => Some(handover::Trigger::RestartRequested),
+        _ => None,
+    };
+    let decision = match (&store, trigger) {
+        (Some(store), Some(t)) => Some(handover::plan(&state, t, store).await),
+        _ => None,
+    };
+    let handing_over = match &decision {
+        Some(handover::Decision::HandOver { max, why }) => Some((*max, *why)),
+        Some(handover::Decision::Close(why)) => {
+            tracing::info!("connections are closed, not handed over: {why}");
+            None
+        }
+        None => None,
+    };
     let restart_in_process = match &end {
         End::Signal(sig) => {
-            tracing::info!("received {sig}; shutting down (send it again to exit immediately)");
+            if handing_over.is_some() {
+                tracing::info!(
+                    "received {sig}; restarting: handing connections to the next process"
+                );
+            } else {
+                tracing::info!("received {sig}; shutting down (send it again to exit immediately)");
+            }
             notifier.stopping();
             false
         }
@@ -693,16 +809,29 @@ pub async fn serve(
         .draining
         .store(true, std::sync::atomic::Ordering::Relaxed);
     // Abort agent runs first, so their error events and final responses reach the clients
-    // waiting on them before the sockets close.
+    // waiting on them (before the sockets close, or before they are handed over).
     state.agents.shutdown(Duration::from_secs(3)).await;
-    let reason = if matches!(end, End::Restart(_)) {
+    let mut drain_cap = None;
+    if let Some((max, why)) = handing_over {
+        notifier.extend_timeout(handover::inflight_budget() + Duration::from_secs(15));
+        tracing::info!("handover ({why})");
+        let reserved = state.listen.len();
+        handover::hand_over(&state, &notifier, max, reserved).await;
+        // Everything left (handler tasks past their budget, sockets that could not be
+        // carried) gets a short drain: the clients already wait for the next process.
+        drain_cap = Some(Duration::from_millis(500));
+    }
+    let reason = if matches!(end, End::Restart(_)) || handing_over.is_some() {
         "gateway restarting"
     } else {
         "gateway stopping"
     };
+    // Handed-over sockets are no longer registered: only the others see this.
     state.broadcast("shutdown", &json!({"reason": reason}), Broadcast::default());
     state.shutdown.trigger();
-    let deadline = state.settings.drain_timeout;
+    let deadline = drain_cap.map_or(state.settings.drain_timeout, |c| {
+        c.min(state.settings.drain_timeout)
+    });
     notifier.extend_timeout(deadline + Duration::from_secs(5));
     let t0 = std::time::Instant::now();
     let drain = async {

@@ -217,6 +217,14 @@ impl Outbound {
         self.shared.waker.wake();
     }
 
+    /// Refuses further frames without queueing a close: the connection is being handed to the
+    /// next process (see [`super::handover`]), which continues the stream.
+    pub fn seal(&self) {
+        // Under the queue lock, like every other change of `closed`.
+        let _q = self.shared.lock_queue();
+        self.shared.closed.store(true, Ordering::Relaxed);
+    }
+
     /// Closes ahead of the queue (slow consumer). Wins over an ordered close still queued.
     pub fn abort(&self, code: u16, reason: &str) {
         self.shared.closed.store(true, Ordering::Relaxed);
@@ -423,6 +431,8 @@ pub struct GatewayState {
     pub pending: AtomicUsize,
     /// Agent runs, sessions and their HTTP APIs.
     pub agents: Arc<crate::agent::Agents>,
+    /// Zero-downtime restarts: quiesce, fd store, adoption (see [`super::handover`]).
+    pub handover: super::handover::Coordinator,
 }
 
 impl std::fmt::Debug for GatewayState {
@@ -502,6 +512,7 @@ impl GatewayState {
             health_version: AtomicU64::new(1),
             pending: AtomicUsize::new(0),
             agents,
+            handover: super::handover::Coordinator::default(),
         })
     }
 
@@ -573,6 +584,43 @@ impl GatewayState {
                 seq: 0,
             },
         );
+    }
+
+    /// Registers a socket adopted from the previous process; its `seq` continues at `seq`.
+    pub fn register_resumed(&self, info: Arc<ConnInfo>, outbound: Outbound, seq: u64) {
+        self.conns.lock().unwrap_or_else(|p| p.into_inner()).insert(
+            info.id.clone(),
+            ConnEntry {
+                info,
+                outbound,
+                seq,
+            },
+        );
+    }
+
+    /// Removes a socket that moves to the next process and returns its last delivered `seq`
+    /// (no event is sent to it afterwards).
+    pub fn take_for_handover(&self, conn_id: &str) -> Option<u64> {
+        self.conns
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(conn_id)
+            .map(|e| e.seq)
+    }
+
+    /// `(presence, health)` state versions.
+    pub fn state_versions(&self) -> (u64, u64) {
+        (
+            self.presence_version.load(Ordering::Relaxed),
+            self.health_version.load(Ordering::Relaxed),
+        )
+    }
+
+    /// Continues the previous process's state versions (they never go backwards for a client
+    /// that stayed connected across a restart).
+    pub fn restore_state_versions(&self, presence: u64, health: u64) {
+        self.presence_version.fetch_max(presence, Ordering::Relaxed);
+        self.health_version.fetch_max(health, Ordering::Relaxed);
     }
 
     /// Removes a socket.

@@ -1,38 +1,161 @@
 //! One WebSocket session: challenge → connect (validation, protocol range, origin, auth, scope
-//! rules) → `hello-ok` → RPC dispatch and events, until close.
+//! rules) → `hello-ok` → RPC dispatch and events, until close, or until the connection is
+//! handed to the next process ([`super::handover`]).
 //!
 //! Each session is one task that reads frames and writes the socket's [`Outbound`] queue from
 //! the same poll ([`Conn`]). Handlers that complete without waiting are answered inline; the
 //! others run as tracked tasks, so responses may arrive out of order and shutdown can wait
 //! for them.
+//!
+//! The upgrade is ours ([`upgrade`]), not axum's `WebSocketUpgrade`: tungstenite runs over
+//! [`BoundaryIo`], which the handover needs (frame-boundary reads, the socket's fd).
 #![allow(clippy::result_large_err)]
+use std::collections::HashSet;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
-use axum::extract::ws::{CloseFrame, Message, WebSocket};
-use futures_util::{FutureExt, Sink, Stream};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header, request};
+use axum::response::{IntoResponse, Response};
+use futures_util::{FutureExt, Sink, SinkExt, Stream};
 use serde_json::{Value, json};
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::sync::Semaphore;
+use tokio_tungstenite::WebSocketStream;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role, WebSocketConfig};
+use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 
 use super::auth::{self, Verdict};
-use super::methods::{Ctx, MethodSpec};
+use super::handover::{ConnState, Quiesced};
+use super::methods::Ctx;
 use super::protocol::{self, ErrorShape, now_ms};
 use super::state::{ConnInfo, GatewayState, OutMsg, Outbound, OutboundRx};
+use super::wsio::BoundaryIo;
 
-/// Bytes handed to the socket before it is flushed, unless a single frame is larger.
-const WRITE_BATCH: usize = 1024;
 /// How long we wait for the peer's close reply after sending ours.
 const CLOSE_GRACE: Duration = Duration::from_secs(2);
 /// Consecutive role-gate failures before the socket is closed.
 const MAX_UNAUTHORIZED_STREAK: u32 = 10;
 /// Close reasons are capped (WS allows 123 bytes; upstream truncates to 120).
 const MAX_CLOSE_REASON: usize = 120;
+/// Per-socket read buffer (tungstenite's default is 128 KiB). Every socket holds it for life,
+/// idle or not, so it is a large part of an idle client's cost. It is also the most one read
+/// call takes: a frame longer than this is still buffered whole (tungstenite reserves its
+/// length), just read in 1 KiB steps. A 1 MiB frame's round trip measured 1.39 ms (1.28 ms
+/// with 2 KiB); RPC frames are far smaller. Measured by the idle-client bench.
+const WS_READ_BUFFER: usize = 1024;
+/// Bytes handed to the socket before it is flushed, unless a single frame is larger.
+const WRITE_BATCH: usize = 1024;
+
+/// The WebSocket over our boundary-aware stream.
+pub type Ws = WebSocketStream<BoundaryIo>;
+
+/// tungstenite settings for gateway sockets (fresh and adopted alike).
+pub fn ws_config() -> WebSocketConfig {
+    WebSocketConfig::default()
+        .read_buffer_size(WS_READ_BUFFER)
+        .max_message_size(Some(protocol::MAX_PAYLOAD_BYTES))
+        .max_frame_size(Some(protocol::MAX_PAYLOAD_BYTES))
+}
+
+fn header_has_token(h: &HeaderMap, name: header::HeaderName, token: &str) -> bool {
+    h.get_all(name).iter().any(|v| {
+        v.to_str()
+            .map(|s| s.split(',').any(|t| t.trim().eq_ignore_ascii_case(token)))
+            .unwrap_or(false)
+    })
+}
+
+fn reject(status: StatusCode, msg: &'static str) -> Response {
+    (status, msg).into_response()
+}
+
+/// Answers a WebSocket upgrade request (RFC 6455 §4.2) and starts the session on the upgraded
+/// connection; the session is tracked by the shutdown tracker.
+pub fn upgrade(
+    state: Arc<GatewayState>,
+    parts: &mut request::Parts,
+    peer: PeerInfo,
+    meta: UpgradeMeta,
+) -> Response {
+    let h = &parts.headers;
+    if parts.method != Method::GET {
+        return reject(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "Request method must be `GET`",
+        );
+    }
+    if !header_has_token(h, header::CONNECTION, "upgrade") {
+        return reject(
+            StatusCode::BAD_REQUEST,
+            "Connection header did not include 'upgrade'",
+        );
+    }
+    if !header_has_token(h, header::UPGRADE, "websocket") {
+        return reject(
+            StatusCode::BAD_REQUEST,
+            "`Upgrade` header did not include 'websocket'",
+        );
+    }
+    if h.get(header::SEC_WEBSOCKET_VERSION).map(|v| v.as_bytes()) != Some(b"13") {
+        return reject(
+            StatusCode::BAD_REQUEST,
+            "`Sec-WebSocket-Version` header did not include '13'",
+        );
+    }
+    let Some(key) = h.get(header::SEC_WEBSOCKET_KEY).cloned() else {
+        return reject(
+            StatusCode::BAD_REQUEST,
+            "`Sec-WebSocket-Key` header missing",
+        );
+    };
+    let Some(on_upgrade) = parts.extensions.remove::<hyper::upgrade::OnUpgrade>() else {
+        return reject(
+            StatusCode::UPGRADE_REQUIRED,
+            "WebSocket request couldn't be upgraded since no upgrade state was present",
+        );
+    };
+    let accept = tokio_tungstenite::tungstenite::handshake::derive_accept_key(key.as_bytes());
+    let tracker = state.shutdown.tracker().clone();
+    // One pointer in the task instead of the arguments themselves: the task keeps the slots
+    // of what it captured for as long as the socket lives.
+    let args = Box::new((state, peer, meta));
+    tracker.spawn(async move {
+        let (state, peer, meta) = *args;
+        let upgraded = match on_upgrade.await {
+            Ok(u) => u,
+            Err(e) => {
+                tracing::debug!(remote = %peer.remote, "WebSocket upgrade failed: {e}");
+                return;
+            }
+        };
+        // Our HTTP/1 server's connections are `TokioIo<CappedStream>` (conn.rs): take the
+        // stream back from hyper, with the bytes it read past the request (if any).
+        let io = match upgraded.downcast::<hyper_util::rt::TokioIo<super::listener::CappedStream>>()
+        {
+            Ok(parts) => {
+                BoundaryIo::capped(parts.io.into_inner(), peer.remote, parts.read_buf.to_vec())
+            }
+            // Served some other way (tests over axum::serve): works, but cannot be handed over.
+            Err(u) => BoundaryIo::upgraded(hyper_util::rt::TokioIo::new(u), peer.remote),
+        };
+        let ws = WebSocketStream::from_raw_socket(io, Role::Server, Some(ws_config())).await;
+        run_session(ws, state, peer, Start::Fresh(meta)).await;
+    });
+    let mut res = StatusCode::SWITCHING_PROTOCOLS.into_response();
+    let rh = res.headers_mut();
+    rh.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
+    rh.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
+    if let Ok(v) = HeaderValue::from_str(&accept) {
+        rh.insert(header::SEC_WEBSOCKET_ACCEPT, v);
+    }
+    res
+}
 
 /// Facts about the HTTP upgrade request that the handshake needs.
 #[derive(Debug, Clone, Default)]
@@ -122,12 +245,33 @@ impl Reject {
     }
 }
 
+/// How a session begins.
+#[derive(Debug)]
+pub enum Start {
+    /// A new connection: challenge and handshake first.
+    Fresh(UpgradeMeta),
+    /// A connection adopted from the previous process, already authenticated.
+    Resumed {
+        /// Who it is.
+        info: Box<ConnInfo>,
+        /// The last `seq` it received.
+        seq: u64,
+    },
+}
+
+fn close_msg(code: u16, reason: String) -> Message {
+    Message::Close(Some(CloseFrame {
+        code: CloseCode::from(code),
+        reason: reason.into(),
+    }))
+}
+
 /// The socket of one session, driven by the session's only task: inbound frames are read and
 /// the [`Outbound`] queue is written from the same poll. A session thus costs one task (no
 /// writer task, no split lock), and a response produced inline goes out without a wake-up.
 #[derive(Debug)]
 struct Conn {
-    ws: WebSocket,
+    ws: Ws,
     rx: OutboundRx,
     /// Bytes handed to the socket but not flushed yet (still counted as queued).
     unflushed: usize,
@@ -140,20 +284,20 @@ struct Conn {
 /// What [`Conn::next`] yields.
 enum Next {
     /// An inbound message (`None`: the stream ended).
-    Msg(Option<Result<Message, axum::Error>>),
+    Msg(Option<Result<Message, WsError>>),
     /// Our close frame went out, or writing failed.
     Closed,
 }
 
 /// One step of [`Conn::poll_io`].
 enum Io {
-    Msg(Option<Result<Message, axum::Error>>),
+    Msg(Option<Result<Message, WsError>>),
     Close(u16, String),
     Failed,
 }
 
 impl Conn {
-    fn new(ws: WebSocket, rx: OutboundRx) -> Conn {
+    fn new(ws: Ws, rx: OutboundRx) -> Conn {
         Conn {
             ws,
             rx,
@@ -170,7 +314,7 @@ impl Conn {
             if let Some((code, reason)) = self.closing.clone() {
                 // Bounded: a peer that does not read must not keep the session alive. Boxed:
                 // a cold path that would otherwise enlarge every idle session's future.
-                let send = self.ws.send(close_frame(code, reason));
+                let send = self.send_close(close_msg(code, reason));
                 let _ = Box::pin(tokio::time::timeout(CLOSE_GRACE, send)).await;
                 self.closing = None;
                 self.closed = true;
@@ -243,6 +387,75 @@ impl Conn {
         ws.poll_next(cx).map(Io::Msg)
     }
 
+    /// Writes `close` (after what the socket already holds) and flushes it, reading and
+    /// dropping what the peer sends meanwhile: a peer busy writing (a slow consumer flooding
+    /// requests) is not blocked by us, and so gets to read its close. Ends early when the
+    /// stream ends or fails.
+    async fn send_close(&mut self, close: Message) {
+        let mut close = Some(close);
+        std::future::poll_fn(|cx| {
+            let mut ws = Pin::new(&mut self.ws);
+            if close.is_some() {
+                match ws.as_mut().poll_ready(cx) {
+                    Poll::Ready(Err(_)) => return Poll::Ready(()),
+                    Poll::Ready(Ok(())) => {
+                        let c = close.take().expect("checked above");
+                        if ws.as_mut().start_send(c).is_err() {
+                            return Poll::Ready(());
+                        }
+                    }
+                    Poll::Pending => {}
+                }
+            }
+            if close.is_none() && ws.as_mut().poll_flush(cx).is_ready() {
+                return Poll::Ready(());
+            }
+            loop {
+                match ws.as_mut().poll_next(cx) {
+                    Poll::Pending => return Poll::Pending,
+                    Poll::Ready(None | Some(Err(_))) => return Poll::Ready(()),
+                    Poll::Ready(Some(Ok(_))) => {}
+                }
+            }
+        })
+        .await
+    }
+
+    /// Sends a close now (bounded), ahead of anything still queued.
+    async fn close_now(&mut self, code: u16, reason: &str) {
+        self.closing = Some((code, reason.to_string()));
+        let _ = self.next().await;
+    }
+
+    /// Handover: writes everything queued (the queue is sealed) and flushes, bounded by the
+    /// caller. False when the socket failed, or a close was queued or forced (then sent).
+    async fn flush_for_handover(&mut self) -> bool {
+        loop {
+            if let Some((code, reason)) = self.rx.aborted() {
+                self.close_now(code, &reason).await;
+                return false;
+            }
+            match self.rx.try_recv() {
+                Ok(OutMsg::Text(t)) => {
+                    self.unflushed += t.len();
+                    if self.ws.feed(Message::Text(t.into())).await.is_err() {
+                        return false;
+                    }
+                }
+                Ok(OutMsg::Close(code, reason)) => {
+                    self.close_now(code, &reason).await;
+                    return false;
+                }
+                Err(_) => break,
+            }
+        }
+        if self.ws.flush().await.is_err() {
+            return false;
+        }
+        self.rx.mark_written(std::mem::take(&mut self.unflushed));
+        true
+    }
+
     /// End of session: write what is queued and the close frame, then wait for the peer's
     /// close reply (callers bound this in time).
     async fn finish(&mut self) {
@@ -271,68 +484,89 @@ impl Conn {
     }
 }
 
-fn close_frame(code: u16, reason: String) -> Message {
-    Message::Close(Some(CloseFrame {
-        code,
-        reason: reason.into(),
-    }))
-}
-
-/// Runs one session to completion on one task. The handshake (and the upgrade metadata only it
-/// needs) lives in its own allocation, freed once the socket is authenticated, so an idle
-/// session keeps only the state of the request loop.
+/// Runs one session to completion (or to its handover) on one task. The opening (challenge
+/// and handshake, with the upgrade metadata only it needs) lives in its own allocation, freed
+/// once the socket is authenticated, so an idle session keeps only its request loop's state.
 pub fn run_session(
-    socket: WebSocket,
+    ws: Ws,
     state: Arc<GatewayState>,
     peer: PeerInfo,
-    meta: UpgradeMeta,
+    start: Start,
 ) -> impl Future<Output = ()> + Send + 'static {
     let (out, rx) = Outbound::new(state.settings.max_buffered_bytes);
-    let conn = Conn::new(socket, rx);
-    let handshake = Box::pin(open(conn, state.clone(), peer, meta, out.clone()));
-    session(handshake, state, out)
+    let conn = Conn::new(ws, rx);
+    let opening = Box::pin(open(conn, state.clone(), peer, start, out.clone()));
+    session(opening, state, out)
 }
 
-/// Challenge, handshake and registration.
+/// A session's opening: challenge and handshake for a fresh connection (counted as pending
+/// until the caller has entered serving), re-registration for a resumed one.
 async fn open(
     mut conn: Conn,
     state: Arc<GatewayState>,
     peer: PeerInfo,
-    meta: UpgradeMeta,
+    start: Start,
     out: Outbound,
-) -> (Conn, Option<Arc<ConnInfo>>) {
-    let conn_id = uuid::Uuid::new_v4().to_string();
-    state
-        .pending
-        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    out.send_value(&protocol::event(
-        "connect.challenge",
-        json!({
-            "nonce": uuid::Uuid::new_v4().to_string(),
-            "ts": now_ms(),
-            "capabilities": protocol::CHALLENGE_CAPABILITIES,
-        }),
-        None,
-        None,
-    ));
-    let hello = handshake(&state, &peer, &meta, &conn_id, &mut conn, &out).await;
-    state
-        .pending
-        .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
-    if hello.is_some() {
-        meta.read_budget.lift();
+) -> (Conn, Option<Arc<ConnInfo>>, bool) {
+    match start {
+        Start::Fresh(meta) => {
+            let conn_id = uuid::Uuid::new_v4().to_string();
+            state
+                .pending
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            out.send_value(&protocol::event(
+                "connect.challenge",
+                json!({
+                    "nonce": uuid::Uuid::new_v4().to_string(),
+                    "ts": now_ms(),
+                    "capabilities": protocol::CHALLENGE_CAPABILITIES,
+                }),
+                None,
+                None,
+            ));
+            let hello = handshake(&state, &peer, &meta, &conn_id, &mut conn, &out).await;
+            if hello.is_some() {
+                meta.read_budget.lift();
+            }
+            (conn, hello, true)
+        }
+        Start::Resumed { info, seq } => {
+            let info = Arc::new(*info);
+            state.register_resumed(info.clone(), out.clone(), seq);
+            state.presence_update(&info, true);
+            tracing::debug!(conn = %info.id, seq, "resumed");
+            (conn, Some(info), false)
+        }
     }
-    (conn, hello)
 }
 
 async fn session(
-    handshake: Pin<Box<impl Future<Output = (Conn, Option<Arc<ConnInfo>>)>>>,
+    opening: Pin<Box<impl Future<Output = (Conn, Option<Arc<ConnInfo>>, bool)>>>,
     state: Arc<GatewayState>,
     out: Outbound,
 ) {
-    let (mut conn, hello) = handshake.await;
-    if let Some(info) = hello {
-        serve(&state, &info, &mut conn, &out).await;
+    let (mut conn, info, fresh) = opening.await;
+    // Counted as serving before it stops counting as pending: a handover waiting for both to
+    // drain never misses it.
+    let guard = info.as_ref().map(|_| state.handover.enter_serve());
+    if fresh {
+        state
+            .pending
+            .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+    }
+    if let Some(info) = info {
+        if let End::Quiesce(work) = serve(&state, &info, &mut conn, &out).await {
+            if !hand_over(&state, &info, &mut conn, &out, work).await {
+                // Could not be carried: close it as a plain shutdown would.
+                state.unregister(&info.id);
+                out.close(1012, "service restart");
+                let _ = tokio::time::timeout(CLOSE_GRACE, conn.finish()).await;
+            }
+            // Otherwise in the store (or gone): the next process continues it. No close, no
+            // presence change.
+            drop(guard);
+            return;
+        }
         state.unregister(&info.id);
         state.presence_update(&info, false);
         tracing::debug!(conn = %info.id, "disconnected");
@@ -340,6 +574,81 @@ async fn session(
     // Make sure a close goes out, then wait (bounded) for the peer's reply.
     out.close(1000, "");
     let _ = tokio::time::timeout(CLOSE_GRACE, conn.finish()).await;
+    drop(guard);
+}
+
+/// In-flight work of a quiescing session.
+struct InFlight {
+    permits: Arc<Semaphore>,
+    max: u32,
+    outstanding: Arc<Mutex<HashSet<String>>>,
+}
+
+/// The session's part of a handover. True: carried, or ended here (the socket died, or was
+/// closed because it could not be carried). False: not carried; the caller closes it normally.
+async fn hand_over(
+    state: &Arc<GatewayState>,
+    info: &Arc<ConnInfo>,
+    conn: &mut Conn,
+    out: &Outbound,
+    work: InFlight,
+) -> bool {
+    // 1. Requests already running are answered by this process (bounded).
+    let budget = super::handover::inflight_budget();
+    if tokio::time::timeout(budget, work.permits.acquire_many(work.max))
+        .await
+        .is_err()
+    {
+        let left: Vec<String> = work
+            .outstanding
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .drain()
+            .collect();
+        for id in &left {
+            let mut e = ErrorShape::unavailable("gateway restarting; retry the request");
+            e.retryable = Some(true);
+            e.retry_after_ms = Some(500);
+            out.send_value(&protocol::res_err(id, &e));
+        }
+        tracing::warn!(conn = %info.id, requests = left.len(), "handover: requests still running after {budget:?} were answered UNAVAILABLE (retryable)");
+    }
+    // 2. No event may take a seq the next process will use.
+    let Some(seq) = state.take_for_handover(&info.id) else {
+        return false;
+    };
+    // 3. Nothing more is queued; write out what is, and flush.
+    out.seal();
+    let flushed =
+        tokio::time::timeout(super::handover::BOUNDARY_BUDGET, conn.flush_for_handover()).await;
+    if !matches!(flushed, Ok(true)) {
+        return true; // the socket failed or closed while flushing: nothing left to carry
+    }
+    let io = conn.ws.get_mut();
+    if !io.at_boundary() {
+        conn.close_now(1012, "service restart").await;
+        return true;
+    }
+    let fd = match io.dup_fd() {
+        Ok(fd) => fd,
+        Err(e) => {
+            tracing::warn!(conn = %info.id, "handover: cannot duplicate the socket: {e}");
+            conn.close_now(1012, "service restart").await;
+            return true;
+        }
+    };
+    let pending = io.take_pending();
+    let q = Quiesced {
+        state: ConnState::capture(info, seq, &pending),
+        fd,
+    };
+    if let Err(q) = state.handover.submit(q) {
+        drop(q);
+        conn.close_now(1012, "service restart").await;
+        return true;
+    }
+    tracing::debug!(conn = %info.id, seq, pending = pending.len(), "quiesced for handover");
+    true
 }
 
 /// Reads the first frame(s) until hello-ok or rejection. Returns the connection on success.
@@ -377,7 +686,7 @@ async fn handshake(
                 return None;
             }
             None | Some(Err(_)) | Some(Ok(Message::Close(_))) => return None,
-            Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
+            Some(Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_))) => continue,
             Some(Ok(Message::Text(t))) => t.as_bytes().to_vec(),
             Some(Ok(Message::Binary(b))) => b.to_vec(),
         };
@@ -635,82 +944,105 @@ fn hello_ok(state: &GatewayState, info: &ConnInfo, health: &Value) -> Value {
     })
 }
 
-/// The authenticated phase: dispatch requests until the socket closes or shutdown.
-async fn serve(state: &Arc<GatewayState>, info: &Arc<ConnInfo>, conn: &mut Conn, out: &Outbound) {
-    let inflight = Arc::new(Semaphore::new(state.settings.max_inflight_per_conn));
+/// How the authenticated phase ended.
+enum End {
+    /// Closed (by either side) or shut down.
+    Closed,
+    /// Stopped at a message boundary for a handover.
+    Quiesce(InFlight),
+}
+
+/// The authenticated phase: dispatch requests until the socket closes, shutdown, or a handover
+/// (then reading stops at the next message boundary).
+async fn serve(
+    state: &Arc<GatewayState>,
+    info: &Arc<ConnInfo>,
+    conn: &mut Conn,
+    out: &Outbound,
+) -> End {
+    let max = state.settings.max_inflight_per_conn;
+    let inflight = Arc::new(Semaphore::new(max));
+    let outstanding: Arc<Mutex<HashSet<String>>> = Arc::new(Mutex::new(HashSet::new()));
+    let quiesce = |inflight: &Arc<Semaphore>, outstanding: &Arc<Mutex<HashSet<String>>>| {
+        End::Quiesce(InFlight {
+            permits: inflight.clone(),
+            max: max as u32,
+            outstanding: outstanding.clone(),
+        })
+    };
+    // Registered once for the session's life, not per frame (these are shared by every
+    // session: re-registering on each request would contend on their locks).
     let shutdown = state.shutdown.token().cancelled();
-    tokio::pin!(shutdown);
+    let handover = state.handover.token().cancelled();
+    tokio::pin!(shutdown, handover);
+    let mut quiescing = false;
+    // Armed (and allocated) only while quiescing.
+    let mut boundary_deadline: Option<Pin<Box<tokio::time::Sleep>>> = None;
     let mut unauthorized_streak = 0u32;
     loop {
         let msg = tokio::select! {
+            biased;
+            _ = &mut handover, if !quiescing => {
+                quiescing = true;
+                if conn.ws.get_ref().at_boundary() {
+                    return quiesce(&inflight, &outstanding);
+                }
+                // Mid-frame: finish reading the current message first (bounded).
+                boundary_deadline = Some(Box::pin(tokio::time::sleep(super::handover::BOUNDARY_BUDGET)));
+                continue;
+            }
+            _ = async { boundary_deadline.as_mut().expect("armed when quiescing").await }, if quiescing => {
+                tracing::info!(conn = %info.id, "handover: no message boundary within {:?}; closing", super::handover::BOUNDARY_BUDGET);
+                out.close(1012, "service restart");
+                return End::Closed;
+            }
             _ = &mut shutdown => {
                 // The shutdown event was broadcast before the token fired; close after it.
                 out.close(1012, "service restart");
-                return;
+                return End::Closed;
             }
             m = conn.next() => match m {
                 Next::Msg(m) => m,
-                Next::Closed => return,
+                Next::Closed => return End::Closed,
             },
         };
         let inbound = match msg {
-            None | Some(Ok(Message::Close(_))) => return,
+            None | Some(Ok(Message::Close(_))) => return End::Closed,
             Some(Err(e)) => {
-                if is_capacity_error(e) {
+                if matches!(e, WsError::Capacity(_)) {
                     out.close(1009, "message too big");
                 }
-                return;
+                return End::Closed;
             }
-            Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
+            Some(Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_))) => {
+                if quiescing && conn.ws.get_ref().at_boundary() {
+                    return quiesce(&inflight, &outstanding);
+                }
+                continue;
+            }
             Some(Ok(Message::Text(t))) => protocol::decode_inbound(t.as_str()),
             Some(Ok(Message::Binary(b))) => protocol::decode_inbound(&String::from_utf8_lossy(&b)),
         };
-        let req = match inbound {
-            protocol::Inbound::Request(r) => r,
-            protocol::Inbound::Reply(res) => {
-                out.send_value(&res);
-                continue;
-            }
-            protocol::Inbound::Ignore => {
-                tracing::debug!(conn = %info.id, "ignoring non-JSON frame");
-                continue;
-            }
-        };
-        let spec = match state
-            .methods
-            .authorize(info, &req.method, req.params.as_ref())
-        {
-            Ok(s) => {
-                unauthorized_streak = 0;
-                s
-            }
-            Err(e) => {
-                let role_gate = e.message.starts_with("unauthorized role");
-                out.send_value(&protocol::res_err(&req.id, &e));
-                if role_gate {
-                    unauthorized_streak += 1;
-                    if unauthorized_streak > MAX_UNAUTHORIZED_STREAK {
-                        out.close(1008, "repeated unauthorized calls");
-                        return;
-                    }
-                } else {
-                    unauthorized_streak = 0;
-                }
-                continue;
-            }
-        };
-        let Ok(permit) = inflight.clone().try_acquire_owned() else {
-            let mut e =
-                ErrorShape::unavailable("The server is busy. Please try again in a moment.");
-            e.retryable = Some(true);
-            out.send_value(&protocol::res_err(&req.id, &e));
-            continue;
-        };
-        dispatch(state, info, out, spec, req, permit);
+        dispatch(
+            state,
+            info,
+            out,
+            inbound,
+            &inflight,
+            &outstanding,
+            &mut unauthorized_streak,
+        );
+        if out.is_closed() && !quiescing {
+            // dispatch closed the socket (repeated unauthorized calls)
+            return End::Closed;
+        }
+        if quiescing && conn.ws.get_ref().at_boundary() {
+            return quiesce(&inflight, &outstanding);
+        }
     }
 }
 
-/// A handler's payload: a `Value`, or JSON text from a [`MethodSpec::raw`] handler.
+/// A handler's payload: a `Value`, or JSON text from a [`super::methods::MethodSpec::raw`] handler.
 enum Payload {
     Value(Value),
     Raw(Arc<str>),
@@ -718,18 +1050,59 @@ enum Payload {
 
 type Outcome = std::thread::Result<Result<Payload, ErrorShape>>;
 
-/// Runs a handler. Most complete without waiting (`health`, `status`, …): those are polled
-/// once right here and answered inline, with no task spawn or cross-thread wake-up. A handler
-/// that has to wait continues as a tracked task, so slow handlers still run concurrently, may
-/// answer out of order, and shutdown waits for them.
+/// Handles one request frame. Most handlers complete without waiting (`health`, `status`, …):
+/// those are polled once right here and answered inline, with no task spawn or cross-thread
+/// wake-up. A handler that has to wait continues as a tracked task (its id listed as
+/// outstanding for a handover), so slow handlers still run concurrently, may answer out of
+/// order, and shutdown waits for them.
 fn dispatch(
     state: &Arc<GatewayState>,
     info: &Arc<ConnInfo>,
     out: &Outbound,
-    spec: &MethodSpec,
-    req: protocol::Request,
-    permit: OwnedSemaphorePermit,
+    inbound: protocol::Inbound,
+    inflight: &Arc<Semaphore>,
+    outstanding: &Arc<Mutex<HashSet<String>>>,
+    unauthorized_streak: &mut u32,
 ) {
+    let req = match inbound {
+        protocol::Inbound::Request(r) => r,
+        protocol::Inbound::Reply(res) => {
+            out.send_value(&res);
+            return;
+        }
+        protocol::Inbound::Ignore => {
+            tracing::debug!(conn = %info.id, "ignoring non-JSON frame");
+            return;
+        }
+    };
+    let spec = match state
+        .methods
+        .authorize(info, &req.method, req.params.as_ref())
+    {
+        Ok(s) => {
+            *unauthorized_streak = 0;
+            s
+        }
+        Err(e) => {
+            let role_gate = e.message.starts_with("unauthorized role");
+            out.send_value(&protocol::res_err(&req.id, &e));
+            if role_gate {
+                *unauthorized_streak += 1;
+                if *unauthorized_streak > MAX_UNAUTHORIZED_STREAK {
+                    out.close(1008, "repeated unauthorized calls");
+                }
+            } else {
+                *unauthorized_streak = 0;
+            }
+            return;
+        }
+    };
+    let Ok(permit) = inflight.clone().try_acquire_owned() else {
+        let mut e = ErrorShape::unavailable("The server is busy. Please try again in a moment.");
+        e.retryable = Some(true);
+        out.send_value(&protocol::res_err(&req.id, &e));
+        return;
+    };
     let started = std::time::Instant::now();
     let ctx = Ctx::new(
         state.clone(),
@@ -757,10 +1130,25 @@ fn dispatch(
         Ok(Poll::Pending) => {
             // Polled again at once by its task, which registers the real waker.
             let out = out.clone();
+            let id = req.id;
+            let method = req.method;
+            outstanding
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .insert(id.clone());
+            let outstanding = outstanding.clone();
             state.shutdown.tracker().spawn(async move {
                 let r = AssertUnwindSafe(fut).catch_unwind().await;
                 let r = r.map(|r| r.map(Payload::Value));
-                respond(&out, &req.id, &req.method, started, &responded, r);
+                // Exactly one response per id: a handover that gave up on this request has
+                // already answered it (and removed the id). Sent under the lock, so it is
+                // queued before the handover seals the queue.
+                {
+                    let mut pending = outstanding.lock().unwrap_or_else(|p| p.into_inner());
+                    if pending.remove(&id) {
+                        respond(&out, &id, &method, started, &responded, r);
+                    }
+                }
                 drop(permit);
             });
         }
@@ -803,27 +1191,13 @@ fn respond(
 /// True when the socket's read failed because its pre-auth [`ReadBudget`] was spent.
 ///
 /// [`ReadBudget`]: super::listener::ReadBudget
-fn is_budget_error(e: &axum::Error) -> bool {
-    let mut src: Option<&(dyn std::error::Error + 'static)> = Some(e);
-    while let Some(err) = src {
-        if let Some(tokio_tungstenite::tungstenite::Error::Io(io)) =
-            err.downcast_ref::<tokio_tungstenite::tungstenite::Error>()
-        {
-            return io
-                .get_ref()
-                .is_some_and(|i| i.is::<super::listener::BudgetExceeded>());
-        }
-        src = err.source();
+fn is_budget_error(e: &tokio_tungstenite::tungstenite::Error) -> bool {
+    match e {
+        tokio_tungstenite::tungstenite::Error::Io(io) => io
+            .get_ref()
+            .is_some_and(|i| i.is::<super::listener::BudgetExceeded>()),
+        _ => false,
     }
-    false
-}
-
-fn is_capacity_error(e: axum::Error) -> bool {
-    let inner = e.into_inner();
-    matches!(
-        inner.downcast_ref::<tokio_tungstenite::tungstenite::Error>(),
-        Some(tokio_tungstenite::tungstenite::Error::Capacity(_))
-    )
 }
 
 #[cfg(test)]

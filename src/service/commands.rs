@@ -558,6 +558,11 @@ fn service_cmd(paths: &Paths, args: &ServiceArgs, action: Action) -> Result<Exit
         }
         Action::Restart => {
             let old = mgr.status(&spec)?.pid;
+            if let Some(pid) = old {
+                // The coming SIGTERM is a restart: the gateway hands its connections to the
+                // next process (it also asks the manager; this covers a manager it cannot ask).
+                let _ = crate::gateway::handover::write_restart_intent(paths, pid);
+            }
             mgr.restart(&spec)?;
             let st = wait_ready(mgr.as_ref(), &spec, timeout, old, &auth)?;
             println!(

@@ -1,9 +1,11 @@
-//! Unix primitives for socket activation: adopting an inherited listening socket and removing
-//! the activation variables from the environment before any thread exists.
+//! Unix primitives for socket activation and the fd store: adopting inherited fds (listening
+//! sockets, stored connections, state memfds), duplicating a live connection's fd for the
+//! store, memfds, and removing the activation variables before any thread exists.
 #![allow(unsafe_code)]
 
-use std::net::TcpListener;
-use std::os::fd::{AsFd, FromRawFd, OwnedFd, RawFd};
+use std::io::{Read, Seek};
+use std::net::{SocketAddr, TcpListener};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 
 use nix::fcntl::{FcntlArg, FdFlag, OFlag, fcntl};
 use nix::sys::socket::{AddressFamily, SockType, SockaddrLike, SockaddrStorage, getsockname};
@@ -58,6 +60,116 @@ pub fn adopt_tcp_listener(fd: RawFd) -> Result<TcpListener, NotAListener> {
     fcntl(owned.as_fd(), FcntlArg::F_SETFL(flags))
         .map_err(|e| NotAListener::Other(format!("setting O_NONBLOCK: {e}")))?;
     Ok(TcpListener::from(owned))
+}
+
+/// Takes ownership of an fd the service manager passed us (any kind: a stored connection, a
+/// memfd …): it must be open and not stdio; it is made close-on-exec.
+pub fn claim_fd(fd: RawFd) -> Result<OwnedFd, NotAListener> {
+    if fd < 3 {
+        return Err(NotAListener::Other(format!("fd {fd} is stdio")));
+    }
+    // SAFETY: F_GETFD on a raw fd number has no effect on the fd.
+    let probe = unsafe { BorrowedFd::borrow_raw(fd) };
+    if fcntl(probe, FcntlArg::F_GETFD).is_err() {
+        return Err(NotAListener::Closed);
+    }
+    // SAFETY: the fd is open and was handed to this process alone by the manager (LISTEN_PID
+    // is our pid); nothing else in the process refers to it.
+    let owned = unsafe { OwnedFd::from_raw_fd(fd) };
+    fcntl(owned.as_fd(), FcntlArg::F_SETFD(FdFlag::FD_CLOEXEC))
+        .map_err(|e| NotAListener::Other(format!("setting FD_CLOEXEC: {e}")))?;
+    Ok(owned)
+}
+
+/// What a passed fd is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FdKind {
+    /// A listening TCP socket.
+    TcpListener,
+    /// A connected TCP socket (with its peer, when it still has one).
+    TcpStream(Option<SocketAddr>),
+    /// A regular file or memfd.
+    File,
+    /// Anything else, described.
+    Other(String),
+}
+
+/// Classifies an fd by `fstat`, `SO_TYPE`, family and `SO_ACCEPTCONN`.
+pub fn fd_kind(fd: &OwnedFd) -> FdKind {
+    let Ok(st) = fstat(fd.as_fd()) else {
+        return FdKind::Other("not an open file descriptor".into());
+    };
+    let fmt = SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT;
+    if fmt == SFlag::S_IFREG {
+        return FdKind::File;
+    }
+    if fmt != SFlag::S_IFSOCK {
+        return FdKind::Other("not a socket nor a file".into());
+    }
+    if check_tcp_listener(fd).is_ok() {
+        return FdKind::TcpListener;
+    }
+    let ty = getsockopt(fd, sockopt::SockType).ok();
+    let family = getsockname::<SockaddrStorage>(fd.as_raw_fd())
+        .ok()
+        .and_then(|a| a.family());
+    match (family, ty) {
+        (Some(AddressFamily::Inet | AddressFamily::Inet6), Some(SockType::Stream)) => {
+            // std knows how to turn the peer address into a SocketAddr: ask it on a duplicate.
+            let peer = fd
+                .try_clone()
+                .ok()
+                .and_then(|d| std::net::TcpStream::from(d).peer_addr().ok());
+            FdKind::TcpStream(peer)
+        }
+        (f, t) => FdKind::Other(format!("a {f:?} {t:?} socket")),
+    }
+}
+
+/// A sealed, close-on-exec memfd holding `bytes` (state for the fd store). Linux only (the
+/// fd store is systemd's); elsewhere an `Unsupported` error.
+#[cfg(not(target_os = "linux"))]
+pub fn memfd_with(name: &str, bytes: &[u8]) -> std::io::Result<OwnedFd> {
+    let _ = (name, bytes);
+    Err(std::io::Error::new(
+        std::io::ErrorKind::Unsupported,
+        "memfds exist only on Linux",
+    ))
+}
+
+/// A sealed, close-on-exec memfd holding `bytes` (state for the fd store).
+#[cfg(target_os = "linux")]
+pub fn memfd_with(name: &str, bytes: &[u8]) -> std::io::Result<OwnedFd> {
+    use nix::sys::memfd::{MFdFlags, memfd_create};
+    use std::io::Write;
+    let fd = memfd_create(name, MFdFlags::MFD_CLOEXEC | MFdFlags::MFD_ALLOW_SEALING)
+        .map_err(std::io::Error::from)?;
+    let mut f = std::fs::File::from(fd);
+    f.write_all(bytes)?;
+    f.flush()?;
+    let fd = OwnedFd::from(f);
+    // Read-only from now on (the next process only reads it).
+    let seals = nix::fcntl::SealFlag::F_SEAL_WRITE
+        | nix::fcntl::SealFlag::F_SEAL_GROW
+        | nix::fcntl::SealFlag::F_SEAL_SHRINK
+        | nix::fcntl::SealFlag::F_SEAL_SEAL;
+    fcntl(fd.as_fd(), FcntlArg::F_ADD_SEALS(seals)).map_err(std::io::Error::from)?;
+    Ok(fd)
+}
+
+/// Reads a stored file/memfd from its start, refusing more than `cap` bytes.
+pub fn read_file_fd(fd: OwnedFd, cap: u64) -> std::io::Result<Vec<u8>> {
+    let mut f = std::fs::File::from(fd);
+    let len = f.metadata()?.len();
+    if len > cap {
+        return Err(std::io::Error::other(format!(
+            "{len} bytes is more than the {cap}-byte limit"
+        )));
+    }
+    f.seek(std::io::SeekFrom::Start(0))?;
+    let mut buf = Vec::with_capacity(len as usize);
+    f.take(cap).read_to_end(&mut buf)?;
+    Ok(buf)
 }
 
 fn check_tcp_listener(fd: &OwnedFd) -> Result<(), NotAListener> {
@@ -163,6 +275,37 @@ mod tests {
             adopt_tcp_listener(1).unwrap_err().to_string(),
             "fd 1 is stdio"
         );
+    }
+
+    #[test]
+    #[cfg(target_os = "linux")]
+    fn classifies_connections_and_memfds() {
+        use std::io::Write;
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let c = std::net::TcpStream::connect(l.local_addr().unwrap()).unwrap();
+        let (s, _) = l.accept().unwrap();
+        assert_eq!(fd_kind(&OwnedFd::from(l)), FdKind::TcpListener);
+        let dup = s.as_fd().try_clone_to_owned().unwrap();
+        assert_eq!(
+            fd_kind(&dup),
+            FdKind::TcpStream(Some(c.local_addr().unwrap()))
+        );
+        // The duplicate keeps the connection open after the original is closed.
+        drop(s);
+        let mut d = std::net::TcpStream::from(dup);
+        d.write_all(b"hi").unwrap();
+        let mut buf = [0u8; 2];
+        (&c).read_exact(&mut buf).unwrap();
+        assert_eq!(&buf, b"hi");
+
+        let m = memfd_with("openclaw-test", b"{\"a\":1}").unwrap();
+        assert_eq!(fd_kind(&m), FdKind::File);
+        let dup = m.try_clone().unwrap();
+        // Sealed: no more writes.
+        assert!(std::fs::File::from(dup).write_all(b"x").is_err());
+        assert_eq!(read_file_fd(m, 1024).unwrap(), b"{\"a\":1}");
+        let m = memfd_with("openclaw-test", &[0u8; 64]).unwrap();
+        assert!(read_file_fd(m, 10).is_err());
     }
 
     #[test]

@@ -29,3 +29,4 @@ mod security_perms;
 mod security_secrets;
 mod systemd_e2e;
 mod systemd_units;
+mod systemd_zdt;

@@ -374,17 +374,26 @@ fn http_body_limit_and_auth_before_body() {
     let gw = Gateway::builder().start();
     let good = format!("Bearer {}", gw.token);
     let json_ct = ("content-type", "application/json");
-    // Just over 2 MB with the right bearer → 413 with a JSON error.
+    // Just over 2 MB with the right bearer → 413 with a JSON error. The gateway answers as soon
+    // as it sees the length and closes without reading the body, so the upload may fail with
+    // EPIPE/reset: send from another thread and read the answer as it arrives.
     let body = format!("{{\"tool\":\"{}\"}}", "x".repeat(2 * 1024 * 1024));
-    let r = http(
-        gw.port,
-        "POST",
-        "/tools/invoke",
-        &[("authorization", &good), json_ct],
-        &body,
+    let mut s = TcpStream::connect(("127.0.0.1", gw.port)).unwrap();
+    s.set_read_timeout(Some(WAIT)).unwrap();
+    let mut w = s.try_clone().unwrap();
+    let req = format!(
+        "POST /tools/invoke HTTP/1.1\r\nHost: x\r\nAuthorization: {good}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
     );
-    assert_eq!(r.status, 413, "{}", r.body);
-    assert_eq!(r.json()["error"]["type"], "invalid_request_error");
+    let writer = std::thread::spawn(move || {
+        let _ = w.write_all(req.as_bytes());
+    });
+    let mut head = [0u8; 512];
+    let n = s.read(&mut head).expect("an answer to the oversized body");
+    let head = String::from_utf8_lossy(&head[..n]).into_owned();
+    assert!(head.starts_with("HTTP/1.1 413"), "{head}");
+    assert!(head.contains("invalid_request_error"), "{head}");
+    let _ = writer.join();
     // Just under the cap is parsed (404: no such tool).
     let body = format!("{{\"tool\":\"{}\"}}", "x".repeat(2 * 1024 * 1024 - 100));
     let r = http(
@@ -526,6 +535,11 @@ fn preauth_ping_flood_is_closed() {
             break;
         }
     }
-    assert_eq!(t.join().unwrap(), Some(1009));
+    // The gateway closes with 1009 once the pre-auth read budget is spent. Its close frame can
+    // be lost when the kernel resets the connection (we are still writing pings), so a reset
+    // without a close frame also counts; what must not happen is the socket staying open until
+    // the 60 s handshake timeout (close 1000).
+    let code = t.join().unwrap();
+    assert!(matches!(code, Some(1009) | None), "closed with {code:?}");
     assert!(started.elapsed() < Duration::from_secs(30));
 }

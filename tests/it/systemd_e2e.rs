@@ -8,12 +8,12 @@ use std::time::Duration;
 
 use crate::support::{self, sandbox, sandbox::Inside};
 
-const UNIT: &str = "openclaw-gateway.service";
-const SOCKET: &str = "openclaw-gateway.socket";
-const T: Duration = Duration::from_secs(30);
+pub(crate) const UNIT: &str = "openclaw-gateway.service";
+pub(crate) const SOCKET: &str = "openclaw-gateway.socket";
+pub(crate) const T: Duration = Duration::from_secs(30);
 
 /// A port free on both 127.0.0.1 and ::1.
-fn free_port() -> u16 {
+pub(crate) fn free_port() -> u16 {
     for _ in 0..50 {
         let v4 = TcpListener::bind("127.0.0.1:0").unwrap();
         let p = v4.local_addr().unwrap().port();
@@ -25,7 +25,7 @@ fn free_port() -> u16 {
 }
 
 /// Runs `openclaw ARGS` inside the sandbox with a clean OpenClaw environment.
-fn oc(args: &[&str]) -> Output {
+pub(crate) fn oc(args: &[&str]) -> Output {
     let mut c = Command::new(support::bin());
     c.args(args);
     for k in [
@@ -41,7 +41,7 @@ fn oc(args: &[&str]) -> Output {
     c.output().expect("running openclaw")
 }
 
-fn text(o: &Output) -> String {
+pub(crate) fn text(o: &Output) -> String {
     format!(
         "exit {:?}\n--- stdout ---\n{}--- stderr ---\n{}",
         o.status.code(),
@@ -50,13 +50,13 @@ fn text(o: &Output) -> String {
     )
 }
 
-fn ok(o: Output) -> String {
+pub(crate) fn ok(o: Output) -> String {
     assert!(o.status.success(), "openclaw failed: {}", text(&o));
     String::from_utf8_lossy(&o.stdout).into_owned()
 }
 
 /// `GET /healthz` on 127.0.0.1:port (or another address), returning the status line.
-fn healthz(addr: SocketAddr) -> std::io::Result<String> {
+pub(crate) fn healthz(addr: SocketAddr) -> std::io::Result<String> {
     let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(5))?;
     s.set_read_timeout(Some(Duration::from_secs(20)))?;
     s.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")?;
@@ -65,34 +65,34 @@ fn healthz(addr: SocketAddr) -> std::io::Result<String> {
     Ok(buf)
 }
 
-fn v4(port: u16) -> SocketAddr {
+pub(crate) fn v4(port: u16) -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], port))
 }
 
-fn main_pid(sb: &Inside, unit: &str) -> u32 {
+pub(crate) fn main_pid(sb: &Inside, unit: &str) -> u32 {
     sb.prop(unit, "MainPID").parse().unwrap_or(0)
 }
 
-fn install(port: u16, extra: &[&str]) -> String {
+pub(crate) fn install(port: u16, extra: &[&str]) -> String {
     let p = port.to_string();
     let mut args = vec!["gateway", "install", "--port", &p];
     args.extend_from_slice(extra);
     ok(oc(&args))
 }
 
-fn unit_dir(sb: &Inside) -> PathBuf {
+pub(crate) fn unit_dir(sb: &Inside) -> PathBuf {
     sb.home.join(".config/systemd/user")
 }
 
 /// Adds a drop-in and reloads the manager (test-only settings such as hooks).
-fn drop_in(sb: &Inside, unit: &str, body: &str) {
+pub(crate) fn drop_in(sb: &Inside, unit: &str, body: &str) {
     let d = unit_dir(sb).join(format!("{unit}.d"));
     std::fs::create_dir_all(&d).unwrap();
     std::fs::write(d.join("test.conf"), body).unwrap();
     assert_eq!(sb.systemctl(&["daemon-reload"]).0, 0);
 }
 
-fn token(sb: &Inside, state: &str) -> String {
+pub(crate) fn token(sb: &Inside, state: &str) -> String {
     let cfg = std::fs::read_to_string(sb.home.join(state).join("openclaw.json")).unwrap();
     let v: serde_json::Value = serde_json::from_str(&cfg).unwrap();
     v["gateway"]["auth"]["token"].as_str().unwrap().to_string()
@@ -355,6 +355,39 @@ fn kill_9_is_restarted() {
     });
 }
 
+/// `configReload` of the gateway's `health` RPC, asked through our own CLI.
+fn config_reload(port: u16) -> serde_json::Value {
+    let out = ok(oc(&["health", "--json", "--port", &port.to_string()]));
+    let v: serde_json::Value = serde_json::from_str(&out).expect("health --json prints JSON");
+    v["configReload"].clone()
+}
+
+#[test]
+fn systemctl_reload_reevaluates_in_place_and_the_unit_stays_active() {
+    sandbox::run(
+        "systemd_e2e::systemctl_reload_reevaluates_in_place_and_the_unit_stays_active",
+        |sb| {
+            let port = free_port();
+            install(port, &[]);
+            let pid = main_pid(sb, UNIT);
+            let before = config_reload(port)["evaluations"].as_u64().unwrap_or(0);
+            let (code, out) = sb.systemctl(&["reload", UNIT]);
+            assert_eq!(code, 0, "systemctl reload: {out}");
+            sb.wait_for("the SIGHUP evaluation", T, || {
+                let r = config_reload(port);
+                r["evaluations"].as_u64().unwrap_or(0) > before && r["lastTrigger"] == "signal"
+            });
+            // RELOADING=1 is always followed by READY=1: the unit is back to active/running,
+            // with the same process (a reload never restarts).
+            sb.wait_for("active after the reload", T, || {
+                sb.prop(UNIT, "ActiveState") == "active" && sb.prop(UNIT, "SubState") == "running"
+            });
+            assert_eq!(main_pid(sb, UNIT), pid);
+            assert_eq!(sb.prop(UNIT, "NRestarts"), "0");
+        },
+    );
+}
+
 #[test]
 fn config_error_exits_78_without_a_restart_loop() {
     sandbox::run(
@@ -529,6 +562,10 @@ fn restart_with_a_connected_client_sees_shutdown_then_reconnects() {
             use openclaw::gateway::client::{ConnectOptions, GatewayClient};
             let port = free_port();
             install(port, &[]);
+            // With the fd store switched off (otherwise the client is carried over, see
+            // systemd_zdt): the restart ends the connection properly and it reconnects.
+            drop_in(sb, UNIT, "[Service]\nEnvironment=OPENCLAW_FDSTORE=off\n");
+            ok(oc(&["gateway", "restart"]));
             let tok = token(sb, ".openclaw");
             let url = format!("ws://127.0.0.1:{port}");
             let old = main_pid(sb, UNIT);

@@ -31,8 +31,13 @@ pub const VARS: [&str; 4] = [
 /// Listeners inherited from a service manager, with the manager's fd names.
 #[derive(Debug, Default)]
 pub struct Inherited {
-    /// (fd name, listener) pairs; the listeners are already non-blocking.
+    /// (fd name, listener) pairs from socket activation; already non-blocking.
     pub listeners: Vec<(String, std::net::TcpListener)>,
+    /// Listeners the gateway put into the fd store itself (`listen-*`, no `.socket` unit).
+    pub stored_listeners: Vec<(String, std::net::TcpListener)>,
+    /// Other fd-store entries (connections, the handover state, names we do not know), for
+    /// [`crate::gateway::handover::Adopted::from_stored`].
+    pub stored: Vec<(String, std::os::fd::OwnedFd)>,
     /// `systemd` or `launchd`, for logs and status.
     pub source: &'static str,
     /// Things worth a log line once logging is up (fds skipped and why, env left in place).
@@ -116,14 +121,15 @@ pub fn take_inherited() -> Result<Option<Inherited>> {
                 .collect(),
             source: "launchd",
             notes: Vec::new(),
+            ..Inherited::default()
         })),
         Ok(_) => Ok(None),
         Err(e) => Ok(Some(Inherited {
-            listeners: Vec::new(),
             source: "launchd",
             notes: vec![format!(
                 "launchd socket activation failed ({e}); binding the port directly"
             )],
+            ..Inherited::default()
         })),
     }
 }
@@ -142,19 +148,43 @@ fn take_from(env: &dyn Env, pid: u32) -> Result<Option<Inherited>> {
         return Ok(None);
     }
     let mut listeners = Vec::new();
+    let mut stored_listeners = Vec::new();
+    let mut stored = Vec::new();
+    let mut activation_fds = 0;
     for PassedFd { fd, name } in fds {
         if !is_listener_name(&name) {
-            notes.push(format!(
-                "socket activation: fd {fd} named {name:?} is not a gateway listener; ignored"
-            ));
+            // fd-store entries (service-managers.md A3): ours by name, the rest is removed
+            // from the store by the handover code.
+            if super::fdstore::classify(&name) == super::fdstore::Stored::Listener {
+                match adopt(fd) {
+                    Ok(l) => stored_listeners.push((name, l)),
+                    Err(why) => notes.push(format!("fd store: fd {fd} ({name}) skipped: {why}")),
+                }
+                continue;
+            }
+            match claim(fd) {
+                Ok(o) => stored.push((name, o)),
+                Err(why) => notes.push(format!("fd store: fd {fd} ({name}) skipped: {why}")),
+            }
             continue;
         }
+        activation_fds += 1;
         match adopt(fd) {
             Ok(l) => listeners.push((name, l)),
             Err(why) => notes.push(format!(
                 "socket activation: fd {fd} ({name}) skipped: {why}"
             )),
         }
+    }
+    if listeners.is_empty() && activation_fds == 0 {
+        // Only fd-store entries: no socket unit (the gateway binds or takes its stored ones).
+        return Ok(Some(Inherited {
+            listeners,
+            stored_listeners,
+            stored,
+            source: "fdstore",
+            notes,
+        }));
     }
     if listeners.is_empty() {
         return Err(Error::Config(format!(
@@ -166,6 +196,8 @@ fn take_from(env: &dyn Env, pid: u32) -> Result<Option<Inherited>> {
     }
     Ok(Some(Inherited {
         listeners,
+        stored_listeners,
+        stored,
         source: "systemd",
         notes,
     }))
@@ -184,6 +216,15 @@ fn unset_vars() -> bool {
 fn adopt(fd: i32) -> std::result::Result<std::net::TcpListener, String> {
     crate::sys::unix::adopt_tcp_listener(fd).map_err(|e| e.to_string())
 }
+#[cfg(unix)]
+fn claim(fd: i32) -> std::result::Result<std::os::fd::OwnedFd, String> {
+    crate::sys::unix::claim_fd(fd).map_err(|e| e.to_string())
+}
+#[cfg(not(unix))]
+fn claim(_fd: i32) -> std::result::Result<std::os::fd::OwnedFd, String> {
+    Err("the fd store is not supported on this platform".into())
+}
+
 #[cfg(not(unix))]
 fn adopt(_fd: i32) -> std::result::Result<std::net::TcpListener, String> {
     Err("socket activation is not supported on this platform".into())

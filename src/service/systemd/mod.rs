@@ -1,5 +1,6 @@
 //! systemd: units, socket activation, sd_notify, and the user-manager driver.
 pub mod activation;
+pub mod fdstore;
 pub mod journal;
 pub mod manager;
 pub mod notify;

@@ -374,6 +374,12 @@ pub fn render_service(spec: &ServiceSpec, opts: &UnitOptions) -> Result<String> 
     o.push_str("TimeoutStartSec=30\n");
     let _ = writeln!(o, "TimeoutStopSec={}", spec.drain_secs + STOP_MARGIN_SEC);
     let _ = writeln!(o, "WatchdogSec={WATCHDOG_SEC}");
+    // Zero-downtime restarts: live WebSocket connections (and self-bound listeners) go into
+    // the fd store across `restart`; systemd < 254 does not export $FDSTORE, so say it.
+    let max = super::fdstore::STORE_MAX;
+    let _ = writeln!(o, "FileDescriptorStoreMax={max}");
+    o.push_str(&environment_line("OPENCLAW_FDSTORE_MAX", &max.to_string())?);
+    o.push('\n');
     // SIGTERM to the gateway (graceful drain), SIGKILL to anything it left behind.
     o.push_str("KillMode=mixed\n");
     let _ = writeln!(o, "LimitNOFILE={NOFILE}");
@@ -578,6 +584,8 @@ mod tests {
             "KillMode=mixed\n",
             "TimeoutStopSec=45\n",
             "WatchdogSec=30\n",
+            "FileDescriptorStoreMax=4096\n",
+            "Environment=OPENCLAW_FDSTORE_MAX=4096\n",
             "LimitNOFILE=65536\n",
             "NoNewPrivileges=yes\n",
             "ProtectSystem=strict\n",

@@ -459,6 +459,16 @@ impl Raw {
         self.ws.send(Message::Text(s.into())).await.unwrap();
     }
 
+    /// Starts the close handshake (code 1000).
+    pub async fn close(&mut self) {
+        use tokio_tungstenite::tungstenite::protocol::{CloseFrame, frame::coding::CloseCode};
+        let f = CloseFrame {
+            code: CloseCode::Normal,
+            reason: "".into(),
+        };
+        self.ws.send(Message::Close(Some(f))).await.unwrap();
+    }
+
     /// Sends JSON.
     pub async fn send(&mut self, v: &Value) {
         self.send_text(&v.to_string()).await
@@ -635,7 +645,11 @@ pub fn free_port() -> u16 {
 
 /// The binary under test, as a path.
 pub fn bin() -> PathBuf {
-    PathBuf::from(BIN)
+    // OPENCLAW_TEST_BIN: run the service-manager scenarios against another build (e.g. a
+    // release binary, for the restart figures in systemd_zdt).
+    std::env::var_os("OPENCLAW_TEST_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(BIN))
 }
 
 /// Whether we run under CI (`CI=true`): environment-dependent tests must not skip there.

@@ -242,7 +242,8 @@ pub fn run_with(test: &str, opts: Options, scenario: impl FnOnce(&Inside)) {
         .arg(INNER_SCRIPT)
         .arg(&group.0)
         .arg(&exe)
-        .args([test, "--exact", "--nocapture", "--test-threads=1"])
+        // --include-ignored: an #[ignore]d test run on purpose (--ignored) runs inside too.
+        .args([test, "--exact", "--nocapture", "--test-threads=1", "--include-ignored"])
         .env(INNER_ENV, test)
         .env("SANDBOX_HOME", home.path())
         .stdin(Stdio::null())
