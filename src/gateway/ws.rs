@@ -126,26 +126,35 @@ pub fn upgrade(
     // of what it captured for as long as the socket lives.
     let args = Box::new((state, peer, meta));
     tracker.spawn(async move {
-        let (state, peer, meta) = *args;
-        let upgraded = match on_upgrade.await {
-            Ok(u) => u,
-            Err(e) => {
-                tracing::debug!(remote = %peer.remote, "WebSocket upgrade failed: {e}");
-                return;
-            }
+        // Everything but the session is scoped to this block, so the task does not keep a
+        // slot for it while the session runs.
+        let session = {
+            let args = args; // moved in here, so its box is freed with this block
+            let remote = args.1.remote;
+            let upgraded = match on_upgrade.await {
+                Ok(u) => u,
+                Err(e) => {
+                    tracing::debug!(remote = %remote, "WebSocket upgrade failed: {e}");
+                    return;
+                }
+            };
+            // Our HTTP/1 server's connections are `TokioIo<CappedStream>` (conn.rs): take the
+            // stream back from hyper, with the bytes it read past the request (if any).
+            let io = match upgraded
+                .downcast::<hyper_util::rt::TokioIo<super::listener::CappedStream>>()
+            {
+                Ok(parts) => {
+                    BoundaryIo::capped(parts.io.into_inner(), remote, parts.read_buf.to_vec())
+                }
+                // Served some other way (tests over axum::serve): works, but cannot be handed
+                // over.
+                Err(u) => BoundaryIo::upgraded(hyper_util::rt::TokioIo::new(u), remote),
+            };
+            let ws = WebSocketStream::from_raw_socket(io, Role::Server, Some(ws_config())).await;
+            let (state, peer, meta) = *args;
+            run_session(ws, state, peer, Start::Fresh(meta))
         };
-        // Our HTTP/1 server's connections are `TokioIo<CappedStream>` (conn.rs): take the
-        // stream back from hyper, with the bytes it read past the request (if any).
-        let io = match upgraded.downcast::<hyper_util::rt::TokioIo<super::listener::CappedStream>>()
-        {
-            Ok(parts) => {
-                BoundaryIo::capped(parts.io.into_inner(), peer.remote, parts.read_buf.to_vec())
-            }
-            // Served some other way (tests over axum::serve): works, but cannot be handed over.
-            Err(u) => BoundaryIo::upgraded(hyper_util::rt::TokioIo::new(u), peer.remote),
-        };
-        let ws = WebSocketStream::from_raw_socket(io, Role::Server, Some(ws_config())).await;
-        run_session(ws, state, peer, Start::Fresh(meta)).await;
+        session.await;
     });
     let mut res = StatusCode::SWITCHING_PROTOCOLS.into_response();
     let rh = res.headers_mut();
