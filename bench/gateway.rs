@@ -5,30 +5,43 @@
 //! bounded in count and time. Targets are reported, never asserted: timings don't fail CI.
 //!
 //! With `--url`/`--token` only the network metrics run, against any OpenClaw-protocol gateway,
-//! so the same numbers can be taken side by side for another implementation.
+//! so the same numbers can be taken side by side for another implementation (`--pid PID` of a
+//! local one adds its CPU time). `--bin PATH` runs everything against another build of ours.
 #![allow(unreachable_pub, missing_debug_implementations)]
 
 #[path = "proc.rs"]
 mod procfs;
 #[path = "report.rs"]
 mod report;
+#[path = "rpc_client.rs"]
+mod rpc_client;
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use openclaw::gateway::client::{ConnectOptions, GatewayClient};
 use report::{Metric, ms};
 
 const BIN: &str = env!("CARGO_BIN_EXE_openclaw");
+/// `--bin PATH`: measure another build of the gateway (e.g. a baseline) in the same conditions.
+static BIN_OVERRIDE: OnceLock<PathBuf> = OnceLock::new();
+
+fn bin() -> &'static Path {
+    BIN_OVERRIDE
+        .get()
+        .map(PathBuf::as_path)
+        .unwrap_or(Path::new(BIN))
+}
 
 #[derive(Debug, Clone)]
 struct Opts {
     smoke: bool,
     url: Option<String>,
     token: Option<String>,
+    /// With `--url`: the pid of that gateway (a local process), for the CPU split.
+    pid: Option<u32>,
     out: PathBuf,
     only: Option<String>,
 }
@@ -38,6 +51,7 @@ fn parse_args() -> Opts {
         smoke: false,
         url: None,
         token: None,
+        pid: None,
         out: PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/bench/results")),
         only: None,
     };
@@ -47,8 +61,14 @@ fn parse_args() -> Opts {
             "--smoke" => o.smoke = true,
             "--url" => o.url = it.next(),
             "--token" => o.token = it.next(),
+            "--pid" => o.pid = it.next().and_then(|p| p.parse().ok()),
             "--out" => o.out = it.next().map(PathBuf::from).unwrap_or(o.out),
             "--only" => o.only = it.next(),
+            "--bin" => {
+                if let Some(b) = it.next() {
+                    let _ = BIN_OVERRIDE.set(PathBuf::from(b));
+                }
+            }
             "--bench" => {} // passed by `cargo bench`
             other => eprintln!("bench: ignoring unknown argument {other:?}"),
         }
@@ -61,6 +81,7 @@ struct Sizes {
     starts: usize,
     connects: usize,
     rps_window: Duration,
+    rps_windows: usize,
     idle_clients: Vec<usize>,
     cli_runs: usize,
 }
@@ -72,6 +93,7 @@ impl Sizes {
                 starts: 3,
                 connects: 20,
                 rps_window: Duration::from_millis(300),
+                rps_windows: 3,
                 idle_clients: vec![50],
                 cli_runs: 3,
             }
@@ -80,6 +102,7 @@ impl Sizes {
                 starts: 20,
                 connects: 300,
                 rps_window: Duration::from_secs(3),
+                rps_windows: 5,
                 idle_clients: vec![1000, 10_000],
                 cli_runs: 20,
             }
@@ -97,7 +120,7 @@ struct Gw {
 
 impl Gw {
     fn command(home: &Path) -> Command {
-        let mut c = Command::new(BIN);
+        let mut c = Command::new(bin());
         for (k, _) in std::env::vars() {
             if k.starts_with("OPENCLAW_") || k == "NOTIFY_SOCKET" || k.starts_with("LISTEN_") {
                 c.env_remove(k);
@@ -392,51 +415,87 @@ async fn connect_latency(url: &str, token: &str, n: usize, out: &mut Vec<Metric>
     ));
 }
 
-/// `health` round trips per second with `clients` concurrent clients.
+/// `health` round trips per second with `clients` concurrent connections, each with exactly one
+/// request outstanding (the lean client of bench/rpc_client.rs), as the median of `rps_windows`
+/// windows; with `gw_pid`, also the CPU time the gateway and this process (the load client)
+/// used in each window.
 async fn health_rps(
     url: &str,
     token: &str,
     clients: usize,
-    window: Duration,
+    sz: &Sizes,
+    gw_pid: Option<u32>,
     out: &mut Vec<Metric>,
 ) {
-    let mut rates = Vec::new();
-    for _round in 0..3 {
-        let mut conns = Vec::new();
-        for _ in 0..clients {
-            conns.push(Arc::new(
-                GatewayClient::connect(opts(url, token))
-                    .await
-                    .expect("connect"),
-            ));
-        }
-        let count = Arc::new(AtomicU64::new(0));
-        let t0 = Instant::now();
-        let mut tasks = Vec::new();
-        for c in &conns {
-            let c = c.clone();
-            let count = count.clone();
-            tasks.push(tokio::spawn(async move {
-                while t0.elapsed() < window {
-                    if c.call("health", None).await.is_ok() {
-                        count.fetch_add(1, Ordering::Relaxed);
-                    }
-                }
-            }));
-        }
-        for t in tasks {
-            let _ = t.await;
-        }
-        rates.push(count.load(Ordering::Relaxed) as f64 / t0.elapsed().as_secs_f64());
-        for c in conns {
-            c.close();
+    let mut conns = Vec::with_capacity(clients);
+    for i in 0..clients {
+        match rpc_client::connect(url, token, i).await {
+            Ok(c) => conns.push(c),
+            Err(e) => eprintln!("bench: load client {i} could not connect: {e}"),
         }
     }
+    if conns.is_empty() {
+        return;
+    }
+    let held = conns.len();
+    // Warm-up (caches, allocator, TCP windows); not recorded.
+    conns = rpc_client::window(conns, sz.rps_window / 5).await.0;
+    let me = std::process::id();
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;
+    let (mut rates, mut gw_us, mut gw_cores, mut client_cores) = (vec![], vec![], vec![], vec![]);
+    let mut others = vec![];
+    let mut failures = 0;
+    for _ in 0..sz.rps_windows {
+        let g0 = gw_pid.and_then(procfs::cpu_seconds);
+        let b0 = procfs::cpu_seconds(me);
+        let m0 = procfs::machine_busy_seconds();
+        let (back, ok, failed, took) = rpc_client::window(conns, sz.rps_window).await;
+        let g1 = gw_pid.and_then(procfs::cpu_seconds);
+        let b1 = procfs::cpu_seconds(me);
+        let m1 = procfs::machine_busy_seconds();
+        conns = back;
+        failures += failed;
+        let secs = took.as_secs_f64();
+        rates.push(ok as f64 / secs);
+        if let (Some(g0), Some(g1)) = (g0, g1) {
+            gw_cores.push((g1 - g0) / secs);
+            if ok > 0 {
+                gw_us.push((g1 - g0) * 1e6 / ok as f64);
+            }
+        }
+        if let (Some(b0), Some(b1)) = (b0, b1) {
+            client_cores.push((b1 - b0) / secs);
+            if let (Some(g0), Some(g1), Some(m0), Some(m1)) = (g0, g1, m0, m1) {
+                others.push(((m1 - m0) - (g1 - g0) - (b1 - b0)).max(0.0) / secs);
+            }
+        }
+    }
+    rpc_client::close_all(conns).await;
     let (target, ok): (&str, Option<fn(f64) -> bool>) = if clients >= 64 {
         ("≥ 50k/s aggregate", Some(|x| x >= 50_000.0))
     } else {
         ("record", None)
     };
+    let median = |v: &[f64]| report::percentile(v, 50.0);
+    let mut note = format!(
+        "{} windows of {:.1} s, one request outstanding per connection",
+        sz.rps_windows,
+        sz.rps_window.as_secs_f64()
+    );
+    if !gw_cores.is_empty() {
+        note += &format!(
+            "; CPU (median, cores of {cores}): gateway {:.2}, load client {:.2}, everything else on the machine {:.2}",
+            median(&gw_cores),
+            median(&client_cores),
+            median(&others)
+        );
+    }
+    if held < clients {
+        note += &format!("; only {held} of {clients} connected");
+    }
+    if failures > 0 {
+        note += &format!("; {failures} failed round trips");
+    }
     out.push(metric(
         &format!("health RPC round trips/s, {clients} client(s)"),
         "req/s",
@@ -444,8 +503,19 @@ async fn health_rps(
         target,
         ok,
         true,
-        "3 windows; client and gateway share the 2 cores",
+        &note,
     ));
+    if !gw_us.is_empty() {
+        out.push(metric(
+            &format!("gateway CPU per health round trip, {clients} client(s)"),
+            "µs",
+            gw_us,
+            "record",
+            None,
+            true,
+            "gateway process user+system CPU time / completed round trips (its share of the kernel's loopback work included)",
+        ));
+    }
 }
 
 /// RSS per idle authenticated WebSocket client.
@@ -524,7 +594,7 @@ async fn cli_wall(gw: &Gw, runs: usize, out: &mut Vec<Metric>) {
         let mut v = Vec::new();
         let mut failed = None;
         for _ in 0..runs {
-            let mut c = Command::new(BIN);
+            let mut c = Command::new(bin());
             for (k, _) in std::env::vars() {
                 if k.starts_with("OPENCLAW_") {
                     c.env_remove(k);
@@ -585,8 +655,8 @@ fn main() {
         if let Some(url) = &o.url {
             let token = o.token.clone().unwrap_or_default();
             connect_latency(url, &token, sz.connects, &mut out).await;
-            health_rps(url, &token, 1, sz.rps_window, &mut out).await;
-            health_rps(url, &token, 64, sz.rps_window, &mut out).await;
+            health_rps(url, &token, 1, &sz, o.pid, &mut out).await;
+            health_rps(url, &token, 64, &sz, o.pid, &mut out).await;
             return;
         }
         if want("startup") {
@@ -599,8 +669,9 @@ fn main() {
             let (gw, _) = Gw::start().await;
             if want("rpc") {
                 connect_latency(&gw.url(), &gw.token, sz.connects, &mut out).await;
-                health_rps(&gw.url(), &gw.token, 1, sz.rps_window, &mut out).await;
-                health_rps(&gw.url(), &gw.token, 64, sz.rps_window, &mut out).await;
+                let pid = Some(gw.child.id());
+                health_rps(&gw.url(), &gw.token, 1, &sz, pid, &mut out).await;
+                health_rps(&gw.url(), &gw.token, 64, &sz, pid, &mut out).await;
             }
             if want("cli") {
                 cli_wall(&gw, sz.cli_runs, &mut out).await;
@@ -614,10 +685,10 @@ fn main() {
         }
     });
     let mode = if o.smoke { "smoke" } else { "full" };
-    let target = o
-        .url
-        .clone()
-        .unwrap_or_else(|| format!("openclaw {} (this build)", openclaw::VERSION));
+    let target = o.url.clone().unwrap_or_else(|| match BIN_OVERRIDE.get() {
+        Some(b) => format!("openclaw at {}", b.display()),
+        None => format!("openclaw {} (this build)", openclaw::VERSION),
+    });
     match report::write(&o.out, mode, &target, &out, &started) {
         Ok(md) => println!("{md}\nwritten to {}", o.out.display()),
         Err(e) => {

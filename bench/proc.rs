@@ -43,3 +43,30 @@ pub fn raise_nofile() -> (u64, u64) {
     let (now, _) = getrlimit(Resource::RLIMIT_NOFILE).unwrap_or((soft, hard));
     (soft, now)
 }
+
+/// User + system CPU seconds consumed so far by `pid` (all its threads), from /proc/PID/stat.
+pub fn cpu_seconds(pid: u32) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the parenthesised command name; utime and stime are fields 14 and 15.
+    let after = &stat[stat.rfind(')')? + 2..];
+    let mut f = after.split_whitespace().skip(11);
+    let utime: f64 = f.next()?.parse().ok()?;
+    let stime: f64 = f.next()?.parse().ok()?;
+    // USER_HZ is 100 on every Linux ABI.
+    Some((utime + stime) / 100.0)
+}
+
+/// CPU seconds the whole machine spent busy so far (all cores; /proc/stat: everything except
+/// idle and iowait, steal included since it is time this VM did not get).
+pub fn machine_busy_seconds() -> Option<f64> {
+    let stat = std::fs::read_to_string("/proc/stat").ok()?;
+    let line = stat.lines().find(|l| l.starts_with("cpu "))?;
+    let v: Vec<f64> = line
+        .split_whitespace()
+        .skip(1)
+        .filter_map(|x| x.parse().ok())
+        .collect();
+    // user nice system idle iowait irq softirq steal (guest time is already in user).
+    let busy: f64 = [0, 1, 2, 5, 6, 7].iter().filter_map(|&i| v.get(i)).sum();
+    Some(busy / 100.0)
+}

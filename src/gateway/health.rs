@@ -1,7 +1,7 @@
 //! Measured runtime facts for `health`, `status`, `system.info` and `/readyz`: runtime
 //! scheduling delay (the tokio analogue of Node's event-loop delay), process CPU and memory,
 //! host facts. Every number is measured here; nothing is a placeholder.
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
@@ -123,11 +123,15 @@ pub fn rss_bytes() -> Option<u64> {
     Some(kb * 1024)
 }
 
-/// Number of CPUs available.
+/// Number of CPUs available, read once: std reads the cgroup CPU quota files on every call,
+/// which made it the most expensive part of a `health` round trip.
 pub fn cpu_count() -> usize {
-    std::thread::available_parallelism()
-        .map(|n| n.get())
-        .unwrap_or(1)
+    static N: OnceLock<usize> = OnceLock::new();
+    *N.get_or_init(|| {
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1)
+    })
 }
 
 /// `uname` facts.
@@ -236,6 +240,88 @@ pub fn health_snapshot(state: &GatewayState) -> Value {
     v
 }
 
+/// How long a `health` snapshot is reused. The protocol allows a snapshot up to ~60 s old;
+/// its `ts` and `durationMs` always describe when it was taken and how long that took. A change
+/// of what it reports on (see [`Inputs`]) replaces it at once.
+pub const HEALTH_CACHE_TTL: Duration = Duration::from_secs(1);
+
+/// A `health` snapshot with its JSON text, as served from [`HealthCache`].
+#[derive(Debug)]
+pub struct CachedHealth {
+    /// When it was taken.
+    pub at: Instant,
+    /// The snapshot (for `hello-ok` and the post-connect `health` event).
+    pub value: Value,
+    /// Its serialized form (the `health` RPC payload).
+    pub json: Arc<str>,
+    inputs: Inputs,
+    /// The config it was built from (held, so a new config cannot reuse its address).
+    config: Arc<crate::config::Config>,
+}
+
+/// What a snapshot was built from, compared on every use (two short locks and a few integers):
+/// a config swap, a reload evaluation or restart, the watcher stopping, or the log file
+/// failing or recovering shows in the next `health` at once. Only the figures that move
+/// continuously (`eventLoop`, `logFile.lostRecords`) can be up to [`HEALTH_CACHE_TTL`] old.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Inputs {
+    reload: (u64, u64, u64, bool, bool, crate::config::reload::Mode),
+    log_ok: Option<bool>,
+}
+
+impl Inputs {
+    fn of(state: &GatewayState) -> Inputs {
+        let s = state
+            .reload
+            .status
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        Inputs {
+            reload: (
+                s.generation,
+                s.evaluations,
+                s.restarts,
+                s.watching,
+                s.watch_error.is_some(),
+                s.mode,
+            ),
+            log_ok: state.file_log.as_ref().map(|l| l.is_healthy()),
+        }
+    }
+}
+
+/// The `health` snapshot cache of one gateway.
+#[derive(Debug, Default)]
+pub struct HealthCache {
+    slot: Mutex<Option<Arc<CachedHealth>>>,
+}
+
+impl HealthCache {
+    /// The cached snapshot, or a fresh one when the cached one is older than
+    /// [`HEALTH_CACHE_TTL`] or what it reports on has changed.
+    pub fn get(&self, state: &GatewayState) -> Arc<CachedHealth> {
+        let config = state.config();
+        let inputs = Inputs::of(state);
+        if let Some(c) = &*self.slot.lock().unwrap_or_else(|p| p.into_inner())
+            && c.at.elapsed() < HEALTH_CACHE_TTL
+            && c.inputs == inputs
+            && Arc::ptr_eq(&c.config, &config)
+        {
+            return c.clone();
+        }
+        let value = health_snapshot(state);
+        let fresh = Arc::new(CachedHealth {
+            at: Instant::now(),
+            json: value.to_string().into(),
+            value,
+            inputs,
+            config,
+        });
+        *self.slot.lock().unwrap_or_else(|p| p.into_inner()) = Some(fresh.clone());
+        fresh
+    }
+}
+
 /// `system.info`.
 pub fn system_info(state: &GatewayState) -> Value {
     let u = uname();
@@ -291,4 +377,92 @@ pub fn ready_body(state: &GatewayState) -> (bool, Value) {
             "eventLoop": state.event_loop.snapshot(),
         }),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::gateway::methods::{Ctx, core_table};
+    use crate::gateway::state::{Settings, StateInit};
+    use crate::gateway::{auth, identity, listener, shutdown};
+
+    fn state(dir: &std::path::Path) -> Arc<GatewayState> {
+        let env: std::collections::HashMap<String, String> =
+            [("HOME".to_string(), dir.display().to_string())].into();
+        let paths = crate::config::paths::Paths::resolve(None, false, &env).unwrap();
+        GatewayState::new(StateInit {
+            paths: paths.clone(),
+            port: 1,
+            listen: vec![],
+            bind: listener::Bind::Loopback,
+            run_args: Default::default(),
+            settings: Settings::from_env(),
+            config: crate::config::Config::default(),
+            auth: auth::ResolvedAuth {
+                mode: auth::Mode::Token,
+                token: Some("t".into()),
+                password: None,
+                rate_limit: Default::default(),
+            },
+            file_log: None,
+            identity: identity::Identity::load_or_create(&paths.state_dir).unwrap(),
+            methods: core_table(),
+            shutdown: shutdown::Shutdown::new(),
+            reload: Default::default(),
+        })
+    }
+
+    #[tokio::test]
+    async fn health_rpc_serves_a_cached_snapshot_with_its_own_ts() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = state(dir.path());
+        let before = now_ms();
+        let a = state.health_cache.get(&state);
+        let b = state.health_cache.get(&state);
+        assert!(Arc::ptr_eq(&a, &b), "reused within {HEALTH_CACHE_TTL:?}");
+        assert_eq!(a.json.as_ref(), a.value.to_string());
+        let ts = a.value["ts"].as_u64().unwrap();
+        assert!(ts >= before && ts <= now_ms(), "ts is when it was taken");
+        assert!(a.value["durationMs"].is_u64());
+        assert_eq!(
+            a.value["eventLoop"]["cpuBreakdown"]["hostCpuCount"],
+            cpu_count()
+        );
+
+        // What it reports on changed: the next one is fresh, whatever its age.
+        state.reload.status.lock().unwrap().evaluations += 1;
+        let c = state.health_cache.get(&state);
+        assert!(!Arc::ptr_eq(&b, &c), "a reload evaluation replaces it");
+        assert_eq!(c.value["configReload"]["evaluations"], 1);
+        state.replace_config(crate::config::Config::default());
+        let d = state.health_cache.get(&state);
+        assert!(!Arc::ptr_eq(&c, &d), "a config swap replaces it");
+        assert!(Arc::ptr_eq(&d, &state.health_cache.get(&state)));
+        let a = d;
+
+        // The method answers from the cache, on the raw path and the Value path alike.
+        let spec = state.methods.get("health").unwrap();
+        let (out, _rx) = crate::gateway::state::Outbound::new(1 << 20);
+        let conn = Arc::new(crate::gateway::state::ConnInfo {
+            id: "c".into(),
+            client_id: "cli".into(),
+            client_mode: "cli".into(),
+            client_version: "1".into(),
+            platform: "linux".into(),
+            device_family: None,
+            display_name: None,
+            instance_id: None,
+            role: "operator".into(),
+            scopes: vec![],
+            caps: vec![],
+            remote: "127.0.0.1:1".parse().unwrap(),
+            connected_at_ms: 0,
+            auth_method: "token",
+        });
+        let ctx = Ctx::new(state.clone(), conn, "1".into(), None, out);
+        let raw = (spec.raw.as_ref().expect("health has a raw handler"))(&ctx).unwrap();
+        assert_eq!(raw, a.json);
+        let v = (spec.handler)(ctx).await.unwrap();
+        assert_eq!(v, a.value);
+    }
 }

@@ -25,6 +25,10 @@ pub type HandlerFuture = Pin<Box<dyn Future<Output = Result<Value, ErrorShape>> 
 /// A method handler.
 pub type Handler = Arc<dyn Fn(Ctx) -> HandlerFuture + Send + Sync>;
 
+/// A synchronous handler whose payload comes already serialized (a hot, cacheable method such
+/// as `health`): the session answers it inline without building or serializing a `Value`.
+pub type RawHandler = Arc<dyn Fn(&Ctx) -> Result<Arc<str>, ErrorShape> + Send + Sync>;
+
 /// Computes the scope a call needs from its params.
 pub type ScopeFn = Arc<dyn Fn(Option<&Value>) -> &'static str + Send + Sync>;
 
@@ -58,6 +62,9 @@ pub struct MethodSpec {
     pub advertise: bool,
     /// The handler.
     pub handler: Handler,
+    /// The serialized-payload fast path of [`MethodTable::register_raw`] methods (`handler`
+    /// answers the same, for callers that want a `Value`).
+    pub raw: Option<RawHandler>,
 }
 
 impl std::fmt::Debug for MethodSpec {
@@ -115,8 +122,29 @@ impl MethodTable {
                 scope,
                 advertise: true,
                 handler: Arc::new(move |ctx| Box::pin(handler(ctx))),
+                raw: None,
             },
         );
+    }
+
+    /// Registers (or replaces) a method whose synchronous handler returns the payload as JSON
+    /// text (see [`RawHandler`]).
+    pub fn register_raw<F>(&mut self, name: &str, scope: ScopeRule, raw: F)
+    where
+        F: Fn(&Ctx) -> Result<Arc<str>, ErrorShape> + Send + Sync + 'static,
+    {
+        let raw: RawHandler = Arc::new(raw);
+        let f = raw.clone();
+        self.register(name, scope, move |ctx: Ctx| {
+            let r = f(&ctx).and_then(|text| {
+                serde_json::from_str(&text)
+                    .map_err(|e| ErrorShape::unavailable(format!("invalid payload: {e}")))
+            });
+            std::future::ready(r)
+        });
+        if let Some(spec) = self.map.get_mut(name) {
+            spec.raw = Some(raw);
+        }
     }
 
     /// Declares an event this gateway emits (`hello-ok.features.events`).
@@ -357,8 +385,9 @@ fn models_from_config(cfg: &Config) -> Vec<Value> {
 pub fn core_table() -> MethodTable {
     let mut t = MethodTable::default();
     let read = || ScopeRule::Fixed(scopes::READ);
-    t.register("health", ScopeRule::Exempt, |ctx: Ctx| async move {
-        Ok(health::health_snapshot(&ctx.state))
+    // Cached (protocol: a snapshot up to ~60 s old is fine); see health::HEALTH_CACHE_TTL.
+    t.register_raw("health", ScopeRule::Exempt, |ctx: &Ctx| {
+        Ok(ctx.state.health_cache.get(&ctx.state).json.clone())
     });
     t.register("logs.tail", read(), |ctx: Ctx| async move {
         let cursor = num_param(&ctx, "logs.tail", "cursor")?.map(|c| c.max(0.0).floor() as u64);

@@ -170,6 +170,34 @@ pub fn res_ok(id: &str, payload: Value) -> Value {
     json!({"type": "res", "id": id, "ok": true, "payload": payload})
 }
 
+/// [`res_ok`] serialized, without building the wrapper object: the same bytes.
+pub fn res_ok_text(id: &str, payload: &Value) -> String {
+    let mut w = res_ok_head(id);
+    // Serializing a Value into a Vec cannot fail.
+    let _ = serde_json::to_writer(&mut w, payload);
+    res_ok_tail(w)
+}
+
+/// [`res_ok`] with a payload that is already JSON text (see `methods::RawHandler`).
+pub fn res_ok_raw(id: &str, payload_json: &str) -> String {
+    let mut w = res_ok_head(id);
+    w.extend_from_slice(payload_json.as_bytes());
+    res_ok_tail(w)
+}
+
+fn res_ok_head(id: &str) -> Vec<u8> {
+    let mut w = Vec::with_capacity(64 + id.len());
+    w.extend_from_slice(br#"{"type":"res","id":"#);
+    let _ = serde_json::to_writer(&mut w, id);
+    w.extend_from_slice(br#","ok":true,"payload":"#);
+    w
+}
+
+fn res_ok_tail(mut w: Vec<u8>) -> String {
+    w.push(b'}');
+    String::from_utf8(w).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
+}
+
 /// `{"type":"res","id":…,"ok":false,"error":…}`.
 pub fn res_err(id: &str, error: &ErrorShape) -> Value {
     json!({"type": "res", "id": id, "ok": false, "error": error.to_value()})
@@ -213,20 +241,42 @@ pub struct FrameError {
 
 /// Validates a parsed frame against the closed `RequestFrame` schema.
 pub fn parse_request(v: &Value) -> Result<Request, FrameError> {
-    let id_for_error = v
-        .get("id")
-        .and_then(Value::as_str)
-        .filter(|s| !s.is_empty())
-        .unwrap_or("invalid")
-        .to_string();
-    validate(&request_schema(), v, "").map_err(|message| FrameError {
-        id: id_for_error,
-        message,
-    })?;
+    check_request(v)?;
     Ok(Request {
         id: v["id"].as_str().unwrap_or_default().to_string(),
         method: v["method"].as_str().unwrap_or_default().to_string(),
         params: v.get("params").cloned(),
+    })
+}
+
+/// [`parse_request`] taking the frame by value: id, method and params are moved, not copied.
+pub fn parse_request_owned(v: Value) -> Result<Request, FrameError> {
+    check_request(&v)?;
+    let Value::Object(mut m) = v else {
+        unreachable!("check_request accepts objects only")
+    };
+    let mut take_str = |k: &str| match m.swap_remove(k) {
+        Some(Value::String(s)) => s,
+        _ => String::new(),
+    };
+    let (id, method) = (take_str("id"), take_str("method"));
+    Ok(Request {
+        id,
+        method,
+        params: m.swap_remove("params"),
+    })
+}
+
+fn check_request(v: &Value) -> Result<(), FrameError> {
+    static SCHEMA: std::sync::LazyLock<Schema> = std::sync::LazyLock::new(request_schema);
+    validate(&SCHEMA, v, "").map_err(|message| FrameError {
+        id: v
+            .get("id")
+            .and_then(Value::as_str)
+            .filter(|s| !s.is_empty())
+            .unwrap_or("invalid")
+            .to_string(),
+        message,
     })
 }
 
@@ -299,7 +349,7 @@ pub fn decode_inbound(text: &str) -> Inbound {
     let Ok(frame) = serde_json::from_str::<Value>(text) else {
         return Inbound::Ignore;
     };
-    match parse_request(&frame) {
+    match parse_request_owned(frame) {
         Err(e) => Inbound::Reply(res_err(
             &e.id,
             &ErrorShape::invalid(format!("invalid request frame: {}", e.message)),
@@ -678,6 +728,33 @@ mod tests {
         let r = parse_request(&json!({"type":"req","id":"1","method":"health"})).unwrap();
         assert_eq!(r.method, "health");
         assert_eq!(r.params, None);
+    }
+
+    #[test]
+    fn owned_request_parse_matches_borrowed() {
+        for f in [
+            json!({"type":"req","id":"1","method":"health"}),
+            json!({"type":"req","id":"a\"b","method":"status","params":{"x":[1,{"y":null}]}}),
+            json!({"params":null,"method":"m","id":"2","type":"req","traceparent":"t"}),
+            json!({"type":"req","method":"health"}),
+            json!({"type":"req","id":"dup","method":"health","extra":1}),
+            json!({"type":"req","id":"","method":"health"}),
+            json!([1, 2]),
+            json!("req"),
+        ] {
+            assert_eq!(parse_request_owned(f.clone()), parse_request(&f), "{f}");
+        }
+    }
+
+    #[test]
+    fn response_text_is_the_serialized_frame() {
+        let payload =
+            json!({"ok": true, "ts": 1, "list": [1, "two", {"k\n": null}], "s": "é\u{1}"});
+        for id in ["1", "a\"b\\c", "ünï", ""] {
+            let want = res_ok(id, payload.clone()).to_string();
+            assert_eq!(res_ok_text(id, &payload), want);
+            assert_eq!(res_ok_raw(id, &payload.to_string()), want);
+        }
     }
 
     #[test]

@@ -5,15 +5,16 @@
 //! Config and auth are swapped whole (`watch` channel / `RwLock<Arc<_>>`); callers read a
 //! snapshot per request and never cache it (reload engineers: call [`GatewayState::replace_config`]
 //! and [`GatewayState::set_auth`]).
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
+use futures_util::task::AtomicWaker;
 use serde_json::{Value, json};
-use tokio::sync::{mpsc, watch};
-use tokio_util::sync::CancellationToken;
+use tokio::sync::mpsc::error::TryRecvError;
+use tokio::sync::watch;
 
 use super::auth::{RateLimiter, ResolvedAuth};
 use super::identity::Identity;
@@ -72,7 +73,7 @@ impl Settings {
     }
 }
 
-/// What goes to a socket's writer task.
+/// What goes to a socket's writer.
 #[derive(Debug)]
 pub enum OutMsg {
     /// A text frame.
@@ -81,20 +82,36 @@ pub enum OutMsg {
     Close(u16, String),
 }
 
-/// The sending side of a socket: an unbounded queue with byte accounting, so the memory it
-/// can hold is bounded by `cap` bytes (`maxBufferedBytes`) rather than a message count.
+/// The sending side of a socket: a queue with byte accounting, so the memory it can hold is
+/// bounded by `cap` bytes (`maxBufferedBytes`) rather than a message count.
 ///
 /// Closes come in two kinds: [`Outbound::close`] is ordered (queued after pending frames, e.g.
 /// an error response then its close), [`Outbound::abort`] jumps the queue (slow consumer: the
 /// peer is not reading, so waiting behind its backlog would never end).
+///
+/// One allocation per socket: a plain queue and a waker for the session task that writes it
+/// ([`OutboundRx`]); idle sockets are the common case, so no channel blocks are preallocated.
 #[derive(Debug, Clone)]
 pub struct Outbound {
-    tx: mpsc::UnboundedSender<OutMsg>,
-    queued: Arc<AtomicUsize>,
-    closed: Arc<AtomicBool>,
-    urgent: CancellationToken,
-    urgent_close: Arc<Mutex<Option<(u16, String)>>>,
+    shared: Arc<OutShared>,
+}
+
+#[derive(Debug)]
+struct OutShared {
+    /// Pending frames. `closed` is only set while this lock is held, so nothing is queued after
+    /// the close or after the writer went away.
+    queue: Mutex<VecDeque<OutMsg>>,
+    queued: AtomicUsize,
+    closed: AtomicBool,
+    urgent_close: Mutex<Option<(u16, String)>>,
+    waker: AtomicWaker,
     cap: usize,
+}
+
+/// The writer's side of an [`Outbound`] queue (owned by the socket's session task).
+#[derive(Debug)]
+pub struct OutboundRx {
+    shared: Arc<OutShared>,
 }
 
 /// Result of queueing an event.
@@ -109,35 +126,37 @@ pub enum Sent {
 }
 
 impl Outbound {
-    /// A queue and its receiver (for the writer task).
-    pub fn new(cap: usize) -> (Outbound, mpsc::UnboundedReceiver<OutMsg>) {
-        let (tx, rx) = mpsc::unbounded_channel();
+    /// A queue and its receiver (for the socket's writer).
+    pub fn new(cap: usize) -> (Outbound, OutboundRx) {
+        let shared = Arc::new(OutShared {
+            queue: Mutex::new(VecDeque::new()),
+            queued: AtomicUsize::new(0),
+            closed: AtomicBool::new(false),
+            urgent_close: Mutex::new(None),
+            waker: AtomicWaker::new(),
+            cap,
+        });
         (
             Outbound {
-                tx,
-                queued: Arc::new(AtomicUsize::new(0)),
-                closed: Arc::new(AtomicBool::new(false)),
-                urgent: CancellationToken::new(),
-                urgent_close: Arc::new(Mutex::new(None)),
-                cap,
+                shared: shared.clone(),
             },
-            rx,
+            OutboundRx { shared },
         )
     }
 
     /// Bytes waiting to be written.
     pub fn queued_bytes(&self) -> usize {
-        self.queued.load(Ordering::Relaxed)
+        self.shared.queued.load(Ordering::Relaxed)
     }
 
     /// Called by the writer after a text frame went out.
     pub fn mark_written(&self, n: usize) {
-        self.queued.fetch_sub(n, Ordering::Relaxed);
+        self.shared.queued.fetch_sub(n, Ordering::Relaxed);
     }
 
     /// True once a close was queued.
     pub fn is_closed(&self) -> bool {
-        self.closed.load(Ordering::Relaxed)
+        self.shared.closed.load(Ordering::Relaxed)
     }
 
     /// Queues a response or direct frame. Responses are never dropped, but a peer that lets
@@ -151,14 +170,25 @@ impl Outbound {
         if self.is_closed() {
             return Sent::Closed;
         }
-        if self.queued_bytes() > self.cap {
+        if self.queued_bytes() > self.shared.cap {
+            tracing::warn!(
+                queued_bytes = self.queued_bytes(),
+                cap = self.shared.cap,
+                "slow consumer: a client is not reading its socket; closing it 1008 ahead of its backlog"
+            );
             self.abort(1008, "slow consumer");
             return Sent::Closed;
         }
-        self.queued.fetch_add(s.len(), Ordering::Relaxed);
-        if self.tx.send(OutMsg::Text(s)).is_err() {
-            return Sent::Closed;
+        let n = s.len();
+        {
+            let mut q = self.shared.lock_queue();
+            if self.is_closed() {
+                return Sent::Closed;
+            }
+            self.shared.queued.fetch_add(n, Ordering::Relaxed);
+            q.push_back(OutMsg::Text(s));
         }
+        self.shared.waker.wake();
         Sent::Queued
     }
 
@@ -169,7 +199,7 @@ impl Outbound {
         if self.is_closed() {
             return Sent::Closed;
         }
-        if self.queued_bytes() > self.cap && drop_if_slow {
+        if self.queued_bytes() > self.shared.cap && drop_if_slow {
             return Sent::Dropped;
         }
         self.send_text(s)
@@ -177,35 +207,104 @@ impl Outbound {
 
     /// Queues a close frame after the pending frames (once); later sends are refused.
     pub fn close(&self, code: u16, reason: &str) {
-        if !self.closed.swap(true, Ordering::Relaxed) {
-            let _ = self.tx.send(OutMsg::Close(code, reason.to_string()));
+        {
+            let mut q = self.shared.lock_queue();
+            if self.shared.closed.swap(true, Ordering::Relaxed) {
+                return;
+            }
+            q.push_back(OutMsg::Close(code, reason.to_string()));
         }
+        self.shared.waker.wake();
     }
 
     /// Refuses further frames without queueing a close: the connection is being handed to the
     /// next process (see [`super::handover`]), which continues the stream.
     pub fn seal(&self) {
-        self.closed.store(true, Ordering::Relaxed);
+        // Under the queue lock, like every other change of `closed`.
+        let _q = self.shared.lock_queue();
+        self.shared.closed.store(true, Ordering::Relaxed);
     }
 
     /// Closes ahead of the queue (slow consumer). Wins over an ordered close still queued.
     pub fn abort(&self, code: u16, reason: &str) {
-        self.closed.store(true, Ordering::Relaxed);
-        let mut u = self.urgent_close.lock().unwrap_or_else(|p| p.into_inner());
+        self.shared.closed.store(true, Ordering::Relaxed);
+        let mut u = self
+            .shared
+            .urgent_close
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
         if u.is_none() {
             *u = Some((code, reason.to_string()));
         }
-        self.urgent.cancel();
+        drop(u);
+        self.shared.waker.wake();
     }
 
-    /// Resolves when [`Outbound::abort`] was called; yields its code and reason.
-    pub async fn aborted(&self) -> (u16, String) {
-        self.urgent.cancelled().await;
-        self.urgent_close
+    /// The close [`Outbound::abort`] asked for, if it was called.
+    pub fn aborted(&self) -> Option<(u16, String)> {
+        self.shared
+            .urgent_close
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .clone()
-            .unwrap_or((1008, String::new()))
+    }
+}
+
+impl OutShared {
+    fn lock_queue(&self) -> std::sync::MutexGuard<'_, VecDeque<OutMsg>> {
+        self.queue.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+impl OutboundRx {
+    /// Wakes `waker` when a frame is queued or on [`Outbound::abort`] (call before checking).
+    pub fn register(&self, waker: &std::task::Waker) {
+        self.shared.waker.register(waker);
+    }
+
+    /// Forgets the registered waker: the writer is running and will look at the queue before
+    /// it sleeps again (it registers anew first), so frames queued meanwhile need no wake-up.
+    pub fn unregister(&self) {
+        drop(self.shared.waker.take());
+    }
+
+    /// True when a frame (or the ordered close) is waiting.
+    pub fn has_pending(&self) -> bool {
+        !self.shared.lock_queue().is_empty()
+    }
+
+    /// The next queued frame; `Disconnected` when the queue is empty and every [`Outbound`] is
+    /// gone (the same contract as the mpsc receiver this replaced).
+    pub fn try_recv(&mut self) -> Result<OutMsg, TryRecvError> {
+        match self.shared.lock_queue().pop_front() {
+            Some(m) => Ok(m),
+            None if Arc::strong_count(&self.shared) == 1 => Err(TryRecvError::Disconnected),
+            None => Err(TryRecvError::Empty),
+        }
+    }
+
+    /// The close [`Outbound::abort`] asked for, if it was called (it jumps the queue).
+    pub fn aborted(&self) -> Option<(u16, String)> {
+        self.shared
+            .urgent_close
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// Bytes of text frames taken from the queue have been written out.
+    pub fn mark_written(&self, n: usize) {
+        self.shared.queued.fetch_sub(n, Ordering::Relaxed);
+    }
+}
+
+impl Drop for OutboundRx {
+    /// The writer is gone: refuse further frames and free what is still queued.
+    fn drop(&mut self) {
+        let mut q = self.shared.lock_queue();
+        self.shared.closed.store(true, Ordering::Relaxed);
+        q.clear();
+        q.shrink_to_fit();
     }
 }
 
@@ -316,6 +415,8 @@ pub struct GatewayState {
     pub last_heartbeat: Mutex<Option<Value>>,
     /// Event-loop (runtime scheduling) monitor.
     pub event_loop: super::health::EventLoopMonitor,
+    /// The `health` snapshot cache (RPC, hello-ok, post-connect event).
+    pub health_cache: super::health::HealthCache,
     /// Set when shutdown begins (`/readyz` 503, admission closed).
     pub draining: AtomicBool,
     /// Config reload and SecretRef state (see [`super::reload`]).
@@ -400,6 +501,7 @@ impl GatewayState {
             rate_limiter: RateLimiter::default(),
             last_heartbeat: Mutex::new(None),
             event_loop: super::health::EventLoopMonitor::default(),
+            health_cache: super::health::HealthCache::default(),
             draining: AtomicBool::new(false),
             reload: init.reload,
             config,
@@ -725,6 +827,44 @@ mod tests {
             "abort does not queue behind the backlog"
         );
         assert_eq!(o.send_text("x".into()), Sent::Closed);
-        assert_eq!(o.aborted().await, (1008, "slow consumer".to_string()));
+        assert_eq!(o.aborted(), Some((1008, "slow consumer".to_string())));
+        assert_eq!(rx.aborted(), o.aborted());
+    }
+
+    struct CountWakes(AtomicUsize);
+    impl std::task::Wake for CountWakes {
+        fn wake(self: Arc<Self>) {
+            self.0.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    #[test]
+    fn outbound_close_is_ordered_final_and_wakes_the_writer() {
+        let (o, mut rx) = Outbound::new(1000);
+        let wakes = Arc::new(CountWakes(AtomicUsize::new(0)));
+        rx.register(&std::task::Waker::from(wakes.clone()));
+        assert_eq!(o.send_text("a".into()), Sent::Queued);
+        assert_eq!(wakes.0.load(Ordering::Relaxed), 1);
+        o.close(1000, "bye");
+        o.close(1012, "again");
+        assert_eq!(o.send_text("b".into()), Sent::Closed);
+        assert!(rx.has_pending());
+        assert!(matches!(rx.try_recv(), Ok(OutMsg::Text(t)) if t == "a"));
+        assert!(matches!(rx.try_recv(), Ok(OutMsg::Close(1000, r)) if r == "bye"));
+        assert_eq!(rx.try_recv().unwrap_err(), TryRecvError::Empty);
+        assert_eq!(rx.aborted(), None);
+        rx.register(&std::task::Waker::from(wakes.clone()));
+        o.abort(1008, "slow consumer");
+        assert_eq!(wakes.0.load(Ordering::Relaxed), 2, "abort wakes the writer");
+
+        drop(o);
+        assert_eq!(rx.try_recv().unwrap_err(), TryRecvError::Disconnected);
+
+        // Once the writer is gone nothing more is queued.
+        let (o, rx) = Outbound::new(1000);
+        assert_eq!(o.send_text("x".into()), Sent::Queued);
+        drop(rx);
+        assert!(o.is_closed());
+        assert_eq!(o.send_text("y".into()), Sent::Closed);
     }
 }

@@ -2,36 +2,40 @@
 //! rules) → `hello-ok` → RPC dispatch and events, until close, or until the connection is
 //! handed to the next process ([`super::handover`]).
 //!
-//! Each session is two tasks: this reader (which owns the protocol state) and a writer that
-//! drains the socket's [`Outbound`] queue. Handlers run as tracked tasks so responses may
-//! arrive out of order and shutdown can wait for them.
+//! Each session is one task that reads frames and writes the socket's [`Outbound`] queue from
+//! the same poll ([`Conn`]). Handlers that complete without waiting are answered inline; the
+//! others run as tracked tasks, so responses may arrive out of order and shutdown can wait
+//! for them.
 //!
 //! The upgrade is ours ([`upgrade`]), not axum's `WebSocketUpgrade`: tungstenite runs over
 //! [`BoundaryIo`], which the handover needs (frame-boundary reads, the socket's fd).
 #![allow(clippy::result_large_err)]
 use std::collections::HashSet;
+use std::future::Future;
 use std::net::SocketAddr;
+use std::panic::AssertUnwindSafe;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header, request};
 use axum::response::{IntoResponse, Response};
-use futures_util::stream::{SplitSink, SplitStream};
-use futures_util::{FutureExt, SinkExt, StreamExt};
+use futures_util::{FutureExt, Sink, SinkExt, Stream};
 use serde_json::{Value, json};
 use tokio::sync::Semaphore;
 use tokio_tungstenite::WebSocketStream;
-use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role, WebSocketConfig};
-use tokio_util::sync::CancellationToken;
+use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 
 use super::auth::{self, Verdict};
 use super::handover::{ConnState, Quiesced};
 use super::methods::Ctx;
 use super::protocol::{self, ErrorShape, now_ms};
-use super::state::{ConnInfo, GatewayState, OutMsg, Outbound};
-use super::wsio::{BoundaryIo, Shared};
+use super::state::{ConnInfo, GatewayState, OutMsg, Outbound, OutboundRx};
+use super::wsio::BoundaryIo;
 
 /// How long we wait for the peer's close reply after sending ours.
 const CLOSE_GRACE: Duration = Duration::from_secs(2);
@@ -39,9 +43,14 @@ const CLOSE_GRACE: Duration = Duration::from_secs(2);
 const MAX_UNAUTHORIZED_STREAK: u32 = 10;
 /// Close reasons are capped (WS allows 123 bytes; upstream truncates to 120).
 const MAX_CLOSE_REASON: usize = 120;
-/// Initial per-socket read buffer (tungstenite's default is 128 KiB); idle clients are the
-/// common case, so start small (it grows for large frames). Measured by the idle-client bench.
-const WS_READ_BUFFER: usize = 4 * 1024;
+/// Per-socket read buffer (tungstenite's default is 128 KiB). Every socket holds it for life,
+/// idle or not, so it is a large part of an idle client's cost. It is also the most one read
+/// call takes: a frame longer than this is still buffered whole (tungstenite reserves its
+/// length), just read in 1 KiB steps. A 1 MiB frame's round trip measured 1.39 ms (1.28 ms
+/// with 2 KiB); RPC frames are far smaller. Measured by the idle-client bench.
+const WS_READ_BUFFER: usize = 1024;
+/// Bytes handed to the socket before it is flushed, unless a single frame is larger.
+const WRITE_BATCH: usize = 1024;
 
 /// The WebSocket over our boundary-aware stream.
 pub type Ws = WebSocketStream<BoundaryIo>;
@@ -113,26 +122,39 @@ pub fn upgrade(
     };
     let accept = tokio_tungstenite::tungstenite::handshake::derive_accept_key(key.as_bytes());
     let tracker = state.shutdown.tracker().clone();
+    // One pointer in the task instead of the arguments themselves: the task keeps the slots
+    // of what it captured for as long as the socket lives.
+    let args = Box::new((state, peer, meta));
     tracker.spawn(async move {
-        let upgraded = match on_upgrade.await {
-            Ok(u) => u,
-            Err(e) => {
-                tracing::debug!(remote = %peer.remote, "WebSocket upgrade failed: {e}");
-                return;
-            }
+        // Everything but the session is scoped to this block, so the task does not keep a
+        // slot for it while the session runs.
+        let session = {
+            let args = args; // moved in here, so its box is freed with this block
+            let remote = args.1.remote;
+            let upgraded = match on_upgrade.await {
+                Ok(u) => u,
+                Err(e) => {
+                    tracing::debug!(remote = %remote, "WebSocket upgrade failed: {e}");
+                    return;
+                }
+            };
+            // Our HTTP/1 server's connections are `TokioIo<CappedStream>` (conn.rs): take the
+            // stream back from hyper, with the bytes it read past the request (if any).
+            let io = match upgraded
+                .downcast::<hyper_util::rt::TokioIo<super::listener::CappedStream>>()
+            {
+                Ok(parts) => {
+                    BoundaryIo::capped(parts.io.into_inner(), remote, parts.read_buf.to_vec())
+                }
+                // Served some other way (tests over axum::serve): works, but cannot be handed
+                // over.
+                Err(u) => BoundaryIo::upgraded(hyper_util::rt::TokioIo::new(u), remote),
+            };
+            let ws = WebSocketStream::from_raw_socket(io, Role::Server, Some(ws_config())).await;
+            let (state, peer, meta) = *args;
+            run_session(ws, state, peer, Start::Fresh(meta))
         };
-        // Our HTTP/1 server's connections are `TokioIo<CappedStream>` (conn.rs): take the
-        // stream back from hyper, with the bytes it read past the request (if any).
-        let io = match upgraded.downcast::<hyper_util::rt::TokioIo<super::listener::CappedStream>>()
-        {
-            Ok(parts) => {
-                BoundaryIo::capped(parts.io.into_inner(), peer.remote, parts.read_buf.to_vec())
-            }
-            // Served some other way (tests over axum::serve): works, but cannot be handed over.
-            Err(u) => BoundaryIo::upgraded(hyper_util::rt::TokioIo::new(u), peer.remote),
-        };
-        let ws = WebSocketStream::from_raw_socket(io, Role::Server, Some(ws_config())).await;
-        run_session(ws, state, peer, Start::Fresh(meta)).await;
+        session.await;
     });
     let mut res = StatusCode::SWITCHING_PROTOCOLS.into_response();
     let rh = res.headers_mut();
@@ -246,9 +268,6 @@ pub enum Start {
     },
 }
 
-type Sink = SplitSink<Ws, Message>;
-type Stream = SplitStream<Ws>;
-
 fn close_msg(code: u16, reason: String) -> Message {
     Message::Close(Some(CloseFrame {
         code: CloseCode::from(code),
@@ -256,98 +275,255 @@ fn close_msg(code: u16, reason: String) -> Message {
     }))
 }
 
-/// The writer: drains the outbound queue until close; on `handover` it writes what is queued
-/// (the queue is sealed by then), flushes, and gives the sink back.
-async fn writer_task(
-    mut sink: Sink,
-    mut rx: tokio::sync::mpsc::UnboundedReceiver<OutMsg>,
-    out: Outbound,
-    closed_sent: CancellationToken,
-    handover: CancellationToken,
-) -> Option<Sink> {
-    let result = loop {
-        let msg = tokio::select! {
-            biased;
-            (code, reason) = out.aborted() => {
-                let _ = tokio::time::timeout(CLOSE_GRACE, sink.send(close_msg(code, reason))).await;
-                break None;
-            }
-            _ = handover.cancelled() => {
-                let flushed = tokio::time::timeout(super::handover::BOUNDARY_BUDGET, async {
-                    while let Ok(m) = rx.try_recv() {
-                        match m {
-                            OutMsg::Text(t) => {
-                                let n = t.len();
-                                sink.feed(Message::Text(t.into())).await?;
-                                out.mark_written(n);
-                            }
-                            OutMsg::Close(code, reason) => {
-                                sink.send(close_msg(code, reason)).await?;
-                                return Ok(false);
-                            }
-                        }
-                    }
-                    sink.flush().await.map(|_| true)
-                })
-                .await;
-                break match flushed {
-                    Ok(Ok(true)) => Some(sink),
-                    _ => None,
-                };
-            }
-            m = rx.recv() => m,
-        };
-        match msg {
-            Some(OutMsg::Text(t)) => {
-                let n = t.len();
-                let r = tokio::select! {
-                    biased;
-                    (code, reason) = out.aborted() => {
-                        let _ = tokio::time::timeout(CLOSE_GRACE, sink.send(close_msg(code, reason))).await;
-                        break None;
-                    }
-                    r = sink.send(Message::Text(t.into())) => r,
-                };
-                out.mark_written(n);
-                if r.is_err() {
-                    break None;
-                }
-            }
-            Some(OutMsg::Close(code, reason)) => {
-                let _ = tokio::time::timeout(CLOSE_GRACE, sink.send(close_msg(code, reason))).await;
-                break None;
-            }
-            None => break None,
-        }
-    };
-    if result.is_none() {
-        closed_sent.cancel();
-    }
-    result
+/// The socket of one session, driven by the session's only task: inbound frames are read and
+/// the [`Outbound`] queue is written from the same poll. A session thus costs one task (no
+/// writer task, no split lock), and a response produced inline goes out without a wake-up.
+#[derive(Debug)]
+struct Conn {
+    ws: Ws,
+    rx: OutboundRx,
+    /// Bytes handed to the socket but not flushed yet (still counted as queued).
+    unflushed: usize,
+    /// A close that is being sent (kept across cancellation of [`Conn::next`]).
+    closing: Option<(u16, String)>,
+    /// Our close frame went out, or writing failed: nothing more will be written.
+    closed: bool,
 }
 
-/// Runs one session to completion (or to its handover).
-pub async fn run_session(ws: Ws, state: Arc<GatewayState>, peer: PeerInfo, start: Start) {
-    let boundary = ws.get_ref().shared();
-    let (sink, mut stream) = ws.split();
-    let (out, rx) = Outbound::new(state.settings.max_buffered_bytes);
-    let closed_sent = CancellationToken::new();
-    let stop_writer = CancellationToken::new();
-    let writer = tokio::spawn(writer_task(
-        sink,
-        rx,
-        out.clone(),
-        closed_sent.clone(),
-        stop_writer.clone(),
-    ));
+/// What [`Conn::next`] yields.
+enum Next {
+    /// An inbound message (`None`: the stream ended).
+    Msg(Option<Result<Message, WsError>>),
+    /// Our close frame went out, or writing failed.
+    Closed,
+}
 
-    let (info, guard) = match start {
+/// One step of [`Conn::poll_io`].
+enum Io {
+    Msg(Option<Result<Message, WsError>>),
+    Close(u16, String),
+    Failed,
+}
+
+impl Conn {
+    fn new(ws: Ws, rx: OutboundRx) -> Conn {
+        Conn {
+            ws,
+            rx,
+            unflushed: 0,
+            closing: None,
+            closed: false,
+        }
+    }
+
+    /// The next inbound message; meanwhile queued frames are written. Cancel-safe: nothing is
+    /// taken from the queue without being handed to the socket in the same poll.
+    async fn next(&mut self) -> Next {
+        loop {
+            if let Some((code, reason)) = self.closing.clone() {
+                // Bounded: a peer that does not read must not keep the session alive. Boxed:
+                // a cold path that would otherwise enlarge every idle session's future.
+                let send = self.send_close(close_msg(code, reason));
+                let _ = Box::pin(tokio::time::timeout(CLOSE_GRACE, send)).await;
+                self.closing = None;
+                self.closed = true;
+            }
+            if self.closed {
+                return Next::Closed;
+            }
+            match std::future::poll_fn(|cx| self.poll_io(cx)).await {
+                Io::Msg(m) => {
+                    // The caller handles this message on our task and then calls `next` again,
+                    // which looks at the queue before sleeping: answers queued meanwhile need
+                    // no wake-up (one would re-schedule this task, often via the other worker).
+                    self.rx.unregister();
+                    return Next::Msg(m);
+                }
+                Io::Close(code, reason) => self.closing = Some((code, reason)),
+                Io::Failed => self.closed = true,
+            }
+        }
+    }
+
+    fn poll_io(&mut self, cx: &mut Context<'_>) -> Poll<Io> {
+        // Register before looking, so a frame queued meanwhile wakes us.
+        self.rx.register(cx.waker());
+        if let Some((code, reason)) = self.rx.aborted() {
+            return Poll::Ready(Io::Close(code, reason));
+        }
+        let mut ws = Pin::new(&mut self.ws);
+        while self.rx.has_pending() {
+            // Frames are handed over in batches written by one flush, but a batch stays small:
+            // the socket's write buffer keeps the capacity of its largest batch for life.
+            if self.unflushed >= WRITE_BATCH {
+                match ws.as_mut().poll_flush(cx) {
+                    Poll::Ready(Ok(())) => {
+                        self.rx.mark_written(self.unflushed);
+                        self.unflushed = 0;
+                    }
+                    Poll::Ready(Err(_)) => return Poll::Ready(Io::Failed),
+                    Poll::Pending => break,
+                }
+            }
+            match ws.as_mut().poll_ready(cx) {
+                Poll::Pending => break,
+                Poll::Ready(Err(_)) => return Poll::Ready(Io::Failed),
+                Poll::Ready(Ok(())) => {}
+            }
+            match self.rx.try_recv() {
+                Ok(OutMsg::Text(t)) => {
+                    self.unflushed += t.len();
+                    if ws.as_mut().start_send(Message::Text(t.into())).is_err() {
+                        return Poll::Ready(Io::Failed);
+                    }
+                }
+                Ok(OutMsg::Close(code, reason)) => {
+                    return Poll::Ready(Io::Close(code, reason));
+                }
+                Err(_) => break,
+            }
+        }
+        if self.unflushed > 0 {
+            match ws.as_mut().poll_flush(cx) {
+                Poll::Ready(Ok(())) => {
+                    self.rx.mark_written(self.unflushed);
+                    self.unflushed = 0;
+                }
+                Poll::Ready(Err(_)) => return Poll::Ready(Io::Failed),
+                Poll::Pending => {}
+            }
+        }
+        ws.poll_next(cx).map(Io::Msg)
+    }
+
+    /// Writes `close` (after what the socket already holds) and flushes it, reading and
+    /// dropping what the peer sends meanwhile: a peer busy writing (a slow consumer flooding
+    /// requests) is not blocked by us, and so gets to read its close. Ends early when the
+    /// stream ends or fails.
+    async fn send_close(&mut self, close: Message) {
+        let mut close = Some(close);
+        std::future::poll_fn(|cx| {
+            let mut ws = Pin::new(&mut self.ws);
+            if close.is_some() {
+                match ws.as_mut().poll_ready(cx) {
+                    Poll::Ready(Err(_)) => return Poll::Ready(()),
+                    Poll::Ready(Ok(())) => {
+                        let c = close.take().expect("checked above");
+                        if ws.as_mut().start_send(c).is_err() {
+                            return Poll::Ready(());
+                        }
+                    }
+                    Poll::Pending => {}
+                }
+            }
+            if close.is_none() && ws.as_mut().poll_flush(cx).is_ready() {
+                return Poll::Ready(());
+            }
+            loop {
+                match ws.as_mut().poll_next(cx) {
+                    Poll::Pending => return Poll::Pending,
+                    Poll::Ready(None | Some(Err(_))) => return Poll::Ready(()),
+                    Poll::Ready(Some(Ok(_))) => {}
+                }
+            }
+        })
+        .await
+    }
+
+    /// Sends a close now (bounded), ahead of anything still queued.
+    async fn close_now(&mut self, code: u16, reason: &str) {
+        self.closing = Some((code, reason.to_string()));
+        let _ = self.next().await;
+    }
+
+    /// Handover: writes everything queued (the queue is sealed) and flushes, bounded by the
+    /// caller. False when the socket failed, or a close was queued or forced (then sent).
+    async fn flush_for_handover(&mut self) -> bool {
+        loop {
+            if let Some((code, reason)) = self.rx.aborted() {
+                self.close_now(code, &reason).await;
+                return false;
+            }
+            match self.rx.try_recv() {
+                Ok(OutMsg::Text(t)) => {
+                    self.unflushed += t.len();
+                    if self.ws.feed(Message::Text(t.into())).await.is_err() {
+                        return false;
+                    }
+                }
+                Ok(OutMsg::Close(code, reason)) => {
+                    self.close_now(code, &reason).await;
+                    return false;
+                }
+                Err(_) => break,
+            }
+        }
+        if self.ws.flush().await.is_err() {
+            return false;
+        }
+        self.rx.mark_written(std::mem::take(&mut self.unflushed));
+        true
+    }
+
+    /// End of session: write what is queued and the close frame, then wait for the peer's
+    /// close reply (callers bound this in time).
+    async fn finish(&mut self) {
+        loop {
+            match self.next().await {
+                Next::Closed => break,
+                Next::Msg(None | Some(Err(_))) => return,
+                Next::Msg(Some(Ok(_))) => {}
+            }
+        }
+        // Wait for the peer's close reply. A close frame still buffered (the send above timed
+        // out on a peer that was not reading, e.g. a slow consumer) keeps being flushed
+        // meanwhile, so a peer that starts reading late still gets its close code.
+        let ws = &mut self.ws;
+        loop {
+            let m = std::future::poll_fn(|cx| {
+                let _ = Pin::new(&mut *ws).poll_flush(cx);
+                Pin::new(&mut *ws).poll_next(cx)
+            })
+            .await;
+            match m {
+                Some(Ok(Message::Close(_)) | Err(_)) | None => break,
+                Some(Ok(_)) => {}
+            }
+        }
+    }
+}
+
+/// Runs one session to completion (or to its handover) on one task. The opening (challenge
+/// and handshake, with the upgrade metadata only it needs) lives in its own allocation, freed
+/// once the socket is authenticated, so an idle session keeps only its request loop's state.
+pub fn run_session(
+    ws: Ws,
+    state: Arc<GatewayState>,
+    peer: PeerInfo,
+    start: Start,
+) -> impl Future<Output = ()> + Send + 'static {
+    let (out, rx) = Outbound::new(state.settings.max_buffered_bytes);
+    let conn = Conn::new(ws, rx);
+    let opening = Box::pin(open(conn, state.clone(), peer, start, out.clone()));
+    session(opening, state, out)
+}
+
+/// A session's opening: challenge and handshake for a fresh connection (counted as pending
+/// until the caller has entered serving), re-registration for a resumed one.
+async fn open(
+    mut conn: Conn,
+    state: Arc<GatewayState>,
+    peer: PeerInfo,
+    start: Start,
+    out: Outbound,
+) -> (Conn, Option<Arc<ConnInfo>>, bool) {
+    match start {
         Start::Fresh(meta) => {
             let conn_id = uuid::Uuid::new_v4().to_string();
             state
                 .pending
                 .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            let challenge = protocol::event(
+            out.send_value(&protocol::event(
                 "connect.challenge",
                 json!({
                     "nonce": uuid::Uuid::new_v4().to_string(),
@@ -356,85 +532,58 @@ pub async fn run_session(ws: Ws, state: Arc<GatewayState>, peer: PeerInfo, start
                 }),
                 None,
                 None,
-            );
-            out.send_value(&challenge);
-            let hello = handshake(
-                &state,
-                &peer,
-                &meta,
-                &conn_id,
-                &mut stream,
-                &out,
-                &closed_sent,
-            )
-            .await;
+            ));
+            let hello = handshake(&state, &peer, &meta, &conn_id, &mut conn, &out).await;
             if hello.is_some() {
                 meta.read_budget.lift();
             }
-            // Counted as serving before it stops counting as pending: a handover waiting for
-            // both to drain never misses it.
-            let guard = hello.as_ref().map(|_| state.handover.enter_serve());
-            state
-                .pending
-                .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
-            (hello, guard)
+            (conn, hello, true)
         }
         Start::Resumed { info, seq } => {
-            let guard = state.handover.enter_serve();
-            let arc = Arc::new((*info).clone());
-            state.register_resumed(arc.clone(), out.clone(), seq);
-            state.presence_update(&arc, true);
+            let info = Arc::new(*info);
+            state.register_resumed(info.clone(), out.clone(), seq);
+            state.presence_update(&info, true);
             tracing::debug!(conn = %info.id, seq, "resumed");
-            (Some(*info), Some(guard))
+            (conn, Some(info), false)
         }
-    };
+    }
+}
+
+async fn session(
+    opening: Pin<Box<impl Future<Output = (Conn, Option<Arc<ConnInfo>>, bool)>>>,
+    state: Arc<GatewayState>,
+    out: Outbound,
+) {
+    let (mut conn, info, fresh) = opening.await;
+    // Counted as serving before it stops counting as pending: a handover waiting for both to
+    // drain never misses it.
+    let guard = info.as_ref().map(|_| state.handover.enter_serve());
+    if fresh {
+        state
+            .pending
+            .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+    }
     if let Some(info) = info {
-        let info = Arc::new(info);
-        let end = serve(&state, &info, &mut stream, &out, &closed_sent, &boundary).await;
-        if let End::Quiesce(work) = end {
-            match hand_over(&state, &info, stream, &out, writer, &stop_writer, work).await {
-                None => {
-                    // In the store (or gone): the next process continues it. No close, no
-                    // presence change.
-                    drop(guard);
-                    return;
-                }
-                Some((s, w)) => {
-                    // Could not be carried: close it as a plain shutdown would.
-                    stream = s;
-                    state.unregister(&info.id);
-                    out.close(1012, "service restart");
-                    finish(stream, w, &closed_sent).await;
-                    drop(guard);
-                    return;
-                }
+        if let End::Quiesce(work) = serve(&state, &info, &mut conn, &out).await {
+            if !hand_over(&state, &info, &mut conn, &out, work).await {
+                // Could not be carried: close it as a plain shutdown would.
+                state.unregister(&info.id);
+                out.close(1012, "service restart");
+                let _ = tokio::time::timeout(CLOSE_GRACE, conn.finish()).await;
             }
+            // Otherwise in the store (or gone): the next process continues it. No close, no
+            // presence change.
+            drop(guard);
+            return;
         }
         state.unregister(&info.id);
         state.presence_update(&info, false);
         tracing::debug!(conn = %info.id, "disconnected");
     }
-    // Make sure a close goes out, then wait (bounded) for the writer and the peer's reply.
+    // Make sure a close goes out, then wait (bounded) for the peer's reply.
     out.close(1000, "");
-    finish(stream, writer, &closed_sent).await;
+    let _ = tokio::time::timeout(CLOSE_GRACE, conn.finish()).await;
     drop(guard);
-}
-
-async fn finish(
-    mut stream: Stream,
-    writer: tokio::task::JoinHandle<Option<Sink>>,
-    closed_sent: &CancellationToken,
-) {
-    let _ = tokio::time::timeout(CLOSE_GRACE, async {
-        closed_sent.cancelled().await;
-        while let Some(Ok(m)) = stream.next().await {
-            if matches!(m, Message::Close(_)) {
-                break;
-            }
-        }
-    })
-    .await;
-    writer.abort();
 }
 
 /// In-flight work of a quiescing session.
@@ -444,17 +593,15 @@ struct InFlight {
     outstanding: Arc<Mutex<HashSet<String>>>,
 }
 
-/// The session's part of a handover. `None`: carried (or the socket died meanwhile).
-/// `Some`: not carried; the caller closes it normally.
+/// The session's part of a handover. True: carried, or ended here (the socket died, or was
+/// closed because it could not be carried). False: not carried; the caller closes it normally.
 async fn hand_over(
     state: &Arc<GatewayState>,
     info: &Arc<ConnInfo>,
-    stream: Stream,
+    conn: &mut Conn,
     out: &Outbound,
-    writer: tokio::task::JoinHandle<Option<Sink>>,
-    stop_writer: &CancellationToken,
     work: InFlight,
-) -> Option<(Stream, tokio::task::JoinHandle<Option<Sink>>)> {
+) -> bool {
     // 1. Requests already running are answered by this process (bounded).
     let budget = super::handover::inflight_budget();
     if tokio::time::timeout(budget, work.permits.acquire_many(work.max))
@@ -477,29 +624,26 @@ async fn hand_over(
     }
     // 2. No event may take a seq the next process will use.
     let Some(seq) = state.take_for_handover(&info.id) else {
-        return Some((stream, writer));
+        return false;
     };
-    // 3. Nothing more is queued; the writer flushes what is and returns the sink.
+    // 3. Nothing more is queued; write out what is, and flush.
     out.seal();
-    stop_writer.cancel();
-    let sink = match writer.await {
-        Ok(Some(s)) => s,
-        _ => return None, // the socket failed while flushing: nothing left to carry
-    };
-    let Ok(mut ws) = sink.reunite(stream) else {
-        return None;
-    };
-    let io = ws.get_mut();
+    let flushed =
+        tokio::time::timeout(super::handover::BOUNDARY_BUDGET, conn.flush_for_handover()).await;
+    if !matches!(flushed, Ok(true)) {
+        return true; // the socket failed or closed while flushing: nothing left to carry
+    }
+    let io = conn.ws.get_mut();
     if !io.at_boundary() {
-        let _ = close_ws(ws, 1012).await;
-        return None;
+        conn.close_now(1012, "service restart").await;
+        return true;
     }
     let fd = match io.dup_fd() {
         Ok(fd) => fd,
         Err(e) => {
             tracing::warn!(conn = %info.id, "handover: cannot duplicate the socket: {e}");
-            close_ws(ws, 1012).await;
-            return None;
+            conn.close_now(1012, "service restart").await;
+            return true;
         }
     };
     let pending = io.take_pending();
@@ -509,19 +653,11 @@ async fn hand_over(
     };
     if let Err(q) = state.handover.submit(q) {
         drop(q);
-        close_ws(ws, 1012).await;
-        return None;
+        conn.close_now(1012, "service restart").await;
+        return true;
     }
     tracing::debug!(conn = %info.id, seq, pending = pending.len(), "quiesced for handover");
-    None
-}
-
-async fn close_ws(mut ws: Ws, code: u16) {
-    let _ = tokio::time::timeout(
-        CLOSE_GRACE,
-        ws.send(close_msg(code, "service restart".into())),
-    )
-    .await;
+    true
 }
 
 /// Reads the first frame(s) until hello-ok or rejection. Returns the connection on success.
@@ -530,10 +666,9 @@ async fn handshake(
     peer: &PeerInfo,
     meta: &UpgradeMeta,
     conn_id: &str,
-    stream: &mut Stream,
+    conn: &mut Conn,
     out: &Outbound,
-    closed_sent: &CancellationToken,
-) -> Option<ConnInfo> {
+) -> Option<Arc<ConnInfo>> {
     let deadline = tokio::time::sleep(Duration::from_millis(state.settings.handshake_timeout_ms));
     tokio::pin!(deadline);
     let token = state.shutdown.token().clone();
@@ -548,8 +683,10 @@ async fn handshake(
                 out.close(1012, "service restart");
                 return None;
             }
-            _ = closed_sent.cancelled() => return None,
-            m = stream.next() => m,
+            m = conn.next() => match m {
+                Next::Msg(m) => m,
+                Next::Closed => return None,
+            },
         };
         let bytes = match msg {
             Some(Err(e)) if is_budget_error(&e) => {
@@ -588,13 +725,14 @@ async fn handshake(
         };
         match connect(state, peer, meta, conn_id, &params) {
             Ok(info) => {
-                let hello = hello_ok(state, &info);
-                out.send_value(&protocol::res_ok(&id, hello));
-                let info_arc = Arc::new(info.clone());
-                state.register(info_arc.clone(), out.clone());
-                let health = super::health::health_snapshot(state);
-                state.send_event_to(&info.id, "health", &health, true);
-                state.presence_update(&info_arc, true);
+                let health = state.health_cache.get(state);
+                let hello = hello_ok(state, &info, &health.value);
+                out.send_text(protocol::res_ok_text(&id, &hello));
+                drop(hello);
+                let info = Arc::new(info);
+                state.register(info.clone(), out.clone());
+                state.send_event_to(&info.id, "health", &health.value, true);
+                state.presence_update(&info, true);
                 tracing::info!(
                     conn = %info.id, client = %format!("{}/{}", info.client_id, info.client_mode),
                     remote = %peer.remote, scopes = %info.scopes.join(","), "client connected"
@@ -769,12 +907,12 @@ pub fn connect(
 }
 
 /// The `hello-ok` payload.
-fn hello_ok(state: &GatewayState, info: &ConnInfo) -> Value {
+fn hello_ok(state: &GatewayState, info: &ConnInfo, health: &Value) -> Value {
     let cfg = state.config();
     let auth = state.auth();
     let mut snapshot = json!({
         "presence": state.presence_list(),
-        "health": super::health::health_snapshot(state),
+        "health": health.clone(),
         "stateVersion": state.state_version(),
         "uptimeMs": state.uptime_ms(),
         "sessionDefaults": {
@@ -828,10 +966,8 @@ enum End {
 async fn serve(
     state: &Arc<GatewayState>,
     info: &Arc<ConnInfo>,
-    stream: &mut Stream,
+    conn: &mut Conn,
     out: &Outbound,
-    closed_sent: &CancellationToken,
-    boundary: &Shared,
 ) -> End {
     let max = state.settings.max_inflight_per_conn;
     let inflight = Arc::new(Semaphore::new(max));
@@ -843,61 +979,64 @@ async fn serve(
             outstanding: outstanding.clone(),
         })
     };
-    let token = state.shutdown.token().clone();
-    let handover = state.handover.token().clone();
+    // Registered once for the session's life, not per frame (these are shared by every
+    // session: re-registering on each request would contend on their locks).
+    let shutdown = state.shutdown.token().cancelled();
+    let handover = state.handover.token().cancelled();
+    tokio::pin!(shutdown, handover);
     let mut quiescing = false;
-    let boundary_deadline = tokio::time::sleep(Duration::from_secs(3600));
-    tokio::pin!(boundary_deadline);
+    // Armed (and allocated) only while quiescing.
+    let mut boundary_deadline: Option<Pin<Box<tokio::time::Sleep>>> = None;
     let mut unauthorized_streak = 0u32;
     loop {
         let msg = tokio::select! {
             biased;
-            _ = handover.cancelled(), if !quiescing => {
+            _ = &mut handover, if !quiescing => {
                 quiescing = true;
-                if boundary.at_boundary() {
+                if conn.ws.get_ref().at_boundary() {
                     return quiesce(&inflight, &outstanding);
                 }
                 // Mid-frame: finish reading the current message first (bounded).
-                boundary_deadline
-                    .as_mut()
-                    .reset(tokio::time::Instant::now() + super::handover::BOUNDARY_BUDGET);
+                boundary_deadline = Some(Box::pin(tokio::time::sleep(super::handover::BOUNDARY_BUDGET)));
                 continue;
             }
-            _ = &mut boundary_deadline, if quiescing => {
+            _ = async { boundary_deadline.as_mut().expect("armed when quiescing").await }, if quiescing => {
                 tracing::info!(conn = %info.id, "handover: no message boundary within {:?}; closing", super::handover::BOUNDARY_BUDGET);
                 out.close(1012, "service restart");
                 return End::Closed;
             }
-            _ = token.cancelled() => {
+            _ = &mut shutdown => {
                 // The shutdown event was broadcast before the token fired; close after it.
                 out.close(1012, "service restart");
                 return End::Closed;
             }
-            _ = closed_sent.cancelled() => return End::Closed,
-            m = stream.next() => m,
+            m = conn.next() => match m {
+                Next::Msg(m) => m,
+                Next::Closed => return End::Closed,
+            },
         };
-        let text = match msg {
+        let inbound = match msg {
             None | Some(Ok(Message::Close(_))) => return End::Closed,
             Some(Err(e)) => {
-                if matches!(e, tokio_tungstenite::tungstenite::Error::Capacity(_)) {
+                if matches!(e, WsError::Capacity(_)) {
                     out.close(1009, "message too big");
                 }
                 return End::Closed;
             }
             Some(Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_))) => {
-                if quiescing && boundary.at_boundary() {
+                if quiescing && conn.ws.get_ref().at_boundary() {
                     return quiesce(&inflight, &outstanding);
                 }
                 continue;
             }
-            Some(Ok(Message::Text(t))) => t.to_string(),
-            Some(Ok(Message::Binary(b))) => String::from_utf8_lossy(&b).into_owned(),
+            Some(Ok(Message::Text(t))) => protocol::decode_inbound(t.as_str()),
+            Some(Ok(Message::Binary(b))) => protocol::decode_inbound(&String::from_utf8_lossy(&b)),
         };
         dispatch(
             state,
             info,
             out,
-            &text,
+            inbound,
             &inflight,
             &outstanding,
             &mut unauthorized_streak,
@@ -906,23 +1045,35 @@ async fn serve(
             // dispatch closed the socket (repeated unauthorized calls)
             return End::Closed;
         }
-        if quiescing && boundary.at_boundary() {
+        if quiescing && conn.ws.get_ref().at_boundary() {
             return quiesce(&inflight, &outstanding);
         }
     }
 }
 
-/// Handles one request frame (responses may arrive later, from tracked handler tasks).
+/// A handler's payload: a `Value`, or JSON text from a [`super::methods::MethodSpec::raw`] handler.
+enum Payload {
+    Value(Value),
+    Raw(Arc<str>),
+}
+
+type Outcome = std::thread::Result<Result<Payload, ErrorShape>>;
+
+/// Handles one request frame. Most handlers complete without waiting (`health`, `status`, …):
+/// those are polled once right here and answered inline, with no task spawn or cross-thread
+/// wake-up. A handler that has to wait continues as a tracked task (its id listed as
+/// outstanding for a handover), so slow handlers still run concurrently, may answer out of
+/// order, and shutdown waits for them.
 fn dispatch(
     state: &Arc<GatewayState>,
     info: &Arc<ConnInfo>,
     out: &Outbound,
-    text: &str,
+    inbound: protocol::Inbound,
     inflight: &Arc<Semaphore>,
     outstanding: &Arc<Mutex<HashSet<String>>>,
     unauthorized_streak: &mut u32,
 ) {
-    let req = match protocol::decode_inbound(text) {
+    let req = match inbound {
         protocol::Inbound::Request(r) => r,
         protocol::Inbound::Reply(res) => {
             out.send_value(&res);
@@ -939,7 +1090,7 @@ fn dispatch(
     {
         Ok(s) => {
             *unauthorized_streak = 0;
-            s.clone()
+            s
         }
         Err(e) => {
             let role_gate = e.message.starts_with("unauthorized role");
@@ -961,6 +1112,7 @@ fn dispatch(
         out.send_value(&protocol::res_err(&req.id, &e));
         return;
     };
+    let started = std::time::Instant::now();
     let ctx = Ctx::new(
         state.clone(),
         info.clone(),
@@ -968,56 +1120,81 @@ fn dispatch(
         req.params,
         out.clone(),
     );
-    let out = out.clone();
-    let method = req.method.clone();
-    let id = req.id;
-    outstanding
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .insert(id.clone());
-    let outstanding = outstanding.clone();
-    let started = std::time::Instant::now();
     let responded = ctx.responded_flag();
-    state.shutdown.tracker().spawn(async move {
-        let r = std::panic::AssertUnwindSafe((spec.handler)(ctx))
-            .catch_unwind()
-            .await;
-        if responded.load(std::sync::atomic::Ordering::Acquire) && r.is_ok() {
-            // The handler sent its final frame itself.
+    if let Some(raw) = &spec.raw {
+        let r = std::panic::catch_unwind(AssertUnwindSafe(|| raw(&ctx)));
+        drop(ctx);
+        let r = r.map(|r| r.map(Payload::Raw));
+        respond(out, &req.id, &req.method, started, &responded, r);
+        return;
+    }
+    let mut fut = (spec.handler)(ctx);
+    let mut noop = Context::from_waker(Waker::noop());
+    match std::panic::catch_unwind(AssertUnwindSafe(|| fut.as_mut().poll(&mut noop))) {
+        Ok(Poll::Ready(r)) => {
+            let r = Ok(r.map(Payload::Value));
+            respond(out, &req.id, &req.method, started, &responded, r);
+        }
+        Err(panic) => respond(out, &req.id, &req.method, started, &responded, Err(panic)),
+        Ok(Poll::Pending) => {
+            // Polled again at once by its task, which registers the real waker.
+            let out = out.clone();
+            let id = req.id;
+            let method = req.method;
             outstanding
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
-                .remove(&id);
-            tracing::debug!(method = %method, ms = started.elapsed().as_millis() as u64, "res (sent by handler)");
-            drop(permit);
-            return;
+                .insert(id.clone());
+            let outstanding = outstanding.clone();
+            state.shutdown.tracker().spawn(async move {
+                let r = AssertUnwindSafe(fut).catch_unwind().await;
+                let r = r.map(|r| r.map(Payload::Value));
+                // Exactly one response per id: a handover that gave up on this request has
+                // already answered it (and removed the id). Sent under the lock, so it is
+                // queued before the handover seals the queue.
+                {
+                    let mut pending = outstanding.lock().unwrap_or_else(|p| p.into_inner());
+                    if pending.remove(&id) {
+                        respond(&out, &id, &method, started, &responded, r);
+                    }
+                }
+                drop(permit);
+            });
         }
-        let frame = match r {
-            Ok(Ok(payload)) => protocol::res_ok(&id, payload),
-            Ok(Err(e)) => protocol::res_err(&id, &e),
-            Err(panic) => {
-                let msg = panic
-                    .downcast_ref::<String>()
-                    .cloned()
-                    .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
-                    .unwrap_or_else(|| "internal error".into());
-                tracing::error!(method = %method, "handler panicked: {msg}");
-                protocol::res_err(&id, &ErrorShape::unavailable(msg))
-            }
-        };
-        let ok = frame["ok"].as_bool().unwrap_or(false);
-        // Exactly one response per id: a handover that gave up on this request has already
-        // answered it (and removed the id). Sent under the lock, so it is queued before the
-        // handover seals the queue.
-        {
-            let mut pending = outstanding.lock().unwrap_or_else(|p| p.into_inner());
-            if pending.remove(&id) {
-                out.send_value(&frame);
-            }
+    }
+}
+
+/// Sends the response frame of a finished handler, unless it sent its final frame itself
+/// ([`Ctx::respond_final`]) and did not panic.
+fn respond(
+    out: &Outbound,
+    id: &str,
+    method: &str,
+    started: std::time::Instant,
+    responded: &AtomicBool,
+    r: Outcome,
+) {
+    if r.is_ok() && responded.load(Ordering::Acquire) {
+        tracing::debug!(method = %method, ms = started.elapsed().as_millis() as u64, "res (sent by handler)");
+        return;
+    }
+    let (text, ok) = match r {
+        Ok(Ok(Payload::Value(v))) => (protocol::res_ok_text(id, &v), true),
+        Ok(Ok(Payload::Raw(t))) => (protocol::res_ok_raw(id, &t), true),
+        Ok(Err(e)) => (protocol::res_err(id, &e).to_string(), false),
+        Err(panic) => {
+            let msg = panic
+                .downcast_ref::<String>()
+                .cloned()
+                .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+                .unwrap_or_else(|| "internal error".into());
+            tracing::error!(method = %method, "handler panicked: {msg}");
+            let e = ErrorShape::unavailable(msg);
+            (protocol::res_err(id, &e).to_string(), false)
         }
-        tracing::debug!(method = %method, ok, ms = started.elapsed().as_millis() as u64, "res");
-        drop(permit);
-    });
+    };
+    out.send_text(text);
+    tracing::debug!(method = %method, ok, ms = started.elapsed().as_millis() as u64, "res");
 }
 
 /// True when the socket's read failed because its pre-auth [`ReadBudget`] was spent.

@@ -3,8 +3,9 @@
 //!
 //! tungstenite reads ahead: given a 4 KiB read it may hold the start of the next frame in its
 //! private buffer, and that state cannot be taken out. [`BoundaryIo`] sits between tungstenite
-//! and the socket and never hands tungstenite more than the rest of the current frame: bytes
-//! read from the socket beyond that stay in *our* buffer. When tungstenite has returned a
+//! and the socket and never hands tungstenite more than the rest of the current frame: it reads
+//! into tungstenite's buffer, and bytes beyond the frame's end move to *our* buffer (allocated
+//! only while it holds them). When tungstenite has returned a
 //! message, its buffer is therefore empty, and everything not yet parsed is in
 //! [`BoundaryIo::take_pending`], which the handover serializes and the next process feeds
 //! first. [`FrameParser`] tracks frame boundaries (RFC 6455 §5.2 headers, ≤14 bytes) and
@@ -22,10 +23,6 @@ use std::task::{Context, Poll};
 
 use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-
-/// How much we read from the socket at a time (tungstenite's own buffer stays small because it
-/// never gets more than one frame's remainder).
-const CHUNK: usize = 4 * 1024;
 
 /// Where frames and messages begin and end, fed with the bytes delivered to tungstenite.
 #[derive(Debug, Default, Clone)]
@@ -254,31 +251,45 @@ impl AsyncRead for BoundaryIo {
         if out.remaining() == 0 {
             return Poll::Ready(Ok(()));
         }
-        if this.pos >= this.buf.len() {
-            // Refill from the socket.
-            this.buf.clear();
-            this.pos = 0;
-            this.buf.resize(CHUNK, 0);
-            let mut rb = ReadBuf::new(&mut this.buf);
+        if this.pos < this.buf.len() {
+            // Bytes read earlier past the end of a frame come first.
+            let avail = &this.buf[this.pos..];
+            let n = this.parser.deliverable(avail).min(out.remaining());
+            out.put_slice(&avail[..n]);
+            this.parser.consume(&avail[..n]);
+            this.pos += n;
+            if this.pos == this.buf.len() {
+                // Drained: an idle socket keeps no buffer here.
+                this.buf = Vec::new();
+                this.pos = 0;
+            }
+        } else {
+            // Read straight into tungstenite's buffer; keep only what lies past the current
+            // frame (so no buffer of our own stays allocated per socket, and no copy is made
+            // in the common case of one frame per read).
+            let start = out.filled().len();
             let r = match &mut this.inner {
-                Inner::Capped(s) => Pin::new(s).poll_read(cx, &mut rb),
-                Inner::Tcp(s) => Pin::new(s).poll_read(cx, &mut rb),
-                Inner::Upgraded(io) => Pin::new(io).poll_read(cx, &mut rb),
+                Inner::Capped(s) => Pin::new(s).poll_read(cx, out),
+                Inner::Tcp(s) => Pin::new(s).poll_read(cx, out),
+                Inner::Upgraded(io) => Pin::new(io).poll_read(cx, out),
             };
-            let n = rb.filled().len();
-            this.buf.truncate(n);
             match r {
                 Poll::Pending => return Poll::Pending,
                 Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
-                Poll::Ready(Ok(())) if n == 0 => return Poll::Ready(Ok(())), // EOF
                 Poll::Ready(Ok(())) => {}
             }
+            let got = &out.filled()[start..];
+            if got.is_empty() {
+                return Poll::Ready(Ok(())); // EOF
+            }
+            let n = this.parser.deliverable(got);
+            this.parser.consume(&got[..n]);
+            if n < got.len() {
+                this.buf.extend_from_slice(&got[n..]);
+                this.pos = 0;
+            }
+            out.set_filled(start + n);
         }
-        let avail = &this.buf[this.pos..];
-        let n = this.parser.deliverable(avail).min(out.remaining());
-        out.put_slice(&avail[..n]);
-        this.parser.consume(&avail[..n]);
-        this.pos += n;
         this.shared
             .at_boundary
             .store(this.parser.at_message_boundary(), Ordering::Release);
