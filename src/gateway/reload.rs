@@ -27,7 +27,7 @@ use crate::config::Config;
 use crate::config::paths::{Paths, ProcessEnv};
 use crate::config::reload::{self, ReloadStatus, Supervisor};
 use crate::config::reloader::{ReloadHost, Reloader};
-use crate::config::secrets::{self, SecretsSnapshot};
+use crate::config::secrets::SecretsSnapshot;
 use crate::error::{Error, Exit, Result};
 use crate::service::systemd::notify::Notifier;
 
@@ -348,7 +348,11 @@ pub fn register_methods(t: &mut MethodTable) {
 
 /// `openclaw secrets reload [--json]`: asks the running gateway to re-resolve its SecretRefs.
 pub fn cli_secrets_reload(paths: &Paths, json_out: bool, conn: &ConnArgs) -> Result<Exit> {
-    let (url, token, password) = local_connection(paths, conn)?;
+    // The same target rules as every other client command (ops::conn): `--url` needs explicit
+    // credentials; otherwise the local gateway from flag → env → config, SecretRefs resolved.
+    let cfg = Config::load(&paths.config_path).ok();
+    let target = crate::ops::conn::resolve(paths, conn, cfg.as_ref(), &ProcessEnv)?;
+    let (url, token, password) = (target.url, target.token, target.password);
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -399,41 +403,6 @@ pub fn cli_secrets_reload(paths: &Paths, json_out: bool, conn: &ConnArgs) -> Res
     Ok(if ok { Exit::Ok } else { Exit::Failure })
 }
 
-/// URL and credentials for the local gateway: `--url` (with `--token`/`--password`), else
-/// `ws://127.0.0.1:<port>` with the port resolved as `gateway run` does and credentials from
-/// the flags, `OPENCLAW_GATEWAY_TOKEN`/`_PASSWORD`, or the config (SecretRefs resolved).
-fn local_connection(
-    paths: &Paths,
-    conn: &ConnArgs,
-) -> Result<(String, Option<String>, Option<String>)> {
-    let env = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
-    if let Some(url) = &conn.url {
-        if conn.token.is_none() && conn.password.is_none() {
-            return Err(Error::Msg(
-                "--url needs --token or --password (credentials are not read from local config for an explicit URL)".into(),
-            ));
-        }
-        return Ok((url.clone(), conn.token.clone(), conn.password.clone()));
-    }
-    let cfg = Config::load(&paths.config_path)?;
-    let port = paths.resolve_port(conn.port, &ProcessEnv, cfg.gateway.port)?;
-    let mut token = conn.token.clone().or_else(|| env("OPENCLAW_GATEWAY_TOKEN"));
-    let mut password = conn
-        .password
-        .clone()
-        .or_else(|| env("OPENCLAW_GATEWAY_PASSWORD"));
-    if token.is_none() && password.is_none() {
-        let snap = secrets::activate_blocking(&cfg.doc, &ProcessEnv, None).snapshot;
-        token = snap
-            .get("gateway.auth.token")
-            .map(|s| s.expose().to_string());
-        password = snap
-            .get("gateway.auth.password")
-            .map(|s| s.expose().to_string());
-    }
-    Ok((format!("ws://127.0.0.1:{port}"), token, password))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -458,7 +427,8 @@ mod tests {
         let args = crate::cli::RunArgs::default();
         let check = |text: &str| {
             let c = cfg(text);
-            let snap = secrets::activate_blocking(&c.doc, &ProcessEnv, None).snapshot;
+            let snap =
+                crate::config::secrets::activate_blocking(&c.doc, &ProcessEnv, None).snapshot;
             check_startable(&paths(), &args, &c, &snap).map(|_| ())
         };
         assert!(check("{gateway: {mode: 'local', auth: {token: 't'}}}").is_ok());
