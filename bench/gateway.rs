@@ -9,6 +9,8 @@
 //! local one adds its CPU time). `--bin PATH` runs everything against another build of ours.
 #![allow(unreachable_pub, missing_debug_implementations)]
 
+#[path = "../tests/it/support/fake_model.rs"]
+mod fake_model;
 #[path = "proc.rs"]
 mod procfs;
 #[path = "report.rs"]
@@ -84,6 +86,7 @@ struct Sizes {
     rps_windows: usize,
     idle_clients: Vec<usize>,
     cli_runs: usize,
+    agent_runs: usize,
 }
 
 impl Sizes {
@@ -96,6 +99,7 @@ impl Sizes {
                 rps_windows: 3,
                 idle_clients: vec![50],
                 cli_runs: 3,
+                agent_runs: 5,
             }
         } else {
             Sizes {
@@ -105,6 +109,7 @@ impl Sizes {
                 rps_windows: 5,
                 idle_clients: vec![1000, 10_000],
                 cli_runs: 20,
+                agent_runs: 50,
             }
         }
     }
@@ -136,6 +141,11 @@ impl Gw {
     }
 
     fn prepare() -> (tempfile::TempDir, String, u16) {
+        Gw::prepare_with("")
+    }
+
+    /// A private HOME whose config has token auth plus `extra` (more top-level JSON5 keys).
+    fn prepare_with(extra: &str) -> (tempfile::TempDir, String, u16) {
         let home = tempfile::tempdir().expect("tempdir");
         let token = format!("bench-{}", std::process::id());
         let state = home.path().join(".openclaw");
@@ -143,7 +153,7 @@ impl Gw {
         std::fs::write(
             state.join("openclaw.json"),
             format!(
-                "{{ gateway: {{ mode: 'local', auth: {{ mode: 'token', token: '{token}' }} }} }}"
+                "{{ gateway: {{ mode: 'local', auth: {{ mode: 'token', token: '{token}' }} }}, {extra} }}"
             ),
         )
         .unwrap();
@@ -152,7 +162,12 @@ impl Gw {
 
     /// Spawns and returns (gateway, exec → first hello-ok).
     async fn start() -> (Gw, Duration) {
-        let (home, token, port) = Gw::prepare();
+        Gw::start_with("").await
+    }
+
+    /// [`Gw::start`] with more config (see [`Gw::prepare_with`]).
+    async fn start_with(extra: &str) -> (Gw, Duration) {
+        let (home, token, port) = Gw::prepare_with(extra);
         let t0 = Instant::now();
         let child = Gw::command(home.path())
             .args(["gateway", "run", "--port", &port.to_string()])
@@ -581,6 +596,107 @@ async fn idle_clients(n: usize, out: &mut Vec<Metric>) {
     gw.stop();
 }
 
+/// Agent run overhead: client `agent` req sent → first `agent` assistant event received, minus
+/// what the model server itself took (request fully read → first delta written, i.e. its
+/// scripted first-token delay). The rest is the gateway's: request handling, run setup,
+/// session/transcript work, the upstream HTTP request and SSE parsing, event fan-out.
+async fn agent_overhead(sz: &Sizes, out: &mut Vec<Metric>) {
+    use fake_model::{FakeModel, Reply, StreamSpec};
+    use serde_json::json;
+    const FIRST_TOKEN: Duration = Duration::from_millis(5);
+    let fake = FakeModel::with_default(Reply::Stream(
+        StreamSpec::text(&["Hello", " there."]).slow(FIRST_TOKEN, Duration::ZERO),
+    ));
+    let (gw, _) = Gw::start_with(&format!(
+        "agents: {{ defaults: {{ model: {{ primary: 'fake/fake-1' }} }} }},
+         models: {{ mode: 'merge', providers: {{ fake: {{ baseUrl: '{}', apiKey: 'fake-key', api: 'openai-completions',
+           models: [{{ id: 'fake-1', name: 'Fake 1', reasoning: false, input: ['text'],
+             cost: {{ input: 0, output: 0, cacheRead: 0, cacheWrite: 0 }}, contextWindow: 128000, maxTokens: 4096 }}] }} }} }}",
+        fake.base_url()
+    ))
+    .await;
+    let o = opts(&gw.url(), &gw.token).scopes(&["operator.read", "operator.write"]);
+    let mut client = match GatewayClient::connect(o).await {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("bench: agent overhead: connect failed: {e}");
+            gw.stop();
+            return;
+        }
+    };
+    let mut events = client.take_events();
+    let (mut overhead, mut total, mut model) = (vec![], vec![], vec![]);
+    let mut failures = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    // Run 0 warms up (the gateway's HTTP connection to the model server); not recorded.
+    for i in 0..=sz.agent_runs {
+        if Instant::now() > deadline {
+            break;
+        }
+        let key = format!("bench-agent-{i}");
+        let params = json!({
+            "message": "Say hello.",
+            "idempotencyKey": key,
+            // A fresh session each run: the request to the model stays the same size.
+            "sessionKey": format!("agent:main:bench-{i}"),
+        });
+        let t0 = Instant::now();
+        let call = client.call_expect_final("agent", Some(params), Duration::from_secs(20));
+        let first = async {
+            let end = tokio::time::Instant::now() + Duration::from_secs(20);
+            loop {
+                let e = tokio::time::timeout_at(end, events.recv()).await.ok()??;
+                if e.event == "agent"
+                    && e.payload["runId"] == key.as_str()
+                    && e.payload["stream"] == "assistant"
+                {
+                    return Some(Instant::now());
+                }
+            }
+        };
+        let (res, first) = tokio::join!(call, first);
+        let observed = fake.requests().get(i).cloned();
+        match (
+            res,
+            first,
+            observed.and_then(|o| Some((o.received, o.first_delta_sent?))),
+        ) {
+            (Ok(_), Some(t1), Some((rx, tx))) if i > 0 => {
+                let client_side = t1 - t0;
+                let server_side = tx - rx;
+                total.push(ms(client_side));
+                model.push(ms(server_side));
+                overhead.push(ms(client_side.saturating_sub(server_side)));
+            }
+            (Ok(_), Some(_), Some(_)) => {}
+            (Err(e), _, _) => failures.push(format!("run {i}: {e}")),
+            (_, None, _) => failures.push(format!("run {i}: no assistant event within 20 s")),
+            (_, _, None) => failures.push(format!("run {i}: the model server saw no first delta")),
+        }
+    }
+    client.close();
+    gw.stop();
+    let median = |v: &[f64]| report::percentile(v, 50.0);
+    let mut note = format!(
+        "sequential runs, fresh session each; model server's first-token delay {} ms: client saw the first assistant event after {:.2} ms (median), the server took {:.2} ms of it",
+        FIRST_TOKEN.as_millis(),
+        median(&total),
+        median(&model)
+    );
+    if let Some(first) = failures.first() {
+        note += &format!("; {} failed runs, the first: {first}", failures.len());
+    }
+    out.push(metric(
+        "agent run overhead: `agent` req → first assistant event, minus the model's own time",
+        "ms",
+        overhead,
+        "≤ 1 ms",
+        Some(|x| x <= 1.0),
+        true,
+        &note,
+    ));
+}
+
 /// Wall time of CLI commands against a running gateway (local resolution from config).
 async fn cli_wall(gw: &Gw, runs: usize, out: &mut Vec<Metric>) {
     for args in [
@@ -677,6 +793,9 @@ fn main() {
                 cli_wall(&gw, sz.cli_runs, &mut out).await;
             }
             gw.stop();
+        }
+        if want("agent") {
+            agent_overhead(&sz, &mut out).await;
         }
         if want("idle") {
             for n in &sz.idle_clients {

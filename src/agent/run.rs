@@ -692,7 +692,13 @@ impl Agents {
         let queue = self.queue(session_key);
         let guard = queue.clone().lock_owned().await;
         let (k, a) = (session_key.to_string(), agent_id.to_string());
-        let created = self.blocking(move |s| s.create(&k, &a)).await;
+        let created = self
+            .blocking(move |s| {
+                let m = s.create(&k, &a)?;
+                s.sync(&k)?;
+                Ok(m)
+            })
+            .await;
         drop(guard);
         self.release_queue(session_key, queue);
         let ended_at = now_ms();
@@ -877,10 +883,22 @@ impl Agents {
             &req.run_id,
             json!({"role": "user", "content": text_content(&req.message), "timestamp": now_ms()}),
         );
-        if let Err(e) = self.blocking(move |s| s.append(&key, &[user], false)).await {
-            return Ending::Failed(self.internal(&e), None);
-        }
-        let messages = self.prompt(req, &target).await;
+        // One trip to the blocking pool: append it, and read the history the prompt needs.
+        let want_history = req.history.is_none();
+        let stored = self
+            .blocking(move |s| {
+                s.append(&key, &[user], false)?;
+                match want_history {
+                    true => s.messages(&key).map(Some),
+                    false => Ok(None),
+                }
+            })
+            .await;
+        let stored = match stored {
+            Ok(h) => h,
+            Err(e) => return Ending::Failed(self.internal(&e), None),
+        };
+        let messages = self.prompt(req, &target, stored);
         // 5. The upstream stream, under the run timeout.
         let timeout = config::run_timeout(&cfg, &req.agent_id, req.timeout_secs);
         p.timeout_secs = timeout;
@@ -961,7 +979,14 @@ impl Agents {
 
     /// The messages sent upstream: system text (extra system prompt + queued system events),
     /// history (caller-supplied or the transcript, trimmed to the context window), the message.
-    async fn prompt(&self, req: &RunRequest, target: &ResolvedModel) -> Vec<Msg> {
+    /// `stored`: the transcript's messages (read with the append of the user's message, which
+    /// is the last of them) when the caller supplied no history.
+    fn prompt(
+        &self,
+        req: &RunRequest,
+        target: &ResolvedModel,
+        stored: Option<Vec<Value>>,
+    ) -> Vec<Msg> {
         let mut system = Vec::new();
         if let Some(s) = req.extra_system.as_ref().filter(|s| !s.trim().is_empty()) {
             system.push(s.clone());
@@ -979,11 +1004,7 @@ impl Agents {
         let history = match &req.history {
             Some(h) => h.clone(),
             None => {
-                let key = req.session_key.clone();
-                let stored = self
-                    .blocking(move |s| s.messages(&key))
-                    .await
-                    .unwrap_or_default();
+                let stored = stored.unwrap_or_default();
                 // The last stored message is the one we just appended.
                 let n = stored.len().saturating_sub(1);
                 stored

@@ -7,7 +7,8 @@
 //! - `{"type":"run","runId","status":"error"|"aborted","error"?,"timestamp"}`
 //!
 //! Durability: the user's message is appended when a turn starts and the turn's last record is
-//! followed by `fsync` (`sync_data`), so a finished turn survives a crash. A crash mid-write can
+//! followed by `fsync` (`sync_data`, and of the directory once for a new transcript), so a
+//! finished turn survives a crash; nothing before that waits for the disk. A crash mid-write can
 //! leave a torn last line; loading ignores it (and cuts it off before the next append, so the
 //! next record never glues onto a fragment). A torn line is never fatal.
 //!
@@ -60,6 +61,9 @@ pub struct SessionMeta {
 pub struct SessionStore {
     root: PathBuf,
     index: Mutex<Option<HashMap<String, SessionMeta>>>,
+    /// Transcripts created since their directory was last fsync'd: the next synced append
+    /// makes their directory entries durable too.
+    unsynced_dirs: Mutex<Vec<PathBuf>>,
 }
 
 /// A directory-safe form of an agent id.
@@ -215,6 +219,7 @@ impl SessionStore {
         SessionStore {
             root: state_dir.join("agents"),
             index: Mutex::new(None),
+            unsynced_dirs: Mutex::new(Vec::new()),
         }
     }
 
@@ -325,7 +330,7 @@ impl SessionStore {
         v
     }
 
-    /// The session for `key`, created (header written and fsync'd) when missing.
+    /// The session for `key`, created (header written) when missing.
     pub fn ensure(&self, key: &str, agent_id: &str) -> Result<SessionMeta> {
         if let Some(m) = self.get(key) {
             return Ok(m);
@@ -347,12 +352,14 @@ impl SessionStore {
         });
         let mut f =
             open_append(&file).map_err(|e| Error::io("creating session transcript", &file, e))?;
+        // Not fsync'd here: the turn that follows ends with a synced append, which covers the
+        // header and (once) the directory entry; a turn that never ends has nothing to keep.
         f.write_all(format!("{header}\n").as_bytes())
-            .and_then(|_| f.sync_data())
             .map_err(|e| Error::io("writing session transcript", &file, e))?;
-        if let Ok(d) = File::open(&dir) {
-            let _ = d.sync_all();
-        }
+        self.unsynced_dirs
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(dir);
         let meta = SessionMeta {
             key: key.to_string(),
             session_id,
@@ -391,6 +398,7 @@ impl SessionStore {
             f.write_all(text.as_bytes())?;
             if sync {
                 f.sync_data()?;
+                self.sync_new_dirs();
             }
             Ok(())
         })()
@@ -403,6 +411,24 @@ impl SessionStore {
             }
         });
         Ok(())
+    }
+
+    /// Makes `key`'s transcript durable now (for a session reset that runs no turn).
+    pub fn sync(&self, key: &str) -> Result<()> {
+        self.append(key, &[], true)
+    }
+
+    /// fsyncs the directories of transcripts created since the last synced append.
+    fn sync_new_dirs(&self) {
+        let mut dirs =
+            std::mem::take(&mut *self.unsynced_dirs.lock().unwrap_or_else(|p| p.into_inner()));
+        dirs.sort();
+        dirs.dedup();
+        for d in dirs {
+            if let Ok(d) = File::open(&d) {
+                let _ = d.sync_all();
+            }
+        }
     }
 
     /// The messages of `key`'s transcript in order (torn or unreadable lines skipped).
@@ -443,6 +469,28 @@ mod tests {
 
     fn user(text: &str) -> Value {
         json!({"role": "user", "content": [{"type": "text", "text": text}], "timestamp": now_ms()})
+    }
+
+    #[test]
+    fn a_new_transcripts_directory_is_synced_with_the_first_synced_append() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = SessionStore::new(dir.path());
+        let pending = |s: &SessionStore| s.unsynced_dirs.lock().unwrap().clone();
+        s.ensure("agent:main:a", "main").unwrap();
+        s.ensure("agent:main:b", "main").unwrap();
+        assert_eq!(pending(&s), vec![s.sessions_dir("main"); 2]);
+        s.append("agent:main:a", &[message_record("r1", user("hi"))], false)
+            .unwrap();
+        assert_eq!(
+            pending(&s).len(),
+            2,
+            "an unsynced append leaves them pending"
+        );
+        s.sync("agent:main:a").unwrap();
+        assert!(pending(&s).is_empty());
+        // Existing sessions are not re-created (nothing new to sync).
+        s.ensure("agent:main:a", "main").unwrap();
+        assert!(pending(&s).is_empty());
     }
 
     #[test]
