@@ -7,6 +7,12 @@
 //! With `--url`/`--token` only the network metrics run, against any OpenClaw-protocol gateway,
 //! so the same numbers can be taken side by side for another implementation (`--pid PID` of a
 //! local one adds its CPU time). `--bin PATH` runs everything against another build of ours.
+//!
+//! `--only SECTION` (startup, activation, rpc, cli, idle, restart) runs one section. `restart`
+//! (bench/restart.rs) runs under a real `systemd --user` in the test suite's sandbox (root,
+//! systemd and `unshare` needed; otherwise a visible SKIP). A scenario that breaks, as opposed
+//! to a missed target, is reported with its output and makes the run exit 1 after the results
+//! are written.
 #![allow(unreachable_pub, missing_debug_implementations)]
 
 #[path = "../tests/it/support/fake_model.rs"]
@@ -15,8 +21,14 @@ mod fake_model;
 mod procfs;
 #[path = "report.rs"]
 mod report;
+#[path = "restart.rs"]
+mod restart;
 #[path = "rpc_client.rs"]
 mod rpc_client;
+/// The test suite's systemd sandbox, shared (its libtest wrappers `run`/`run_with` go unused).
+#[allow(dead_code)]
+#[path = "../tests/it/support/sandbox.rs"]
+mod sandbox;
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -87,6 +99,7 @@ struct Sizes {
     idle_clients: Vec<usize>,
     cli_runs: usize,
     agent_runs: usize,
+    restarts: usize,
 }
 
 impl Sizes {
@@ -100,6 +113,7 @@ impl Sizes {
                 idle_clients: vec![50],
                 cli_runs: 3,
                 agent_runs: 5,
+                restarts: 3,
             }
         } else {
             Sizes {
@@ -110,6 +124,7 @@ impl Sizes {
                 idle_clients: vec![1000, 10_000],
                 cli_runs: 20,
                 agent_runs: 50,
+                restarts: 10,
             }
         }
     }
@@ -755,6 +770,12 @@ async fn cli_wall(gw: &Gw, runs: usize, out: &mut Vec<Metric>) {
 
 fn main() {
     let o = parse_args();
+    let sz = Sizes::new(o.smoke);
+    // Re-executed inside the systemd sandbox by the `restart` section: run only that.
+    if let Some(sb) = sandbox::inside(restart::SCENARIO) {
+        restart::inner(&sb, sz.restarts);
+        return;
+    }
     let (old, new) = procfs::raise_nofile();
     eprintln!(
         "bench: RLIMIT_NOFILE raised from {old} to {new} for the 10k-client case (the gateway inherits it)"
@@ -763,7 +784,6 @@ fn main() {
         .enable_all()
         .build()
         .unwrap();
-    let sz = Sizes::new(o.smoke);
     let started = time_now();
     let want = |name: &str| o.only.as_deref().is_none_or(|w| name.contains(w));
     let mut out = Vec::new();
@@ -803,6 +823,21 @@ fn main() {
             }
         }
     });
+    // A scenario that breaks (not a missed target) is reported and fails the run at the end.
+    let mut broken = Vec::new();
+    if o.url.is_none() && want("restart") {
+        let mut inner = vec!["--only".to_string(), "restart".to_string()];
+        if o.smoke {
+            inner.push("--smoke".into());
+        }
+        if let Some(b) = BIN_OVERRIDE.get() {
+            inner.extend(["--bin".to_string(), b.display().to_string()]);
+        }
+        if let Err(report) = restart::run(sz.restarts, inner, &mut out) {
+            eprintln!("bench: FAILED restart: {report}");
+            broken.push("restart");
+        }
+    }
     let mode = if o.smoke { "smoke" } else { "full" };
     let target = o.url.clone().unwrap_or_else(|| match BIN_OVERRIDE.get() {
         Some(b) => format!("openclaw at {}", b.display()),
@@ -814,6 +849,13 @@ fn main() {
             eprintln!("bench: writing results to {}: {e}", o.out.display());
             std::process::exit(1);
         }
+    }
+    if !broken.is_empty() {
+        eprintln!(
+            "bench: scenario(s) failed (see above): {}",
+            broken.join(", ")
+        );
+        std::process::exit(1);
     }
 }
 

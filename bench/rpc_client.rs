@@ -134,6 +134,13 @@ impl LoadConn {
         }
     }
 
+    /// One `health` round trip on its own: `Ok(true)` ok, `Ok(false)` an error response,
+    /// `Err` when the connection failed (closed, reset, timed out).
+    pub async fn health(&mut self) -> Result<bool, String> {
+        let (mut id, mut frame) = (String::new(), String::new());
+        self.round_trip(&mut id, &mut frame).await
+    }
+
     /// Sends round trips back to back until `end`; returns (ok responses, failures).
     async fn run_until(mut self, end: Instant) -> (LoadConn, u64, u64) {
         let (mut id, mut frame) = (String::new(), String::new());

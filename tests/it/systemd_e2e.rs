@@ -1,7 +1,7 @@
 //! End-to-end: our binary against a real `systemd --user` in a private sandbox (see
 //! `support::sandbox`). Each test gets its own manager; ports are picked free on loopback.
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::Duration;
@@ -12,17 +12,7 @@ pub(crate) const UNIT: &str = "openclaw-gateway.service";
 pub(crate) const SOCKET: &str = "openclaw-gateway.socket";
 pub(crate) const T: Duration = Duration::from_secs(30);
 
-/// A port free on both 127.0.0.1 and ::1.
-pub(crate) fn free_port() -> u16 {
-    for _ in 0..50 {
-        let v4 = TcpListener::bind("127.0.0.1:0").unwrap();
-        let p = v4.local_addr().unwrap().port();
-        if TcpListener::bind(("::1", p)).is_ok() {
-            return p;
-        }
-    }
-    panic!("no port free on both loopback families after 50 tries");
-}
+pub(crate) use crate::support::sandbox::free_port;
 
 /// Runs `openclaw ARGS` inside the sandbox with a clean OpenClaw environment.
 pub(crate) fn oc(args: &[&str]) -> Output {

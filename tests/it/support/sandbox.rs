@@ -3,7 +3,9 @@
 //!
 //! How a test enters it: [`run`] re-executes the test binary for exactly that test under
 //! `unshare` behind a small inner script; the re-executed test sees `OPENCLAW_SANDBOX_INNER`
-//! and runs its scenario *inside*, driving `systemctl --user` and our binary directly.
+//! and runs its scenario *inside*, driving `systemctl --user` and our binary directly. Other
+//! binaries (the benchmark harness, `bench/gateway.rs`, includes this file) use the same
+//! mechanism through [`reexec`] and [`inside`] with their own arguments.
 //!
 //! Inside: `/sys/fs/cgroup` is the test's private cgroup2 subtree, `/run/systemd`, `/run/user`
 //! and `/etc/systemd/system` are private tmpfs, `HOME` is a fresh directory, and
@@ -16,8 +18,6 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
-
-use super::skip_or_fail;
 
 const INNER_ENV: &str = "OPENCLAW_SANDBOX_INNER";
 
@@ -117,7 +117,8 @@ fn unified_root() -> PathBuf {
     }
 }
 
-fn prerequisites(opts: Options) -> Result<(), String> {
+/// Why a sandbox cannot start here (not root, no systemd, no `unshare`, …), if it cannot.
+pub fn prerequisites(opts: Options) -> Result<(), String> {
     if !nix::unistd::geteuid().is_root() {
         return Err("needs root (private namespaces + a systemd manager)".into());
     }
@@ -192,10 +193,47 @@ pub struct Options {
     pub private_net: bool,
 }
 
+/// A loopback port free on both 127.0.0.1 and ::1 (the sandbox shares the host's network
+/// namespace unless [`Options::private_net`]; the gateway's socket unit listens on both).
+pub fn free_port() -> u16 {
+    for _ in 0..50 {
+        let v4 = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let p = v4.local_addr().unwrap().port();
+        if std::net::TcpListener::bind(("::1", p)).is_ok() {
+            return p;
+        }
+    }
+    panic!("no port free on both loopback families after 50 tries");
+}
+
+/// Whether we run under CI (`CI=true`): environment-dependent tests must not skip there.
+pub fn in_ci() -> bool {
+    std::env::var("CI")
+        .map(|v| v == "true" || v == "1")
+        .unwrap_or(false)
+}
+
+/// Skips (visibly, `SKIP: …` on stderr) outside CI; fails under `CI=true`.
+pub fn skip_or_fail(test: &str, why: &str) {
+    if in_ci() {
+        panic!("{test}: cannot run under CI=true: {why}");
+    }
+    eprintln!("SKIP: {test}: {why}");
+}
+
 /// Whether this process is a re-executed test inside a sandbox (work the outer run already
 /// did, such as building a package, can be reused instead of repeated).
 pub fn is_inner() -> bool {
     std::env::var_os(INNER_ENV).is_some()
+}
+
+/// Inside a sandbox entered by [`reexec`] for `scenario`: the sandbox; `None` otherwise.
+pub fn inside(scenario: &str) -> Option<Inside> {
+    if std::env::var(INNER_ENV).as_deref() != Ok(scenario) {
+        return None;
+    }
+    let home = PathBuf::from(std::env::var("HOME").expect("HOME inside the sandbox"));
+    Some(Inside { home })
 }
 
 /// Runs `scenario` inside a fresh sandbox. `test` must be the test's full path
@@ -206,28 +244,79 @@ pub fn run(test: &str, scenario: impl FnOnce(&Inside)) {
 
 /// [`run`] with [`Options`].
 pub fn run_with(test: &str, opts: Options, scenario: impl FnOnce(&Inside)) {
-    if std::env::var(INNER_ENV).as_deref() == Ok(test) {
-        let home = PathBuf::from(std::env::var("HOME").expect("HOME inside the sandbox"));
-        scenario(&Inside { home });
+    if let Some(sb) = inside(test) {
+        scenario(&sb);
         return;
     }
     if let Err(why) = prerequisites(opts) {
         skip_or_fail(test, &why);
         return;
     }
+    let libtest = Reexec {
+        scenario: test.to_string(),
+        // --include-ignored: an #[ignore]d test run on purpose (--ignored) runs inside too.
+        args: [
+            test,
+            "--exact",
+            "--nocapture",
+            "--test-threads=1",
+            "--include-ignored",
+        ]
+        .map(String::from)
+        .to_vec(),
+        // A filter that selected nothing also exits 0: only this line proves the test ran.
+        ran_marker: "1 passed".to_string(),
+        opts,
+    };
+    if let Err(report) = reexec(&libtest) {
+        panic!("{report}");
+    }
+}
+
+/// How [`reexec`] runs this executable again inside a sandbox.
+#[derive(Debug, Clone)]
+pub struct Reexec {
+    /// Names the scenario: inside, [`inside`] with this name returns the sandbox.
+    pub scenario: String,
+    /// Arguments for this executable inside (for a libtest binary: the test and `--exact`).
+    pub args: Vec<String>,
+    /// Printed on stdout by the inner run when the scenario really ran: a run that exits 0
+    /// without it counts as failed.
+    pub ran_marker: String,
+    /// Sandbox options.
+    pub opts: Options,
+}
+
+/// A successful inner run.
+#[derive(Debug)]
+pub struct Ran {
+    /// What the inner run printed on stdout (results for the outer process, if any).
+    pub stdout: String,
+    /// Wall time of the whole sandbox run (manager start and cleanup included).
+    pub took: Duration,
+}
+
+/// Re-executes this executable with `r.args` inside a fresh sandbox (call [`prerequisites`]
+/// first) and waits for it. `Err` is the full failure report: exit status, the inner run's
+/// stdout and stderr, and the tail of the manager's log (`KEEP_SANDBOX_HOME=1` keeps the
+/// sandbox home for a look).
+pub fn reexec(r: &Reexec) -> Result<Ran, String> {
+    let (scenario, opts) = (r.scenario.as_str(), r.opts);
     let n = COUNTER.fetch_add(1, Ordering::Relaxed);
     let name = format!("sd-sandbox-oc-{}-{n}", std::process::id());
     let group = Group(unified_root().join(&name));
     std::fs::create_dir(&group.0)
-        .unwrap_or_else(|e| panic!("creating cgroup {}: {e}", group.0.display()));
+        .map_err(|e| format!("{scenario}: creating cgroup {}: {e}", group.0.display()))?;
     // Homes live under the target dir, not /tmp: the units' PrivateTmp=yes must stay testable.
     let base = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("sandbox-homes");
-    std::fs::create_dir_all(&base).unwrap();
-    let home = tempfile::Builder::new()
-        .prefix(&format!("{name}-"))
-        .tempdir_in(&base)
-        .unwrap();
-    let exe = std::env::current_exe().unwrap();
+    let home = std::fs::create_dir_all(&base)
+        .and_then(|_| {
+            tempfile::Builder::new()
+                .prefix(&format!("{name}-"))
+                .tempdir_in(&base)
+        })
+        .map_err(|e| format!("{scenario}: creating a home under {}: {e}", base.display()))?;
+    let exe = std::env::current_exe().map_err(|e| format!("{scenario}: current_exe: {e}"))?;
     let started = Instant::now();
     let mut cmd = Command::new("bash");
     if opts.private_net {
@@ -242,34 +331,38 @@ pub fn run_with(test: &str, opts: Options, scenario: impl FnOnce(&Inside)) {
         .arg(INNER_SCRIPT)
         .arg(&group.0)
         .arg(&exe)
-        // --include-ignored: an #[ignore]d test run on purpose (--ignored) runs inside too.
-        .args([test, "--exact", "--nocapture", "--test-threads=1", "--include-ignored"])
-        .env(INNER_ENV, test)
+        .args(&r.args)
+        .env(INNER_ENV, scenario)
         .env("SANDBOX_HOME", home.path())
         .stdin(Stdio::null())
-        .output()
-        .expect("starting the sandbox");
+        .output();
     let removed = group.remove();
+    let out = out.map_err(|e| format!("{scenario}: starting the sandbox (bash, unshare): {e}"))?;
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
-    let ran = stdout.contains("1 passed") || stdout.contains("1 failed");
+    let ran = stdout.contains(&r.ran_marker);
     if !out.status.success() || !ran {
         let log = std::fs::read_to_string(home.path().join("systemd.log")).unwrap_or_default();
         if std::env::var_os("KEEP_SANDBOX_HOME").is_some() {
             let kept = home.keep();
             eprintln!("sandbox home kept at {}", kept.display());
         }
-        panic!(
-            "{test} failed inside the sandbox ({}; {:?}):\n--- stdout ---\n{stdout}\n--- stderr ---\n{stderr}\n--- systemd --user log (tail) ---\n{}",
+        return Err(format!(
+            "{scenario} failed inside the sandbox ({}; {:?}):\n--- stdout ---\n{stdout}\n--- stderr ---\n{stderr}\n--- systemd --user log (tail) ---\n{}",
             out.status,
             started.elapsed(),
             tail(&log, 80)
-        );
+        ));
     }
-    eprintln!("{test}: sandbox run took {:?}", started.elapsed());
-    assert!(
-        removed,
-        "sandbox cgroup {} could not be removed (processes still inside?)",
-        group.0.display()
-    );
+    eprintln!("{scenario}: sandbox run took {:?}", started.elapsed());
+    if !removed {
+        return Err(format!(
+            "sandbox cgroup {} could not be removed (processes still inside?)",
+            group.0.display()
+        ));
+    }
+    Ok(Ran {
+        stdout: stdout.into_owned(),
+        took: started.elapsed(),
+    })
 }
