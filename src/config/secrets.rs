@@ -544,6 +544,32 @@ pub fn activate_blocking(
     })
 }
 
+/// One credential of a loaded config (`gateway.auth.token`, …) for a client-side command (the
+/// CLI's connection target, doctor): strings, `${VAR}` and env refs directly; `file`/`exec`
+/// SecretRefs through the same resolver the gateway uses ([`activate_blocking`]), so a client
+/// accepts every ref the gateway does and reports its failure in the gateway's words.
+pub fn resolve_config_secret(
+    cfg: &crate::config::Config,
+    path: &str,
+) -> crate::error::Result<Option<String>> {
+    match crate::config::resolve_secret_value(cfg.get(path), path) {
+        Ok(v) => Ok(v),
+        Err(direct) => {
+            let act = activate_blocking(&cfg.doc, &crate::config::paths::ProcessEnv, None);
+            if let Some(s) = act.snapshot.get(path) {
+                return Ok(Some(s.expose().to_string()));
+            }
+            match act.failures.into_iter().find(|f| f.path == path) {
+                Some(f) => Err(crate::error::Error::Config(format!(
+                    "{path} ({}): {}",
+                    f.reference, f.error
+                ))),
+                None => Err(direct),
+            }
+        }
+    }
+}
+
 fn resolve_env(
     cfg: Option<&Value>,
     alias: &str,

@@ -11,8 +11,9 @@ use std::path::{Path, PathBuf};
 use super::drift::{self, Class};
 use super::unit_file;
 use super::{Check, Ctx, Finding, Level, ManagerKind, Repair, ServiceCtx};
+use crate::config::Config;
 use crate::config::paths::{Paths, ProcessEnv};
-use crate::config::{Config, resolve_secret_value};
+use crate::config::secrets::resolve_config_secret;
 
 /// The marker line every unit written by `gateway install` carries.
 pub use crate::service::systemd::manager::MARKER;
@@ -147,18 +148,17 @@ fn gateway_auth(ctx: &Ctx) -> Finding {
     let Some(c) = ctx.cfg().filter(|c| c.exists) else {
         return Finding::skip("", "no valid config");
     };
-    let token = match resolve_secret_value(c.get("gateway.auth.token"), "gateway.auth.token") {
+    let token = match resolve_config_secret(c, "gateway.auth.token") {
         Ok(t) => t.or_else(|| ctx.env("OPENCLAW_GATEWAY_TOKEN").map(str::to_string)),
         Err(e) => {
             return Finding::fail("", e.to_string())
                 .fix("Make the SecretRef resolvable (or set gateway.auth.token); the gateway refuses to start without its credential.");
         }
     };
-    let password =
-        match resolve_secret_value(c.get("gateway.auth.password"), "gateway.auth.password") {
-            Ok(p) => p.or_else(|| ctx.env("OPENCLAW_GATEWAY_PASSWORD").map(str::to_string)),
-            Err(e) => return Finding::fail("", e.to_string()),
-        };
+    let password = match resolve_config_secret(c, "gateway.auth.password") {
+        Ok(p) => p.or_else(|| ctx.env("OPENCLAW_GATEWAY_PASSWORD").map(str::to_string)),
+        Err(e) => return Finding::fail("", e.to_string()),
+    };
     let loopback = is_loopback_bind(c);
     let bind = c.gateway.bind.as_deref().unwrap_or("loopback");
     let mode = c.gateway.auth.mode.as_deref();
@@ -324,7 +324,7 @@ fn secret_values(ctx: &Ctx) -> Vec<String> {
     };
     ["gateway.auth.token", "gateway.auth.password"]
         .iter()
-        .filter_map(|k| resolve_secret_value(c.get(k), k).ok().flatten())
+        .filter_map(|k| resolve_config_secret(c, k).ok().flatten())
         .filter(|s| s.len() >= 8)
         .collect()
 }

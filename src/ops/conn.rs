@@ -14,8 +14,9 @@
 use std::time::Duration;
 
 use crate::cli::ConnArgs;
+use crate::config::Config;
 use crate::config::paths::{Env, Paths};
-use crate::config::{Config, resolve_secret_value};
+use crate::config::secrets::resolve_config_secret;
 use crate::error::{Error, Result};
 
 /// Where the target came from.
@@ -100,24 +101,6 @@ impl Target {
 /// The message upstream prints for `--url` without credentials.
 pub const URL_NEEDS_CREDENTIALS: &str = "gateway url override requires explicit credentials";
 
-/// A credential from config: strings, `${VAR}` and env refs directly; `file`/`exec` SecretRefs
-/// through the gateway's own resolver (config::secrets), so every client command accepts the
-/// same refs the gateway does.
-fn config_secret(c: &Config, path: &str) -> Result<Option<String>> {
-    match resolve_secret_value(c.get(path), path) {
-        Ok(v) => Ok(v),
-        Err(e) => crate::config::secrets::activate_blocking(
-            &c.doc,
-            &crate::config::paths::ProcessEnv,
-            None,
-        )
-        .snapshot
-        .get(path)
-        .map(|s| Some(s.expose().to_string()))
-        .ok_or(e),
-    }
-}
-
 /// Resolves the target from flags, config and environment. `cfg` is the loaded config, or
 /// `None` when it could not be loaded (callers that must explain a broken config pass `None`
 /// and still get the port/credential rules that do not need it).
@@ -171,8 +154,8 @@ pub fn resolve(
             (Some(t), _) => (Some(t.clone()), None, "--token".to_string()),
             (None, Some(p)) => (None, Some(p.clone()), "--password".to_string()),
             _ => (
-                config_secret(c, "gateway.remote.token")?,
-                config_secret(c, "gateway.remote.password")?,
+                resolve_config_secret(c, "gateway.remote.token")?,
+                resolve_config_secret(c, "gateway.remote.password")?,
                 "gateway.remote in config".to_string(),
             ),
         };
@@ -205,7 +188,7 @@ pub fn resolve(
             token = Some(t);
             auth_source = Some("OPENCLAW_GATEWAY_TOKEN".to_string());
         } else if cfg.is_some()
-            && let Some(t) = config_secret(c, "gateway.auth.token")?
+            && let Some(t) = resolve_config_secret(c, "gateway.auth.token")?
         {
             token = Some(t);
             auth_source = Some(format!("gateway.auth.token in {}", c.path.display()));
@@ -219,7 +202,7 @@ pub fn resolve(
             password = Some(p);
             auth_source = Some("OPENCLAW_GATEWAY_PASSWORD".to_string());
         } else if cfg.is_some()
-            && let Some(p) = config_secret(c, "gateway.auth.password")?
+            && let Some(p) = resolve_config_secret(c, "gateway.auth.password")?
         {
             password = Some(p);
             auth_source = Some(format!("gateway.auth.password in {}", c.path.display()));

@@ -443,6 +443,37 @@ fn auth_activation_env_and_profile_collisions() {
 }
 
 #[test]
+fn file_secret_ref_tokens_are_resolved_like_the_gateway_does() {
+    use std::os::unix::fs::PermissionsExt;
+    let secrets = tempfile::tempdir().unwrap();
+    let file = secrets.path().join("gateway-token");
+    std::fs::write(&file, "tok-from-a-file-0123456789\n").unwrap();
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let cfg = |path: &std::path::Path| {
+        format!(
+            "{{ gateway: {{ mode: 'local', auth: {{ mode: 'token', token: {{ source: 'file', provider: 'tok', id: 'value' }} }} }},
+               secrets: {{ providers: {{ tok: {{ source: 'file', path: '{}', mode: 'singleValue' }} }} }} }}",
+            path.display()
+        )
+    };
+    let w = World::new(&cfg(&file));
+    let (r, _) = w.report(&[]);
+    let a = finding(&r, "gateway-auth");
+    assert_eq!(a.level, Level::Ok, "{a:#?}");
+    // A ref that cannot be resolved fails, naming the ref and what is wrong with it.
+    let w = World::new(&cfg(&secrets.path().join("missing")));
+    let (r, _) = w.report(&[]);
+    let a = finding(&r, "gateway-auth");
+    assert_eq!(a.level, Level::Fail, "{a:#?}");
+    let text = format!("{a:?}");
+    assert!(
+        text.contains("gateway.auth.token") && text.contains("missing"),
+        "{text}"
+    );
+    assert!(!text.contains("not supported"), "{text}");
+}
+
+#[test]
 fn cli_doctor_fails_then_repairs_then_has_nothing_to_do() {
     let home = tempfile::tempdir().unwrap();
     let cfg = write_config(
