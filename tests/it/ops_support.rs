@@ -10,7 +10,7 @@ use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use crate::support::{command, free_port, random_token};
+use crate::support::{Listening, command, free_port, random_token, spawn_listening};
 
 /// A finished CLI run.
 #[derive(Debug)]
@@ -128,50 +128,12 @@ impl Gw {
         for (k, v) in env {
             c.env(k, v);
         }
-        let mut child = c
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn gateway");
-        let stderr = Arc::new(Mutex::new(String::new()));
-        let (tx, rx) = mpsc::channel();
-        let err = child.stderr.take().unwrap();
-        let buf = stderr.clone();
-        std::thread::spawn(move || {
-            for line in BufReader::new(err).lines() {
-                let Ok(line) = line else { break };
-                buf.lock().unwrap().push_str(&line);
-                buf.lock().unwrap().push('\n');
-                let _ = tx.send(line);
-            }
-        });
-        let deadline = Instant::now() + Duration::from_secs(30);
-        let port = loop {
-            match rx.recv_timeout(Duration::from_millis(200)) {
-                Ok(line) => {
-                    if let Some(i) = line.find("listening on ws://127.0.0.1:") {
-                        let rest = &line[i + "listening on ws://127.0.0.1:".len()..];
-                        let d: String = rest.chars().take_while(|c| c.is_ascii_digit()).collect();
-                        break d.parse().unwrap();
-                    }
-                }
-                Err(mpsc::RecvTimeoutError::Timeout) => {
-                    if let Some(st) = child.try_wait().unwrap() {
-                        panic!("gateway exited early ({st}):\n{}", stderr.lock().unwrap());
-                    }
-                    assert!(
-                        Instant::now() < deadline,
-                        "gateway did not listen within 30s:\n{}",
-                        stderr.lock().unwrap()
-                    );
-                }
-                Err(mpsc::RecvTimeoutError::Disconnected) => {
-                    let st = child.wait().unwrap();
-                    panic!("gateway exited early ({st}):\n{}", stderr.lock().unwrap());
-                }
-            }
-        };
+        let Listening {
+            child,
+            port,
+            stderr,
+            ..
+        } = spawn_listening(c);
         Gw {
             child,
             port,

@@ -197,6 +197,77 @@ pub fn run_to_exit(c: &mut Command, home: tempfile::TempDir) -> Finished {
 }
 
 /// A running gateway process (killed on drop).
+/// A spawned gateway that logged its listening line.
+#[derive(Debug)]
+pub struct Listening {
+    /// The process.
+    pub child: Child,
+    /// The port from its `listening on ws://127.0.0.1:PORT` line.
+    pub port: u16,
+    /// Everything it wrote to stderr so far (kept up to date by a reader thread).
+    pub stderr: Arc<Mutex<String>>,
+    /// Its stderr lines after the listening line.
+    pub lines: mpsc::Receiver<String>,
+}
+
+/// Spawns `c` (stdin/stdout null, stderr piped and collected) and waits up to 30 s for its
+/// listening line; panics with its stderr when it exits first or never listens.
+pub fn spawn_listening(mut c: Command) -> Listening {
+    let mut child = c
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn openclaw gateway");
+    let stderr = Arc::new(Mutex::new(String::new()));
+    let (tx, rx) = mpsc::channel();
+    let err = child.stderr.take().unwrap();
+    let buf = stderr.clone();
+    std::thread::spawn(move || {
+        for line in BufReader::new(err).lines() {
+            let Ok(line) = line else { break };
+            buf.lock().unwrap().push_str(&line);
+            buf.lock().unwrap().push('\n');
+            let _ = tx.send(line);
+        }
+    });
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let port = loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match rx.recv_timeout(left.min(Duration::from_millis(200))) {
+            Ok(line) => {
+                if let Some(i) = line.find("listening on ws://127.0.0.1:") {
+                    let rest = &line[i + "listening on ws://127.0.0.1:".len()..];
+                    let digits: String = rest.chars().take_while(|c| c.is_ascii_digit()).collect();
+                    break digits.parse::<u16>().expect("port in listening line");
+                }
+            }
+            Err(mpsc::RecvTimeoutError::Timeout) => {
+                if let Some(st) = child.try_wait().unwrap() {
+                    panic!("gateway exited early ({st}):\n{}", stderr.lock().unwrap());
+                }
+                if Instant::now() > deadline {
+                    let _ = child.kill();
+                    panic!(
+                        "gateway did not log a listening line within 30s:\n{}",
+                        stderr.lock().unwrap()
+                    );
+                }
+            }
+            Err(mpsc::RecvTimeoutError::Disconnected) => {
+                let st = child.wait().unwrap();
+                panic!("gateway exited early ({st}):\n{}", stderr.lock().unwrap());
+            }
+        }
+    };
+    Listening {
+        child,
+        port,
+        stderr,
+        lines: rx,
+    }
+}
+
 #[derive(Debug)]
 pub struct Gateway {
     child: Child,
@@ -217,55 +288,13 @@ impl Gateway {
     }
 
     /// Spawns and waits for the listening line.
-    pub fn spawn(home: tempfile::TempDir, mut c: Command, token: String) -> Gateway {
-        let mut child = c
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn openclaw gateway");
-        let stderr = Arc::new(Mutex::new(String::new()));
-        let (tx, rx) = mpsc::channel();
-        let err = child.stderr.take().unwrap();
-        let buf = stderr.clone();
-        std::thread::spawn(move || {
-            for line in BufReader::new(err).lines() {
-                let Ok(line) = line else { break };
-                buf.lock().unwrap().push_str(&line);
-                buf.lock().unwrap().push('\n');
-                let _ = tx.send(line);
-            }
-        });
-        let deadline = Instant::now() + Duration::from_secs(30);
-        let port = loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match rx.recv_timeout(left.min(Duration::from_millis(200))) {
-                Ok(line) => {
-                    if let Some(i) = line.find("listening on ws://127.0.0.1:") {
-                        let rest = &line[i + "listening on ws://127.0.0.1:".len()..];
-                        let digits: String =
-                            rest.chars().take_while(|c| c.is_ascii_digit()).collect();
-                        break digits.parse::<u16>().expect("port in listening line");
-                    }
-                }
-                Err(mpsc::RecvTimeoutError::Timeout) => {
-                    if let Some(st) = child.try_wait().unwrap() {
-                        panic!("gateway exited early ({st}):\n{}", stderr.lock().unwrap());
-                    }
-                    if Instant::now() > deadline {
-                        let _ = child.kill();
-                        panic!(
-                            "gateway did not log a listening line within 30s:\n{}",
-                            stderr.lock().unwrap()
-                        );
-                    }
-                }
-                Err(mpsc::RecvTimeoutError::Disconnected) => {
-                    let st = child.wait().unwrap();
-                    panic!("gateway exited early ({st}):\n{}", stderr.lock().unwrap());
-                }
-            }
-        };
+    pub fn spawn(home: tempfile::TempDir, c: Command, token: String) -> Gateway {
+        let Listening {
+            child,
+            port,
+            stderr,
+            lines: rx,
+        } = spawn_listening(c);
         Gateway {
             child,
             port,
