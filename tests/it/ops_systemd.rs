@@ -2,61 +2,15 @@
 //! `support::sandbox`): every drift class is created for real — config port change, embedded
 //! token, moved binary, operator edit, drop-in, pending reload — and repaired through the
 //! install transaction; a second `doctor --repair` then has nothing to do.
-use std::net::TcpListener;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::path::PathBuf;
+use std::process::Output;
 
 use serde_json::Value;
 
 use crate::support::{self, sandbox, sandbox::Inside};
+use crate::systemd_e2e::{free_port, oc, oc_with, ok, text};
 
 const UNIT: &str = "openclaw-gateway.service";
-
-fn free_port() -> u16 {
-    for _ in 0..50 {
-        let v4 = TcpListener::bind("127.0.0.1:0").unwrap();
-        let p = v4.local_addr().unwrap().port();
-        if TcpListener::bind(("::1", p)).is_ok() {
-            return p;
-        }
-    }
-    panic!("no port free on both loopback families after 50 tries");
-}
-
-fn oc_with(bin: &Path, args: &[&str]) -> Output {
-    let mut c = Command::new(bin);
-    c.args(args);
-    for k in [
-        "OPENCLAW_STATE_DIR",
-        "OPENCLAW_CONFIG_PATH",
-        "OPENCLAW_HOME",
-        "OPENCLAW_PROFILE",
-        "OPENCLAW_GATEWAY_PORT",
-        "OPENCLAW_GATEWAY_TOKEN",
-        "OPENCLAW_LOG_DIR",
-    ] {
-        c.env_remove(k);
-    }
-    c.output().expect("running openclaw")
-}
-
-fn oc(args: &[&str]) -> Output {
-    oc_with(&support::bin(), args)
-}
-
-fn text(o: &Output) -> String {
-    format!(
-        "exit {:?}\n--- stdout ---\n{}--- stderr ---\n{}",
-        o.status.code(),
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
-
-fn ok(o: Output) -> String {
-    assert!(o.status.success(), "openclaw failed: {}", text(&o));
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
 
 fn json(o: &Output) -> Value {
     serde_json::from_slice(&o.stdout).unwrap_or_else(|e| panic!("not JSON ({e}): {}", text(o)))

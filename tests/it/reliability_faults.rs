@@ -6,57 +6,17 @@
 //! (The watchdog/wedged-runtime fault is `systemd_e2e::watchdog_restarts_a_wedged_gateway`.)
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::process::{Command, Output};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use openclaw::gateway::client::{ConnectOptions, GatewayClient};
 use serde_json::Value;
 
 use crate::support::{self, sandbox, sandbox::Inside};
+use crate::systemd_e2e::{free_port, oc, ok, text};
 
 const UNIT: &str = "openclaw-gateway.service";
 const T: Duration = Duration::from_secs(30);
-
-fn free_port() -> u16 {
-    for _ in 0..50 {
-        let v4 = TcpListener::bind("127.0.0.1:0").unwrap();
-        let p = v4.local_addr().unwrap().port();
-        if TcpListener::bind(("::1", p)).is_ok() {
-            return p;
-        }
-    }
-    panic!("no port free on both loopback families");
-}
-
-fn oc(args: &[&str]) -> Output {
-    let mut c = Command::new(support::bin());
-    c.args(args);
-    for k in [
-        "OPENCLAW_STATE_DIR",
-        "OPENCLAW_CONFIG_PATH",
-        "OPENCLAW_HOME",
-        "OPENCLAW_PROFILE",
-        "OPENCLAW_GATEWAY_PORT",
-        "OPENCLAW_GATEWAY_TOKEN",
-    ] {
-        c.env_remove(k);
-    }
-    c.output().expect("running openclaw")
-}
-
-fn text(o: &Output) -> String {
-    format!(
-        "exit {:?}\n--- stdout ---\n{}--- stderr ---\n{}",
-        o.status.code(),
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
-
-fn ok(o: Output) -> String {
-    assert!(o.status.success(), "openclaw failed: {}", text(&o));
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
 
 fn install(port: u16) {
     ok(oc(&["gateway", "install", "--port", &port.to_string()]));

@@ -15,8 +15,15 @@ pub(crate) const T: Duration = Duration::from_secs(30);
 pub(crate) use crate::support::sandbox::free_port;
 
 /// Runs `openclaw ARGS` inside the sandbox with a clean OpenClaw environment.
+/// Runs `openclaw ARGS` with none of the caller's selector env (state dir, profile, port,
+/// token, log dir), so the sandbox's HOME and config decide.
 pub(crate) fn oc(args: &[&str]) -> Output {
-    let mut c = Command::new(support::bin());
+    oc_with(&support::bin(), args)
+}
+
+/// [`oc`] with another binary (a copy somewhere else, as an upgrade moves it).
+pub(crate) fn oc_with(bin: &Path, args: &[&str]) -> Output {
+    let mut c = Command::new(bin);
     c.args(args);
     for k in [
         "OPENCLAW_STATE_DIR",
@@ -25,6 +32,7 @@ pub(crate) fn oc(args: &[&str]) -> Output {
         "OPENCLAW_PROFILE",
         "OPENCLAW_GATEWAY_PORT",
         "OPENCLAW_GATEWAY_TOKEN",
+        "OPENCLAW_LOG_DIR",
     ] {
         c.env_remove(k);
     }
