@@ -70,17 +70,7 @@ pub fn render(p: &Value) -> String {
         o.push_str("- no configured chat channels (this gateway has no channel plugins yet)\n");
         return o;
     };
-    let order: Vec<String> = p["channelOrder"]
-        .as_array()
-        .map(|a| {
-            a.iter()
-                .filter_map(Value::as_str)
-                .map(str::to_string)
-                .collect()
-        })
-        .filter(|v: &Vec<String>| !v.is_empty())
-        .unwrap_or_else(|| channels.keys().cloned().collect());
-    for id in order {
+    for id in super::health::channel_order(p, channels) {
         let c = &channels[&id];
         let label = p["channelLabels"][&id].as_str().unwrap_or(&id);
         let accounts = p["channelAccounts"][&id]

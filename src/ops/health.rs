@@ -160,6 +160,21 @@ pub fn render(p: &Value, style: Style, elapsed_ms: u64) -> String {
     o
 }
 
+/// The channel ids of a `health`/`channels.status` payload in display order: `channelOrder`
+/// when the gateway sent one, else the keys of `channels`.
+pub fn channel_order(p: &Value, channels: &serde_json::Map<String, Value>) -> Vec<String> {
+    p["channelOrder"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(Value::as_str)
+                .map(str::to_string)
+                .collect()
+        })
+        .filter(|v: &Vec<String>| !v.is_empty())
+        .unwrap_or_else(|| channels.keys().cloned().collect())
+}
+
 fn channel_lines(p: &Value, o: &mut String, style: Style) {
     let Some(ch) = p["channels"].as_object() else {
         return;
@@ -170,17 +185,7 @@ fn channel_lines(p: &Value, o: &mut String, style: Style) {
         }
         return;
     }
-    let order: Vec<String> = p["channelOrder"]
-        .as_array()
-        .map(|a| {
-            a.iter()
-                .filter_map(Value::as_str)
-                .map(str::to_string)
-                .collect()
-        })
-        .filter(|v: &Vec<String>| !v.is_empty())
-        .unwrap_or_else(|| ch.keys().cloned().collect());
-    for id in order {
+    for id in channel_order(p, ch) {
         let c = &ch[&id];
         let label = p["channelLabels"][&id].as_str().unwrap_or(&id);
         let state = if c["ok"] == true || c["connected"] == true || c["running"] == true {
