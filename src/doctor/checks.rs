@@ -551,25 +551,30 @@ fn service_unit(ctx: &Ctx) -> Finding {
     f
 }
 
-fn installed_argv(ctx: &Ctx) -> Option<(PathBuf, Vec<unit_file::Entry>, bool)> {
-    if let Some((p, t)) = user_unit(ctx) {
-        return Some((p, unit_file::parse(&t), true));
+/// The installed systemd unit the unit checks read (path, entries, written by us), or the
+/// finding that says why there is none to check.
+fn installed_unit(ctx: &Ctx) -> Result<(PathBuf, Vec<unit_file::Entry>, bool), Finding> {
+    if let Some(f) = no_service(ctx) {
+        return Err(f);
     }
-    package_unit(ctx).map(|(p, t)| (p, unit_file::parse(&t), false))
+    if ctx.service.kind != Some(ManagerKind::Systemd) {
+        return Err(Finding::skip(
+            "",
+            "systemd units only (launchd: `openclaw gateway status`)",
+        ));
+    }
+    if let Some((p, t)) = user_unit(ctx) {
+        return Ok((p, unit_file::parse(&t), true));
+    }
+    package_unit(ctx)
+        .map(|(p, t)| (p, unit_file::parse(&t), false))
+        .ok_or_else(|| Finding::skip("", "no unit installed"))
 }
 
 fn service_binary(ctx: &Ctx) -> Finding {
-    if let Some(f) = no_service(ctx) {
-        return f;
-    }
-    if ctx.service.kind != Some(ManagerKind::Systemd) {
-        return Finding::skip(
-            "",
-            "systemd units only (launchd: `openclaw gateway status`)",
-        );
-    }
-    let Some((path, entries, ours)) = installed_argv(ctx) else {
-        return Finding::skip("", "no unit installed");
+    let (path, entries, ours) = match installed_unit(ctx) {
+        Ok(u) => u,
+        Err(f) => return f,
     };
     let Some(exec) = unit_file::last(&entries, "Service", "ExecStart") else {
         return Finding::fail("", format!("{} has no ExecStart=", path.display()));
@@ -627,17 +632,9 @@ fn service_binary(ctx: &Ctx) -> Finding {
 }
 
 fn service_port(ctx: &Ctx) -> Finding {
-    if let Some(f) = no_service(ctx) {
-        return f;
-    }
-    if ctx.service.kind != Some(ManagerKind::Systemd) {
-        return Finding::skip(
-            "",
-            "systemd units only (launchd: `openclaw gateway status`)",
-        );
-    }
-    let Some((path, entries, ours)) = installed_argv(ctx) else {
-        return Finding::skip("", "no unit installed");
+    let (path, entries, ours) = match installed_unit(ctx) {
+        Ok(u) => u,
+        Err(f) => return f,
     };
     let Some((cli, source)) = &ctx.cli_port else {
         return Finding::skip("", "the CLI port cannot be resolved (config invalid)");
