@@ -622,14 +622,7 @@ async fn agent_overhead(sz: &Sizes, out: &mut Vec<Metric>) {
     let fake = FakeModel::with_default(Reply::Stream(
         StreamSpec::text(&["Hello", " there."]).slow(FIRST_TOKEN, Duration::ZERO),
     ));
-    let (gw, _) = Gw::start_with(&format!(
-        "agents: {{ defaults: {{ model: {{ primary: 'fake/fake-1' }} }} }},
-         models: {{ mode: 'merge', providers: {{ fake: {{ baseUrl: '{}', apiKey: 'fake-key', api: 'openai-completions',
-           models: [{{ id: 'fake-1', name: 'Fake 1', reasoning: false, input: ['text'],
-             cost: {{ input: 0, output: 0, cacheRead: 0, cacheWrite: 0 }}, contextWindow: 128000, maxTokens: 4096 }}] }} }} }}",
-        fake.base_url()
-    ))
-    .await;
+    let (gw, _) = Gw::start_with(&fake.provider_config("'fake-key'")).await;
     let o = opts(&gw.url(), &gw.token).scopes(&["operator.read", "operator.write"]);
     let mut client = match GatewayClient::connect(o).await {
         Ok(c) => c,

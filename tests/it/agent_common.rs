@@ -23,12 +23,9 @@ pub fn config_with_key(token: &str, fake: &FakeModel, api_key: &str, extra: &str
     format!(
         "{{ gateway: {{ mode: 'local', auth: {{ mode: 'token', token: '{token}' }},
              http: {{ endpoints: {{ chatCompletions: {{ enabled: true }}, responses: {{ enabled: true }} }} }} }},
-           agents: {{ defaults: {{ model: {{ primary: 'fake/fake-1' }} }} }},
-           models: {{ mode: 'merge', providers: {{ fake: {{ baseUrl: '{}', apiKey: {api_key}, api: 'openai-completions',
-             models: [{{ id: 'fake-1', name: 'Fake 1', reasoning: false, input: ['text'],
-                         cost: {{ input: 0, output: 0, cacheRead: 0, cacheWrite: 0 }}, contextWindow: 128000, maxTokens: 4096 }}] }} }} }},
+           {}
            {extra} }}",
-        fake.base_url()
+        fake.provider_config(api_key)
     )
 }
 

@@ -224,6 +224,19 @@ impl FakeModel {
         format!("http://{}/v1", self.addr)
     }
 
+    /// Config keys (JSON5, for splicing into a top-level object) that make this server provider
+    /// `fake` with model `fake-1`, the default agent's primary model (protocol.md Appendix A).
+    /// `api_key` is a JSON5 value: a quoted string or a SecretRef object.
+    pub fn provider_config(&self, api_key: &str) -> String {
+        format!(
+            "agents: {{ defaults: {{ model: {{ primary: 'fake/fake-1' }} }} }},
+           models: {{ mode: 'merge', providers: {{ fake: {{ baseUrl: '{}', apiKey: {api_key}, api: 'openai-completions',
+             models: [{{ id: 'fake-1', name: 'Fake 1', reasoning: false, input: ['text'],
+                         cost: {{ input: 0, output: 0, cacheRead: 0, cacheWrite: 0 }}, contextWindow: 128000, maxTokens: 4096 }}] }} }} }},",
+            self.base_url()
+        )
+    }
+
     /// Queues a reply for the next request (queued replies go first, in order).
     pub fn push(&self, r: Reply) {
         self.inner.queue.lock().unwrap().push_back(r);
