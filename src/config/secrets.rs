@@ -393,6 +393,17 @@ pub async fn activate(
     env: &(dyn Env + Sync),
     previous: Option<&SecretsSnapshot>,
 ) -> Activation {
+    activate_where(doc, env, previous, &|_| true).await
+}
+
+/// [`activate`] for the owner paths `keep` accepts only (the others are not resolved, so no
+/// file is read and no helper run for them).
+async fn activate_where(
+    doc: &Value,
+    env: &(dyn Env + Sync),
+    previous: Option<&SecretsSnapshot>,
+    keep: &(dyn Fn(&str) -> bool + Sync),
+) -> Activation {
     let secrets_cfg = doc.get("secrets");
     let mut entries = BTreeMap::new();
     let mut failures = Vec::new();
@@ -428,7 +439,7 @@ pub async fn activate(
         )
     };
     let mut failed_entries = Vec::new();
-    for (path, v) in surfaces(doc) {
+    for (path, v) in surfaces(doc).into_iter().filter(|(p, _)| keep(p)) {
         match parse_input(v, secrets_cfg) {
             Ok(SecretInput::Plain(s)) => {
                 entries.insert(
@@ -531,13 +542,22 @@ pub fn activate_blocking(
     env: &(dyn Env + Sync),
     previous: Option<&SecretsSnapshot>,
 ) -> Activation {
+    activate_blocking_where(doc, env, previous, &|_| true)
+}
+
+fn activate_blocking_where(
+    doc: &Value,
+    env: &(dyn Env + Sync),
+    previous: Option<&SecretsSnapshot>,
+    keep: &(dyn Fn(&str) -> bool + Sync),
+) -> Activation {
     std::thread::scope(|s| {
         s.spawn(|| {
             let rt = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()
                 .expect("building a runtime for secret resolution");
-            rt.block_on(activate(doc, env, previous))
+            rt.block_on(activate_where(doc, env, previous, keep))
         })
         .join()
         .expect("secret resolution thread panicked")
@@ -546,7 +566,7 @@ pub fn activate_blocking(
 
 /// One credential of a loaded config (`gateway.auth.token`, …) for a client-side command (the
 /// CLI's connection target, doctor): strings, `${VAR}` and env refs directly; `file`/`exec`
-/// SecretRefs through the same resolver the gateway uses ([`activate_blocking`]), so a client
+/// SecretRefs through the same resolver the gateway uses (for this owner only), so a client
 /// accepts every ref the gateway does and reports its failure in the gateway's words.
 pub fn resolve_config_secret(
     cfg: &crate::config::Config,
@@ -555,15 +575,17 @@ pub fn resolve_config_secret(
     match crate::config::resolve_secret_value(cfg.get(path), path) {
         Ok(v) => Ok(v),
         Err(direct) => {
-            let act = activate_blocking(&cfg.doc, &crate::config::paths::ProcessEnv, None);
+            // Only this owner: other refs' files and helpers are none of this command's business.
+            let act =
+                activate_blocking_where(&cfg.doc, &crate::config::paths::ProcessEnv, None, &|p| {
+                    p == path
+                });
             if let Some(s) = act.snapshot.get(path) {
                 return Ok(Some(s.expose().to_string()));
             }
-            match act.failures.into_iter().find(|f| f.path == path) {
-                Some(f) => Err(crate::error::Error::Config(format!(
-                    "{path} ({}): {}",
-                    f.reference, f.error
-                ))),
+            match act.failures.into_iter().next() {
+                // Already says which owner, which ref and what is wrong.
+                Some(f) => Err(crate::error::Error::Config(f.error)),
                 None => Err(direct),
             }
         }
