@@ -20,6 +20,7 @@ pub mod http;
 pub mod identity;
 pub mod listener;
 pub mod methods;
+pub mod peer;
 pub mod protocol;
 pub mod reload;
 pub mod setup;
