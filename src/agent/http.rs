@@ -134,8 +134,10 @@ fn too_many(retry: Duration) -> Response {
 /// Gateway bearer auth for `/v1/*`; failures count against `gateway.auth.rateLimit`.
 fn check_bearer(state: &GatewayState, headers: &HeaderMap, ip: Option<IpAddr>) -> Option<Response> {
     let auth = state.auth();
+    // A browser (an `Origin`) is limited even on loopback: any page can connect from there.
+    let browser = headers.contains_key(header::ORIGIN);
     if let Some(ip) = ip
-        && let Some(wait) = state.rate_limiter.check(ip, &auth.rate_limit)
+        && let Some(wait) = state.rate_limiter.check(ip, browser, &auth.rate_limit)
     {
         return Some(too_many(wait));
     }
@@ -146,7 +148,9 @@ fn check_bearer(state: &GatewayState, headers: &HeaderMap, ip: Option<IpAddr>) -
         return None;
     }
     if let Some(ip) = ip {
-        state.rate_limiter.record_failure(ip, &auth.rate_limit);
+        state
+            .rate_limiter
+            .record_failure(ip, browser, &auth.rate_limit);
     }
     Some(api_error(
         StatusCode::UNAUTHORIZED,
@@ -1094,8 +1098,9 @@ pub async fn hooks_intercept(State(state): State<AppState>, req: Request, next: 
     let ip = peer_ip(req.extensions());
     let limits = hooks_rate_limit();
     let limiter = &state.agents.hooks_limiter;
+    let browser = req.headers().contains_key(header::ORIGIN);
     if let Some(ip) = ip
-        && let Some(wait) = limiter.check(ip, &limits)
+        && let Some(wait) = limiter.check(ip, browser, &limits)
     {
         let mut r = text(StatusCode::TOO_MANY_REQUESTS, "Too Many Requests");
         if let Ok(v) = HeaderValue::from_str(&wait.as_secs().max(1).to_string()) {
@@ -1119,7 +1124,7 @@ pub async fn hooks_intercept(State(state): State<AppState>, req: Request, next: 
     let ok = matches!((hook_token(req.headers()), &expected), (Some(got), Some(want)) if crate::gateway::auth::ct_eq(&got, want));
     if !ok {
         if let Some(ip) = ip {
-            limiter.record_failure(ip, &limits);
+            limiter.record_failure(ip, browser, &limits);
         }
         return text(StatusCode::UNAUTHORIZED, "Unauthorized");
     }

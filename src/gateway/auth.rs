@@ -12,6 +12,7 @@ use serde_json::json;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
+use super::peer::peer_key;
 use super::protocol::ErrorShape;
 use crate::config::RateLimitConfig;
 
@@ -185,54 +186,112 @@ pub fn rate_limited(retry_after: Duration) -> ErrorShape {
     e
 }
 
-#[derive(Debug)]
+#[derive(Debug, Clone, Copy)]
 struct Entry {
     window_start: Instant,
     failures: u32,
     locked_until: Option<Instant>,
 }
 
-/// Failed-auth rate limiter keyed by client IP (bounded: at most `MAX_TRACKED` addresses).
-#[derive(Debug, Default)]
-pub struct RateLimiter {
-    map: Mutex<HashMap<IpAddr, Entry>>,
-}
-
-const MAX_TRACKED: usize = 10_000;
-
-impl RateLimiter {
-    fn exempt(ip: IpAddr, cfg: &RateLimitConfig) -> bool {
-        cfg.exempt_loopback && ip.is_loopback()
+impl Entry {
+    fn locked(&self, now: Instant) -> bool {
+        self.locked_until.is_some_and(|u| u > now)
     }
 
-    /// `Some(retry_after)` while `ip` is locked out.
-    pub fn check(&self, ip: IpAddr, cfg: &RateLimitConfig) -> Option<Duration> {
-        if Self::exempt(ip, cfg) {
+    /// Still worth remembering: locked, or failures inside the current window.
+    fn live(&self, now: Instant, window: Duration) -> bool {
+        self.locked(now) || (self.failures > 0 && now - self.window_start < window)
+    }
+}
+
+/// Failures across all peers in one window, for the global budget.
+#[derive(Debug, Default)]
+struct Global {
+    window_start: Option<Instant>,
+    failures: u64,
+    locked_until: Option<Instant>,
+}
+
+#[derive(Debug, Default)]
+struct Table {
+    peers: HashMap<IpAddr, Entry>,
+    global: Global,
+}
+
+/// Failed-auth rate limiter keyed by [`peer_key`] (IPv6 by /64), with bounded memory that
+/// never fails open: when [`MAX_TRACKED`] peers are tracked, expired entries are dropped and then
+/// the oldest unlocked ones (locked ones last) make room, and a global failure budget
+/// ([`GLOBAL_BUDGET_FACTOR`] × `maxAttempts` failures per window across all peers) throttles every
+/// non-exempt peer once exceeded, so spraying source addresses buys no extra guesses.
+#[derive(Debug, Default)]
+pub struct RateLimiter {
+    table: Mutex<Table>,
+}
+
+/// Peers tracked at most.
+pub const MAX_TRACKED: usize = 10_000;
+
+/// Evicting makes room for this many new peers at once (amortises the sort over them).
+const EVICT_BATCH: usize = MAX_TRACKED / 10;
+
+/// The global budget is this many times the per-peer `maxAttempts` per window.
+pub const GLOBAL_BUDGET_FACTOR: u64 = 100;
+
+impl RateLimiter {
+    /// Loopback clients are exempt (when configured) unless the request came from a browser
+    /// (`browser`: it carried an `Origin`), since any page open in the user's browser connects
+    /// from loopback. Tested on the original address: the /64 key of `::1` is not loopback.
+    fn exempt(ip: IpAddr, browser: bool, cfg: &RateLimitConfig) -> bool {
+        cfg.exempt_loopback && !browser && ip.to_canonical().is_loopback()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Table> {
+        self.table.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// `Some(retry_after)` while `ip`'s peer is locked out, or every peer is (global budget).
+    pub fn check(&self, ip: IpAddr, browser: bool, cfg: &RateLimitConfig) -> Option<Duration> {
+        if Self::exempt(ip, browser, cfg) || cfg.max_attempts == 0 {
             return None;
         }
-        let map = self.map.lock().unwrap_or_else(|p| p.into_inner());
-        let until = map.get(&ip)?.locked_until?;
+        let t = self.lock();
         let now = Instant::now();
+        let peer = t.peers.get(&peer_key(ip)).and_then(|e| e.locked_until);
+        let until = match (peer, t.global.locked_until) {
+            (Some(a), Some(b)) => a.max(b),
+            (a, b) => a.or(b)?,
+        };
         (until > now).then(|| until - now)
     }
 
-    /// Records a failure; returns `Some(lockout)` when this failure triggered the lockout.
-    pub fn record_failure(&self, ip: IpAddr, cfg: &RateLimitConfig) -> Option<Duration> {
-        if Self::exempt(ip, cfg) || cfg.max_attempts == 0 {
+    /// Records a failure; returns `Some(lockout)` when this failure locked the peer out.
+    pub fn record_failure(
+        &self,
+        ip: IpAddr,
+        browser: bool,
+        cfg: &RateLimitConfig,
+    ) -> Option<Duration> {
+        if Self::exempt(ip, browser, cfg) || cfg.max_attempts == 0 {
             return None;
         }
         let now = Instant::now();
         let window = Duration::from_millis(cfg.window_ms);
-        let mut map = self.map.lock().unwrap_or_else(|p| p.into_inner());
-        if map.len() >= MAX_TRACKED && !map.contains_key(&ip) {
-            map.retain(|_, e| {
-                e.locked_until.is_some_and(|u| u > now) || now - e.window_start < window
-            });
-            if map.len() >= MAX_TRACKED {
-                return None;
-            }
+        let key = peer_key(ip);
+        let mut t = self.lock();
+        let g = &mut t.global;
+        if g.window_start.is_none_or(|s| now - s >= window) {
+            g.window_start = Some(now);
+            g.failures = 0;
         }
-        let e = map.entry(ip).or_insert(Entry {
+        g.failures += 1;
+        if g.failures >= u64::from(cfg.max_attempts) * GLOBAL_BUDGET_FACTOR {
+            // Everyone waits for the rest of this window, then the count starts over.
+            g.locked_until = g.window_start.map(|s| s + window);
+        }
+        if t.peers.len() >= MAX_TRACKED && !t.peers.contains_key(&key) {
+            Self::evict(&mut t.peers, now, window);
+        }
+        let e = t.peers.entry(key).or_insert(Entry {
             window_start: now,
             failures: 0,
             locked_until: None,
@@ -252,12 +311,37 @@ impl RateLimiter {
         None
     }
 
-    /// Clears the record after a success.
+    /// Makes room for [`EVICT_BATCH`] peers: drops expired entries, then the oldest unlocked
+    /// ones, and only then the locked ones that unlock soonest. Runs once per batch of new
+    /// peers, so it costs O(log n) per failure amortised.
+    fn evict(peers: &mut HashMap<IpAddr, Entry>, now: Instant, window: Duration) {
+        peers.retain(|_, e| e.live(now, window));
+        let target = MAX_TRACKED - EVICT_BATCH;
+        if peers.len() <= target {
+            return;
+        }
+        let mut order: Vec<(bool, Instant, IpAddr)> = peers
+            .iter()
+            .map(|(k, e)| match e.locked_until.filter(|_| e.locked(now)) {
+                Some(until) => (true, until, *k),
+                None => (false, e.window_start, *k),
+            })
+            .collect();
+        let excess = peers.len() - target;
+        order.select_nth_unstable(excess - 1);
+        for (_, _, k) in &order[..excess] {
+            peers.remove(k);
+        }
+    }
+
+    /// Clears the peer's record after a success (the global count stays).
     pub fn record_success(&self, ip: IpAddr) {
-        self.map
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(&ip);
+        self.lock().peers.remove(&peer_key(ip));
+    }
+
+    /// Peers currently tracked (tests and the bound check).
+    pub fn tracked(&self) -> usize {
+        self.lock().peers.len()
     }
 }
 
@@ -296,25 +380,122 @@ mod tests {
         assert!(!format!("{a:?}").contains("right"));
     }
 
-    #[test]
-    fn rate_limit_locks_after_max_and_exempts_loopback() {
-        let rl = RateLimiter::default();
-        let cfg = RateLimitConfig {
-            max_attempts: 2,
+    fn limits(max_attempts: u32) -> RateLimitConfig {
+        RateLimitConfig {
+            max_attempts,
             window_ms: 60_000,
             lockout_ms: 60_000,
             exempt_loopback: true,
-        };
+        }
+    }
+
+    #[test]
+    fn rate_limit_locks_after_max_and_exempts_loopback() {
+        let rl = RateLimiter::default();
+        let cfg = limits(2);
         let lo: IpAddr = "127.0.0.1".parse().unwrap();
         let remote: IpAddr = "192.0.2.1".parse().unwrap();
         for _ in 0..5 {
-            assert!(rl.record_failure(lo, &cfg).is_none());
+            assert!(rl.record_failure(lo, false, &cfg).is_none());
+            assert!(
+                rl.record_failure("::1".parse().unwrap(), false, &cfg)
+                    .is_none()
+            );
         }
-        assert!(rl.check(lo, &cfg).is_none());
-        assert!(rl.record_failure(remote, &cfg).is_none());
-        assert!(rl.record_failure(remote, &cfg).is_some());
-        assert!(rl.check(remote, &cfg).is_some());
+        assert!(rl.check(lo, false, &cfg).is_none());
+        assert!(rl.record_failure(remote, false, &cfg).is_none());
+        assert!(rl.record_failure(remote, false, &cfg).is_some());
+        assert!(rl.check(remote, false, &cfg).is_some());
         rl.record_success(remote);
-        assert!(rl.check(remote, &cfg).is_none());
+        assert!(rl.check(remote, false, &cfg).is_none());
+    }
+
+    #[test]
+    fn a_browser_on_loopback_is_not_exempt() {
+        let rl = RateLimiter::default();
+        let cfg = limits(2);
+        let lo: IpAddr = "127.0.0.1".parse().unwrap();
+        assert!(rl.record_failure(lo, true, &cfg).is_none());
+        assert!(rl.record_failure(lo, true, &cfg).is_some());
+        assert!(rl.check(lo, true, &cfg).is_some());
+        // The CLI on the same host (no Origin) stays exempt.
+        assert!(rl.check(lo, false, &cfg).is_none());
+    }
+
+    #[test]
+    fn ipv6_addresses_of_one_slash_64_share_a_budget() {
+        let rl = RateLimiter::default();
+        let cfg = limits(3);
+        for i in 1..=3u16 {
+            let ip = IpAddr::V6(std::net::Ipv6Addr::new(0x2001, 0xdb8, 0, 7, i, 0, 0, i));
+            rl.record_failure(ip, false, &cfg);
+        }
+        let fresh: IpAddr = "2001:db8:0:7:ffff::9".parse().unwrap();
+        assert!(
+            rl.check(fresh, false, &cfg).is_some(),
+            "same /64 must be locked"
+        );
+        let other: IpAddr = "2001:db8:0:8::1".parse().unwrap();
+        assert!(rl.check(other, false, &cfg).is_none());
+    }
+
+    fn v4(i: u32) -> IpAddr {
+        IpAddr::V4(std::net::Ipv4Addr::from(0x0a00_0000 + i))
+    }
+
+    #[test]
+    fn a_full_table_evicts_instead_of_failing_open() {
+        let rl = RateLimiter::default();
+        // A budget too large to trip, so only the per-peer table is exercised.
+        let cfg = limits(1_000_000);
+        for i in 0..(MAX_TRACKED as u32 + 5_000) {
+            rl.record_failure(v4(i), false, &cfg);
+        }
+        assert!(rl.tracked() <= MAX_TRACKED, "bounded: {}", rl.tracked());
+        let cfg = limits(3);
+        let fresh: IpAddr = "198.51.100.1".parse().unwrap();
+        for _ in 0..3 {
+            rl.record_failure(fresh, false, &cfg);
+        }
+        assert!(
+            rl.check(fresh, false, &cfg).is_some(),
+            "fresh peer after a full table"
+        );
+    }
+
+    #[test]
+    fn locked_peers_are_evicted_last() {
+        let rl = RateLimiter::default();
+        let big = limits(1_000_000);
+        let locked: IpAddr = "198.51.100.7".parse().unwrap();
+        // The locked peer is the oldest entry; a max of 1 locks it at once.
+        assert!(rl.record_failure(locked, false, &limits(1)).is_some());
+        for i in 0..(MAX_TRACKED as u32 * 2) {
+            rl.record_failure(v4(i), false, &big);
+        }
+        assert!(rl.tracked() <= MAX_TRACKED);
+        assert!(
+            rl.check(locked, false, &big).is_some(),
+            "locked peer was evicted"
+        );
+    }
+
+    #[test]
+    fn the_global_budget_throttles_everyone_but_exempt_loopback() {
+        let rl = RateLimiter::default();
+        let cfg = limits(2);
+        let budget = u64::from(cfg.max_attempts) * GLOBAL_BUDGET_FACTOR;
+        // One failure each from many peers: none reaches its own limit.
+        for i in 0..budget as u32 {
+            rl.record_failure(v4(i), false, &cfg);
+        }
+        let fresh: IpAddr = "203.0.113.5".parse().unwrap();
+        let wait = rl.check(fresh, false, &cfg).expect("global budget spent");
+        assert!(wait <= Duration::from_millis(cfg.window_ms));
+        assert!(
+            rl.check("127.0.0.1".parse().unwrap(), false, &cfg)
+                .is_none()
+        );
+        assert!(rl.check("127.0.0.1".parse().unwrap(), true, &cfg).is_some());
     }
 }

@@ -208,9 +208,11 @@ pub fn check_bearer(
     peer: Option<PeerInfo>,
 ) -> Result<(), Response> {
     let auth = state.auth();
+    // A browser (an `Origin`) is limited even on loopback: any page can connect from there.
+    let browser = headers.contains_key(header::ORIGIN);
     let ip = peer.map(|p| p.remote.ip().to_canonical());
     if let Some(ip) = ip
-        && let Some(wait) = state.rate_limiter.check(ip, &auth.rate_limit)
+        && let Some(wait) = state.rate_limiter.check(ip, browser, &auth.rate_limit)
     {
         let secs = wait.as_secs().max(1);
         let mut res = json_response(
@@ -231,7 +233,7 @@ pub fn check_bearer(
     if let Some(ip) = ip
         && state
             .rate_limiter
-            .record_failure(ip, &auth.rate_limit)
+            .record_failure(ip, browser, &auth.rate_limit)
             .is_some()
     {
         tracing::warn!(remote = %ip, "too many failed HTTP bearer attempts; locking out");

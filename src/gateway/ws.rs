@@ -799,7 +799,9 @@ pub fn connect(
     }
     let authn = state.auth();
     let ip = peer.remote.ip().to_canonical();
-    if let Some(wait) = state.rate_limiter.check(ip, &authn.rate_limit) {
+    // A browser (an `Origin`) is limited even on loopback: any page can connect from there.
+    let browser = meta.origin.is_some();
+    if let Some(wait) = state.rate_limiter.check(ip, browser, &authn.rate_limit) {
         return Err(Reject::with_error(auth::rate_limited(wait)));
     }
     let a = params.get("auth");
@@ -824,7 +826,10 @@ pub fn connect(
             return Err(Reject::with_error(auth::device_identity_required()));
         }
         Verdict::Mismatch(e) => {
-            if let Some(lock) = state.rate_limiter.record_failure(ip, &authn.rate_limit) {
+            if let Some(lock) = state
+                .rate_limiter
+                .record_failure(ip, browser, &authn.rate_limit)
+            {
                 tracing::warn!(remote = %peer.remote, lockout_ms = lock.as_millis() as u64, "too many failed auth attempts; locking out");
             }
             return Err(Reject::with_error(e));
