@@ -694,7 +694,14 @@ async fn handshake(
                 out.close(1009, "");
                 return None;
             }
-            None | Some(Err(_)) | Some(Ok(Message::Close(_))) => return None,
+            Some(Err(e)) => {
+                if let Some((code, reason)) = violation_close(&e) {
+                    tracing::info!(remote = %peer.remote, "closed before connect: {e}");
+                    out.close(code, reason);
+                }
+                return None;
+            }
+            None | Some(Ok(Message::Close(_))) => return None,
             Some(Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_))) => continue,
             Some(Ok(Message::Text(t))) => t.as_bytes().to_vec(),
             Some(Ok(Message::Binary(b))) => b.to_vec(),
@@ -1025,6 +1032,9 @@ async fn serve(
             Some(Err(e)) => {
                 if matches!(e, WsError::Capacity(_)) {
                     out.close(1009, "message too big");
+                } else if let Some((code, reason)) = violation_close(&e) {
+                    tracing::info!(conn = %info.id, "closing: {e}");
+                    out.close(code, reason);
                 }
                 return End::Closed;
             }
@@ -1205,6 +1215,22 @@ fn respond(
 /// True when the socket's read failed because its pre-auth [`ReadBudget`] was spent.
 ///
 /// [`ReadBudget`]: super::listener::ReadBudget
+/// The close for a frame that breaks RFC 6455 (§7.4.1): invalid UTF-8 in a text message or a
+/// close reason → 1007; unmasked client frame, RSV bits, reserved opcode, bad close payload,
+/// fragmented or oversized control frame, stray continuation → 1002. `None`: not a violation
+/// by the peer (I/O errors, the peer's own close).
+fn violation_close(e: &WsError) -> Option<(u16, &'static str)> {
+    use tokio_tungstenite::tungstenite::error::ProtocolError as P;
+    match e {
+        WsError::Utf8(_) => Some((1007, "invalid UTF-8")),
+        WsError::Protocol(
+            P::SendAfterClosing | P::ReceivedAfterClosing | P::ResetWithoutClosingHandshake,
+        ) => None,
+        WsError::Protocol(_) => Some((1002, "protocol error")),
+        _ => None,
+    }
+}
+
 fn is_budget_error(e: &tokio_tungstenite::tungstenite::Error) -> bool {
     match e {
         tokio_tungstenite::tungstenite::Error::Io(io) => io

@@ -543,3 +543,87 @@ fn preauth_ping_flood_is_closed() {
     assert!(matches!(code, Some(1009) | None), "closed with {code:?}");
     assert!(started.elapsed() < Duration::from_secs(30));
 }
+
+/// A client frame with mask key 0 (so `payload` goes on the wire as-is); `b0` is FIN/RSV/opcode.
+fn masked_frame(b0: u8, payload: &[u8]) -> Vec<u8> {
+    assert!(payload.len() < 126);
+    let mut f = vec![b0, 0x80 | payload.len() as u8, 0, 0, 0, 0];
+    f.extend_from_slice(payload);
+    f
+}
+
+/// Writes `frame` and returns the code of the server's close frame (skipping other frames).
+fn close_code_after(s: &mut TcpStream, frame: &[u8]) -> Option<u16> {
+    s.write_all(frame).ok()?;
+    while let Some((op, p)) = read_frame(s) {
+        if op == 8 {
+            return (p.len() >= 2).then(|| u16::from_be_bytes([p[0], p[1]]));
+        }
+    }
+    None
+}
+
+/// Frames that break RFC 6455 close with its codes (§7.4.1): 1007 for invalid UTF-8 (text or a
+/// close reason), 1002 for protocol errors — before `connect` and after `hello-ok` alike (they
+/// used to close 1000, as if nothing was wrong).
+#[test]
+fn protocol_violations_close_with_rfc6455_codes() {
+    let gw = Gateway::builder().start();
+    let cases: Vec<(&str, Vec<u8>, u16)> = vec![
+        (
+            "invalid UTF-8 text",
+            masked_frame(0x81, &[b'{', 0xff, 0xfe]),
+            1007,
+        ),
+        (
+            "invalid UTF-8 close reason",
+            masked_frame(0x88, &[0x03, 0xe8, 0xff]),
+            1007,
+        ),
+        ("unmasked frame", vec![0x81, 0x02, b'{', b'}'], 1002),
+        ("RSV1 set", masked_frame(0xc1, b"{}"), 1002),
+        ("RSV3 set", masked_frame(0x91, b"{}"), 1002),
+        ("reserved data opcode", masked_frame(0x83, b""), 1002),
+        ("reserved control opcode", masked_frame(0x8b, b""), 1002),
+        ("1-byte close payload", masked_frame(0x88, &[0x03]), 1002),
+        ("fragmented ping", masked_frame(0x09, b""), 1002),
+        (
+            "continuation without a start",
+            masked_frame(0x80, b"x"),
+            1002,
+        ),
+    ];
+    for (what, frame, want) in &cases {
+        let mut s = raw_upgrade(gw.port);
+        assert_eq!(
+            close_code_after(&mut s, frame),
+            Some(*want),
+            "pre-auth: {what}"
+        );
+    }
+    // After hello-ok the same violations get the same codes.
+    let connect = json!({"type": "req", "id": "c1", "method": "connect",
+        "params": connect_params("cli", "cli", Some(&gw.token), &[])})
+    .to_string();
+    for (what, frame, want) in &cases {
+        let mut s = raw_upgrade(gw.port);
+        let mut hdr = vec![0x81u8];
+        if connect.len() < 126 {
+            hdr.push(0x80 | connect.len() as u8);
+        } else {
+            hdr.push(0x80 | 126);
+            hdr.extend_from_slice(&(connect.len() as u16).to_be_bytes());
+        }
+        hdr.extend_from_slice(&[0, 0, 0, 0]);
+        hdr.extend_from_slice(connect.as_bytes());
+        s.write_all(&hdr).unwrap();
+        let (op, p) = read_frame(&mut s).expect("connect response");
+        let res: Value = serde_json::from_slice(&p).unwrap();
+        assert_eq!((op, &res["ok"]), (1, &json!(true)), "{res}");
+        assert_eq!(
+            close_code_after(&mut s, frame),
+            Some(*want),
+            "after hello-ok: {what}"
+        );
+    }
+}
