@@ -300,12 +300,41 @@ async fn fallback(State(state): State<AppState>, method: Method) -> Response {
             [
                 (header::CONTENT_TYPE, "text/html; charset=utf-8"),
                 (header::CACHE_CONTROL, "no-store"),
+                (header::CONTENT_SECURITY_POLICY, control_ui_csp()),
+                (header::X_FRAME_OPTIONS, "DENY"),
             ],
             CONTROL_UI_HTML,
         )
             .into_response();
     }
     not_found().await
+}
+
+/// The page's Content-Security-Policy, as upstream's Control UI sends it (control-ui.md): only
+/// our own inline script and style (by hash), sockets back to us, no framing, plugins, base or
+/// form targets. `X-Frame-Options: DENY` goes with it for browsers without `frame-ancestors`.
+fn control_ui_csp() -> &'static str {
+    static CSP: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    CSP.get_or_init(|| {
+        let hash = |open: &str, close: &str| {
+            let start = CONTROL_UI_HTML.find(open).expect("page has the element") + open.len();
+            let len = CONTROL_UI_HTML[start..]
+                .find(close)
+                .expect("element is closed");
+            let digest =
+                <sha2::Sha256 as sha2::Digest>::digest(&CONTROL_UI_HTML[start..start + len]);
+            format!(
+                "'sha256-{}'",
+                base64::Engine::encode(&base64::engine::general_purpose::STANDARD, digest)
+            )
+        };
+        format!(
+            "default-src 'self'; base-uri 'none'; object-src 'none'; frame-ancestors 'none'; \
+             form-action 'none'; script-src {}; style-src {}; connect-src 'self' ws: wss:",
+            hash("<script>", "</script>"),
+            hash("<style>", "</style>"),
+        )
+    })
 }
 
 /// The minimal Control UI: connect over WS with a token the user types, show health and

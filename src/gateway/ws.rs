@@ -204,13 +204,10 @@ pub fn origin_allowed(
     allowed: &[String],
     peer_loopback: bool,
 ) -> bool {
-    let o = origin.trim().trim_end_matches('/').to_ascii_lowercase();
-    if allowed
-        .iter()
-        .any(|a| a == "*" || a.trim().trim_end_matches('/').to_ascii_lowercase() == o)
-    {
+    if origin_listed(origin, allowed) {
         return true;
     }
+    let o = origin.trim().trim_end_matches('/').to_ascii_lowercase();
     let Some((_, hostport)) = o.split_once("://") else {
         return false;
     };
@@ -230,6 +227,38 @@ pub fn origin_allowed(
         hostport.split(':').next().unwrap_or("")
     };
     peer_loopback && matches!(hostname, "localhost" | "127.0.0.1" | "::1")
+}
+
+/// Whether `origin` is in `gateway.controlUi.allowedOrigins` (or that list has `*`).
+fn origin_listed(origin: &str, allowed: &[String]) -> bool {
+    let o = origin.trim().trim_end_matches('/').to_ascii_lowercase();
+    allowed
+        .iter()
+        .any(|a| a == "*" || a.trim().trim_end_matches('/').to_ascii_lowercase() == o)
+}
+
+/// Whether a `Host` header names this machine's loopback: `localhost`, `127.x.y.z` or `[::1]`,
+/// with or without a port. A DNS-rebinding page reaches a loopback gateway under its own name
+/// (`Host: evil.example:18789`, with a matching `Origin`), which this refuses.
+pub fn is_loopback_host(host: &str) -> bool {
+    let h = host.trim().to_ascii_lowercase();
+    let name = if let Some(rest) = h.strip_prefix('[') {
+        match rest.split_once(']') {
+            Some((name, port)) if port.is_empty() || port.starts_with(':') => name,
+            _ => return false,
+        }
+    } else {
+        match h.rsplit_once(':') {
+            Some((name, port)) if port.bytes().all(|b| b.is_ascii_digit()) => name,
+            Some(_) => return false,
+            None => &h,
+        }
+    };
+    if name == "localhost" {
+        return true;
+    }
+    name.parse::<std::net::IpAddr>()
+        .is_ok_and(|ip| ip.to_canonical().is_loopback())
 }
 
 /// Why a handshake failed: the error response and the close.
@@ -804,6 +833,18 @@ pub fn connect(
                 .with_details(json!({"code": "CONTROL_UI_ORIGIN_NOT_ALLOWED", "reason": "origin not allowed"})),
         ));
     }
+    // DNS rebinding: on a loopback listener a browser must address us by a loopback name,
+    // unless its origin is explicitly allowed (a reverse proxy on this host).
+    if let Some(origin) = &meta.origin
+        && is_loopback(&peer.local)
+        && !meta.host.as_deref().is_some_and(is_loopback_host)
+        && !origin_listed(origin, &cfg.gateway.control_ui.allowed_origins)
+    {
+        return Err(Reject::with_error(
+            ErrorShape::invalid("host not allowed (this gateway listens on loopback: open the Control UI at http://localhost:<port> or http://127.0.0.1:<port>, or allow the origin in gateway.controlUi.allowedOrigins)")
+                .with_details(json!({"code": "CONTROL_UI_ORIGIN_NOT_ALLOWED", "reason": "host not allowed"})),
+        ));
+    }
     let authn = state.auth();
     let ip = peer.remote.ip().to_canonical();
     // A browser (an `Origin`) is limited even on loopback: any page can connect from there.
@@ -1280,5 +1321,30 @@ mod tests {
         ));
         assert!(!origin_allowed("http://localhost/x", None, &[], true));
         assert!(!origin_allowed("null", Some("127.0.0.1:1"), &[], true));
+    }
+
+    #[test]
+    fn loopback_hosts() {
+        for h in [
+            "localhost",
+            "LOCALHOST:18789",
+            "127.0.0.1:1",
+            "127.9.8.7",
+            "[::1]:18789",
+            "[::1]",
+        ] {
+            assert!(is_loopback_host(h), "{h}");
+        }
+        for h in [
+            "evil.example:18789",
+            "localhost.evil.example",
+            "127.0.0.1.evil.example:1",
+            "[::1].evil:1",
+            "10.0.0.1:18789",
+            "",
+            "::1",
+        ] {
+            assert!(!is_loopback_host(h), "{h}");
+        }
     }
 }

@@ -627,3 +627,203 @@ fn protocol_violations_close_with_rfc6455_codes() {
         );
     }
 }
+
+/// One `POST /tools/invoke` with a wrong bearer from source address `src` (any 127/8 address
+/// is this machine's loopback); returns the HTTP status.
+async fn bad_bearer_from(src: std::net::Ipv4Addr, port: u16) -> u16 {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let sock = tokio::net::TcpSocket::new_v4().unwrap();
+    sock.bind((src, 0).into()).unwrap();
+    let mut s = sock
+        .connect(([127, 0, 0, 1], port).into())
+        .await
+        .unwrap_or_else(|e| panic!("connect from {src}: {e}"));
+    let req = format!(
+        "POST /tools/invoke HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\nAuthorization: Bearer nope\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{{}}"
+    );
+    s.write_all(req.as_bytes()).await.unwrap();
+    let mut buf = Vec::new();
+    tokio::time::timeout(WAIT, s.read_to_end(&mut buf))
+        .await
+        .expect("response in time")
+        .unwrap();
+    let head = String::from_utf8_lossy(&buf);
+    head.split_whitespace()
+        .nth(1)
+        .unwrap_or("0")
+        .parse()
+        .unwrap()
+}
+
+/// The limiter used to stop tracking once 10,000 addresses had failed once: the next address
+/// got unlimited guesses. Now a fresh address after 10,001 distinct failing ones is limited.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fresh_address_is_limited_after_ten_thousand_failing_ones() {
+    let gw = limited_gateway(3, 60_000);
+    let port = gw.port;
+    let addr = |i: u32| std::net::Ipv4Addr::from(0x7f01_0000 + i); // 127.1.x.y
+    let sprayed = auth::MAX_TRACKED as u32 + 1;
+    let mut tasks = tokio::task::JoinSet::new();
+    for w in 0..8u32 {
+        tasks.spawn(async move {
+            let mut i = w;
+            while i < sprayed {
+                let status = bad_bearer_from(addr(i), port).await;
+                assert!(matches!(status, 401 | 429), "{}: {status}", addr(i));
+                i += 8;
+            }
+        });
+    }
+    while let Some(r) = tasks.join_next().await {
+        r.unwrap();
+    }
+    let fresh = addr(sprayed + 1000);
+    let mut statuses = Vec::new();
+    for _ in 0..4 {
+        statuses.push(bad_bearer_from(fresh, port).await);
+    }
+    assert_eq!(
+        statuses.last(),
+        Some(&429),
+        "fresh address never limited: {statuses:?}"
+    );
+}
+
+/// A browser page connects from loopback too: with an `Origin` the default loopback exemption
+/// does not apply, while the CLI (no `Origin`) on the same host stays exempt.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_browser_on_loopback_is_rate_limited() {
+    let gw = Gateway::builder().start();
+    let origin = format!("http://127.0.0.1:{}", gw.port);
+    let mut codes = Vec::new();
+    for _ in 0..11 {
+        let mut raw = Raw::connect_with(&gw.url(), &[("origin", origin.as_str())]).await;
+        raw.challenge().await;
+        raw.req(
+            "c1",
+            "connect",
+            Some(connect_params("cli", "cli", Some("wrong"), &[])),
+        )
+        .await;
+        let res = raw.json().await;
+        codes.push(
+            res["error"]["details"]["code"]
+                .as_str()
+                .unwrap_or("")
+                .to_string(),
+        );
+    }
+    assert_eq!(codes[0], "AUTH_TOKEN_MISMATCH");
+    assert_eq!(codes.last().unwrap(), "AUTH_RATE_LIMITED", "{codes:?}");
+    let (res, _) = connect_once(&gw.url(), &gw.token).await;
+    assert_eq!(res["ok"], true, "CLI without Origin stays exempt: {res}");
+}
+
+/// DNS rebinding: a page on `evil.example` that resolves to 127.0.0.1 sends Host = Origin =
+/// `evil.example:PORT`, which the same-host rule admitted. On a loopback listener a browser
+/// must use a loopback host name, unless its origin is explicitly allowed (a local proxy).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dns_rebinding_hosts_are_refused_on_loopback() {
+    let b = Gateway::builder();
+    let token = b.token.clone();
+    let gw = b
+        .config(&format!(
+            "{{ gateway: {{ mode: 'local', auth: {{ mode: 'token', token: '{token}' }},
+                 controlUi: {{ allowedOrigins: ['https://proxy.example'] }} }} }}"
+        ))
+        .start();
+    let evil = format!("evil.example:{}", gw.port);
+    let evil_origin = format!("http://{evil}");
+    let mut raw = Raw::connect_with(
+        &gw.url(),
+        &[("origin", evil_origin.as_str()), ("host", evil.as_str())],
+    )
+    .await;
+    raw.challenge().await;
+    raw.req(
+        "c1",
+        "connect",
+        Some(connect_params("cli", "cli", Some(&token), &[])),
+    )
+    .await;
+    let res = raw.json().await;
+    assert_eq!(res["ok"], false, "rebinding host admitted: {res}");
+    let e = &res["error"];
+    assert_eq!(e["details"]["code"], "CONTROL_UI_ORIGIN_NOT_ALLOWED");
+    assert_eq!(e["details"]["reason"], "host not allowed");
+    assert!(
+        e["message"]
+            .as_str()
+            .unwrap()
+            .contains("http://localhost:<port>"),
+        "{e}"
+    );
+    let ((code, _), _) = raw.until_close().await;
+    assert_eq!(code, 1008);
+    // Loopback names with a matching Origin, and an allow-listed proxy origin, still connect.
+    let lo = format!("localhost:{}", gw.port);
+    let lo_origin = format!("http://{lo}");
+    for (origin, host) in [
+        (lo_origin.as_str(), lo.as_str()),
+        ("https://proxy.example", "proxy.example"),
+    ] {
+        let (_, hello_ok, _) = hello(
+            &gw.url(),
+            connect_params("cli", "cli", Some(&token), &[]),
+            &[("origin", origin), ("host", host)],
+        )
+        .await;
+        assert_eq!(hello_ok["type"], "hello-ok", "{origin}: {hello_ok}");
+    }
+    // Non-browser clients (no Origin) are unaffected by the Host they send.
+    let mut raw = Raw::connect_with(&gw.url(), &[("host", evil.as_str())]).await;
+    raw.challenge().await;
+    raw.req(
+        "c1",
+        "connect",
+        Some(connect_params("cli", "cli", Some(&token), &[])),
+    )
+    .await;
+    assert_eq!(raw.json().await["ok"], true);
+}
+
+/// The Control UI page carries upstream's headers: a CSP admitting only its own inline script
+/// and style (by hash) and no framing, plus X-Frame-Options, nosniff and no-referrer.
+#[test]
+fn control_ui_page_has_csp_and_frame_headers() {
+    use base64::Engine as _;
+    use sha2::Digest as _;
+    let gw = Gateway::builder().start();
+    let r = http(gw.port, "GET", "/", &[], "");
+    assert_eq!(r.status, 200);
+    assert_eq!(r.header("x-frame-options"), Some("DENY"));
+    assert_eq!(r.header("x-content-type-options"), Some("nosniff"));
+    assert_eq!(r.header("referrer-policy"), Some("no-referrer"));
+    let csp = r.header("content-security-policy").expect("CSP on /");
+    for d in [
+        "default-src 'self'",
+        "frame-ancestors 'none'",
+        "object-src 'none'",
+        "base-uri 'none'",
+        "connect-src 'self' ws: wss:",
+    ] {
+        assert!(csp.contains(d), "{d} missing from {csp}");
+    }
+    let inline = |open: &str, close: &str| {
+        let start = r.body.find(open).expect("element") + open.len();
+        let len = r.body[start..].find(close).expect("closed");
+        let d = sha2::Sha256::digest(&r.body.as_bytes()[start..start + len]);
+        format!(
+            "'sha256-{}'",
+            base64::engine::general_purpose::STANDARD.encode(d)
+        )
+    };
+    assert!(
+        csp.contains(&format!("script-src {}", inline("<script>", "</script>"))),
+        "{csp}"
+    );
+    assert!(
+        csp.contains(&format!("style-src {}", inline("<style>", "</style>"))),
+        "{csp}"
+    );
+}
