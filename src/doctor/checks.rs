@@ -1,7 +1,8 @@
 //! The checks, and the production [`Ctx`] builder.
 //!
 //! Ids: `config-valid`, `gateway-mode`, `gateway-auth`, `state-permissions`,
-//! `service-secrets`, `service-unit`, `service-binary`, `service-port`, `service-dropins`,
+//! `service-secrets`, `service-unit`, `service-socket`, `service-binary`, `service-port`,
+//! `service-dropins`,
 //! `service-state`, `linger`, `competing-units`, `gateway-reachable`, `version-match`,
 //! `activation-env`, `profile-collisions`.
 use std::collections::HashMap;
@@ -39,13 +40,14 @@ impl Check for FnCheck {
 /// Every check, in report order.
 pub fn all() -> Vec<Box<dyn Check>> {
     type CheckFn = fn(&Ctx) -> Finding;
-    let list: [(&'static str, CheckFn); 16] = [
+    let list: [(&'static str, CheckFn); 17] = [
         ("config-valid", config_valid),
         ("gateway-mode", gateway_mode),
         ("gateway-auth", gateway_auth),
         ("state-permissions", state_permissions),
         ("service-secrets", service_secrets),
         ("service-unit", service_unit),
+        ("service-socket", service_socket),
         ("service-binary", service_binary),
         ("service-port", service_port),
         ("service-dropins", service_dropins),
@@ -485,23 +487,7 @@ fn service_unit(ctx: &Ctx) -> Finding {
     if d.is_empty() {
         return Finding::ok("", format!("{} is current{overrides}", path.display()));
     }
-    let details: Vec<String> = d
-        .items
-        .iter()
-        .map(|i| {
-            format!(
-                "{}: {}",
-                match i.class {
-                    Class::Outdated => "outdated",
-                    Class::StaleBinary => "stale binary",
-                    Class::Port => "port",
-                    Class::Secret => "secret",
-                    Class::OperatorEdit => "operator edit",
-                },
-                i.describe()
-            )
-        })
-        .collect();
+    let details: Vec<String> = d.items.iter().map(drift_detail).collect();
     let edits = d.of(Class::OperatorEdit).count();
     let auto: Vec<Class> = d.classes().into_iter().filter(|c| c.auto()).collect();
     let severe = auto
@@ -549,6 +535,124 @@ fn service_unit(ctx: &Ctx) -> Finding {
     f.repair = Some(Repair::Reinstall { force: true });
     f.needs_force = true;
     f
+}
+
+fn drift_detail(i: &drift::Item) -> String {
+    format!(
+        "{}: {}",
+        match i.class {
+            Class::Outdated => "outdated",
+            Class::StaleBinary => "stale binary",
+            Class::Port => "port",
+            Class::Secret => "secret",
+            Class::OperatorEdit => "operator edit",
+        },
+        i.describe()
+    )
+}
+
+/// The socket unit of a generated service: it exists, matches what install writes (its
+/// `ListenStream=` port above all), and is enabled through a live `sockets.target.wants`
+/// link. Without it `gateway start` fails ("Unit … not found") and nothing listens after
+/// the next login.
+fn service_socket(ctx: &Ctx) -> Finding {
+    let (_, _, ours) = match installed_unit(ctx) {
+        Ok(u) => u,
+        Err(f) => return f,
+    };
+    if !ours || !user_unit(ctx).is_some_and(|(_, t)| t.contains(MARKER)) {
+        return Finding::skip(
+            "",
+            "the service unit was not written by `openclaw gateway install`; its socket is not ours to check",
+        );
+    }
+    let desired = match &ctx.service.desired_socket {
+        None => return Finding::skip("", "no socket unit rendered"),
+        Some(Err(why)) => return Finding::skip("", format!("cannot compare: {why}")),
+        Some(Ok(d)) => d,
+    };
+    let path = ctx.service.socket_file();
+    let name = format!("{}.socket", ctx.service.name);
+    let link = ctx
+        .service
+        .user_dir
+        .join("sockets.target.wants")
+        .join(&name);
+    let repair_fix = format!(
+        "`openclaw{} doctor --repair` rewrites and re-enables it through the install transaction (daemon-reload, restart).",
+        pf(ctx)
+    );
+    let Ok(text) = std::fs::read_to_string(&path) else {
+        let mut f = Finding::fail(
+            "",
+            format!(
+                "{} is missing: `gateway start` fails (\"Unit {name} not found\") and nothing listens after the next login",
+                path.display()
+            ),
+        )
+        .fix(repair_fix)
+        .repair(Repair::Reinstall { force: false });
+        if std::fs::symlink_metadata(&link).is_ok() {
+            f.details = vec![format!("{} points at the missing file", link.display())];
+        }
+        return f;
+    };
+    let d = drift::classify(&text, desired, &ctx.program);
+    let mut details: Vec<String> = d.items.iter().map(drift_detail).collect();
+    let enabled = std::fs::metadata(&link).is_ok();
+    let dangling = !enabled && std::fs::symlink_metadata(&link).is_ok();
+    if dangling {
+        details.push(format!("{} is a dangling link", link.display()));
+    }
+    let edits = d.of(Class::OperatorEdit).count();
+    if d.of(Class::Port).next().is_some() {
+        let listen =
+            unit_file::values(&unit_file::parse(&text), "Socket", "ListenStream").join(", ");
+        let port = ctx
+            .cli_port
+            .as_ref()
+            .map(|(p, _)| p.to_string())
+            .unwrap_or_default();
+        let mut f = Finding::fail(
+            "",
+            format!(
+                "{} listens on {listen} but the service and this CLI use port {port}: clients are refused",
+                path.display()
+            ),
+        )
+        .details(details)
+        .fix(repair_fix);
+        f.repair = Some(Repair::Reinstall { force: edits > 0 });
+        f.needs_force = edits > 0;
+        return f;
+    }
+    if edits > 0 {
+        let mut f = Finding::warn("", format!("{edits} operator edit(s) in the generated {}: preserved", path.display()))
+            .details(details)
+            .fix(format!(
+                "Move your changes into a drop-in (`systemctl --user edit {name}`); or `openclaw{} doctor --repair --force` rewrites the file now (your version is kept as .bak).",
+                pf(ctx)
+            ))
+            .repair(Repair::Reinstall { force: true });
+        f.needs_force = true;
+        return f;
+    }
+    if !d.is_empty() {
+        return Finding::warn("", format!("{} has outdated defaults", path.display()))
+            .details(details)
+            .fix(repair_fix)
+            .repair(Repair::Reinstall { force: false });
+    }
+    if !enabled {
+        return Finding::fail(
+            "",
+            format!("{name} is not enabled: nothing listens after the next login or reboot"),
+        )
+        .details(details)
+        .fix(repair_fix)
+        .repair(Repair::Reinstall { force: false });
+    }
+    Finding::ok("", format!("{} is current and enabled", path.display()))
 }
 
 /// The installed systemd unit the unit checks read (path, entries, written by us), or the
@@ -1126,6 +1230,7 @@ fn native_service_ctx(paths: &Paths, port: Option<u16>) -> ServiceCtx {
                 "plist drift is checked by `openclaw gateway install` (conservative launchd audit)"
                     .into(),
             ),
+            desired_socket: None,
             status: None,
             reinstall: None,
         }
@@ -1163,37 +1268,38 @@ fn linux_service_ctx(paths: &Paths, spec: &crate::service::ServiceSpec) -> Servi
         .filter(|v| !v.is_empty())
         .map(PathBuf::from)
         .unwrap_or_else(|| paths.home.join(".config"));
-    let desired = match SystemdManager::new(&crate::service::NativeOptions::default()) {
-        Err(e) => Err(e.to_string()),
-        Ok(m) => {
-            // The manager's version decides Type=notify-reload; without a reachable manager,
-            // the installed systemd's own version is the same number.
-            let version = m.connect().ok().or_else(|| {
-                std::process::Command::new("systemctl")
-                    .arg("--version")
-                    .output()
-                    .ok()
-                    .and_then(|o| parse_version(&String::from_utf8_lossy(&o.stdout)))
-            });
-            match version {
-                None => {
-                    Err("cannot determine the systemd version (is systemctl installed?)".into())
+    let rendered: std::result::Result<Vec<(PathBuf, String)>, String> =
+        match SystemdManager::new(&crate::service::NativeOptions::default()) {
+            Err(e) => Err(e.to_string()),
+            Ok(m) => {
+                // The manager's version decides Type=notify-reload; without a reachable manager,
+                // the installed systemd's own version is the same number.
+                let version = m.connect().ok().or_else(|| {
+                    std::process::Command::new("systemctl")
+                        .arg("--version")
+                        .output()
+                        .ok()
+                        .and_then(|o| parse_version(&String::from_utf8_lossy(&o.stdout)))
+                });
+                match version {
+                    None => {
+                        Err("cannot determine the systemd version (is systemctl installed?)".into())
+                    }
+                    Some(v) => m.desired_files(spec, v).map_err(|e| e.to_string()),
                 }
-                Some(v) => m
-                    .desired_files(spec, v)
-                    .map_err(|e| e.to_string())
-                    .and_then(|files| {
-                        files
-                            .into_iter()
-                            .find(|(p, _)| {
-                                p.extension().and_then(|e| e.to_str()) == Some("service")
-                            })
-                            .map(|(_, text)| text)
-                            .ok_or_else(|| "the renderer produced no service unit".to_string())
-                    }),
             }
-        }
+        };
+    let pick = |ext: &str| {
+        rendered.clone().and_then(|files| {
+            files
+                .into_iter()
+                .find(|(p, _)| p.extension().and_then(|e| e.to_str()) == Some(ext))
+                .map(|(_, text)| text)
+                .ok_or_else(|| format!("the renderer produced no {ext} unit"))
+        })
     };
+    let desired = pick("service");
+    let desired_socket = Some(pick("socket"));
     ServiceCtx {
         kind: Some(ManagerKind::Systemd),
         name: paths.unit_name(),
@@ -1201,6 +1307,7 @@ fn linux_service_ctx(paths: &Paths, spec: &crate::service::ServiceSpec) -> Servi
         package_dirs: package_user_unit_dirs(),
         system_dirs: SYSTEM_UNIT_DIRS.iter().map(PathBuf::from).collect(),
         desired,
+        desired_socket,
         status: None,
         reinstall: None,
     }

@@ -242,6 +242,14 @@ pub fn classify(installed: &str, desired: &str, this_binary: &Path) -> Drift {
         let joined_b = (!vb.is_empty()).then(|| vb.join(" "));
         let class = match (&joined_a, &joined_b) {
             (None, Some(_)) => Class::Outdated,
+            // The socket's addresses (and the description naming them) with only the port
+            // changed: the port moved, nothing else.
+            (Some(x), Some(y))
+                if PORT_KEYS.contains(&(section.as_str(), key.as_str()))
+                    && without_ports(x) == without_ports(y) =>
+            {
+                Class::Port
+            }
             (Some(v), Some(_))
                 if KNOWN_OLD
                     .iter()
@@ -267,6 +275,22 @@ pub fn classify(installed: &str, desired: &str, this_binary: &Path) -> Drift {
         });
     }
     Drift { items }
+}
+
+/// Keys whose value names the port (socket unit): a change of only its digits is a port move.
+const PORT_KEYS: &[(&str, &str)] = &[("Socket", "ListenStream"), ("Unit", "Description")];
+
+/// `s` with the port digits after each word's last `:` removed (`[::1]:18789` → `[::1]:`).
+fn without_ports(s: &str) -> Vec<String> {
+    s.split_whitespace()
+        .map(|w| match w.rsplit_once(':') {
+            Some((host, tail)) => format!(
+                "{host}:{}",
+                tail.trim_start_matches(|c: char| c.is_ascii_digit())
+            ),
+            None => w.to_string(),
+        })
+        .collect()
 }
 
 fn is_subsequence(small: &[String], big: &[String]) -> bool {
@@ -395,5 +419,25 @@ mod tests {
         let d = classify(&inst, &desired, bin());
         assert!(d.items.iter().all(|i| i.class == Class::Outdated), "{d:#?}");
         assert_eq!(d.items.len(), 2);
+    }
+
+    #[test]
+    fn a_moved_socket_port_is_port_drift_but_another_address_is_an_edit() {
+        let sock = "[Unit]\nDescription=OpenClaw Gateway socket (127.0.0.1:18789, [::1]:18789)\n[Socket]\nListenStream=127.0.0.1:18789\nListenStream=[::1]:18789\n";
+        let moved = sock.replace("18789", "18790");
+        let d = classify(&moved, sock, bin());
+        assert_eq!(d.items.len(), 2, "{d:#?}");
+        assert!(d.items.iter().all(|i| i.class == Class::Port), "{d:#?}");
+        let open = sock.replace("ListenStream=127.0.0.1", "ListenStream=0.0.0.0");
+        let d = classify(&open, sock, bin());
+        assert_eq!(d.items.len(), 1);
+        assert_eq!(d.items[0].class, Class::OperatorEdit);
+        let any6 = moved.replace("[::1]", "[::]");
+        assert!(
+            classify(&any6, sock, bin())
+                .of(Class::OperatorEdit)
+                .next()
+                .is_some()
+        );
     }
 }

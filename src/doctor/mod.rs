@@ -214,6 +214,9 @@ pub struct ServiceCtx {
     pub system_dirs: Vec<PathBuf>,
     /// The service file install would write now, or why it cannot be rendered.
     pub desired: std::result::Result<String, String>,
+    /// The socket unit install would write now (systemd), or why it cannot be rendered
+    /// (`None`: this manager has no socket unit, or it was not rendered).
+    pub desired_socket: Option<std::result::Result<String, String>>,
     /// What the manager reports (`None`: not asked).
     pub status: Option<std::result::Result<ServiceStatus, String>>,
     /// The install transaction.
@@ -240,6 +243,7 @@ impl ServiceCtx {
             package_dirs: vec![],
             system_dirs: vec![],
             desired: Err("no service manager on this platform".into()),
+            desired_socket: None,
             status: None,
             reinstall: None,
         }
@@ -251,6 +255,11 @@ impl ServiceCtx {
             Some(ManagerKind::Launchd) => self.user_dir.join(format!("{}.plist", self.name)),
             _ => self.user_dir.join(format!("{}.service", self.name)),
         }
+    }
+
+    /// `<user_dir>/<name>.socket` (systemd).
+    pub fn socket_file(&self) -> PathBuf {
+        self.user_dir.join(format!("{}.socket", self.name))
     }
 }
 

@@ -12,7 +12,7 @@ use openclaw::config::paths::Paths;
 use openclaw::doctor::checks::{self, MARKER, level_of};
 use openclaw::doctor::{Ctx, Level, ManagerKind, Repair, Report, ServiceCtx, repair, run_all};
 use openclaw::service::ServiceSpec;
-use openclaw::service::systemd::unit::{Scope, UnitOptions, render_service};
+use openclaw::service::systemd::unit::{Scope, UnitOptions, render_service, render_socket};
 
 use crate::ops_support::{run, write_config};
 use crate::support::free_port;
@@ -38,6 +38,19 @@ fn desired(home: &Path, program: &Path, port: u16) -> String {
     let text = render_service(&spec, &opts).unwrap();
     assert!(text.contains(MARKER));
     text
+}
+
+/// The socket unit `gateway install` writes next to [`desired`].
+fn desired_socket(home: &Path, port: u16) -> String {
+    let env: HashMap<String, String> = [("HOME".to_string(), home.display().to_string())].into();
+    let paths = Paths::resolve(None, false, &env).unwrap();
+    let spec = ServiceSpec::for_paths(&paths, paths.unit_name(), port, "/x".into());
+    let opts = UnitOptions {
+        scope: Scope::User,
+        systemd_version: 252,
+        home: Some(home.to_path_buf()),
+    };
+    render_socket(&spec, &opts).unwrap()
 }
 
 fn line_of(text: &str, needle: &str) -> usize {
@@ -108,6 +121,7 @@ impl World {
             package_dirs: vec![self.pkg_dir()],
             system_dirs: vec![self.home.path().join("pkg/etc/systemd/system")],
             desired: Ok(want),
+            desired_socket: None,
             status: None,
             reinstall: Some(Box::new(move |force| {
                 calls.borrow_mut().push(force);
@@ -529,4 +543,64 @@ fn cli_doctor_fails_then_repairs_then_has_nothing_to_do() {
         (std::fs::read(&cfg).unwrap(), std::fs::read(&bak).unwrap()),
         snapshot
     );
+}
+
+#[test]
+fn the_socket_unit_is_checked_missing_moved_edited_and_unlinked() {
+    let w = World::new(GOOD);
+    w.install_unit(&desired(w.home.path(), &w.program, 18795));
+    let sock = w.user_dir().join("openclaw-gateway.socket");
+    let wants = w.user_dir().join("sockets.target.wants");
+    let link = wants.join("openclaw-gateway.socket");
+    let want = desired_socket(w.home.path(), 18795);
+    let socket_finding = |w: &World| {
+        let mut c = w.ctx(&[]);
+        c.service.desired_socket = Some(Ok(want.clone()));
+        let r = run_all(&checks::all(), &c);
+        finding(&r, "service-socket").clone()
+    };
+
+    // Missing, with the enablement link left dangling.
+    std::fs::create_dir_all(&wants).unwrap();
+    std::os::unix::fs::symlink(&sock, &link).unwrap();
+    let f = socket_finding(&w);
+    assert_eq!(f.level, Level::Fail, "{f:#?}");
+    assert!(f.summary.contains("is missing"), "{f:#?}");
+    assert_eq!(f.repair, Some(Repair::Reinstall { force: false }));
+    assert!(f.details[0].contains("sockets.target.wants"), "{f:#?}");
+
+    // Present, current, linked: ok.
+    std::fs::write(&sock, &want).unwrap();
+    assert_eq!(socket_finding(&w).level, Level::Ok);
+
+    // Moved port: a failure doctor repairs without --force; the item names its line.
+    std::fs::write(&sock, want.replace(":18795", ":18796")).unwrap();
+    let f = socket_finding(&w);
+    assert_eq!(f.level, Level::Fail, "{f:#?}");
+    assert!(!f.needs_force);
+    assert!(f.summary.contains("127.0.0.1:18796"), "{f:#?}");
+    let at = format!("(line {})", line_of(&want, "ListenStream=127.0.0.1"));
+    assert!(f.details.iter().any(|d| d.contains(&at)), "{at}: {f:#?}");
+
+    // Another address is the operator's: preserved unless --force.
+    std::fs::write(
+        &sock,
+        want.replace("ListenStream=127.0.0.1", "ListenStream=0.0.0.0"),
+    )
+    .unwrap();
+    let f = socket_finding(&w);
+    assert_eq!(f.level, Level::Warn, "{f:#?}");
+    assert!(f.needs_force);
+
+    // Not enabled.
+    std::fs::write(&sock, &want).unwrap();
+    std::fs::remove_file(&link).unwrap();
+    let f = socket_finding(&w);
+    assert_eq!(f.level, Level::Fail, "{f:#?}");
+    assert!(f.summary.contains("not enabled"), "{f:#?}");
+    assert_eq!(f.repair, Some(Repair::Reinstall { force: false }));
+
+    // A unit not written by install: its socket is not ours.
+    w.install_unit("[Service]\nExecStart=/bin/true\n");
+    assert_eq!(socket_finding(&w).level, Level::Skip);
 }

@@ -271,3 +271,74 @@ fn doctor_repairs_token_binary_and_reload_drift_and_preserves_edits() {
         },
     );
 }
+
+#[test]
+fn doctor_owns_the_socket_unit_missing_moved_or_disabled() {
+    sandbox::run(
+        "ops_systemd::doctor_owns_the_socket_unit_missing_moved_or_disabled",
+        |sb| {
+            const SOCKET: &str = "openclaw-gateway.socket";
+            let port = free_port();
+            ok(oc(&["gateway", "install", "--port", &port.to_string()]));
+            let sock = sb.home.join(".config/systemd/user").join(SOCKET);
+            let link = sb
+                .home
+                .join(".config/systemd/user/sockets.target.wants")
+                .join(SOCKET);
+            let r = json(&oc(&["doctor", "--json"]));
+            assert_eq!(level(&r, "service-socket"), "ok", "{r}");
+
+            // Deleted socket unit: doctor says so (the wants link now dangles), the repair
+            // writes it back, and the next start serves.
+            ok(oc(&["gateway", "stop"]));
+            std::fs::remove_file(&sock).unwrap();
+            assert_eq!(sb.systemctl(&["daemon-reload"]).0, 0);
+            let d = oc(&["doctor"]);
+            let t = text(&d);
+            assert!(!d.status.success(), "{t}");
+            assert!(
+                t.contains("fail service-socket") && t.contains("is missing"),
+                "{t}"
+            );
+            assert!(t.contains(&link.display().to_string()), "{t}");
+            repair_then_clean("deleted socket unit");
+            assert!(sock.exists());
+            ok(oc(&["gateway", "stop"]));
+            ok(oc(&["gateway", "start"]));
+            assert!(answers_on(port), "the next start serves on {port}");
+
+            // Edited ListenStream=: the socket listens elsewhere than service and CLI.
+            let other = free_port();
+            let edited = std::fs::read_to_string(&sock)
+                .unwrap()
+                .replace(&format!(":{port}"), &format!(":{other}"));
+            std::fs::write(&sock, &edited).unwrap();
+            assert_eq!(sb.systemctl(&["daemon-reload"]).0, 0);
+            let r = json(&oc(&["doctor", "--json"]));
+            assert_eq!(level(&r, "service-socket"), "fail", "{r}");
+            repair_then_clean("moved ListenStream");
+            let now = std::fs::read_to_string(&sock).unwrap();
+            assert!(
+                now.contains(&format!("ListenStream=127.0.0.1:{port}\n")),
+                "{now}"
+            );
+            assert_eq!(
+                std::fs::read_to_string(format!("{}.bak", sock.display())).unwrap(),
+                edited,
+                "the previous socket unit is kept"
+            );
+            assert!(answers_on(port));
+
+            // Disabled socket: nothing would listen after the next login.
+            assert_eq!(sb.systemctl(&["disable", SOCKET]).0, 0);
+            assert!(std::fs::symlink_metadata(&link).is_err());
+            let r = json(&oc(&["doctor", "--json"]));
+            assert_eq!(level(&r, "service-socket"), "fail", "{r}");
+            repair_then_clean("disabled socket");
+            assert_eq!(sb.systemctl(&["is-enabled", SOCKET]).1, "enabled");
+            ok(oc(&["gateway", "stop"]));
+            ok(oc(&["gateway", "start"]));
+            assert!(answers_on(port));
+        },
+    );
+}
