@@ -320,7 +320,8 @@ pub fn dropins(ctx: &Ctx) -> Vec<PathBuf> {
     out
 }
 
-fn secret_values(ctx: &Ctx) -> Vec<String> {
+/// The configured gateway credentials (8+ characters), to find them verbatim in files.
+pub(crate) fn secret_values(ctx: &Ctx) -> Vec<String> {
     let Some(c) = ctx.cfg() else {
         return Vec::new();
     };
@@ -353,6 +354,45 @@ pub fn secret_lines(text: &str, secrets: &[String]) -> Vec<usize> {
         .collect()
 }
 
+/// What replaces a line holding a gateway credential in a kept copy of a unit.
+pub const SCRUBBED: &str = "# openclaw: a line holding a gateway credential was removed here (it lives in gateway.auth.token)";
+
+/// `text` with every [`secret_lines`] line replaced by [`SCRUBBED`], or `None` when it holds
+/// no credential. Line count and every other byte stay as they were.
+pub fn scrub_secret_lines(text: &str, secrets: &[String]) -> Option<String> {
+    let lines = secret_lines(text, secrets);
+    if lines.is_empty() {
+        return None;
+    }
+    let mut out = String::with_capacity(text.len());
+    for (i, l) in text.split_inclusive('\n').enumerate() {
+        if lines.contains(&(i + 1)) {
+            out.push_str(SCRUBBED);
+            if l.ends_with('\n') {
+                out.push('\n');
+            }
+        } else {
+            out.push_str(l);
+        }
+    }
+    Some(out)
+}
+
+/// The copies install keeps of the previous unit files (`<unit>.bak`).
+fn unit_backups(ctx: &Ctx) -> Vec<PathBuf> {
+    let mut v = vec![PathBuf::from(format!(
+        "{}.bak",
+        ctx.service.user_file().display()
+    ))];
+    if ctx.service.kind == Some(ManagerKind::Systemd) {
+        v.push(PathBuf::from(format!(
+            "{}.bak",
+            ctx.service.socket_file().display()
+        )));
+    }
+    v
+}
+
 fn service_secrets(ctx: &Ctx) -> Finding {
     let secrets = secret_values(ctx);
     let mut fail = Vec::new();
@@ -374,6 +414,23 @@ fn service_secrets(ctx: &Ctx) -> Finding {
                 },
             );
         }
+    }
+    let mut backups = Vec::new();
+    for b in unit_backups(ctx) {
+        if let Ok(text) = std::fs::read_to_string(&b) {
+            let lines = secret_lines(&text, &secrets);
+            if !lines.is_empty() {
+                fail.push(format!(
+                    "{} line(s) {} (backup of an earlier unit)",
+                    b.display(),
+                    join(&lines)
+                ));
+                backups.push(b);
+            }
+        }
+    }
+    if repair.is_none() && !backups.is_empty() {
+        repair = Some(Repair::ScrubSecrets { files: backups });
     }
     for d in dropins(ctx) {
         if let Ok(text) = std::fs::read_to_string(&d) {
@@ -413,7 +470,7 @@ fn service_secrets(ctx: &Ctx) -> Finding {
     };
     f.details = all;
     f.remediation = Some(
-        "Keep the token only in gateway.auth.token (0600 config). `openclaw doctor --repair` moves it there and rewrites the generated unit; remove it from drop-ins/env files yourself, then `systemctl --user daemon-reload`.".into(),
+        "Keep the token only in gateway.auth.token (0600 config). `openclaw doctor --repair` moves it there, rewrites the generated unit and removes it from backups; remove it from drop-ins/env files yourself, then `systemctl --user daemon-reload`.".into(),
     );
     f.repair = repair;
     f

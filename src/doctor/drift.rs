@@ -188,7 +188,7 @@ pub fn classify(installed: &str, desired: &str, this_binary: &Path) -> Drift {
         }
         let line = ia.and_then(|v| v.first()).map(|e| e.line);
         if section == "Service" && key == "Environment" {
-            env_items(&a, &b, line, &mut items);
+            env_items(&a, &b, &mut items);
             continue;
         }
         if section == "Service" && key == "ExecStart" && va.len() == 1 && vb.len() == 1 {
@@ -298,9 +298,10 @@ fn is_subsequence(small: &[String], big: &[String]) -> bool {
     small.iter().all(|s| it.any(|b| b == s))
 }
 
-fn env_items(a: &[Entry], b: &[Entry], line: Option<usize>, items: &mut Vec<Item>) {
+fn env_items(a: &[Entry], b: &[Entry], items: &mut Vec<Item>) {
     let ea = unit_file::environment(a);
     let eb = unit_file::environment(b);
+    let lines = unit_file::environment_lines(a);
     let names: BTreeSet<&String> = ea.keys().chain(eb.keys()).collect();
     for n in names {
         let (va, vb) = (ea.get(n), eb.get(n));
@@ -330,7 +331,7 @@ fn env_items(a: &[Entry], b: &[Entry], line: Option<usize>, items: &mut Vec<Item
             key: format!("Service.Environment.{n}"),
             installed: redact(va),
             desired: redact(vb),
-            line,
+            line: lines.get(n).copied(),
         });
     }
 }
@@ -439,5 +440,22 @@ mod tests {
                 .next()
                 .is_some()
         );
+    }
+
+    #[test]
+    fn environment_items_carry_their_own_line() {
+        let inst = DESIRED.replace(
+            "TimeoutStopSec=45",
+            "TimeoutStopSec=45\nEnvironment=OPENCLAW_GATEWAY_TOKEN=s3cret",
+        );
+        let d = classify(&inst, DESIRED, bin());
+        let secret = d.of(Class::Secret).next().expect("secret item");
+        let want = inst
+            .lines()
+            .position(|l| l.contains("OPENCLAW_GATEWAY_TOKEN"))
+            .unwrap()
+            + 1;
+        assert_eq!(secret.line, Some(want), "{d:#?}");
+        assert!(secret.describe().contains(&format!("(line {want})")));
     }
 }

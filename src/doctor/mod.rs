@@ -80,6 +80,11 @@ pub enum Repair {
         /// The unit carrying it.
         unit: PathBuf,
     },
+    /// Replace the credential lines of kept unit backups (`.bak`) with a comment.
+    ScrubSecrets {
+        /// The backups.
+        files: Vec<PathBuf>,
+    },
     /// Rewrite the service definition through the install transaction.
     Reinstall {
         /// Also when the file carries operator edits (needs `--force`).
@@ -101,6 +106,14 @@ impl Repair {
             Repair::AdoptUnitToken { unit } => format!(
                 "move the token embedded in {} into the config",
                 unit.display()
+            ),
+            Repair::ScrubSecrets { files } => format!(
+                "remove the credential from {}",
+                files
+                    .iter()
+                    .map(|p| p.display().to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
             ),
             Repair::Reinstall { force: false } => {
                 "rewrite the service definition (gateway install transaction)".into()

@@ -125,8 +125,10 @@ impl World {
             status: None,
             reinstall: Some(Box::new(move |force| {
                 calls.borrow_mut().push(force);
-                if unit.exists() {
-                    std::fs::copy(&unit, format!("{}.bak", unit.display())).unwrap();
+                // Like install: the backup keeps no credential.
+                if let Ok(prev) = std::fs::read_to_string(&unit) {
+                    let kept = checks::scrub_secret_lines(&prev, &[]).unwrap_or(prev);
+                    std::fs::write(format!("{}.bak", unit.display()), kept).unwrap();
                 }
                 std::fs::write(&unit, &write).unwrap();
                 Ok(format!("rewrote {}", unit.display()))
@@ -276,7 +278,8 @@ fn generated_unit_drift_is_classified_and_repaired_through_the_install_transacti
     );
     assert_eq!(
         std::fs::read_to_string(format!("{}.bak", w.unit().display())).unwrap(),
-        old
+        checks::scrub_secret_lines(&old, &[]).unwrap(),
+        "the previous unit is kept, without its token"
     );
     let (r2, _) = w.report(&[]);
     for id in [
@@ -603,4 +606,52 @@ fn the_socket_unit_is_checked_missing_moved_edited_and_unlinked() {
     // A unit not written by install: its socket is not ours.
     w.install_unit("[Service]\nExecStart=/bin/true\n");
     assert_eq!(socket_finding(&w).level, Level::Skip);
+}
+
+#[test]
+fn a_backup_holding_a_token_is_found_and_scrubbed() {
+    let w = World::new(GOOD);
+    let unit = desired(w.home.path(), &w.program, 18795);
+    w.install_unit(&unit);
+    // What an earlier release left: the previous unit, token and all, world-readable.
+    let bak = PathBuf::from(format!("{}.bak", w.unit().display()));
+    let old = unit.replace(
+        "[Service]\n",
+        "[Service]\nEnvironment=OPENCLAW_GATEWAY_TOKEN=tok-0123456789abcdef\n",
+    );
+    std::fs::write(&bak, &old).unwrap();
+    chmod(&bak, 0o644);
+    let (r, c) = w.report(&[]);
+    let f = finding(&r, "service-secrets");
+    assert_eq!(f.level, Level::Fail, "{f:#?}");
+    let at = line_of(&old, "OPENCLAW_GATEWAY_TOKEN");
+    assert!(
+        f.details
+            .iter()
+            .any(|d| d.contains(&format!("{} line(s) {at}", bak.display()))),
+        "{f:#?}"
+    );
+    assert_eq!(
+        f.repair,
+        Some(Repair::ScrubSecrets {
+            files: vec![bak.clone()]
+        })
+    );
+    assert_eq!(
+        r.repairable(false).len(),
+        1,
+        "one repair, the one --repair does"
+    );
+    let applied = repair::apply(&r, &c, false);
+    assert!(applied.iter().all(|a| a.ok), "{applied:#?}");
+    assert!(w.calls.borrow().is_empty(), "no reinstall for a backup");
+    let now = std::fs::read_to_string(&bak).unwrap();
+    assert!(!now.contains("tok-0123456789abcdef"), "{now}");
+    assert!(now.contains(checks::SCRUBBED), "{now}");
+    assert_eq!(now.lines().count(), old.lines().count());
+    assert_eq!(mode(&bak), 0o600);
+    let (r2, c2) = w.report(&[]);
+    assert_eq!(level_of(&r2, "service-secrets"), Some(Level::Ok));
+    assert!(r2.repairable(true).is_empty());
+    assert!(repair::apply(&r2, &c2, false).is_empty());
 }

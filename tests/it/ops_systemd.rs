@@ -342,3 +342,49 @@ fn doctor_owns_the_socket_unit_missing_moved_or_disabled() {
         },
     );
 }
+
+#[test]
+fn a_removed_token_survives_in_no_backup() {
+    sandbox::run("ops_systemd::a_removed_token_survives_in_no_backup", |sb| {
+        use std::os::unix::fs::PermissionsExt;
+        let port = free_port();
+        ok(oc(&["gateway", "install", "--port", &port.to_string()]));
+        let tok = crate::systemd_e2e::token(sb, ".openclaw");
+        let bak = PathBuf::from(format!("{}.bak", unit_path(sb).display()));
+        let clean = std::fs::read_to_string(unit_path(sb)).unwrap();
+        let with_token = clean.replace(
+            "[Service]\n",
+            &format!("[Service]\nEnvironment=OPENCLAW_GATEWAY_TOKEN={tok}\n"),
+        );
+
+        // Drift: a token embedded in the unit → doctor fails → the repair removes it, and
+        // the backup it keeps does not hold it either.
+        std::fs::write(unit_path(sb), &with_token).unwrap();
+        assert_eq!(sb.systemctl(&["daemon-reload"]).0, 0);
+        let r = json(&oc(&["doctor", "--json"]));
+        assert_eq!(level(&r, "service-secrets"), "fail", "{r}");
+        repair_then_clean("embedded token");
+        let kept = std::fs::read_to_string(&bak).unwrap();
+        assert!(!kept.contains(&tok), "the backup keeps no token: {kept}");
+        assert!(kept.contains(openclaw::doctor::checks::SCRUBBED), "{kept}");
+        assert_eq!(
+            std::fs::metadata(&bak).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+        let r = json(&oc(&["doctor", "--json"]));
+        assert_eq!(level(&r, "service-secrets"), "ok", "{r}");
+
+        // A backup an earlier release left with the token in it is found and scrubbed.
+        std::fs::write(&bak, &with_token).unwrap();
+        let d = oc(&["doctor"]);
+        let t = text(&d);
+        assert!(!d.status.success(), "{t}");
+        assert!(t.contains(&format!("{} line(s)", bak.display())), "{t}");
+        assert!(!t.contains(&tok), "doctor never prints it: {t}");
+        repair_then_clean("token in a backup");
+        assert!(!std::fs::read_to_string(&bak).unwrap().contains(&tok));
+        ok(oc(&["gateway", "stop"]));
+        ok(oc(&["gateway", "start"]));
+        assert!(answers_on(port), "the next start serves");
+    });
+}

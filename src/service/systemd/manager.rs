@@ -511,16 +511,32 @@ pub fn parse_listen(v: &str) -> Vec<String> {
         .collect()
 }
 
+/// Writes `content` to `path` as a 0600 file (also when it existed with another mode).
+pub(crate) fn write_private(path: &Path, content: &str) -> std::io::Result<()> {
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)?;
+    f.set_permissions(std::fs::Permissions::from_mode(0o600))?;
+    std::io::Write::write_all(&mut f, content.as_bytes())?;
+    f.sync_all()
+}
+
 fn write_unit_file(path: &Path, content: &str) -> Result<Option<PathBuf>> {
     use std::io::Write;
-    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    use std::os::unix::fs::OpenOptionsExt;
     let dir = path.parent().unwrap_or(Path::new("/"));
     std::fs::create_dir_all(dir).map_err(|e| Error::io("creating unit directory", dir, e))?;
     let mut backup = None;
-    if path.exists() {
+    if let Ok(previous) = std::fs::read_to_string(path) {
+        // The backup never keeps a credential the rewrite removes (tokens that older
+        // releases, or an operator, embedded in the unit).
         let bak = PathBuf::from(format!("{}.bak", path.display()));
-        std::fs::copy(path, &bak).map_err(|e| Error::io("backing up unit file to", &bak, e))?;
-        let _ = std::fs::set_permissions(&bak, std::fs::Permissions::from_mode(0o600));
+        let kept = crate::doctor::checks::scrub_secret_lines(&previous, &[]).unwrap_or(previous);
+        write_private(&bak, &kept).map_err(|e| Error::io("backing up unit file to", &bak, e))?;
         backup = Some(bak);
     }
     let tmp = dir.join(format!(
