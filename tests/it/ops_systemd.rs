@@ -388,3 +388,56 @@ fn a_removed_token_survives_in_no_backup() {
         assert!(answers_on(port), "the next start serves");
     });
 }
+
+#[test]
+fn gateway_status_reports_the_runtime_after_its_probe_and_no_stale_text() {
+    sandbox::run(
+        "ops_systemd::gateway_status_reports_the_runtime_after_its_probe_and_no_stale_text",
+        |sb| {
+            let port = free_port();
+            ok(oc(&["gateway", "install", "--port", &port.to_string()]));
+            // Only the service stops: the socket keeps listening, so the status probe's own
+            // connection starts it again — and status must say so.
+            assert_eq!(sb.systemctl(&["stop", UNIT]).0, 0);
+            assert_eq!(sb.prop(UNIT, "ActiveState"), "inactive");
+            let t = ok(oc(&["gateway", "status"]));
+            assert!(t.contains("RPC probe: ok"), "{t}");
+            assert!(t.contains("Runtime: running (pid "), "{t}");
+            assert_eq!(sb.prop(UNIT, "ActiveState"), "active");
+
+            // Stopped for real: systemd still holds the last STATUS= text; status must not
+            // present it as the gateway speaking.
+            ok(oc(&["gateway", "stop"]));
+            let t = ok(oc(&["gateway", "status"]));
+            assert!(t.contains("Runtime: stopped"), "{t}");
+            assert!(!t.contains("Gateway says:"), "{t}");
+            assert!(
+                t.contains(&format!("Listening: nothing on port {port} (kernel)")),
+                "nothing listens, and status says so: {t}"
+            );
+            ok(oc(&["gateway", "start"]));
+            assert!(answers_on(port));
+
+            // ListenStream= edited and reloaded, socket not restarted: what is bound is still
+            // the old port; status shows that, and names the pending addresses.
+            let sock = sb.home.join(".config/systemd/user/openclaw-gateway.socket");
+            let other = free_port();
+            let edited = std::fs::read_to_string(&sock)
+                .unwrap()
+                .replace(&format!(":{port}"), &format!(":{other}"));
+            std::fs::write(&sock, edited).unwrap();
+            assert_eq!(sb.systemctl(&["daemon-reload"]).0, 0);
+            let t = ok(oc(&["gateway", "status"]));
+            assert!(
+                t.contains(&format!(
+                    "Listening: 127.0.0.1:{port}, [::1]:{port} (socket-activated"
+                )),
+                "{t}"
+            );
+            assert!(
+                t.contains(&format!("the socket unit names 127.0.0.1:{other}")),
+                "{t}"
+            );
+        },
+    );
+}
