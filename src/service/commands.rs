@@ -848,7 +848,7 @@ pub fn render_status(
             if let Some(t) = s.status_text.as_ref().filter(|_| s.pid.is_some()) {
                 o.push_str(&format!("Gateway says: {t}\n"));
             }
-            if s.result.as_deref() == Some("start-limit-hit") {
+            if s.start_limit_hit {
                 o.push_str(&format!(
                     "Start limit: hit (it failed too often in a row; StartLimitBurst= within StartLimitIntervalSec=): \
                      systemd will not start it again until `systemctl --user reset-failed {}` \
@@ -1005,7 +1005,8 @@ mod tests {
             name: "openclaw-gateway.service".into(),
             installed: true,
             state: "failed".into(),
-            result: Some("start-limit-hit".into()),
+            result: Some("exit-code".into()),
+            start_limit_hit: true,
             status_text: Some("listening on ws://127.0.0.1:1".into()),
             logs: Some("journalctl --user -u openclaw-gateway.service".into()),
             ..Default::default()
@@ -1021,6 +1022,7 @@ mod tests {
             pid: Some(7),
             state: "active".into(),
             result: Some("success".into()),
+            start_limit_hit: false,
             ..st
         };
         let t = render_status(&Ok(live), &Ok(()), 1, None);

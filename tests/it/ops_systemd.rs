@@ -441,3 +441,42 @@ fn gateway_status_reports_the_runtime_after_its_probe_and_no_stale_text() {
         },
     );
 }
+
+#[test]
+fn a_crash_loop_names_the_start_limit_and_the_way_out() {
+    sandbox::run(
+        "ops_systemd::a_crash_loop_names_the_start_limit_and_the_way_out",
+        |sb| {
+            let port = free_port();
+            ok(oc(&["gateway", "install", "--port", &port.to_string()]));
+            // A gateway that dies at once, restarted quickly: the start limit trips.
+            crate::systemd_e2e::drop_in(
+                sb,
+                UNIT,
+                "[Unit]\nStartLimitBurst=3\n[Service]\nExecStart=\nExecStart=/bin/false\nRestartSec=100ms\n",
+            );
+            assert_eq!(sb.systemctl(&["restart", "--no-block", UNIT]).0, 0);
+            sb.wait_for("the start limit", crate::systemd_e2e::T, || {
+                sb.prop(UNIT, "ActiveState") == "failed"
+            });
+            let t = ok(oc(&["gateway", "status"]));
+            assert!(t.contains("Runtime: failed"), "{t}");
+            assert!(
+                t.contains("Start limit: hit")
+                    && t.contains(&format!("systemctl --user reset-failed {UNIT}")),
+                "{t}"
+            );
+            // The way out: fix the cause, then start (which resets the limit).
+            std::fs::remove_dir_all(
+                sb.home
+                    .join(".config/systemd/user")
+                    .join(format!("{UNIT}.d")),
+            )
+            .unwrap();
+            assert_eq!(sb.systemctl(&["daemon-reload"]).0, 0);
+            ok(oc(&["gateway", "start"]));
+            sb.wait_for("the gateway", crate::systemd_e2e::T, || answers_on(port));
+            assert!(!ok(oc(&["gateway", "status"])).contains("Start limit"));
+        },
+    );
+}

@@ -99,7 +99,7 @@ pub fn system_unit_competes(path: &Path, enabled_or_active: Option<bool>, linked
 }
 
 /// Properties read for status.
-const SERVICE_PROPS: &str = "LoadState,ActiveState,SubState,Result,MainPID,ExecMainStatus,ExecMainCode,NRestarts,FragmentPath,DropInPaths,NeedDaemonReload,UnitFileState,StatusText";
+const SERVICE_PROPS: &str = "LoadState,ActiveState,SubState,Result,MainPID,ExecMainStatus,ExecMainCode,NRestarts,StartLimitBurst,FragmentPath,DropInPaths,NeedDaemonReload,UnitFileState,StatusText";
 const SOCKET_PROPS: &str = "LoadState,ActiveState,SubState,Listen,NeedDaemonReload,UnitFileState";
 
 /// systemd as a [`ServiceManager`].
@@ -500,6 +500,20 @@ pub fn parse_show_blocks(s: &str) -> Vec<HashMap<String, String>> {
         .collect()
 }
 
+/// Whether systemd refused to start the service again. `Result=start-limit-hit` only when
+/// the limit was the first failure; in a crash loop `Result` keeps the crash's own result
+/// (systemd 252), so a failed unit with at least `StartLimitBurst` automatic restarts is a hit
+/// limit too (its restart count is reset by a manual start).
+pub fn start_limit_hit(
+    state: &str,
+    result: &str,
+    restarts: Option<u32>,
+    burst: Option<u32>,
+) -> bool {
+    result == "start-limit-hit"
+        || (state == "failed" && matches!((restarts, burst), (Some(n), Some(b)) if b > 0 && n >= b))
+}
+
 /// Parses the socket's `Listen=` property (`127.0.0.1:18789 (Stream)` entries).
 pub fn parse_listen(v: &str) -> Vec<String> {
     // systemd prints several listeners space-separated, each followed by "(Type)".
@@ -733,6 +747,12 @@ impl ServiceManager for SystemdManager {
                 .split_whitespace()
                 .map(PathBuf::from)
                 .collect(),
+            start_limit_hit: start_limit_hit(
+                &get(&s, "ActiveState"),
+                &get(&s, "Result"),
+                get(&s, "NRestarts").parse().ok(),
+                get(&s, "StartLimitBurst").parse().ok(),
+            ),
         })
     }
 
@@ -891,5 +911,25 @@ mod tests {
             parse_listen(&m["Listen"]),
             vec!["127.0.0.1:18789", "[::1]:18789"]
         );
+    }
+
+    #[test]
+    fn a_crash_loop_that_ran_out_of_restarts_is_a_hit_start_limit() {
+        assert!(start_limit_hit(
+            "failed",
+            "start-limit-hit",
+            Some(0),
+            Some(10)
+        ));
+        // systemd 252 keeps the crash's own Result in a crash loop.
+        assert!(start_limit_hit("failed", "exit-code", Some(10), Some(10)));
+        assert!(!start_limit_hit("failed", "exit-code", Some(2), Some(10)));
+        assert!(!start_limit_hit(
+            "activating",
+            "exit-code",
+            Some(10),
+            Some(10)
+        ));
+        assert!(!start_limit_hit("failed", "exit-code", None, Some(10)));
     }
 }
