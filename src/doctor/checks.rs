@@ -2,7 +2,7 @@
 //!
 //! Ids: `config-valid`, `gateway-mode`, `gateway-auth`, `state-permissions`,
 //! `service-secrets`, `service-unit`, `service-socket`, `service-binary`, `service-port`,
-//! `service-dropins`,
+//! `service-dropins`, `service-exposure`,
 //! `service-state`, `linger`, `competing-units`, `gateway-reachable`, `version-match`,
 //! `activation-env`, `profile-collisions`.
 use std::collections::HashMap;
@@ -40,7 +40,7 @@ impl Check for FnCheck {
 /// Every check, in report order.
 pub fn all() -> Vec<Box<dyn Check>> {
     type CheckFn = fn(&Ctx) -> Finding;
-    let list: [(&'static str, CheckFn); 17] = [
+    let list: [(&'static str, CheckFn); 18] = [
         ("config-valid", config_valid),
         ("gateway-mode", gateway_mode),
         ("gateway-auth", gateway_auth),
@@ -51,6 +51,7 @@ pub fn all() -> Vec<Box<dyn Check>> {
         ("service-binary", service_binary),
         ("service-port", service_port),
         ("service-dropins", service_dropins),
+        ("service-exposure", service_exposure),
         ("service-state", service_state),
         ("linger", linger),
         ("competing-units", competing_units),
@@ -864,24 +865,85 @@ fn service_dropins(ctx: &Ctx) -> Finding {
         .map(|p| p.display().to_string())
         .collect::<Vec<_>>()
         .join(", ");
-    if overrides.is_empty() {
-        return Finding::ok(
-            "",
-            format!("{} drop-in(s), left alone: {list}", files.len()),
-        );
-    }
-    Finding::warn(
+    // The recommended way to customise: information (what is overridden where), never a
+    // warning that no repair can clear.
+    Finding::ok(
         "",
         format!(
-            "drop-ins override what install manages ({} line(s)); doctor leaves them alone",
-            overrides.len()
+            "{} drop-in(s), left alone: {list}{}",
+            files.len(),
+            if overrides.is_empty() {
+                String::new()
+            } else {
+                format!(
+                    " ({} override(s) of what install manages; they win over repairs to the unit)",
+                    overrides.len()
+                )
+            }
         ),
     )
     .details(overrides)
-    .fix(format!(
-        "Intended? Keep them. Otherwise edit them (`systemctl --user edit {}.service`): port/binary repairs to the unit do not take effect while a drop-in overrides ExecStart/Environment.",
-        ctx.service.name
-    ))
+}
+
+fn service_exposure(ctx: &Ctx) -> Finding {
+    if let Some(f) = no_service(ctx) {
+        return f;
+    }
+    match &ctx.service.exposure {
+        None => Finding::skip("", "not measured (no installed systemd user unit)"),
+        Some(Err(why)) => Finding::skip("", why.clone()),
+        Some(Ok((score, word))) => Finding::ok(
+            "",
+            format!(
+                "exposure {score} {word} (`systemd-analyze security --offline=yes {}`; lower is better)",
+                ctx.service.user_file().display()
+            ),
+        ),
+    }
+}
+
+/// The overall score from `systemd-analyze security` output: ("1.9", "OK").
+pub fn parse_exposure(out: &str) -> Option<(String, String)> {
+    let line = out
+        .lines()
+        .find(|l| l.contains("Overall exposure level for"))?;
+    let (_, tail) = line.rsplit_once(": ")?;
+    let mut w = tail.split_whitespace();
+    let score = w.next()?.to_string();
+    score.parse::<f64>().ok()?;
+    Some((score, w.next().unwrap_or_default().to_string()))
+}
+
+/// Measures the installed unit's exposure offline (from the file, as systemd would load it).
+#[cfg(target_os = "linux")]
+fn exposure(unit: &Path) -> Option<std::result::Result<(String, String), String>> {
+    if !unit.exists() {
+        return None;
+    }
+    let out = match std::process::Command::new("systemd-analyze")
+        .args(["security", "--offline=yes"])
+        .arg(unit)
+        .output()
+    {
+        Ok(o) => o,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Some(Err(
+                "systemd-analyze is not installed: exposure not measured".into(),
+            ));
+        }
+        Err(e) => return Some(Err(format!("running systemd-analyze: {e}"))),
+    };
+    let text = String::from_utf8_lossy(&out.stdout);
+    Some(parse_exposure(&text).ok_or_else(|| {
+        format!(
+            "`systemd-analyze security --offline=yes {}` gave no score: {}",
+            unit.display(),
+            String::from_utf8_lossy(&out.stderr)
+                .lines()
+                .next()
+                .unwrap_or("no output")
+        )
+    }))
 }
 
 fn status_of(ctx: &Ctx) -> Option<std::result::Result<&crate::service::ServiceStatus, &str>> {
@@ -1288,6 +1350,7 @@ fn native_service_ctx(paths: &Paths, port: Option<u16>) -> ServiceCtx {
                     .into(),
             ),
             desired_socket: None,
+            exposure: None,
             status: None,
             reinstall: None,
         }
@@ -1365,6 +1428,11 @@ fn linux_service_ctx(paths: &Paths, spec: &crate::service::ServiceSpec) -> Servi
         system_dirs: SYSTEM_UNIT_DIRS.iter().map(PathBuf::from).collect(),
         desired,
         desired_socket,
+        exposure: exposure(
+            &config_home
+                .join("systemd/user")
+                .join(format!("{}.service", paths.unit_name())),
+        ),
         status: None,
         reinstall: None,
     }

@@ -230,6 +230,9 @@ pub struct ServiceCtx {
     /// The socket unit install would write now (systemd), or why it cannot be rendered
     /// (`None`: this manager has no socket unit, or it was not rendered).
     pub desired_socket: Option<std::result::Result<String, String>>,
+    /// `systemd-analyze security` of the installed unit: (score, verdict word), or why it
+    /// could not be measured (`None`: not measured here).
+    pub exposure: Option<std::result::Result<(String, String), String>>,
     /// What the manager reports (`None`: not asked).
     pub status: Option<std::result::Result<ServiceStatus, String>>,
     /// The install transaction.
@@ -257,6 +260,7 @@ impl ServiceCtx {
             system_dirs: vec![],
             desired: Err("no service manager on this platform".into()),
             desired_socket: None,
+            exposure: None,
             status: None,
             reinstall: None,
         }

@@ -122,6 +122,7 @@ impl World {
             system_dirs: vec![self.home.path().join("pkg/etc/systemd/system")],
             desired: Ok(want),
             desired_socket: None,
+            exposure: None,
             status: None,
             reinstall: Some(Box::new(move |force| {
                 calls.borrow_mut().push(force);
@@ -403,7 +404,9 @@ fn drop_ins_are_reported_and_left_alone() {
     std::fs::write(&conf, text).unwrap();
     let (r, c) = w.report(&[]);
     let f = finding(&r, "service-dropins");
-    assert_eq!(f.level, Level::Warn);
+    assert_eq!(f.level, Level::Ok, "information, not a warning: {f:#?}");
+    assert!(f.summary.contains("3 override(s)"), "{f:#?}");
+    assert!(f.repair.is_none());
     assert!(
         f.details
             .iter()
@@ -654,4 +657,29 @@ fn a_backup_holding_a_token_is_found_and_scrubbed() {
     assert_eq!(level_of(&r2, "service-secrets"), Some(Level::Ok));
     assert!(r2.repairable(true).is_empty());
     assert!(repair::apply(&r2, &c2, false).is_empty());
+}
+
+#[test]
+fn the_exposure_score_is_information_and_a_missing_tool_is_said() {
+    let out = "✓ UMask=   Files created by service are accessible only by service's own user\n\n→ Overall exposure level for openclaw-gateway.service: 1.9 OK 🙂\n";
+    assert_eq!(
+        checks::parse_exposure(out),
+        Some(("1.9".to_string(), "OK".to_string()))
+    );
+    assert_eq!(checks::parse_exposure("Failed to initialize manager"), None);
+    let w = World::new(GOOD);
+    w.install_unit(&desired(w.home.path(), &w.program, 18795));
+    let mut c = w.ctx(&[]);
+    c.service.exposure = Some(Ok(("1.9".into(), "OK".into())));
+    let r = run_all(&checks::all(), &c);
+    let f = finding(&r, "service-exposure");
+    assert_eq!(f.level, Level::Ok);
+    assert!(f.summary.starts_with("exposure 1.9 OK"), "{f:#?}");
+    c.service.exposure = Some(Err(
+        "systemd-analyze is not installed: exposure not measured".into(),
+    ));
+    let r = run_all(&checks::all(), &c);
+    let f = finding(&r, "service-exposure");
+    assert_eq!(f.level, Level::Skip);
+    assert!(f.summary.contains("not installed"), "{f:#?}");
 }

@@ -260,8 +260,14 @@ fn doctor_repairs_token_binary_and_reload_drift_and_preserves_edits() {
             let r = json(&oc(&["doctor", "--json"]));
             assert_eq!(
                 level(&r, "service-dropins"),
-                "warn",
-                "overrides Environment: {r}"
+                "ok",
+                "listed with its override, as information: {r}"
+            );
+            let t = ok(oc(&["doctor"]));
+            assert!(
+                t.contains("local.conf:2 overrides Environment")
+                    && !t.contains("warn service-dropins"),
+                "{t}"
             );
             assert_eq!(level(&r, "service-unit"), "ok", "{r}");
             let out = ok(oc(&["doctor", "--repair", "--force"]));
@@ -287,6 +293,21 @@ fn doctor_owns_the_socket_unit_missing_moved_or_disabled() {
                 .join(SOCKET);
             let r = json(&oc(&["doctor", "--json"]));
             assert_eq!(level(&r, "service-socket"), "ok", "{r}");
+            // The exposure score of the installed unit, as information with its number.
+            assert_eq!(level(&r, "service-exposure"), "ok", "{r}");
+            let f = r["findings"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|f| f["id"] == "service-exposure")
+                .unwrap();
+            let score: f64 = f["summary"].as_str().unwrap()["exposure ".len()..]
+                .split_whitespace()
+                .next()
+                .unwrap()
+                .parse()
+                .unwrap_or_else(|e| panic!("{e}: {f}"));
+            assert!((0.0..=10.0).contains(&score), "{f}");
 
             // Deleted socket unit: doctor says so (the wants link now dangles), the repair
             // writes it back, and the next start serves.
