@@ -336,6 +336,24 @@ impl Report {
             .filter(|f| f.repair.is_some() && f.level >= Level::Warn && (force || !f.needs_force))
             .collect()
     }
+    /// Without `force`, a service rewrite is held back for every finding while one of them
+    /// would replace operator edits.
+    pub fn reinstall_held(&self, force: bool) -> bool {
+        !force
+            && self.findings.iter().any(|f| {
+                f.needs_force
+                    && f.level >= Level::Warn
+                    && matches!(f.repair, Some(Repair::Reinstall { .. }))
+            })
+    }
+    /// The repairable findings `--repair` will actually carry out (what the summary counts).
+    pub fn will_repair(&self, force: bool) -> Vec<&Finding> {
+        let held = self.reinstall_held(force);
+        self.repairable(force)
+            .into_iter()
+            .filter(|f| !(held && matches!(f.repair, Some(Repair::Reinstall { .. }))))
+            .collect()
+    }
 }
 
 /// Runs every check.
@@ -359,7 +377,8 @@ pub fn render_text(r: &Report, force: bool) -> String {
         }
     }
     let count = |l: Level| r.findings.iter().filter(|f| f.level == l).count();
-    let repairable = r.repairable(force).len();
+    let repairable = r.will_repair(force).len();
+    let held = r.repairable(force).len() - repairable;
     let _ = write!(
         o,
         "Summary: {} ok, {} warn, {} fail, {} skipped",
@@ -372,6 +391,12 @@ pub fn render_text(r: &Report, force: bool) -> String {
         let _ = write!(
             o,
             " ({repairable} repairable: run `openclaw doctor --repair`)"
+        );
+    }
+    if held > 0 {
+        let _ = write!(
+            o,
+            " ({held} held back by operator edits: move them into a drop-in, or `openclaw doctor --repair --force`)"
         );
     }
     o.push('\n');

@@ -107,12 +107,7 @@ pub fn apply(report: &Report, ctx: &Ctx, force: bool) -> Vec<Applied> {
     if !reinstall.is_empty() {
         let force_needed = reinstall.iter().any(|f| f.needs_force);
         let ids: Vec<&'static str> = reinstall.iter().map(|f| f.id).collect();
-        let blocked = !force
-            && report.findings.iter().any(|f| {
-                f.needs_force
-                    && f.level >= super::Level::Warn
-                    && matches!(f.repair, Some(Repair::Reinstall { .. }))
-            });
+        let blocked = report.reinstall_held(force);
         let (ok, message) = if blocked {
             (
                 false,

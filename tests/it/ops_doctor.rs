@@ -333,6 +333,12 @@ fn operator_edits_are_preserved_unless_forced() {
     let (r, c) = w.report(&[]);
     assert_eq!(level_of(&r, "service-unit"), Some(Level::Fail));
     assert_eq!(level_of(&r, "service-port"), Some(Level::Fail));
+    // The summary counts what --repair will do: nothing here without --force.
+    let text = openclaw::doctor::render_text(&r, false);
+    assert!(!text.contains("repairable"), "{text}");
+    assert!(text.contains("held back by operator edits"), "{text}");
+    assert!(r.will_repair(false).is_empty());
+    assert_eq!(r.will_repair(true).len(), r.repairable(true).len());
     let applied = repair::apply(&r, &c, false);
     assert!(w.calls.borrow().is_empty(), "{applied:#?}");
     assert!(
