@@ -1,7 +1,8 @@
 //! The checks, and the production [`Ctx`] builder.
 //!
 //! Ids: `config-valid`, `gateway-mode`, `gateway-auth`, `state-permissions`,
-//! `service-secrets`, `service-unit`, `service-binary`, `service-port`, `service-dropins`,
+//! `service-secrets`, `service-unit`, `service-socket`, `service-binary`, `service-port`,
+//! `service-dropins`, `service-exposure`,
 //! `service-state`, `linger`, `competing-units`, `gateway-reachable`, `version-match`,
 //! `activation-env`, `profile-collisions`.
 use std::collections::HashMap;
@@ -39,16 +40,18 @@ impl Check for FnCheck {
 /// Every check, in report order.
 pub fn all() -> Vec<Box<dyn Check>> {
     type CheckFn = fn(&Ctx) -> Finding;
-    let list: [(&'static str, CheckFn); 16] = [
+    let list: [(&'static str, CheckFn); 18] = [
         ("config-valid", config_valid),
         ("gateway-mode", gateway_mode),
         ("gateway-auth", gateway_auth),
         ("state-permissions", state_permissions),
         ("service-secrets", service_secrets),
         ("service-unit", service_unit),
+        ("service-socket", service_socket),
         ("service-binary", service_binary),
         ("service-port", service_port),
         ("service-dropins", service_dropins),
+        ("service-exposure", service_exposure),
         ("service-state", service_state),
         ("linger", linger),
         ("competing-units", competing_units),
@@ -318,7 +321,8 @@ pub fn dropins(ctx: &Ctx) -> Vec<PathBuf> {
     out
 }
 
-fn secret_values(ctx: &Ctx) -> Vec<String> {
+/// The configured gateway credentials (8+ characters), to find them verbatim in files.
+pub(crate) fn secret_values(ctx: &Ctx) -> Vec<String> {
     let Some(c) = ctx.cfg() else {
         return Vec::new();
     };
@@ -351,6 +355,45 @@ pub fn secret_lines(text: &str, secrets: &[String]) -> Vec<usize> {
         .collect()
 }
 
+/// What replaces a line holding a gateway credential in a kept copy of a unit.
+pub const SCRUBBED: &str = "# openclaw: a line holding a gateway credential was removed here (it lives in gateway.auth.token)";
+
+/// `text` with every [`secret_lines`] line replaced by [`SCRUBBED`], or `None` when it holds
+/// no credential. Line count and every other byte stay as they were.
+pub fn scrub_secret_lines(text: &str, secrets: &[String]) -> Option<String> {
+    let lines = secret_lines(text, secrets);
+    if lines.is_empty() {
+        return None;
+    }
+    let mut out = String::with_capacity(text.len());
+    for (i, l) in text.split_inclusive('\n').enumerate() {
+        if lines.contains(&(i + 1)) {
+            out.push_str(SCRUBBED);
+            if l.ends_with('\n') {
+                out.push('\n');
+            }
+        } else {
+            out.push_str(l);
+        }
+    }
+    Some(out)
+}
+
+/// The copies install keeps of the previous unit files (`<unit>.bak`).
+fn unit_backups(ctx: &Ctx) -> Vec<PathBuf> {
+    let mut v = vec![PathBuf::from(format!(
+        "{}.bak",
+        ctx.service.user_file().display()
+    ))];
+    if ctx.service.kind == Some(ManagerKind::Systemd) {
+        v.push(PathBuf::from(format!(
+            "{}.bak",
+            ctx.service.socket_file().display()
+        )));
+    }
+    v
+}
+
 fn service_secrets(ctx: &Ctx) -> Finding {
     let secrets = secret_values(ctx);
     let mut fail = Vec::new();
@@ -372,6 +415,23 @@ fn service_secrets(ctx: &Ctx) -> Finding {
                 },
             );
         }
+    }
+    let mut backups = Vec::new();
+    for b in unit_backups(ctx) {
+        if let Ok(text) = std::fs::read_to_string(&b) {
+            let lines = secret_lines(&text, &secrets);
+            if !lines.is_empty() {
+                fail.push(format!(
+                    "{} line(s) {} (backup of an earlier unit)",
+                    b.display(),
+                    join(&lines)
+                ));
+                backups.push(b);
+            }
+        }
+    }
+    if repair.is_none() && !backups.is_empty() {
+        repair = Some(Repair::ScrubSecrets { files: backups });
     }
     for d in dropins(ctx) {
         if let Ok(text) = std::fs::read_to_string(&d) {
@@ -411,7 +471,7 @@ fn service_secrets(ctx: &Ctx) -> Finding {
     };
     f.details = all;
     f.remediation = Some(
-        "Keep the token only in gateway.auth.token (0600 config). `openclaw doctor --repair` moves it there and rewrites the generated unit; remove it from drop-ins/env files yourself, then `systemctl --user daemon-reload`.".into(),
+        "Keep the token only in gateway.auth.token (0600 config). `openclaw doctor --repair` moves it there, rewrites the generated unit and removes it from backups; remove it from drop-ins/env files yourself, then `systemctl --user daemon-reload`.".into(),
     );
     f.repair = repair;
     f
@@ -485,23 +545,7 @@ fn service_unit(ctx: &Ctx) -> Finding {
     if d.is_empty() {
         return Finding::ok("", format!("{} is current{overrides}", path.display()));
     }
-    let details: Vec<String> = d
-        .items
-        .iter()
-        .map(|i| {
-            format!(
-                "{}: {}",
-                match i.class {
-                    Class::Outdated => "outdated",
-                    Class::StaleBinary => "stale binary",
-                    Class::Port => "port",
-                    Class::Secret => "secret",
-                    Class::OperatorEdit => "operator edit",
-                },
-                i.describe()
-            )
-        })
-        .collect();
+    let details: Vec<String> = d.items.iter().map(drift_detail).collect();
     let edits = d.of(Class::OperatorEdit).count();
     let auto: Vec<Class> = d.classes().into_iter().filter(|c| c.auto()).collect();
     let severe = auto
@@ -549,6 +593,124 @@ fn service_unit(ctx: &Ctx) -> Finding {
     f.repair = Some(Repair::Reinstall { force: true });
     f.needs_force = true;
     f
+}
+
+fn drift_detail(i: &drift::Item) -> String {
+    format!(
+        "{}: {}",
+        match i.class {
+            Class::Outdated => "outdated",
+            Class::StaleBinary => "stale binary",
+            Class::Port => "port",
+            Class::Secret => "secret",
+            Class::OperatorEdit => "operator edit",
+        },
+        i.describe()
+    )
+}
+
+/// The socket unit of a generated service: it exists, matches what install writes (its
+/// `ListenStream=` port above all), and is enabled through a live `sockets.target.wants`
+/// link. Without it `gateway start` fails ("Unit … not found") and nothing listens after
+/// the next login.
+fn service_socket(ctx: &Ctx) -> Finding {
+    let (_, _, ours) = match installed_unit(ctx) {
+        Ok(u) => u,
+        Err(f) => return f,
+    };
+    if !ours || !user_unit(ctx).is_some_and(|(_, t)| t.contains(MARKER)) {
+        return Finding::skip(
+            "",
+            "the service unit was not written by `openclaw gateway install`; its socket is not ours to check",
+        );
+    }
+    let desired = match &ctx.service.desired_socket {
+        None => return Finding::skip("", "no socket unit rendered"),
+        Some(Err(why)) => return Finding::skip("", format!("cannot compare: {why}")),
+        Some(Ok(d)) => d,
+    };
+    let path = ctx.service.socket_file();
+    let name = format!("{}.socket", ctx.service.name);
+    let link = ctx
+        .service
+        .user_dir
+        .join("sockets.target.wants")
+        .join(&name);
+    let repair_fix = format!(
+        "`openclaw{} doctor --repair` rewrites and re-enables it through the install transaction (daemon-reload, restart).",
+        pf(ctx)
+    );
+    let Ok(text) = std::fs::read_to_string(&path) else {
+        let mut f = Finding::fail(
+            "",
+            format!(
+                "{} is missing: `gateway start` fails (\"Unit {name} not found\") and nothing listens after the next login",
+                path.display()
+            ),
+        )
+        .fix(repair_fix)
+        .repair(Repair::Reinstall { force: false });
+        if std::fs::symlink_metadata(&link).is_ok() {
+            f.details = vec![format!("{} points at the missing file", link.display())];
+        }
+        return f;
+    };
+    let d = drift::classify(&text, desired, &ctx.program);
+    let mut details: Vec<String> = d.items.iter().map(drift_detail).collect();
+    let enabled = std::fs::metadata(&link).is_ok();
+    let dangling = !enabled && std::fs::symlink_metadata(&link).is_ok();
+    if dangling {
+        details.push(format!("{} is a dangling link", link.display()));
+    }
+    let edits = d.of(Class::OperatorEdit).count();
+    if d.of(Class::Port).next().is_some() {
+        let listen =
+            unit_file::values(&unit_file::parse(&text), "Socket", "ListenStream").join(", ");
+        let port = ctx
+            .cli_port
+            .as_ref()
+            .map(|(p, _)| p.to_string())
+            .unwrap_or_default();
+        let mut f = Finding::fail(
+            "",
+            format!(
+                "{} listens on {listen} but the service and this CLI use port {port}: clients are refused",
+                path.display()
+            ),
+        )
+        .details(details)
+        .fix(repair_fix);
+        f.repair = Some(Repair::Reinstall { force: edits > 0 });
+        f.needs_force = edits > 0;
+        return f;
+    }
+    if edits > 0 {
+        let mut f = Finding::warn("", format!("{edits} operator edit(s) in the generated {}: preserved", path.display()))
+            .details(details)
+            .fix(format!(
+                "Move your changes into a drop-in (`systemctl --user edit {name}`); or `openclaw{} doctor --repair --force` rewrites the file now (your version is kept as .bak).",
+                pf(ctx)
+            ))
+            .repair(Repair::Reinstall { force: true });
+        f.needs_force = true;
+        return f;
+    }
+    if !d.is_empty() {
+        return Finding::warn("", format!("{} has outdated defaults", path.display()))
+            .details(details)
+            .fix(repair_fix)
+            .repair(Repair::Reinstall { force: false });
+    }
+    if !enabled {
+        return Finding::fail(
+            "",
+            format!("{name} is not enabled: nothing listens after the next login or reboot"),
+        )
+        .details(details)
+        .fix(repair_fix)
+        .repair(Repair::Reinstall { force: false });
+    }
+    Finding::ok("", format!("{} is current and enabled", path.display()))
 }
 
 /// The installed systemd unit the unit checks read (path, entries, written by us), or the
@@ -703,24 +865,85 @@ fn service_dropins(ctx: &Ctx) -> Finding {
         .map(|p| p.display().to_string())
         .collect::<Vec<_>>()
         .join(", ");
-    if overrides.is_empty() {
-        return Finding::ok(
-            "",
-            format!("{} drop-in(s), left alone: {list}", files.len()),
-        );
-    }
-    Finding::warn(
+    // The recommended way to customise: information (what is overridden where), never a
+    // warning that no repair can clear.
+    Finding::ok(
         "",
         format!(
-            "drop-ins override what install manages ({} line(s)); doctor leaves them alone",
-            overrides.len()
+            "{} drop-in(s), left alone: {list}{}",
+            files.len(),
+            if overrides.is_empty() {
+                String::new()
+            } else {
+                format!(
+                    " ({} override(s) of what install manages; they win over repairs to the unit)",
+                    overrides.len()
+                )
+            }
         ),
     )
     .details(overrides)
-    .fix(format!(
-        "Intended? Keep them. Otherwise edit them (`systemctl --user edit {}.service`): port/binary repairs to the unit do not take effect while a drop-in overrides ExecStart/Environment.",
-        ctx.service.name
-    ))
+}
+
+fn service_exposure(ctx: &Ctx) -> Finding {
+    if let Some(f) = no_service(ctx) {
+        return f;
+    }
+    match &ctx.service.exposure {
+        None => Finding::skip("", "not measured (no installed systemd user unit)"),
+        Some(Err(why)) => Finding::skip("", why.clone()),
+        Some(Ok((score, word))) => Finding::ok(
+            "",
+            format!(
+                "exposure {score} {word} (`systemd-analyze security --offline=yes {}`; lower is better)",
+                ctx.service.user_file().display()
+            ),
+        ),
+    }
+}
+
+/// The overall score from `systemd-analyze security` output: ("1.9", "OK").
+pub fn parse_exposure(out: &str) -> Option<(String, String)> {
+    let line = out
+        .lines()
+        .find(|l| l.contains("Overall exposure level for"))?;
+    let (_, tail) = line.rsplit_once(": ")?;
+    let mut w = tail.split_whitespace();
+    let score = w.next()?.to_string();
+    score.parse::<f64>().ok()?;
+    Some((score, w.next().unwrap_or_default().to_string()))
+}
+
+/// Measures the installed unit's exposure offline (from the file, as systemd would load it).
+#[cfg(target_os = "linux")]
+fn exposure(unit: &Path) -> Option<std::result::Result<(String, String), String>> {
+    if !unit.exists() {
+        return None;
+    }
+    let out = match std::process::Command::new("systemd-analyze")
+        .args(["security", "--offline=yes"])
+        .arg(unit)
+        .output()
+    {
+        Ok(o) => o,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Some(Err(
+                "systemd-analyze is not installed: exposure not measured".into(),
+            ));
+        }
+        Err(e) => return Some(Err(format!("running systemd-analyze: {e}"))),
+    };
+    let text = String::from_utf8_lossy(&out.stdout);
+    Some(parse_exposure(&text).ok_or_else(|| {
+        format!(
+            "`systemd-analyze security --offline=yes {}` gave no score: {}",
+            unit.display(),
+            String::from_utf8_lossy(&out.stderr)
+                .lines()
+                .next()
+                .unwrap_or("no output")
+        )
+    }))
 }
 
 fn status_of(ctx: &Ctx) -> Option<std::result::Result<&crate::service::ServiceStatus, &str>> {
@@ -1126,6 +1349,8 @@ fn native_service_ctx(paths: &Paths, port: Option<u16>) -> ServiceCtx {
                 "plist drift is checked by `openclaw gateway install` (conservative launchd audit)"
                     .into(),
             ),
+            desired_socket: None,
+            exposure: None,
             status: None,
             reinstall: None,
         }
@@ -1163,37 +1388,38 @@ fn linux_service_ctx(paths: &Paths, spec: &crate::service::ServiceSpec) -> Servi
         .filter(|v| !v.is_empty())
         .map(PathBuf::from)
         .unwrap_or_else(|| paths.home.join(".config"));
-    let desired = match SystemdManager::new(&crate::service::NativeOptions::default()) {
-        Err(e) => Err(e.to_string()),
-        Ok(m) => {
-            // The manager's version decides Type=notify-reload; without a reachable manager,
-            // the installed systemd's own version is the same number.
-            let version = m.connect().ok().or_else(|| {
-                std::process::Command::new("systemctl")
-                    .arg("--version")
-                    .output()
-                    .ok()
-                    .and_then(|o| parse_version(&String::from_utf8_lossy(&o.stdout)))
-            });
-            match version {
-                None => {
-                    Err("cannot determine the systemd version (is systemctl installed?)".into())
+    let rendered: std::result::Result<Vec<(PathBuf, String)>, String> =
+        match SystemdManager::new(&crate::service::NativeOptions::default()) {
+            Err(e) => Err(e.to_string()),
+            Ok(m) => {
+                // The manager's version decides Type=notify-reload; without a reachable manager,
+                // the installed systemd's own version is the same number.
+                let version = m.connect().ok().or_else(|| {
+                    std::process::Command::new("systemctl")
+                        .arg("--version")
+                        .output()
+                        .ok()
+                        .and_then(|o| parse_version(&String::from_utf8_lossy(&o.stdout)))
+                });
+                match version {
+                    None => {
+                        Err("cannot determine the systemd version (is systemctl installed?)".into())
+                    }
+                    Some(v) => m.desired_files(spec, v).map_err(|e| e.to_string()),
                 }
-                Some(v) => m
-                    .desired_files(spec, v)
-                    .map_err(|e| e.to_string())
-                    .and_then(|files| {
-                        files
-                            .into_iter()
-                            .find(|(p, _)| {
-                                p.extension().and_then(|e| e.to_str()) == Some("service")
-                            })
-                            .map(|(_, text)| text)
-                            .ok_or_else(|| "the renderer produced no service unit".to_string())
-                    }),
             }
-        }
+        };
+    let pick = |ext: &str| {
+        rendered.clone().and_then(|files| {
+            files
+                .into_iter()
+                .find(|(p, _)| p.extension().and_then(|e| e.to_str()) == Some(ext))
+                .map(|(_, text)| text)
+                .ok_or_else(|| format!("the renderer produced no {ext} unit"))
+        })
     };
+    let desired = pick("service");
+    let desired_socket = Some(pick("socket"));
     ServiceCtx {
         kind: Some(ManagerKind::Systemd),
         name: paths.unit_name(),
@@ -1201,6 +1427,12 @@ fn linux_service_ctx(paths: &Paths, spec: &crate::service::ServiceSpec) -> Servi
         package_dirs: package_user_unit_dirs(),
         system_dirs: SYSTEM_UNIT_DIRS.iter().map(PathBuf::from).collect(),
         desired,
+        desired_socket,
+        exposure: exposure(
+            &config_home
+                .join("systemd/user")
+                .join(format!("{}.service", paths.unit_name())),
+        ),
         status: None,
         reinstall: None,
     }

@@ -188,7 +188,7 @@ pub fn classify(installed: &str, desired: &str, this_binary: &Path) -> Drift {
         }
         let line = ia.and_then(|v| v.first()).map(|e| e.line);
         if section == "Service" && key == "Environment" {
-            env_items(&a, &b, line, &mut items);
+            env_items(&a, &b, &mut items);
             continue;
         }
         if section == "Service" && key == "ExecStart" && va.len() == 1 && vb.len() == 1 {
@@ -242,6 +242,14 @@ pub fn classify(installed: &str, desired: &str, this_binary: &Path) -> Drift {
         let joined_b = (!vb.is_empty()).then(|| vb.join(" "));
         let class = match (&joined_a, &joined_b) {
             (None, Some(_)) => Class::Outdated,
+            // The socket's addresses (and the description naming them) with only the port
+            // changed: the port moved, nothing else.
+            (Some(x), Some(y))
+                if PORT_KEYS.contains(&(section.as_str(), key.as_str()))
+                    && without_ports(x) == without_ports(y) =>
+            {
+                Class::Port
+            }
             (Some(v), Some(_))
                 if KNOWN_OLD
                     .iter()
@@ -269,14 +277,31 @@ pub fn classify(installed: &str, desired: &str, this_binary: &Path) -> Drift {
     Drift { items }
 }
 
+/// Keys whose value names the port (socket unit): a change of only its digits is a port move.
+const PORT_KEYS: &[(&str, &str)] = &[("Socket", "ListenStream"), ("Unit", "Description")];
+
+/// `s` with the port digits after each word's last `:` removed (`[::1]:18789` → `[::1]:`).
+fn without_ports(s: &str) -> Vec<String> {
+    s.split_whitespace()
+        .map(|w| match w.rsplit_once(':') {
+            Some((host, tail)) => format!(
+                "{host}:{}",
+                tail.trim_start_matches(|c: char| c.is_ascii_digit())
+            ),
+            None => w.to_string(),
+        })
+        .collect()
+}
+
 fn is_subsequence(small: &[String], big: &[String]) -> bool {
     let mut it = big.iter();
     small.iter().all(|s| it.any(|b| b == s))
 }
 
-fn env_items(a: &[Entry], b: &[Entry], line: Option<usize>, items: &mut Vec<Item>) {
+fn env_items(a: &[Entry], b: &[Entry], items: &mut Vec<Item>) {
     let ea = unit_file::environment(a);
     let eb = unit_file::environment(b);
+    let lines = unit_file::environment_lines(a);
     let names: BTreeSet<&String> = ea.keys().chain(eb.keys()).collect();
     for n in names {
         let (va, vb) = (ea.get(n), eb.get(n));
@@ -306,7 +331,7 @@ fn env_items(a: &[Entry], b: &[Entry], line: Option<usize>, items: &mut Vec<Item
             key: format!("Service.Environment.{n}"),
             installed: redact(va),
             desired: redact(vb),
-            line,
+            line: lines.get(n).copied(),
         });
     }
 }
@@ -395,5 +420,42 @@ mod tests {
         let d = classify(&inst, &desired, bin());
         assert!(d.items.iter().all(|i| i.class == Class::Outdated), "{d:#?}");
         assert_eq!(d.items.len(), 2);
+    }
+
+    #[test]
+    fn a_moved_socket_port_is_port_drift_but_another_address_is_an_edit() {
+        let sock = "[Unit]\nDescription=OpenClaw Gateway socket (127.0.0.1:18789, [::1]:18789)\n[Socket]\nListenStream=127.0.0.1:18789\nListenStream=[::1]:18789\n";
+        let moved = sock.replace("18789", "18790");
+        let d = classify(&moved, sock, bin());
+        assert_eq!(d.items.len(), 2, "{d:#?}");
+        assert!(d.items.iter().all(|i| i.class == Class::Port), "{d:#?}");
+        let open = sock.replace("ListenStream=127.0.0.1", "ListenStream=0.0.0.0");
+        let d = classify(&open, sock, bin());
+        assert_eq!(d.items.len(), 1);
+        assert_eq!(d.items[0].class, Class::OperatorEdit);
+        let any6 = moved.replace("[::1]", "[::]");
+        assert!(
+            classify(&any6, sock, bin())
+                .of(Class::OperatorEdit)
+                .next()
+                .is_some()
+        );
+    }
+
+    #[test]
+    fn environment_items_carry_their_own_line() {
+        let inst = DESIRED.replace(
+            "TimeoutStopSec=45",
+            "TimeoutStopSec=45\nEnvironment=OPENCLAW_GATEWAY_TOKEN=s3cret",
+        );
+        let d = classify(&inst, DESIRED, bin());
+        let secret = d.of(Class::Secret).next().expect("secret item");
+        let want = inst
+            .lines()
+            .position(|l| l.contains("OPENCLAW_GATEWAY_TOKEN"))
+            .unwrap()
+            + 1;
+        assert_eq!(secret.line, Some(want), "{d:#?}");
+        assert!(secret.describe().contains(&format!("(line {want})")));
     }
 }

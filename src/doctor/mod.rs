@@ -80,6 +80,11 @@ pub enum Repair {
         /// The unit carrying it.
         unit: PathBuf,
     },
+    /// Replace the credential lines of kept unit backups (`.bak`) with a comment.
+    ScrubSecrets {
+        /// The backups.
+        files: Vec<PathBuf>,
+    },
     /// Rewrite the service definition through the install transaction.
     Reinstall {
         /// Also when the file carries operator edits (needs `--force`).
@@ -101,6 +106,14 @@ impl Repair {
             Repair::AdoptUnitToken { unit } => format!(
                 "move the token embedded in {} into the config",
                 unit.display()
+            ),
+            Repair::ScrubSecrets { files } => format!(
+                "remove the credential from {}",
+                files
+                    .iter()
+                    .map(|p| p.display().to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
             ),
             Repair::Reinstall { force: false } => {
                 "rewrite the service definition (gateway install transaction)".into()
@@ -214,6 +227,12 @@ pub struct ServiceCtx {
     pub system_dirs: Vec<PathBuf>,
     /// The service file install would write now, or why it cannot be rendered.
     pub desired: std::result::Result<String, String>,
+    /// The socket unit install would write now (systemd), or why it cannot be rendered
+    /// (`None`: this manager has no socket unit, or it was not rendered).
+    pub desired_socket: Option<std::result::Result<String, String>>,
+    /// `systemd-analyze security` of the installed unit: (score, verdict word), or why it
+    /// could not be measured (`None`: not measured here).
+    pub exposure: Option<std::result::Result<(String, String), String>>,
     /// What the manager reports (`None`: not asked).
     pub status: Option<std::result::Result<ServiceStatus, String>>,
     /// The install transaction.
@@ -240,6 +259,8 @@ impl ServiceCtx {
             package_dirs: vec![],
             system_dirs: vec![],
             desired: Err("no service manager on this platform".into()),
+            desired_socket: None,
+            exposure: None,
             status: None,
             reinstall: None,
         }
@@ -251,6 +272,11 @@ impl ServiceCtx {
             Some(ManagerKind::Launchd) => self.user_dir.join(format!("{}.plist", self.name)),
             _ => self.user_dir.join(format!("{}.service", self.name)),
         }
+    }
+
+    /// `<user_dir>/<name>.socket` (systemd).
+    pub fn socket_file(&self) -> PathBuf {
+        self.user_dir.join(format!("{}.socket", self.name))
     }
 }
 
@@ -310,6 +336,24 @@ impl Report {
             .filter(|f| f.repair.is_some() && f.level >= Level::Warn && (force || !f.needs_force))
             .collect()
     }
+    /// Without `force`, a service rewrite is held back for every finding while one of them
+    /// would replace operator edits.
+    pub fn reinstall_held(&self, force: bool) -> bool {
+        !force
+            && self.findings.iter().any(|f| {
+                f.needs_force
+                    && f.level >= Level::Warn
+                    && matches!(f.repair, Some(Repair::Reinstall { .. }))
+            })
+    }
+    /// The repairable findings `--repair` will actually carry out (what the summary counts).
+    pub fn will_repair(&self, force: bool) -> Vec<&Finding> {
+        let held = self.reinstall_held(force);
+        self.repairable(force)
+            .into_iter()
+            .filter(|f| !(held && matches!(f.repair, Some(Repair::Reinstall { .. }))))
+            .collect()
+    }
 }
 
 /// Runs every check.
@@ -333,7 +377,8 @@ pub fn render_text(r: &Report, force: bool) -> String {
         }
     }
     let count = |l: Level| r.findings.iter().filter(|f| f.level == l).count();
-    let repairable = r.repairable(force).len();
+    let repairable = r.will_repair(force).len();
+    let held = r.repairable(force).len() - repairable;
     let _ = write!(
         o,
         "Summary: {} ok, {} warn, {} fail, {} skipped",
@@ -346,6 +391,12 @@ pub fn render_text(r: &Report, force: bool) -> String {
         let _ = write!(
             o,
             " ({repairable} repairable: run `openclaw doctor --repair`)"
+        );
+    }
+    if held > 0 {
+        let _ = write!(
+            o,
+            " ({held} held back by operator edits: move them into a drop-in, or `openclaw doctor --repair --force`)"
         );
     }
     o.push('\n');

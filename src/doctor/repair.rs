@@ -107,12 +107,7 @@ pub fn apply(report: &Report, ctx: &Ctx, force: bool) -> Vec<Applied> {
     if !reinstall.is_empty() {
         let force_needed = reinstall.iter().any(|f| f.needs_force);
         let ids: Vec<&'static str> = reinstall.iter().map(|f| f.id).collect();
-        let blocked = !force
-            && report.findings.iter().any(|f| {
-                f.needs_force
-                    && f.level >= super::Level::Warn
-                    && matches!(f.repair, Some(Repair::Reinstall { .. }))
-            });
+        let blocked = report.reinstall_held(force);
         let (ok, message) = if blocked {
             (
                 false,
@@ -148,7 +143,50 @@ pub fn apply(report: &Report, ctx: &Ctx, force: bool) -> Vec<Applied> {
             });
         }
     }
+
+    // 4. Backups that still hold a credential (left by an earlier release).
+    for f in &todo {
+        if let Some(Repair::ScrubSecrets { files }) = &f.repair {
+            let secrets = super::checks::secret_values(ctx);
+            let mut done = Vec::new();
+            let mut err = None;
+            for p in files {
+                match scrub(p, &secrets) {
+                    Ok(true) => done.push(p.display().to_string()),
+                    Ok(false) => {}
+                    Err(e) => err = Some(e),
+                }
+            }
+            out.push(Applied {
+                check: f.id,
+                action: "scrub".into(),
+                ok: err.is_none(),
+                message: err.unwrap_or_else(|| {
+                    if done.is_empty() {
+                        "already done".into()
+                    } else {
+                        format!("removed the credential from {}", done.join(", "))
+                    }
+                }),
+            });
+        }
+    }
     out
+}
+
+/// Rewrites a kept backup without its credential lines (0600); `false` when it held none.
+fn scrub(p: &Path, secrets: &[String]) -> Result<bool, String> {
+    let text = match std::fs::read_to_string(p) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
+        Err(e) => return Err(format!("reading {}: {e}", p.display())),
+    };
+    let Some(clean) = super::checks::scrub_secret_lines(&text, secrets) else {
+        return Ok(false);
+    };
+    crate::service::systemd::manager::write_private(p, &clean)
+        .map_err(|e| format!("rewriting {}: {e}; remove the file yourself", p.display()))?;
+    Ok(true)
 }
 
 /// chmod when the mode is looser than wanted; returns the old mode when it changed.

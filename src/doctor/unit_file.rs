@@ -167,6 +167,26 @@ pub fn environment(entries: &[Entry]) -> BTreeMap<String, String> {
     m
 }
 
+/// `Environment=` names → the line of the assignment that wins (the last one).
+pub fn environment_lines(entries: &[Entry]) -> BTreeMap<String, usize> {
+    let mut m = BTreeMap::new();
+    for e in entries
+        .iter()
+        .filter(|e| e.section == "Service" && e.key == "Environment")
+    {
+        if e.value.is_empty() {
+            m.clear();
+            continue;
+        }
+        for w in split_command(&format!("x {}", e.value)).into_iter().skip(1) {
+            if let Some((k, _)) = w.split_once('=') {
+                m.insert(k.to_string(), e.line);
+            }
+        }
+    }
+    m
+}
+
 /// The port a gateway command line or environment names: `--port N` / `--port=N` in
 /// `ExecStart=`, else `OPENCLAW_GATEWAY_PORT`.
 pub fn service_port(entries: &[Entry]) -> Option<u16> {

@@ -336,6 +336,22 @@ pub fn force_free_port(port: u16) -> Result<Vec<i32>> {
     Ok(pids)
 }
 
+/// What the kernel has listening on `port` (both families, sorted), from `/proc/net`;
+/// `None` where that is not readable (not Linux, or hidden).
+pub fn kernel_listeners(port: u16) -> Option<Vec<SocketAddr>> {
+    let mut found = false;
+    let mut out = Vec::new();
+    for (file, v6) in [("/proc/net/tcp", false), ("/proc/net/tcp6", true)] {
+        if let Ok(t) = std::fs::read_to_string(file) {
+            found = true;
+            out.extend(parse_proc_net_tcp(&t, v6, port).into_iter().map(|(a, _)| a));
+        }
+    }
+    out.sort();
+    out.dedup();
+    found.then_some(out)
+}
+
 fn socket_listed(port: u16) -> bool {
     [("/proc/net/tcp", false), ("/proc/net/tcp6", true)]
         .iter()

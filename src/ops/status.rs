@@ -488,7 +488,8 @@ pub fn render(r: &Report, all: bool) -> String {
                 if s.socket_activated {
                     let _ = writeln!(o, "Listening (socket-activated): {}", s.listen.join(", "));
                 }
-                if let Some(t) = &s.status_text {
+                // The last STATUS= outlives the process: only a live instance's counts.
+                if let Some(t) = s.status_text.as_ref().filter(|_| s.pid.is_some()) {
                     let _ = writeln!(o, "Service says: {t}");
                 }
             }

@@ -308,11 +308,22 @@ fn healthz(port: u16, timeout: Duration) -> Probe {
     s.write_all(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
         .map_err(|e| format!("sending to {addr}: {e}"))?;
     let mut buf = Vec::new();
-    let _ = s.take(64 * 1024).read_to_end(&mut buf);
+    let read = s.take(64 * 1024).read_to_end(&mut buf);
     let text = String::from_utf8_lossy(&buf);
     let status = text.lines().next().unwrap_or_default().to_string();
+    let timed_out = read.as_ref().is_err_and(|e| {
+        matches!(
+            e.kind(),
+            std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+        )
+    });
     if !status.contains(" 200") {
-        return Err(if status.is_empty() {
+        return Err(if status.is_empty() && timed_out {
+            format!(
+                "{addr} accepted the connection but sent no answer within {:.1}s (a wedged gateway?)",
+                timeout.as_secs_f64()
+            )
+        } else if status.is_empty() {
             format!("{addr} closed the connection without an answer")
         } else {
             format!("{addr} answered {status:?} to GET /healthz")
@@ -678,6 +689,12 @@ pub fn status(paths: &Paths, args: &GatewayStatusArgs) -> Result<Exit> {
         Duration::from_millis(args.conn.timeout.min(10_000)),
         &auth,
     );
+    // The probe's connection may have socket-started a stopped service: report the runtime
+    // as it is now, not as it was before the probe.
+    let st = match st {
+        Ok(s) if s.installed && s.pid.is_none() => mgr.status(&spec),
+        other => other,
+    };
     if args.json {
         let v = json!({
             "service": match &st { Ok(s) => serde_json::to_value(s).unwrap_or(Value::Null), Err(_) => Value::Null },
@@ -690,7 +707,24 @@ pub fn status(paths: &Paths, args: &GatewayStatusArgs) -> Result<Exit> {
         });
         println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
     } else {
-        print!("{}", render_status(&st, &rpc, port));
+        // What listens comes from the kernel (the probe port and the ports the socket unit
+        // names), not from the unit file, which may have changed since it was applied.
+        let mut ports = vec![port];
+        if let Ok(s) = &st {
+            ports.extend(
+                s.listen
+                    .iter()
+                    .filter_map(|a| a.rsplit_once(':').and_then(|(_, p)| p.parse::<u16>().ok())),
+            );
+        }
+        ports.sort_unstable();
+        ports.dedup();
+        let kernel: Option<Vec<SocketAddr>> = ports
+            .iter()
+            .map(|p| crate::gateway::listener::kernel_listeners(*p))
+            .collect::<Option<Vec<_>>>()
+            .map(|v| v.concat());
+        print!("{}", render_status(&st, &rpc, port, kernel.as_deref()));
         if let Some(e) = &config_error {
             println!("Config: invalid: {}", e.lines().next().unwrap_or_default());
             if st.as_ref().is_ok_and(|s| runtime_word(s) == "running") {
@@ -706,8 +740,43 @@ pub fn status(paths: &Paths, args: &GatewayStatusArgs) -> Result<Exit> {
     Ok(Exit::Ok)
 }
 
-/// The human status report.
-pub fn render_status(st: &Result<ServiceStatus>, rpc: &Probe, port: u16) -> String {
+/// `Listening:` from what the kernel reports, saying who holds the sockets and when the
+/// socket unit names other addresses than those actually bound.
+fn listening_line(s: &ServiceStatus, kernel: &[SocketAddr], port: u16) -> String {
+    let bound: Vec<String> = kernel.iter().map(|a| a.to_string()).collect();
+    let mut configured = s.listen.clone();
+    configured.sort();
+    let mut actual = bound.clone();
+    actual.sort();
+    let note = if s.socket_activated && configured != actual {
+        format!(
+            "; the socket unit names {}, applied when the socket restarts (`openclaw gateway install`)",
+            s.listen.join(", ")
+        )
+    } else if !configured.is_empty() && !s.socket_activated {
+        "; the socket unit is stopped".to_string()
+    } else {
+        String::new()
+    };
+    if bound.is_empty() {
+        return format!("Listening: nothing on port {port} (kernel){note}\n");
+    }
+    let who = if s.socket_activated {
+        "socket-activated: systemd holds the sockets"
+    } else {
+        "bound by the gateway itself"
+    };
+    format!("Listening: {} ({who}{note})\n", bound.join(", "))
+}
+
+/// The human status report. `kernel`: the addresses the kernel has listening on the ports
+/// involved (`None`: unknown on this platform).
+pub fn render_status(
+    st: &Result<ServiceStatus>,
+    rpc: &Probe,
+    port: u16,
+    kernel: Option<&[SocketAddr]>,
+) -> String {
     let mut o = String::new();
     match st {
         Err(e) => o.push_str(&format!("Service: unavailable ({e})\n")),
@@ -774,8 +843,19 @@ pub fn render_status(st: &Result<ServiceStatus>, rpc: &Probe, port: u16) -> Stri
             }
             rt.push_str(&format!(" ({})\n", parts.join(", ")));
             o.push_str(&rt);
-            if let Some(t) = &s.status_text {
+            // systemd keeps the last STATUS= after the process is gone: only a live
+            // instance's text is the gateway speaking.
+            if let Some(t) = s.status_text.as_ref().filter(|_| s.pid.is_some()) {
                 o.push_str(&format!("Gateway says: {t}\n"));
+            }
+            if s.start_limit_hit {
+                o.push_str(&format!(
+                    "Start limit: hit (it failed too often in a row; StartLimitBurst= within StartLimitIntervalSec=): \
+                     systemd will not start it again until `systemctl --user reset-failed {}` \
+                     (`openclaw gateway start` does that); read why it crashed first: `{}`\n",
+                    s.name,
+                    s.logs.clone().unwrap_or_default()
+                ));
             }
         }
     }
@@ -784,7 +864,9 @@ pub fn render_status(st: &Result<ServiceStatus>, rpc: &Probe, port: u16) -> Stri
         Err(e) => o.push_str(&format!("RPC probe: failed: {e}\n")),
     }
     if let Ok(s) = st {
-        if s.listen.is_empty() {
+        if let Some(k) = kernel {
+            o.push_str(&listening_line(s, k, port));
+        } else if s.listen.is_empty() {
             o.push_str(&format!(
                 "Listening: 127.0.0.1:{port} (bound by the gateway itself)\n"
             ));
@@ -873,7 +955,7 @@ mod tests {
             scope: Some("user".into()),
             ..Default::default()
         };
-        let t = render_status(&Ok(st.clone()), &Ok(()), 1);
+        let t = render_status(&Ok(st.clone()), &Ok(()), 1, None);
         assert!(
             t.contains("Runtime: running (pid 42, state active, sub running)"),
             "{t}"
@@ -895,7 +977,7 @@ mod tests {
             ],
             ..st.clone()
         };
-        let t = render_status(&Ok(pkg), &Ok(()), 1);
+        let t = render_status(&Ok(pkg), &Ok(()), 1, None);
         assert!(
             t.contains(
                 "Service file: /usr/lib/systemd/user/openclaw-gateway.service (package-managed, \
@@ -911,7 +993,97 @@ mod tests {
             &Err(Error::Msg("no manager".into())),
             &Err("connect: refused".into()),
             1,
+            None,
         );
         assert!(t.contains("RPC probe: failed: connect: refused"), "{t}");
+    }
+
+    #[test]
+    fn stale_status_text_is_not_shown_and_the_start_limit_is_named() {
+        let st = ServiceStatus {
+            manager: "systemd".into(),
+            name: "openclaw-gateway.service".into(),
+            installed: true,
+            state: "failed".into(),
+            result: Some("exit-code".into()),
+            start_limit_hit: true,
+            status_text: Some("listening on ws://127.0.0.1:1".into()),
+            logs: Some("journalctl --user -u openclaw-gateway.service".into()),
+            ..Default::default()
+        };
+        let t = render_status(&Ok(st.clone()), &Err("connect: refused".into()), 1, None);
+        assert!(!t.contains("Gateway says"), "{t}");
+        assert!(
+            t.contains("Start limit: hit")
+                && t.contains("systemctl --user reset-failed openclaw-gateway.service"),
+            "{t}"
+        );
+        let live = ServiceStatus {
+            pid: Some(7),
+            state: "active".into(),
+            result: Some("success".into()),
+            start_limit_hit: false,
+            ..st
+        };
+        let t = render_status(&Ok(live), &Ok(()), 1, None);
+        assert!(
+            t.contains("Gateway says: listening on ws://127.0.0.1:1"),
+            "{t}"
+        );
+        assert!(!t.contains("Start limit"), "{t}");
+    }
+
+    #[test]
+    fn a_silent_gateway_reads_as_a_timeout_and_a_closing_one_as_closed() {
+        let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = silent.local_addr().unwrap().port();
+        // Accepted by the kernel backlog, never answered.
+        let e = healthz(port, Duration::from_millis(300)).unwrap_err();
+        assert!(e.contains("sent no answer within 0.3s"), "{e}");
+        drop(silent);
+        let closing = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = closing.local_addr().unwrap().port();
+        let t = std::thread::spawn(move || drop(closing.accept().unwrap()));
+        let e = healthz(port, Duration::from_secs(10)).unwrap_err();
+        t.join().unwrap();
+        assert!(e.contains("closed the connection without an answer"), "{e}");
+    }
+
+    #[test]
+    fn listening_comes_from_the_kernel() {
+        let st = ServiceStatus {
+            manager: "systemd".into(),
+            name: "openclaw-gateway.service".into(),
+            installed: true,
+            listen: vec!["127.0.0.1:2".into(), "[::1]:2".into()],
+            ..Default::default()
+        };
+        let t = render_status(&Ok(st.clone()), &Err("refused".into()), 1, Some(&[]));
+        assert!(
+            t.contains("Listening: nothing on port 1 (kernel); the socket unit is stopped\n"),
+            "{t}"
+        );
+        let bound: Vec<SocketAddr> =
+            vec!["127.0.0.1:1".parse().unwrap(), "[::1]:1".parse().unwrap()];
+        let active = ServiceStatus {
+            socket_activated: true,
+            ..st
+        };
+        let t = render_status(&Ok(active.clone()), &Ok(()), 1, Some(&bound));
+        assert!(
+            t.contains("Listening: 127.0.0.1:1, [::1]:1 (socket-activated: systemd holds the sockets; the socket unit names 127.0.0.1:2, [::1]:2, applied when the socket restarts"),
+            "{t}"
+        );
+        let same = ServiceStatus {
+            listen: vec!["127.0.0.1:1".into(), "[::1]:1".into()],
+            ..active
+        };
+        let t = render_status(&Ok(same), &Ok(()), 1, Some(&bound));
+        assert!(
+            t.contains(
+                "Listening: 127.0.0.1:1, [::1]:1 (socket-activated: systemd holds the sockets)\n"
+            ),
+            "{t}"
+        );
     }
 }

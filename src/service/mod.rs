@@ -89,6 +89,9 @@ pub struct ServiceStatus {
     /// Drop-ins that customise the definition (systemd `DropInPaths`).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub drop_ins: Vec<PathBuf>,
+    /// The manager refuses further starts: too many in a row (systemd's start limit).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub start_limit_hit: bool,
 }
 
 /// A lifecycle action, for [`ServiceManager::dry_run`].

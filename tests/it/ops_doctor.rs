@@ -12,7 +12,7 @@ use openclaw::config::paths::Paths;
 use openclaw::doctor::checks::{self, MARKER, level_of};
 use openclaw::doctor::{Ctx, Level, ManagerKind, Repair, Report, ServiceCtx, repair, run_all};
 use openclaw::service::ServiceSpec;
-use openclaw::service::systemd::unit::{Scope, UnitOptions, render_service};
+use openclaw::service::systemd::unit::{Scope, UnitOptions, render_service, render_socket};
 
 use crate::ops_support::{run, write_config};
 use crate::support::free_port;
@@ -38,6 +38,19 @@ fn desired(home: &Path, program: &Path, port: u16) -> String {
     let text = render_service(&spec, &opts).unwrap();
     assert!(text.contains(MARKER));
     text
+}
+
+/// The socket unit `gateway install` writes next to [`desired`].
+fn desired_socket(home: &Path, port: u16) -> String {
+    let env: HashMap<String, String> = [("HOME".to_string(), home.display().to_string())].into();
+    let paths = Paths::resolve(None, false, &env).unwrap();
+    let spec = ServiceSpec::for_paths(&paths, paths.unit_name(), port, "/x".into());
+    let opts = UnitOptions {
+        scope: Scope::User,
+        systemd_version: 252,
+        home: Some(home.to_path_buf()),
+    };
+    render_socket(&spec, &opts).unwrap()
 }
 
 fn line_of(text: &str, needle: &str) -> usize {
@@ -108,11 +121,15 @@ impl World {
             package_dirs: vec![self.pkg_dir()],
             system_dirs: vec![self.home.path().join("pkg/etc/systemd/system")],
             desired: Ok(want),
+            desired_socket: None,
+            exposure: None,
             status: None,
             reinstall: Some(Box::new(move |force| {
                 calls.borrow_mut().push(force);
-                if unit.exists() {
-                    std::fs::copy(&unit, format!("{}.bak", unit.display())).unwrap();
+                // Like install: the backup keeps no credential.
+                if let Ok(prev) = std::fs::read_to_string(&unit) {
+                    let kept = checks::scrub_secret_lines(&prev, &[]).unwrap_or(prev);
+                    std::fs::write(format!("{}.bak", unit.display()), kept).unwrap();
                 }
                 std::fs::write(&unit, &write).unwrap();
                 Ok(format!("rewrote {}", unit.display()))
@@ -262,7 +279,8 @@ fn generated_unit_drift_is_classified_and_repaired_through_the_install_transacti
     );
     assert_eq!(
         std::fs::read_to_string(format!("{}.bak", w.unit().display())).unwrap(),
-        old
+        checks::scrub_secret_lines(&old, &[]).unwrap(),
+        "the previous unit is kept, without its token"
     );
     let (r2, _) = w.report(&[]);
     for id in [
@@ -315,6 +333,12 @@ fn operator_edits_are_preserved_unless_forced() {
     let (r, c) = w.report(&[]);
     assert_eq!(level_of(&r, "service-unit"), Some(Level::Fail));
     assert_eq!(level_of(&r, "service-port"), Some(Level::Fail));
+    // The summary counts what --repair will do: nothing here without --force.
+    let text = openclaw::doctor::render_text(&r, false);
+    assert!(!text.contains("repairable"), "{text}");
+    assert!(text.contains("held back by operator edits"), "{text}");
+    assert!(r.will_repair(false).is_empty());
+    assert_eq!(r.will_repair(true).len(), r.repairable(true).len());
     let applied = repair::apply(&r, &c, false);
     assert!(w.calls.borrow().is_empty(), "{applied:#?}");
     assert!(
@@ -386,7 +410,9 @@ fn drop_ins_are_reported_and_left_alone() {
     std::fs::write(&conf, text).unwrap();
     let (r, c) = w.report(&[]);
     let f = finding(&r, "service-dropins");
-    assert_eq!(f.level, Level::Warn);
+    assert_eq!(f.level, Level::Ok, "information, not a warning: {f:#?}");
+    assert!(f.summary.contains("3 override(s)"), "{f:#?}");
+    assert!(f.repair.is_none());
     assert!(
         f.details
             .iter()
@@ -529,4 +555,137 @@ fn cli_doctor_fails_then_repairs_then_has_nothing_to_do() {
         (std::fs::read(&cfg).unwrap(), std::fs::read(&bak).unwrap()),
         snapshot
     );
+}
+
+#[test]
+fn the_socket_unit_is_checked_missing_moved_edited_and_unlinked() {
+    let w = World::new(GOOD);
+    w.install_unit(&desired(w.home.path(), &w.program, 18795));
+    let sock = w.user_dir().join("openclaw-gateway.socket");
+    let wants = w.user_dir().join("sockets.target.wants");
+    let link = wants.join("openclaw-gateway.socket");
+    let want = desired_socket(w.home.path(), 18795);
+    let socket_finding = |w: &World| {
+        let mut c = w.ctx(&[]);
+        c.service.desired_socket = Some(Ok(want.clone()));
+        let r = run_all(&checks::all(), &c);
+        finding(&r, "service-socket").clone()
+    };
+
+    // Missing, with the enablement link left dangling.
+    std::fs::create_dir_all(&wants).unwrap();
+    std::os::unix::fs::symlink(&sock, &link).unwrap();
+    let f = socket_finding(&w);
+    assert_eq!(f.level, Level::Fail, "{f:#?}");
+    assert!(f.summary.contains("is missing"), "{f:#?}");
+    assert_eq!(f.repair, Some(Repair::Reinstall { force: false }));
+    assert!(f.details[0].contains("sockets.target.wants"), "{f:#?}");
+
+    // Present, current, linked: ok.
+    std::fs::write(&sock, &want).unwrap();
+    assert_eq!(socket_finding(&w).level, Level::Ok);
+
+    // Moved port: a failure doctor repairs without --force; the item names its line.
+    std::fs::write(&sock, want.replace(":18795", ":18796")).unwrap();
+    let f = socket_finding(&w);
+    assert_eq!(f.level, Level::Fail, "{f:#?}");
+    assert!(!f.needs_force);
+    assert!(f.summary.contains("127.0.0.1:18796"), "{f:#?}");
+    let at = format!("(line {})", line_of(&want, "ListenStream=127.0.0.1"));
+    assert!(f.details.iter().any(|d| d.contains(&at)), "{at}: {f:#?}");
+
+    // Another address is the operator's: preserved unless --force.
+    std::fs::write(
+        &sock,
+        want.replace("ListenStream=127.0.0.1", "ListenStream=0.0.0.0"),
+    )
+    .unwrap();
+    let f = socket_finding(&w);
+    assert_eq!(f.level, Level::Warn, "{f:#?}");
+    assert!(f.needs_force);
+
+    // Not enabled.
+    std::fs::write(&sock, &want).unwrap();
+    std::fs::remove_file(&link).unwrap();
+    let f = socket_finding(&w);
+    assert_eq!(f.level, Level::Fail, "{f:#?}");
+    assert!(f.summary.contains("not enabled"), "{f:#?}");
+    assert_eq!(f.repair, Some(Repair::Reinstall { force: false }));
+
+    // A unit not written by install: its socket is not ours.
+    w.install_unit("[Service]\nExecStart=/bin/true\n");
+    assert_eq!(socket_finding(&w).level, Level::Skip);
+}
+
+#[test]
+fn a_backup_holding_a_token_is_found_and_scrubbed() {
+    let w = World::new(GOOD);
+    let unit = desired(w.home.path(), &w.program, 18795);
+    w.install_unit(&unit);
+    // What an earlier release left: the previous unit, token and all, world-readable.
+    let bak = PathBuf::from(format!("{}.bak", w.unit().display()));
+    let old = unit.replace(
+        "[Service]\n",
+        "[Service]\nEnvironment=OPENCLAW_GATEWAY_TOKEN=tok-0123456789abcdef\n",
+    );
+    std::fs::write(&bak, &old).unwrap();
+    chmod(&bak, 0o644);
+    let (r, c) = w.report(&[]);
+    let f = finding(&r, "service-secrets");
+    assert_eq!(f.level, Level::Fail, "{f:#?}");
+    let at = line_of(&old, "OPENCLAW_GATEWAY_TOKEN");
+    assert!(
+        f.details
+            .iter()
+            .any(|d| d.contains(&format!("{} line(s) {at}", bak.display()))),
+        "{f:#?}"
+    );
+    assert_eq!(
+        f.repair,
+        Some(Repair::ScrubSecrets {
+            files: vec![bak.clone()]
+        })
+    );
+    assert_eq!(
+        r.repairable(false).len(),
+        1,
+        "one repair, the one --repair does"
+    );
+    let applied = repair::apply(&r, &c, false);
+    assert!(applied.iter().all(|a| a.ok), "{applied:#?}");
+    assert!(w.calls.borrow().is_empty(), "no reinstall for a backup");
+    let now = std::fs::read_to_string(&bak).unwrap();
+    assert!(!now.contains("tok-0123456789abcdef"), "{now}");
+    assert!(now.contains(checks::SCRUBBED), "{now}");
+    assert_eq!(now.lines().count(), old.lines().count());
+    assert_eq!(mode(&bak), 0o600);
+    let (r2, c2) = w.report(&[]);
+    assert_eq!(level_of(&r2, "service-secrets"), Some(Level::Ok));
+    assert!(r2.repairable(true).is_empty());
+    assert!(repair::apply(&r2, &c2, false).is_empty());
+}
+
+#[test]
+fn the_exposure_score_is_information_and_a_missing_tool_is_said() {
+    let out = "✓ UMask=   Files created by service are accessible only by service's own user\n\n→ Overall exposure level for openclaw-gateway.service: 1.9 OK 🙂\n";
+    assert_eq!(
+        checks::parse_exposure(out),
+        Some(("1.9".to_string(), "OK".to_string()))
+    );
+    assert_eq!(checks::parse_exposure("Failed to initialize manager"), None);
+    let w = World::new(GOOD);
+    w.install_unit(&desired(w.home.path(), &w.program, 18795));
+    let mut c = w.ctx(&[]);
+    c.service.exposure = Some(Ok(("1.9".into(), "OK".into())));
+    let r = run_all(&checks::all(), &c);
+    let f = finding(&r, "service-exposure");
+    assert_eq!(f.level, Level::Ok);
+    assert!(f.summary.starts_with("exposure 1.9 OK"), "{f:#?}");
+    c.service.exposure = Some(Err(
+        "systemd-analyze is not installed: exposure not measured".into(),
+    ));
+    let r = run_all(&checks::all(), &c);
+    let f = finding(&r, "service-exposure");
+    assert_eq!(f.level, Level::Skip);
+    assert!(f.summary.contains("not installed"), "{f:#?}");
 }

@@ -260,14 +260,244 @@ fn doctor_repairs_token_binary_and_reload_drift_and_preserves_edits() {
             let r = json(&oc(&["doctor", "--json"]));
             assert_eq!(
                 level(&r, "service-dropins"),
-                "warn",
-                "overrides Environment: {r}"
+                "ok",
+                "listed with its override, as information: {r}"
+            );
+            let t = ok(oc(&["doctor"]));
+            assert!(
+                t.contains("local.conf:2 overrides Environment")
+                    && !t.contains("warn service-dropins"),
+                "{t}"
             );
             assert_eq!(level(&r, "service-unit"), "ok", "{r}");
             let out = ok(oc(&["doctor", "--repair", "--force"]));
             assert!(out.contains("Nothing to repair."), "{out}");
             assert_eq!(std::fs::read_to_string(d.join("local.conf")).unwrap(), conf);
             assert_eq!(sb.prop(UNIT, "Nice"), "5");
+        },
+    );
+}
+
+#[test]
+fn doctor_owns_the_socket_unit_missing_moved_or_disabled() {
+    sandbox::run(
+        "ops_systemd::doctor_owns_the_socket_unit_missing_moved_or_disabled",
+        |sb| {
+            const SOCKET: &str = "openclaw-gateway.socket";
+            let port = free_port();
+            ok(oc(&["gateway", "install", "--port", &port.to_string()]));
+            let sock = sb.home.join(".config/systemd/user").join(SOCKET);
+            let link = sb
+                .home
+                .join(".config/systemd/user/sockets.target.wants")
+                .join(SOCKET);
+            let r = json(&oc(&["doctor", "--json"]));
+            assert_eq!(level(&r, "service-socket"), "ok", "{r}");
+            // The exposure score of the installed unit, as information with its number.
+            assert_eq!(level(&r, "service-exposure"), "ok", "{r}");
+            let f = r["findings"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|f| f["id"] == "service-exposure")
+                .unwrap();
+            let score: f64 = f["summary"].as_str().unwrap()["exposure ".len()..]
+                .split_whitespace()
+                .next()
+                .unwrap()
+                .parse()
+                .unwrap_or_else(|e| panic!("{e}: {f}"));
+            assert!((0.0..=10.0).contains(&score), "{f}");
+
+            // Deleted socket unit: doctor says so (the wants link now dangles), the repair
+            // writes it back, and the next start serves.
+            ok(oc(&["gateway", "stop"]));
+            std::fs::remove_file(&sock).unwrap();
+            assert_eq!(sb.systemctl(&["daemon-reload"]).0, 0);
+            let d = oc(&["doctor"]);
+            let t = text(&d);
+            assert!(!d.status.success(), "{t}");
+            assert!(
+                t.contains("fail service-socket") && t.contains("is missing"),
+                "{t}"
+            );
+            assert!(t.contains(&link.display().to_string()), "{t}");
+            repair_then_clean("deleted socket unit");
+            assert!(sock.exists());
+            ok(oc(&["gateway", "stop"]));
+            ok(oc(&["gateway", "start"]));
+            assert!(answers_on(port), "the next start serves on {port}");
+
+            // Edited ListenStream=: the socket listens elsewhere than service and CLI.
+            let other = free_port();
+            let edited = std::fs::read_to_string(&sock)
+                .unwrap()
+                .replace(&format!(":{port}"), &format!(":{other}"));
+            std::fs::write(&sock, &edited).unwrap();
+            assert_eq!(sb.systemctl(&["daemon-reload"]).0, 0);
+            let r = json(&oc(&["doctor", "--json"]));
+            assert_eq!(level(&r, "service-socket"), "fail", "{r}");
+            repair_then_clean("moved ListenStream");
+            let now = std::fs::read_to_string(&sock).unwrap();
+            assert!(
+                now.contains(&format!("ListenStream=127.0.0.1:{port}\n")),
+                "{now}"
+            );
+            assert_eq!(
+                std::fs::read_to_string(format!("{}.bak", sock.display())).unwrap(),
+                edited,
+                "the previous socket unit is kept"
+            );
+            assert!(answers_on(port));
+
+            // Disabled socket: nothing would listen after the next login.
+            assert_eq!(sb.systemctl(&["disable", SOCKET]).0, 0);
+            assert!(std::fs::symlink_metadata(&link).is_err());
+            let r = json(&oc(&["doctor", "--json"]));
+            assert_eq!(level(&r, "service-socket"), "fail", "{r}");
+            repair_then_clean("disabled socket");
+            assert_eq!(sb.systemctl(&["is-enabled", SOCKET]).1, "enabled");
+            ok(oc(&["gateway", "stop"]));
+            ok(oc(&["gateway", "start"]));
+            assert!(answers_on(port));
+        },
+    );
+}
+
+#[test]
+fn a_removed_token_survives_in_no_backup() {
+    sandbox::run("ops_systemd::a_removed_token_survives_in_no_backup", |sb| {
+        use std::os::unix::fs::PermissionsExt;
+        let port = free_port();
+        ok(oc(&["gateway", "install", "--port", &port.to_string()]));
+        let tok = crate::systemd_e2e::token(sb, ".openclaw");
+        let bak = PathBuf::from(format!("{}.bak", unit_path(sb).display()));
+        let clean = std::fs::read_to_string(unit_path(sb)).unwrap();
+        let with_token = clean.replace(
+            "[Service]\n",
+            &format!("[Service]\nEnvironment=OPENCLAW_GATEWAY_TOKEN={tok}\n"),
+        );
+
+        // Drift: a token embedded in the unit → doctor fails → the repair removes it, and
+        // the backup it keeps does not hold it either.
+        std::fs::write(unit_path(sb), &with_token).unwrap();
+        assert_eq!(sb.systemctl(&["daemon-reload"]).0, 0);
+        let r = json(&oc(&["doctor", "--json"]));
+        assert_eq!(level(&r, "service-secrets"), "fail", "{r}");
+        repair_then_clean("embedded token");
+        let kept = std::fs::read_to_string(&bak).unwrap();
+        assert!(!kept.contains(&tok), "the backup keeps no token: {kept}");
+        assert!(kept.contains(openclaw::doctor::checks::SCRUBBED), "{kept}");
+        assert_eq!(
+            std::fs::metadata(&bak).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+        let r = json(&oc(&["doctor", "--json"]));
+        assert_eq!(level(&r, "service-secrets"), "ok", "{r}");
+
+        // A backup an earlier release left with the token in it is found and scrubbed.
+        std::fs::write(&bak, &with_token).unwrap();
+        let d = oc(&["doctor"]);
+        let t = text(&d);
+        assert!(!d.status.success(), "{t}");
+        assert!(t.contains(&format!("{} line(s)", bak.display())), "{t}");
+        assert!(!t.contains(&tok), "doctor never prints it: {t}");
+        repair_then_clean("token in a backup");
+        assert!(!std::fs::read_to_string(&bak).unwrap().contains(&tok));
+        ok(oc(&["gateway", "stop"]));
+        ok(oc(&["gateway", "start"]));
+        assert!(answers_on(port), "the next start serves");
+    });
+}
+
+#[test]
+fn gateway_status_reports_the_runtime_after_its_probe_and_no_stale_text() {
+    sandbox::run(
+        "ops_systemd::gateway_status_reports_the_runtime_after_its_probe_and_no_stale_text",
+        |sb| {
+            let port = free_port();
+            ok(oc(&["gateway", "install", "--port", &port.to_string()]));
+            // Only the service stops: the socket keeps listening, so the status probe's own
+            // connection starts it again — and status must say so.
+            assert_eq!(sb.systemctl(&["stop", UNIT]).0, 0);
+            assert_eq!(sb.prop(UNIT, "ActiveState"), "inactive");
+            let t = ok(oc(&["gateway", "status"]));
+            assert!(t.contains("RPC probe: ok"), "{t}");
+            assert!(t.contains("Runtime: running (pid "), "{t}");
+            assert_eq!(sb.prop(UNIT, "ActiveState"), "active");
+
+            // Stopped for real: systemd still holds the last STATUS= text; status must not
+            // present it as the gateway speaking.
+            ok(oc(&["gateway", "stop"]));
+            let t = ok(oc(&["gateway", "status"]));
+            assert!(t.contains("Runtime: stopped"), "{t}");
+            assert!(!t.contains("Gateway says:"), "{t}");
+            assert!(
+                t.contains(&format!("Listening: nothing on port {port} (kernel)")),
+                "nothing listens, and status says so: {t}"
+            );
+            ok(oc(&["gateway", "start"]));
+            assert!(answers_on(port));
+
+            // ListenStream= edited and reloaded, socket not restarted: what is bound is still
+            // the old port; status shows that, and names the pending addresses.
+            let sock = sb.home.join(".config/systemd/user/openclaw-gateway.socket");
+            let other = free_port();
+            let edited = std::fs::read_to_string(&sock)
+                .unwrap()
+                .replace(&format!(":{port}"), &format!(":{other}"));
+            std::fs::write(&sock, edited).unwrap();
+            assert_eq!(sb.systemctl(&["daemon-reload"]).0, 0);
+            let t = ok(oc(&["gateway", "status"]));
+            assert!(
+                t.contains(&format!(
+                    "Listening: 127.0.0.1:{port}, [::1]:{port} (socket-activated"
+                )),
+                "{t}"
+            );
+            assert!(
+                t.contains(&format!("the socket unit names 127.0.0.1:{other}")),
+                "{t}"
+            );
+        },
+    );
+}
+
+#[test]
+fn a_crash_loop_names_the_start_limit_and_the_way_out() {
+    sandbox::run(
+        "ops_systemd::a_crash_loop_names_the_start_limit_and_the_way_out",
+        |sb| {
+            let port = free_port();
+            ok(oc(&["gateway", "install", "--port", &port.to_string()]));
+            // A gateway that dies at once, restarted quickly: the start limit trips.
+            crate::systemd_e2e::drop_in(
+                sb,
+                UNIT,
+                "[Unit]\nStartLimitBurst=3\n[Service]\nExecStart=\nExecStart=/bin/false\nRestartSec=100ms\n",
+            );
+            assert_eq!(sb.systemctl(&["restart", "--no-block", UNIT]).0, 0);
+            sb.wait_for("the start limit", crate::systemd_e2e::T, || {
+                sb.prop(UNIT, "ActiveState") == "failed"
+            });
+            let t = ok(oc(&["gateway", "status"]));
+            assert!(t.contains("Runtime: failed"), "{t}");
+            assert!(
+                t.contains("Start limit: hit")
+                    && t.contains(&format!("systemctl --user reset-failed {UNIT}")),
+                "{t}"
+            );
+            // The way out: fix the cause, then start (which resets the limit).
+            std::fs::remove_dir_all(
+                sb.home
+                    .join(".config/systemd/user")
+                    .join(format!("{UNIT}.d")),
+            )
+            .unwrap();
+            assert_eq!(sb.systemctl(&["daemon-reload"]).0, 0);
+            ok(oc(&["gateway", "start"]));
+            sb.wait_for("the gateway", crate::systemd_e2e::T, || answers_on(port));
+            assert!(!ok(oc(&["gateway", "status"])).contains("Start limit"));
         },
     );
 }

@@ -99,7 +99,7 @@ pub fn system_unit_competes(path: &Path, enabled_or_active: Option<bool>, linked
 }
 
 /// Properties read for status.
-const SERVICE_PROPS: &str = "LoadState,ActiveState,SubState,Result,MainPID,ExecMainStatus,ExecMainCode,NRestarts,FragmentPath,DropInPaths,NeedDaemonReload,UnitFileState,StatusText";
+const SERVICE_PROPS: &str = "LoadState,ActiveState,SubState,Result,MainPID,ExecMainStatus,ExecMainCode,NRestarts,StartLimitBurst,FragmentPath,DropInPaths,NeedDaemonReload,UnitFileState,StatusText";
 const SOCKET_PROPS: &str = "LoadState,ActiveState,SubState,Listen,NeedDaemonReload,UnitFileState";
 
 /// systemd as a [`ServiceManager`].
@@ -500,6 +500,20 @@ pub fn parse_show_blocks(s: &str) -> Vec<HashMap<String, String>> {
         .collect()
 }
 
+/// Whether systemd refused to start the service again. `Result=start-limit-hit` only when
+/// the limit was the first failure; in a crash loop `Result` keeps the crash's own result
+/// (systemd 252), so a failed unit with at least `StartLimitBurst` automatic restarts is a hit
+/// limit too (its restart count is reset by a manual start).
+pub fn start_limit_hit(
+    state: &str,
+    result: &str,
+    restarts: Option<u32>,
+    burst: Option<u32>,
+) -> bool {
+    result == "start-limit-hit"
+        || (state == "failed" && matches!((restarts, burst), (Some(n), Some(b)) if b > 0 && n >= b))
+}
+
 /// Parses the socket's `Listen=` property (`127.0.0.1:18789 (Stream)` entries).
 pub fn parse_listen(v: &str) -> Vec<String> {
     // systemd prints several listeners space-separated, each followed by "(Type)".
@@ -511,16 +525,32 @@ pub fn parse_listen(v: &str) -> Vec<String> {
         .collect()
 }
 
+/// Writes `content` to `path` as a 0600 file (also when it existed with another mode).
+pub(crate) fn write_private(path: &Path, content: &str) -> std::io::Result<()> {
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)?;
+    f.set_permissions(std::fs::Permissions::from_mode(0o600))?;
+    std::io::Write::write_all(&mut f, content.as_bytes())?;
+    f.sync_all()
+}
+
 fn write_unit_file(path: &Path, content: &str) -> Result<Option<PathBuf>> {
     use std::io::Write;
-    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    use std::os::unix::fs::OpenOptionsExt;
     let dir = path.parent().unwrap_or(Path::new("/"));
     std::fs::create_dir_all(dir).map_err(|e| Error::io("creating unit directory", dir, e))?;
     let mut backup = None;
-    if path.exists() {
+    if let Ok(previous) = std::fs::read_to_string(path) {
+        // The backup never keeps a credential the rewrite removes (tokens that older
+        // releases, or an operator, embedded in the unit).
         let bak = PathBuf::from(format!("{}.bak", path.display()));
-        std::fs::copy(path, &bak).map_err(|e| Error::io("backing up unit file to", &bak, e))?;
-        let _ = std::fs::set_permissions(&bak, std::fs::Permissions::from_mode(0o600));
+        let kept = crate::doctor::checks::scrub_secret_lines(&previous, &[]).unwrap_or(previous);
+        write_private(&bak, &kept).map_err(|e| Error::io("backing up unit file to", &bak, e))?;
         backup = Some(bak);
     }
     let tmp = dir.join(format!(
@@ -717,6 +747,12 @@ impl ServiceManager for SystemdManager {
                 .split_whitespace()
                 .map(PathBuf::from)
                 .collect(),
+            start_limit_hit: start_limit_hit(
+                &get(&s, "ActiveState"),
+                &get(&s, "Result"),
+                get(&s, "NRestarts").parse().ok(),
+                get(&s, "StartLimitBurst").parse().ok(),
+            ),
         })
     }
 
@@ -875,5 +911,25 @@ mod tests {
             parse_listen(&m["Listen"]),
             vec!["127.0.0.1:18789", "[::1]:18789"]
         );
+    }
+
+    #[test]
+    fn a_crash_loop_that_ran_out_of_restarts_is_a_hit_start_limit() {
+        assert!(start_limit_hit(
+            "failed",
+            "start-limit-hit",
+            Some(0),
+            Some(10)
+        ));
+        // systemd 252 keeps the crash's own Result in a crash loop.
+        assert!(start_limit_hit("failed", "exit-code", Some(10), Some(10)));
+        assert!(!start_limit_hit("failed", "exit-code", Some(2), Some(10)));
+        assert!(!start_limit_hit(
+            "activating",
+            "exit-code",
+            Some(10),
+            Some(10)
+        ));
+        assert!(!start_limit_hit("failed", "exit-code", None, Some(10)));
     }
 }
