@@ -116,6 +116,22 @@ pub struct Config {
 impl Config {
     /// Loads and validates `path`. A missing file is `Ok` with `exists: false`.
     pub fn load(path: &Path) -> Result<Config> {
+        // A directory (or a FIFO, a device) where the config should be is not something a
+        // restart fixes: a startup refusal (exit 78), not a failure that `Restart=` repeats.
+        if let Ok(m) = std::fs::metadata(path)
+            && !m.is_file()
+        {
+            let what = if m.is_dir() {
+                "a directory"
+            } else {
+                "not a regular file"
+            };
+            return Err(Error::Config(format!(
+                "config {} is {what}: the config must be a regular file. Move it away and \
+                 restore the config file there, or point OPENCLAW_CONFIG_PATH at the config file.",
+                path.display()
+            )));
+        }
         let raw = match std::fs::read_to_string(path) {
             Ok(s) => s,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {

@@ -379,6 +379,7 @@ pub fn run_daemon(paths: &Paths, args: RunArgs) -> Result<Exit> {
             profile: paths.profile.clone(),
             file: true,
             no_stderr: journal.is_some(),
+            state_dir: Some(paths.state_dir.clone()),
         },
         journal.into_iter().collect(),
     );
@@ -418,6 +419,7 @@ pub fn run_daemon(paths: &Paths, args: RunArgs) -> Result<Exit> {
     }
     // The state dir holds the identity key (and usually the config): keep it private.
     write::ensure_state_dir(&paths.state_dir)?;
+    write::ensure_private_config(&paths.config_path);
     // One gateway per state dir (held for the process's life). With --force the holder may be
     // the listener about to be stopped, so wait for it after freeing the port instead.
     let mut state_lock = None;
