@@ -362,6 +362,32 @@ fn refuse_under_launchd(
 
 /// `openclaw gateway run`: runs the gateway in the foreground until SIGTERM/SIGINT.
 ///
+/// `--token`/`--password` on the command line: still accepted (upstream does), but every local
+/// user reads them in `/proc/PID/cmdline` and `ps`. One warning per flag naming the safer home;
+/// never the value.
+pub(crate) fn argv_secret_warnings(args: &RunArgs) -> Vec<String> {
+    [
+        (args.token.is_some(), "--token"),
+        (args.password.is_some(), "--password"),
+    ]
+    .into_iter()
+    .filter(|(given, _)| *given)
+    .map(|(_, flag)| argv_secret_warning(flag))
+    .collect()
+}
+
+/// The warning for a credential `flag` (`--token`/`--password`) seen on a command line.
+pub(crate) fn argv_secret_warning(flag: &str) -> String {
+    let (env, key) = if flag == "--password" {
+        ("OPENCLAW_GATEWAY_PASSWORD", "gateway.auth.password")
+    } else {
+        ("OPENCLAW_GATEWAY_TOKEN", "gateway.auth.token")
+    };
+    format!(
+        "{flag} on the command line is readable by every local user (/proc/<pid>/cmdline, ps): set {env} in the environment or {key} in the config (0600) instead"
+    )
+}
+
 /// A restart-required config change ends the current generation: under a service manager the
 /// process exits with [`Exit::Restart`] (the unit restarts it); otherwise the loop below
 /// restarts in-process: it re-reads the config from disk (never a cached copy), keeps the
@@ -387,6 +413,9 @@ pub fn run_daemon(paths: &Paths, args: RunArgs) -> Result<Exit> {
         for note in &inh.notes {
             tracing::warn!("{note}");
         }
+    }
+    for w in argv_secret_warnings(&args) {
+        tracing::warn!("{w}");
     }
     let notifier = Notifier::from_env();
     // Connections a previous process handed over: taken out of the fd store now, resumed once

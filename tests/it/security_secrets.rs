@@ -366,3 +366,29 @@ async fn config_get_to_a_read_client_shows_no_credential_however_the_file_spells
     assert_eq!(raw, res["payload"]["config"]);
     let _ = ws.recv_within(Duration::from_millis(1)).await;
 }
+
+/// Issue 20 finding 6: `--token`/`--password` on argv are readable by every local user in
+/// `/proc/PID/cmdline`; they are still accepted, with a warning naming the env var and config
+/// key to use instead, and never the value.
+#[test]
+fn argv_credentials_are_accepted_with_a_warning_naming_the_safer_home() {
+    let b = Gateway::builder();
+    let token = b.token.clone();
+    let password = support::random_token();
+    let gw = b
+        .args(&["--token", &token, "--password", &password])
+        .start();
+    let err = gw.stderr();
+    for (flag, env) in [
+        ("--token", "OPENCLAW_GATEWAY_TOKEN"),
+        ("--password", "OPENCLAW_GATEWAY_PASSWORD"),
+    ] {
+        let line = err
+            .lines()
+            .find(|l| l.contains(&format!("{flag} on the command line")))
+            .unwrap_or_else(|| panic!("no warning for {flag} in:\n{err}"));
+        assert!(line.contains(env), "{line}");
+    }
+    assert_absent(&err, &token, "gateway stderr");
+    assert_absent(&err, &password, "gateway stderr");
+}
