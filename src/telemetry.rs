@@ -50,6 +50,8 @@ pub struct Options {
     /// Leave out the human stderr layer (e.g. when a journald layer replaces it because
     /// stderr already is the journal; avoids every line being logged twice).
     pub no_stderr: bool,
+    /// The state dir: its `logs/` is the file log's home when the shared `/tmp` one is not ours.
+    pub state_dir: Option<PathBuf>,
 }
 
 /// Handle returned by [`init`].
@@ -82,7 +84,10 @@ pub fn init(opts: &Options, extra: Vec<BoxedLayer>) -> Telemetry {
         );
     }
     let file = if opts.file {
-        let log = Arc::new(FileLog::new(resolve_log_dir(), opts.profile.as_deref()));
+        let log = Arc::new(FileLog::new(
+            resolve_log_dir(opts.state_dir.as_deref()),
+            opts.profile.as_deref(),
+        ));
         layers.push(
             JsonFileLayer { log: log.clone() }
                 .with_filter(targets)
@@ -98,17 +103,32 @@ pub fn init(opts: &Options, extra: Vec<BoxedLayer>) -> Telemetry {
 }
 
 /// The file-log directory: `OPENCLAW_LOG_DIR`, else `/tmp/openclaw` when it is ours (or can be
-/// created), else `/tmp/openclaw-<uid>`.
-pub fn resolve_log_dir() -> PathBuf {
+/// created), else `/tmp/openclaw-<uid>` when that is ours (or can be created), else the state
+/// dir's `logs/`. Never a directory another user owns or could write: they could swap the day's
+/// file for a link to one of ours, or read every line.
+pub fn resolve_log_dir(state_dir: Option<&Path>) -> PathBuf {
     if let Some(d) = std::env::var_os("OPENCLAW_LOG_DIR").filter(|d| !d.is_empty()) {
         return PathBuf::from(d);
     }
+    log_dir_under(Path::new("/tmp"), state_dir)
+}
+
+/// [`resolve_log_dir`] below `tmp` (tests use a temp dir instead of the real `/tmp`).
+pub(crate) fn log_dir_under(tmp: &Path, state_dir: Option<&Path>) -> PathBuf {
     let uid = nix::unistd::getuid().as_raw();
-    let shared = PathBuf::from("/tmp/openclaw");
-    match std::fs::symlink_metadata(&shared) {
-        Ok(m) if m.is_dir() && m.uid() == uid => shared,
-        Ok(_) => PathBuf::from(format!("/tmp/openclaw-{uid}")),
-        Err(_) => shared,
+    let usable = |d: &Path| match std::fs::symlink_metadata(d) {
+        // Ours: group/world bits are tightened to 0700 when the file is opened.
+        Ok(m) => m.is_dir() && m.uid() == uid,
+        Err(e) => e.kind() == std::io::ErrorKind::NotFound,
+    };
+    let shared = tmp.join("openclaw");
+    if usable(&shared) {
+        return shared;
+    }
+    let own = tmp.join(format!("openclaw-{uid}"));
+    match state_dir {
+        Some(state) if !usable(&own) => state.join("logs"),
+        _ => own,
     }
 }
 
@@ -247,24 +267,42 @@ impl FileLog {
     }
 
     fn open_file(&self, date: &str) -> std::result::Result<File, String> {
+        let uid = nix::unistd::getuid().as_raw();
         if !self.dir.exists() {
             let _ = std::fs::DirBuilder::new()
                 .recursive(true)
                 .mode(0o700)
                 .create(&self.dir);
         } else if let Ok(m) = std::fs::metadata(&self.dir)
-            && m.uid() == nix::unistd::getuid().as_raw()
+            && m.uid() == uid
             && m.permissions().mode() & 0o077 != 0
         {
             let _ = std::fs::set_permissions(&self.dir, std::fs::Permissions::from_mode(0o700));
         }
         let path = self.dir.join(format!("{}-{date}.log", self.prefix));
-        OpenOptions::new()
+        // Never through a symlink, and never into a file someone else owns: whoever can write
+        // the directory could otherwise point the day's file at one of ours.
+        let file = OpenOptions::new()
             .create(true)
             .append(true)
             .mode(0o600)
+            .custom_flags(nix::libc::O_NOFOLLOW)
             .open(&path)
-            .map_err(|e| format!("opening: {e}"))
+            .map_err(|e| match e.raw_os_error() {
+                Some(nix::libc::ELOOP) => format!(
+                    "opening: {} is a symbolic link; refusing to write through it (remove it, or set OPENCLAW_LOG_DIR to a directory only this user can write)",
+                    path.display()
+                ),
+                _ => format!("opening: {e}"),
+            })?;
+        let m = file.metadata().map_err(|e| format!("checking: {e}"))?;
+        if !m.is_file() || m.uid() != uid {
+            return Err(format!(
+                "opening: {} is not a regular file owned by uid {uid}; refusing to write to it (remove it, or set OPENCLAW_LOG_DIR to a directory only this user can write)",
+                path.display()
+            ));
+        }
+        Ok(file)
     }
 
     /// The file `logs.tail` reads: today's, or the newest of the same family when today's is
@@ -518,6 +556,66 @@ impl<S: Subscriber> Layer<S> for JsonFileLayer {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Issue 20 finding 2: the day's file is a symlink planted in the log directory → nothing
+    /// is written through it, and the failure shows in `health`.
+    #[test]
+    fn file_log_never_writes_through_a_symlink() {
+        let t = tempfile::tempdir().unwrap();
+        let victim = t.path().join("victim.txt");
+        write(&victim, "mine\n");
+        let dir = t.path().join("logs");
+        std::fs::create_dir(&dir).unwrap();
+        let log = FileLog::new(dir.clone(), None);
+        std::os::unix::fs::symlink(&victim, log.current_path()).unwrap();
+        log.append(&json!({"msg": "secret line"}));
+        assert_eq!(std::fs::read_to_string(&victim).unwrap(), "mine\n");
+        assert!(!log.is_healthy());
+        let err = log.health()["error"].as_str().unwrap().to_string();
+        assert!(err.contains("symbolic link"), "{err}");
+    }
+
+    /// Issue 20 finding 2: `/tmp/openclaw` and `/tmp/openclaw-<uid>` owned by another user (or
+    /// a symlink) are never used; the state dir's `logs/` is.
+    #[test]
+    fn log_dir_is_never_another_users_directory() {
+        let t = tempfile::tempdir().unwrap();
+        let (tmp, state) = (t.path().join("tmp"), t.path().join("state"));
+        std::fs::create_dir(&tmp).unwrap();
+        let uid = nix::unistd::getuid().as_raw();
+        let (shared, own) = (tmp.join("openclaw"), tmp.join(format!("openclaw-{uid}")));
+        assert_eq!(
+            log_dir_under(&tmp, Some(&state)),
+            shared,
+            "absent: created by us"
+        );
+        // A symlink to a directory of ours is not ours to trust either.
+        std::os::unix::fs::symlink(t.path(), &shared).unwrap();
+        assert_eq!(log_dir_under(&tmp, Some(&state)), own);
+        std::os::unix::fs::symlink(t.path(), &own).unwrap();
+        assert_eq!(log_dir_under(&tmp, Some(&state)), state.join("logs"));
+        if !nix::unistd::getuid().is_root() {
+            let ci = std::env::var("CI").is_ok_and(|v| v == "true" || v == "1");
+            assert!(
+                !ci,
+                "needs root under CI=true to chown a directory to another uid"
+            );
+            eprintln!("SKIP: log_dir_is_never_another_users_directory: chown part needs root");
+            return;
+        }
+        for d in [&shared, &own] {
+            std::fs::remove_file(d).unwrap();
+            std::fs::create_dir(d).unwrap();
+            std::os::unix::fs::chown(d, Some(65534), Some(65534)).unwrap();
+        }
+        assert_eq!(log_dir_under(&tmp, Some(&state)), state.join("logs"));
+        std::fs::remove_dir(&own).unwrap();
+        assert_eq!(
+            log_dir_under(&tmp, Some(&state)),
+            own,
+            "absent: created by us"
+        );
+    }
 
     fn write(path: &Path, s: &str) {
         std::fs::write(path, s).unwrap();

@@ -116,6 +116,22 @@ pub struct Config {
 impl Config {
     /// Loads and validates `path`. A missing file is `Ok` with `exists: false`.
     pub fn load(path: &Path) -> Result<Config> {
+        // A directory (or a FIFO, a device) where the config should be is not something a
+        // restart fixes: a startup refusal (exit 78), not a failure that `Restart=` repeats.
+        if let Ok(m) = std::fs::metadata(path)
+            && !m.is_file()
+        {
+            let what = if m.is_dir() {
+                "a directory"
+            } else {
+                "not a regular file"
+            };
+            return Err(Error::Config(format!(
+                "config {} is {what}: the config must be a regular file. Move it away and \
+                 restore the config file there, or point OPENCLAW_CONFIG_PATH at the config file.",
+                path.display()
+            )));
+        }
         let raw = match std::fs::read_to_string(path) {
             Ok(s) => s,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
@@ -189,28 +205,73 @@ pub fn is_secret_key(key: &str) -> bool {
         || k == "authorization"
 }
 
-/// A copy of `doc` with every secret string replaced by [`REDACTED`], plus the secret strings
-/// that were replaced (so callers can scrub raw text as well).
+/// Maps whose every string value is a credential whatever its key is called: a provider's
+/// `headers` (`x-api-key`, `api-key`, `Cookie`, …) and `env` maps.
+fn is_credential_map(key: &str) -> bool {
+    key.eq_ignore_ascii_case("headers") || key.eq_ignore_ascii_case("env")
+}
+
+/// The password of a URL's userinfo (`scheme://user:password@host/…`), if `s` has one.
+fn url_password(s: &str) -> Option<(usize, usize)> {
+    let authority_start = s.find("://")? + 3;
+    let rest = &s[authority_start..];
+    let authority_len = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let authority = &rest[..authority_len];
+    let at = authority.rfind('@')?;
+    let colon = authority[..at].find(':')?;
+    (colon + 1 < at).then_some((authority_start + colon + 1, authority_start + at))
+}
+
+/// A copy of `doc` with every secret replaced by [`REDACTED`], plus the secret strings that were
+/// replaced. Redacted by construction, not by a list of known fields: string values under
+/// secret-named keys ([`is_secret_key`]), every string under a credential map (`headers`, `env`),
+/// the password of any URL's userinfo, and — second pass — any other string equal to a secret
+/// found so far (a token copied somewhere else).
 pub fn redact_secrets(doc: &Value) -> (Value, Vec<String>) {
-    fn walk(v: &Value, found: &mut Vec<String>) -> Value {
+    fn walk(v: &Value, credential: bool, found: &mut Vec<String>) -> Value {
         match v {
+            // A SecretRef names where a secret lives, not the secret: shown as it is (the UI
+            // edits it), and its `source`/`id` words must not become "secrets" for `scrub`.
+            Value::Object(_)
+                if matches!(
+                    secrets::parse_input(v, None),
+                    Ok(secrets::SecretInput::Ref(_))
+                ) =>
+            {
+                v.clone()
+            }
             Value::Object(o) => Value::Object(
                 o.iter()
-                    .map(|(k, x)| match x {
-                        Value::String(s) if is_secret_key(k) && !s.is_empty() => {
-                            found.push(s.clone());
-                            (k.clone(), Value::String(REDACTED.into()))
-                        }
-                        _ => (k.clone(), walk(x, found)),
+                    .map(|(k, x)| {
+                        let credential = credential || is_credential_map(k);
+                        let x = match x {
+                            Value::String(s) if !s.is_empty() && is_secret_key(k) => {
+                                found.push(s.clone());
+                                Value::String(REDACTED.into())
+                            }
+                            other => walk(other, credential, found),
+                        };
+                        (k.clone(), x)
                     })
                     .collect(),
             ),
-            Value::Array(a) => Value::Array(a.iter().map(|x| walk(x, found)).collect()),
+            Value::Array(a) => Value::Array(a.iter().map(|x| walk(x, credential, found)).collect()),
+            Value::String(s) if credential && !s.is_empty() => {
+                found.push(s.clone());
+                Value::String(REDACTED.into())
+            }
+            Value::String(s) => match url_password(s) {
+                Some((from, to)) => {
+                    found.push(s[from..to].to_string());
+                    Value::String(format!("{}{REDACTED}{}", &s[..from], &s[to..]))
+                }
+                None => v.clone(),
+            },
             other => other.clone(),
         }
     }
     /// Second pass: the same secret string under a key that does not look secret (copied into
-    /// an env map, say) is redacted too, as the raw text already is.
+    /// a plain field, say) is redacted too.
     fn scrub(v: &mut Value, found: &[String]) {
         match v {
             Value::String(s) if found.iter().any(|f| f == s) => *s = REDACTED.into(),
@@ -220,8 +281,7 @@ pub fn redact_secrets(doc: &Value) -> (Value, Vec<String>) {
         }
     }
     let mut found = Vec::new();
-    let mut out = walk(doc, &mut found);
-    // Longest first so a secret that contains another is replaced whole.
+    let mut out = walk(doc, false, &mut found);
     found.sort_by_key(|s| std::cmp::Reverse(s.len()));
     found.dedup();
     if !found.is_empty() {
@@ -230,13 +290,14 @@ pub fn redact_secrets(doc: &Value) -> (Value, Vec<String>) {
     (out, found)
 }
 
-/// Replaces every occurrence of the given secrets in `text` with [`REDACTED`].
-pub fn scrub_text(text: &str, secrets: &[String]) -> String {
-    let mut out = text.to_string();
-    for s in secrets {
-        out = out.replace(s.as_str(), REDACTED);
-    }
-    out
+/// The text `config.get` shows as `raw`: the redacted document serialised, never the original
+/// text edited. Scrubbing the file's text by substring misses every secret the file spells
+/// differently from its value (`\"`, `\\`, `\u00e9`, a line-continued string), so nothing of the
+/// original text is shown; comments and formatting are the price.
+pub fn redacted_raw(redacted: &Value) -> String {
+    let mut s = serde_json::to_string_pretty(redacted).unwrap_or_default();
+    s.push('\n');
+    s
 }
 
 /// Resolves a secret-valued field (`gateway.auth.token`/`password`): a plain string, the env
@@ -379,10 +440,42 @@ mod tests {
         let (r, _) =
             redact_secrets(&serde_json::json!({"a":{"apiKey":"k-1"},"env":{"OPENAI":"k-1"}}));
         assert_eq!(r["env"]["OPENAI"], REDACTED);
+        assert_eq!(found, ["s3cret", "k1"]);
+    }
+
+    #[test]
+    fn credential_maps_url_userinfo_and_secret_refs() {
+        let doc = serde_json::json!({"models":{"providers":{"p":{
+            "baseUrl":"https://bob:hunter2@api.example/v1?x=1",
+            "headers":{"x-api-key":"hk-1","api-key":"hk-2","X-Trace":"abc","n":{"deep":"hk-3"}},
+            "env":{"PLAIN":"v-1","PORT":8080},
+            "apiKey":{"source":"env","provider":"default","id":"OPENAI_API_KEY"},
+            "name":"no secret here"}}}});
+        let (r, found) = redact_secrets(&doc);
+        let p = &r["models"]["providers"]["p"];
         assert_eq!(
-            scrub_text("{token:'s3cret'}", &found),
-            "{token:'__OPENCLAW_REDACTED__'}"
+            p["baseUrl"],
+            "https://bob:__OPENCLAW_REDACTED__@api.example/v1?x=1"
         );
+        for k in ["x-api-key", "api-key", "X-Trace"] {
+            assert_eq!(p["headers"][k], REDACTED, "{k}");
+        }
+        assert_eq!(p["headers"]["n"]["deep"], REDACTED);
+        assert_eq!(p["env"]["PLAIN"], REDACTED);
+        assert_eq!(p["env"]["PORT"], 8080, "numbers are not credentials");
+        assert_eq!(
+            p["apiKey"]["id"], "OPENAI_API_KEY",
+            "a SecretRef is shown as it is"
+        );
+        assert_eq!(p["name"], "no secret here");
+        assert!(found.contains(&"hunter2".to_string()));
+        // No URL password → nothing changes; an `@` in a path is not userinfo.
+        assert_eq!(url_password("https://api.example/v1/@me"), None);
+        assert_eq!(url_password("https://bob@api.example/"), None);
+        let raw = redacted_raw(&r);
+        for secret in ["hunter2", "hk-1", "hk-2", "hk-3", "v-1"] {
+            assert!(!raw.contains(secret), "{secret} in raw");
+        }
     }
 
     #[test]

@@ -45,6 +45,41 @@ pub fn ensure_state_dir(dir: &Path) -> Result<()> {
     Ok(())
 }
 
+/// The config holds the gateway's credentials wherever it lives (`OPENCLAW_CONFIG_PATH` may put
+/// it outside the state dir, and an editor or `cp` may have left it 0644): one we own that group
+/// or others can read is tightened to 0600 (with a note on stderr); one we do not own is left as
+/// it is, with a warning naming the path. Returns the note or warning it printed.
+pub fn ensure_private_config(path: &Path) -> Option<String> {
+    use std::os::unix::fs::MetadataExt;
+    let m = fs::metadata(path).ok().filter(|m| m.is_file())?;
+    let mode = m.permissions().mode() & 0o777;
+    if mode & 0o077 == 0 {
+        return None;
+    }
+    let msg = if m.uid() == nix::unistd::getuid().as_raw() {
+        match fs::set_permissions(path, fs::Permissions::from_mode(0o600)) {
+            Ok(()) => format!(
+                "note: config {} was readable by other users (mode {mode:o}); set it to 0600 (it holds the gateway's credentials)",
+                path.display()
+            ),
+            Err(e) => format!(
+                "warning: config {} is readable by other users (mode {mode:o}) and could not be set to 0600: {e}. Run `chmod 600 {}`.",
+                path.display(),
+                path.display()
+            ),
+        }
+    } else {
+        format!(
+            "warning: config {} is readable by other users (mode {mode:o}) and belongs to uid {}, not to this user: its owner should run `chmod 600 {}`.",
+            path.display(),
+            m.uid(),
+            path.display()
+        )
+    };
+    eprintln!("{msg}");
+    Some(msg)
+}
+
 fn tmp_name(path: &Path, tag: &str) -> PathBuf {
     let name = path
         .file_name()

@@ -3,8 +3,8 @@
 //! Ids: `config-valid`, `gateway-mode`, `gateway-auth`, `state-permissions`,
 //! `service-secrets`, `service-unit`, `service-socket`, `service-binary`, `service-port`,
 //! `service-dropins`, `service-exposure`,
-//! `service-state`, `linger`, `competing-units`, `gateway-reachable`, `version-match`,
-//! `activation-env`, `profile-collisions`.
+//! `service-state`, `linger`, `competing-units`, `gateway-reachable`, `gateway-argv`,
+//! `version-match`, `activation-env`, `profile-collisions`.
 use std::collections::HashMap;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
@@ -40,7 +40,7 @@ impl Check for FnCheck {
 /// Every check, in report order.
 pub fn all() -> Vec<Box<dyn Check>> {
     type CheckFn = fn(&Ctx) -> Finding;
-    let list: [(&'static str, CheckFn); 18] = [
+    let list: [(&'static str, CheckFn); 19] = [
         ("config-valid", config_valid),
         ("gateway-mode", gateway_mode),
         ("gateway-auth", gateway_auth),
@@ -56,6 +56,7 @@ pub fn all() -> Vec<Box<dyn Check>> {
         ("linger", linger),
         ("competing-units", competing_units),
         ("gateway-reachable", gateway_reachable),
+        ("gateway-argv", gateway_argv),
         ("version-match", version_match),
         ("activation-env", activation_env),
         ("profile-collisions", profile_collisions),
@@ -1155,6 +1156,65 @@ fn gateway_reachable(ctx: &Ctx) -> Finding {
             p = pf(ctx)
         )),
     }
+}
+
+/// A gateway on the CLI's port that was given `--token`/`--password`: every local user reads its
+/// argv (`/proc/PID/cmdline`, `ps`). Names the flag and the safer home, never the value.
+fn gateway_argv(ctx: &Ctx) -> Finding {
+    let Some((port, _)) = &ctx.cli_port else {
+        return Finding::skip("", "the CLI port cannot be resolved (config invalid)");
+    };
+    let mut pids: Vec<(i32, String)> = crate::gateway::listener::listeners_on_port(*port)
+        .into_iter()
+        .map(|h| (h.pid, h.command))
+        .collect();
+    pids.dedup();
+    if pids.is_empty() {
+        return Finding::skip("", format!("nothing listens on port {port}"));
+    }
+    let details: Vec<String> = pids
+        .iter()
+        .filter_map(|(pid, cmd)| {
+            Some((
+                pid,
+                cmd,
+                std::fs::read(format!("/proc/{pid}/cmdline")).ok()?,
+            ))
+        })
+        .flat_map(|(pid, cmd, raw)| {
+            argv_secret_flags(&raw).into_iter().map(move |flag| {
+                format!(
+                    "pid {pid} ({cmd}): {}",
+                    crate::gateway::argv_secret_warning(flag)
+                )
+            })
+        })
+        .collect();
+    if details.is_empty() {
+        return Finding::ok(
+            "",
+            format!("the gateway on port {port} has no credential on its command line"),
+        );
+    }
+    Finding::warn(
+        "",
+        "the gateway was started with a credential on its command line (readable by every local user)",
+    )
+    .details(details)
+    .fix("Restart it without --token/--password: set OPENCLAW_GATEWAY_TOKEN/OPENCLAW_GATEWAY_PASSWORD in its environment, or gateway.auth.token/password in the config (0600).")
+}
+
+/// The credential flags (`--token`, `--password`, also as `--flag=value`) in a NUL-separated
+/// `/proc/PID/cmdline`.
+pub(crate) fn argv_secret_flags(cmdline: &[u8]) -> Vec<&'static str> {
+    let args: Vec<&[u8]> = cmdline.split(|b| *b == 0).collect();
+    ["--token", "--password"]
+        .into_iter()
+        .filter(|f| {
+            args.iter()
+                .any(|a| *a == f.as_bytes() || a.starts_with(format!("{f}=").as_bytes()))
+        })
+        .collect()
 }
 
 fn version_match(ctx: &Ctx) -> Finding {

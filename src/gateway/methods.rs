@@ -326,10 +326,8 @@ fn config_hash(raw: &str) -> String {
 
 /// `config.get` payload with every secret redacted (doc and raw text).
 pub fn config_get_payload(cfg: &Config) -> Value {
-    let (redacted, secrets) = crate::config::redact_secrets(&cfg.doc);
-    let raw = cfg
-        .exists
-        .then(|| crate::config::scrub_text(&cfg.raw, &secrets));
+    let (redacted, _) = crate::config::redact_secrets(&cfg.doc);
+    let raw = cfg.exists.then(|| crate::config::redacted_raw(&redacted));
     let hash = config_hash(&cfg.raw);
     json!({
         "path": cfg.path.display().to_string(),

@@ -362,6 +362,32 @@ fn refuse_under_launchd(
 
 /// `openclaw gateway run`: runs the gateway in the foreground until SIGTERM/SIGINT.
 ///
+/// `--token`/`--password` on the command line: still accepted (upstream does), but every local
+/// user reads them in `/proc/PID/cmdline` and `ps`. One warning per flag naming the safer home;
+/// never the value.
+pub(crate) fn argv_secret_warnings(args: &RunArgs) -> Vec<String> {
+    [
+        (args.token.is_some(), "--token"),
+        (args.password.is_some(), "--password"),
+    ]
+    .into_iter()
+    .filter(|(given, _)| *given)
+    .map(|(_, flag)| argv_secret_warning(flag))
+    .collect()
+}
+
+/// The warning for a credential `flag` (`--token`/`--password`) seen on a command line.
+pub(crate) fn argv_secret_warning(flag: &str) -> String {
+    let (env, key) = if flag == "--password" {
+        ("OPENCLAW_GATEWAY_PASSWORD", "gateway.auth.password")
+    } else {
+        ("OPENCLAW_GATEWAY_TOKEN", "gateway.auth.token")
+    };
+    format!(
+        "{flag} on the command line is readable by every local user (/proc/<pid>/cmdline, ps): set {env} in the environment or {key} in the config (0600) instead"
+    )
+}
+
 /// A restart-required config change ends the current generation: under a service manager the
 /// process exits with [`Exit::Restart`] (the unit restarts it); otherwise the loop below
 /// restarts in-process: it re-reads the config from disk (never a cached copy), keeps the
@@ -379,6 +405,7 @@ pub fn run_daemon(paths: &Paths, args: RunArgs) -> Result<Exit> {
             profile: paths.profile.clone(),
             file: true,
             no_stderr: journal.is_some(),
+            state_dir: Some(paths.state_dir.clone()),
         },
         journal.into_iter().collect(),
     );
@@ -386,6 +413,9 @@ pub fn run_daemon(paths: &Paths, args: RunArgs) -> Result<Exit> {
         for note in &inh.notes {
             tracing::warn!("{note}");
         }
+    }
+    for w in argv_secret_warnings(&args) {
+        tracing::warn!("{w}");
     }
     let notifier = Notifier::from_env();
     // Connections a previous process handed over: taken out of the fd store now, resumed once
@@ -418,6 +448,7 @@ pub fn run_daemon(paths: &Paths, args: RunArgs) -> Result<Exit> {
     }
     // The state dir holds the identity key (and usually the config): keep it private.
     write::ensure_state_dir(&paths.state_dir)?;
+    write::ensure_private_config(&paths.config_path);
     // One gateway per state dir (held for the process's life). With --force the holder may be
     // the listener about to be stopped, so wait for it after freeing the port instead.
     let mut state_lock = None;

@@ -293,7 +293,7 @@ pub fn local_log_file(paths: &Paths) -> Option<PathBuf> {
         dirs.push(PathBuf::from(d));
     }
     dirs.push(paths.state_dir.join("logs"));
-    dirs.push(crate::telemetry::resolve_log_dir());
+    dirs.push(crate::telemetry::resolve_log_dir(Some(&paths.state_dir)));
     dirs.into_iter()
         .map(|d| FileLog::new(d, paths.profile.as_deref()).tail_path())
         .find(|p| p.is_file())

@@ -689,3 +689,39 @@ fn the_exposure_score_is_information_and_a_missing_tool_is_said() {
     assert_eq!(f.level, Level::Skip);
     assert!(f.summary.contains("not installed"), "{f:#?}");
 }
+
+/// Issue 20 finding 6: a gateway started with `--token` on its command line (readable by every
+/// local user in `/proc/PID/cmdline`) is a `doctor` warning naming the env var to use, never
+/// the token.
+#[test]
+fn doctor_warns_about_a_gateway_given_its_token_on_argv() {
+    let b = crate::support::Gateway::builder();
+    let token = b.token.clone();
+    let gw = b.args(&["--token", &token]).start();
+    let port = gw.port.to_string();
+    let r = run(
+        gw.home.path(),
+        &["doctor", "--json"],
+        &[("OPENCLAW_GATEWAY_PORT", port.as_str())],
+    );
+    let v = r.json();
+    let f = v["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["id"] == "gateway-argv")
+        .unwrap_or_else(|| panic!("no gateway-argv finding: {v}"))
+        .clone();
+    assert_eq!(f["level"], "warn", "{f}");
+    assert!(f.to_string().contains("OPENCLAW_GATEWAY_TOKEN"), "{f}");
+    assert!(
+        !r.stdout.contains(&token),
+        "doctor printed the token: {}",
+        r.stdout
+    );
+    assert!(
+        !r.stderr.contains(&token),
+        "doctor printed the token: {}",
+        r.stderr
+    );
+}

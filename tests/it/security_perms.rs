@@ -123,3 +123,45 @@ fn first_run_token_generation_and_init_write_private_files() {
         assert!(gw.wait_exit(support::WAIT).is_some());
     }
 }
+
+/// Issue 20: a user-written 0644 config was left 0644 (it holds the gateway's credentials), also
+/// when `OPENCLAW_CONFIG_PATH` puts it outside the state dir.
+#[test]
+fn a_readable_config_is_tightened_to_0600_wherever_it_lives() {
+    let elsewhere = tempfile::tempdir().unwrap();
+    let cfg = elsewhere.path().join("gateway.json5");
+    let b = Gateway::builder();
+    std::fs::write(&cfg, b.config.clone().unwrap()).unwrap();
+    std::fs::set_permissions(&cfg, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let gw = b
+        .no_config()
+        .env("OPENCLAW_CONFIG_PATH", cfg.to_str().unwrap())
+        .start();
+    assert_eq!(mode(&cfg), 0o600);
+    assert!(
+        gw.stderr()
+            .contains(&format!("note: config {} was readable", cfg.display())),
+        "{}",
+        gw.stderr()
+    );
+}
+
+/// Issue 20: a config path that is a directory exited 1, which `Restart=on-failure` repeats
+/// forever; it is a startup refusal (78) naming the path.
+#[test]
+fn a_config_path_that_is_a_directory_is_a_startup_refusal() {
+    let f = Gateway::builder().no_config().run_to_exit_with(|home| {
+        let dir = home.join(".openclaw/openclaw.json");
+        std::fs::create_dir_all(&dir).unwrap();
+    });
+    assert_eq!(f.status.code(), Some(78), "{}", f.stderr);
+    let path = f.home.path().join(".openclaw/openclaw.json");
+    assert!(
+        f.stderr.contains(&format!(
+            "config {} is a directory: the config must be a regular file.",
+            path.display()
+        )),
+        "{}",
+        f.stderr
+    );
+}

@@ -303,3 +303,92 @@ async fn config_get_redacts_nested_secrets() {
     );
     let _ = ws.recv_within(Duration::from_millis(1)).await;
 }
+
+/// Issue 20 finding 3: an `operator.read` client saw header credentials, URL passwords and any
+/// secret the file spells with escapes (the old `raw` was the file text scrubbed by substring).
+/// Each secret is checked in its decoded form and in the form the file spells it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn config_get_to_a_read_client_shows_no_credential_however_the_file_spells_it() {
+    let token = support::random_token();
+    let tail = support::random_token();
+    // (as the JSON5 file spells it, the decoded value)
+    let password = (
+        format!(r#"pa\"ss\\w\u00e9rd-{tail}"#),
+        format!(r#"pa"ss\wérd-{tail}"#),
+    );
+    let header = format!("xk-{}", support::random_token());
+    let header2 = format!("ak-{}", support::random_token());
+    let userinfo = format!("up-{}", support::random_token());
+    let env_secret = format!("ev-{}", support::random_token());
+    let gw = Gateway::builder()
+        .config(&format!(
+            r#"{{ gateway: {{ mode: 'local', auth: {{ mode: 'token', token: '{token}', password: "{pw}" }} }},
+               env: {{ vars: {{ SOME_PROVIDER: '{env_secret}' }} }},
+               models: {{ providers: {{ x: {{
+                 baseUrl: 'https://svc:{userinfo}@models.example/v1',
+                 headers: {{ 'x-api-key': '{header}', 'api-key': '{header2}' }} }} }} }} }}"#,
+            pw = password.0
+        ))
+        .start();
+    let (mut ws, _, _) = hello(
+        &gw.url(),
+        connect_params("cli", "cli", Some(&token), &["operator.read"]),
+        &[],
+    )
+    .await;
+    ws.req("g", "config.get", Some(json!({}))).await;
+    let res = ws.res("g").await;
+    assert_eq!(res["ok"], true, "{res}");
+    let text = res.to_string();
+    for s in [
+        &token,
+        &password.0,
+        &password.1,
+        &tail,
+        &header,
+        &header2,
+        &userinfo,
+        &env_secret,
+    ] {
+        assert_absent(&text, s, "config.get");
+        assert_absent(res["payload"]["raw"].as_str().unwrap(), s, "config.get raw");
+    }
+    let p = &res["payload"]["config"]["models"]["providers"]["x"];
+    assert_eq!(
+        p["baseUrl"],
+        format!(
+            "https://svc:{}@models.example/v1",
+            openclaw::config::REDACTED
+        )
+    );
+    // `raw` is the redacted document itself, so a client that parses it sees the same values.
+    let raw: Value = serde_json::from_str(res["payload"]["raw"].as_str().unwrap()).unwrap();
+    assert_eq!(raw, res["payload"]["config"]);
+    let _ = ws.recv_within(Duration::from_millis(1)).await;
+}
+
+/// Issue 20 finding 6: `--token`/`--password` on argv are readable by every local user in
+/// `/proc/PID/cmdline`; they are still accepted, with a warning naming the env var and config
+/// key to use instead, and never the value.
+#[test]
+fn argv_credentials_are_accepted_with_a_warning_naming_the_safer_home() {
+    let b = Gateway::builder();
+    let token = b.token.clone();
+    let password = support::random_token();
+    let gw = b
+        .args(&["--token", &token, "--password", &password])
+        .start();
+    let err = gw.stderr();
+    for (flag, env) in [
+        ("--token", "OPENCLAW_GATEWAY_TOKEN"),
+        ("--password", "OPENCLAW_GATEWAY_PASSWORD"),
+    ] {
+        let line = err
+            .lines()
+            .find(|l| l.contains(&format!("{flag} on the command line")))
+            .unwrap_or_else(|| panic!("no warning for {flag} in:\n{err}"));
+        assert!(line.contains(env), "{line}");
+    }
+    assert_absent(&err, &token, "gateway stderr");
+    assert_absent(&err, &password, "gateway stderr");
+}

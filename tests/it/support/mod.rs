@@ -140,6 +140,13 @@ impl GatewayBuilder {
         let (home, mut c) = self.prepare();
         run_to_exit(&mut c, home)
     }
+
+    /// Like [`GatewayBuilder::run_to_exit`], after `arrange` has shaped the new HOME.
+    pub fn run_to_exit_with(self, arrange: impl FnOnce(&Path)) -> Finished {
+        let (home, mut c) = self.prepare();
+        arrange(home.path());
+        run_to_exit(&mut c, home)
+    }
 }
 
 /// A finished process.
