@@ -83,7 +83,11 @@ impl LoadGateway {
         }
         c.env("HOME", home.path())
             .env("OPENCLAW_LOG_DIR", home.path().join("logs"))
-            .env("OPENCLAW_MAX_CONNECTIONS", "30000");
+            .env("OPENCLAW_MAX_CONNECTIONS", "30000")
+            // Thousands of clients connect at once from a few loopback addresses: budgets
+            // sized for that (the flood scenario sets its own).
+            .env("OPENCLAW_MAX_UNAUTH_CONNECTIONS", "30000")
+            .env("OPENCLAW_MAX_UNAUTH_PER_PEER", "30000");
         for (k, v) in env {
             c.env(k, v);
         }
