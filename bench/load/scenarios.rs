@@ -860,7 +860,9 @@ pub async fn peer_flood(gw: &LoadGateway, sockets: usize, window: Duration) -> P
                     continue;
                 };
                 opened.fetch_add(1, Ordering::Relaxed);
-                let _ = s.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Slow: ").await;
+                let _ = s
+                    .write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Slow: ")
+                    .await;
                 let mut buf = [0u8; 16];
                 match tokio::time::timeout_at(end.into(), s.read(&mut buf)).await {
                     Ok(Ok(n)) if buf[..n].starts_with(b"HTTP/1.1 503") => {
