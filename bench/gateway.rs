@@ -149,6 +149,9 @@ impl Gw {
         c.env("HOME", home)
             .env("OPENCLAW_LOG_DIR", home.join("logs"))
             .env("OPENCLAW_MAX_CONNECTIONS", "30000")
+            // Thousands of clients connect at once from 127.0.0.1: budgets sized for that.
+            .env("OPENCLAW_MAX_UNAUTH_CONNECTIONS", "30000")
+            .env("OPENCLAW_MAX_UNAUTH_PER_PEER", "30000")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null());

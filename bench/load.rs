@@ -6,7 +6,10 @@
 //! back), `health` (64 clients calling `health` back-to-back for 10 s), `slow` (a client that
 //! never reads, 64 KiB outbound cap: closed 1008 `slow consumer`, 8 others unaffected),
 //! `slowloris` (1,000 never-finished request heads vs a 2 s header-read deadline, normal
-//! requests meanwhile). Writes `bench/results/load-latest.{md,json}`; RELIABILITY.md quotes it.
+//! requests meanwhile), `peerflood` (one source address tries to hold 10,000 unauthenticated
+//! sockets for 30 s, re-opening each refused one, at the default admission budgets; latency of
+//! a legitimate `/healthz` from another address meanwhile), `heads` (1,000 unfinished 30 KiB
+//! request heads: gateway RSS per unauthenticated connection). Writes `bench/results/load-latest.{md,json}`; RELIABILITY.md quotes it.
 //! Figures are reported, never asserted (the CI-sized assertions live in
 //! tests/it/reliability_load.rs).
 #![allow(unreachable_pub, missing_debug_implementations)]
@@ -35,6 +38,9 @@ struct Sizes {
     slow_window: Duration,
     loris: usize,
     loris_timeout: Duration,
+    peer_flood: usize,
+    peer_flood_window: Duration,
+    heads: usize,
 }
 
 impl Sizes {
@@ -53,6 +59,9 @@ impl Sizes {
                 slow_window: Duration::from_secs(2),
                 loris: 50,
                 loris_timeout: Duration::from_millis(500),
+                peer_flood: 300,
+                peer_flood_window: Duration::from_secs(2),
+                heads: 100,
             }
         } else {
             Sizes {
@@ -68,6 +77,9 @@ impl Sizes {
                 slow_window: Duration::from_secs(5),
                 loris: 1000,
                 loris_timeout: Duration::from_secs(2),
+                peer_flood: 10_000,
+                peer_flood_window: Duration::from_secs(30),
+                heads: 1000,
             }
         }
     }
@@ -245,6 +257,56 @@ async fn main() {
             ),
             json!({"conns": r.conns, "closedByServer": r.closed_by_server, "maxHoldMs": r.max_hold_ms,
                    "normalOk": r.normal_ok, "normalErrors": r.normal_errors, "normalP99Ms": r.normal_p99_ms}),
+        );
+        gw.stop();
+    }
+    if want("peerflood") {
+        // The default admission budgets (LoadGateway raises them for the other scenarios).
+        let gw = LoadGateway::start(
+            BIN,
+            &[
+                ("OPENCLAW_MAX_UNAUTH_CONNECTIONS", "512"),
+                ("OPENCLAW_MAX_UNAUTH_PER_PEER", "32"),
+            ],
+        )
+        .await;
+        let r = peer_flood(&gw, sz.peer_flood, sz.peer_flood_window).await;
+        row(
+            "peerflood",
+            format!(
+                "one peer holding up to {} sockets for {:?}: {} opened, {} refused 503; legitimate /healthz from another address {} ok, {} errors, p50 {:.2} / p99 {:.2} ms; RSS {} → peak {} MiB",
+                r.sockets,
+                sz.peer_flood_window,
+                r.opened,
+                r.refused_503,
+                r.legit_ok,
+                r.legit_errors,
+                r.legit_p50_ms,
+                r.legit_p99_ms,
+                mib(r.rss_before_kib),
+                mib(r.rss_peak_kib)
+            ),
+            json!({"sockets": r.sockets, "opened": r.opened, "refused503": r.refused_503,
+                   "legitOk": r.legit_ok, "legitErrors": r.legit_errors, "legitP50Ms": r.legit_p50_ms,
+                   "legitP99Ms": r.legit_p99_ms, "rssBeforeKiB": r.rss_before_kib, "rssPeakKiB": r.rss_peak_kib}),
+        );
+        gw.stop();
+    }
+    if want("heads") {
+        let gw = LoadGateway::start(BIN, &[]).await;
+        let r = unfinished_heads(&gw, sz.heads, 30 * 1024).await;
+        row(
+            "heads",
+            format!(
+                "{} unfinished {} KiB heads: RSS {} → {} MiB, {:.1} KiB per unauthenticated connection",
+                r.conns,
+                r.head_bytes / 1024,
+                mib(r.rss_before_kib),
+                mib(r.rss_held_kib),
+                r.bytes_per_conn as f64 / 1024.0
+            ),
+            json!({"conns": r.conns, "headBytes": r.head_bytes, "rssBeforeKiB": r.rss_before_kib,
+                   "rssHeldKiB": r.rss_held_kib, "bytesPerConn": r.bytes_per_conn}),
         );
         gw.stop();
     }

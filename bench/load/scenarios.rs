@@ -83,7 +83,11 @@ impl LoadGateway {
         }
         c.env("HOME", home.path())
             .env("OPENCLAW_LOG_DIR", home.path().join("logs"))
-            .env("OPENCLAW_MAX_CONNECTIONS", "30000");
+            .env("OPENCLAW_MAX_CONNECTIONS", "30000")
+            // Thousands of clients connect at once from a few loopback addresses: budgets
+            // sized for that (the flood scenario sets its own).
+            .env("OPENCLAW_MAX_UNAUTH_CONNECTIONS", "30000")
+            .env("OPENCLAW_MAX_UNAUTH_PER_PEER", "30000");
         for (k, v) in env {
             c.env(k, v);
         }
@@ -808,4 +812,141 @@ pub fn write_file(path: &Path, text: &str) {
         let _ = std::fs::create_dir_all(d);
     }
     std::fs::write(path, text).unwrap_or_else(|e| eprintln!("writing {}: {e}", path.display()));
+}
+
+/// Result of [`peer_flood`].
+#[derive(Debug, Clone, Default)]
+pub struct PeerFloodReport {
+    /// Sockets the flooder kept trying to hold.
+    pub sockets: usize,
+    /// Connections it opened in all (each refused or closed one is re-opened).
+    pub opened: u64,
+    /// Of those, answered 503 by admission.
+    pub refused_503: u64,
+    /// Legitimate `/healthz` requests (from 127.0.0.1) that got 200 / anything else.
+    pub legit_ok: u64,
+    /// Failed ones.
+    pub legit_errors: u64,
+    /// Latency of the legitimate requests (ms).
+    pub legit_p50_ms: f64,
+    /// p99 of the same.
+    pub legit_p99_ms: f64,
+    /// Gateway RSS before and at its peak (KiB).
+    pub rss_before_kib: u64,
+    /// Peak RSS.
+    pub rss_peak_kib: u64,
+}
+
+/// One peer (source address 127.0.0.2) tries to hold `sockets` unauthenticated connections
+/// for `window`, each sending a request head it never finishes and re-opened as soon as it is
+/// refused or dropped, while a legitimate client on 127.0.0.1 calls `/healthz` every 50 ms.
+pub async fn peer_flood(gw: &LoadGateway, sockets: usize, window: Duration) -> PeerFloodReport {
+    let rss_before = gw.rss_kib();
+    let end = Instant::now() + window;
+    let opened = Arc::new(AtomicU64::new(0));
+    let refused = Arc::new(AtomicU64::new(0));
+    let mut tasks = Vec::new();
+    for _ in 0..sockets {
+        let (port, opened, refused) = (gw.port, opened.clone(), refused.clone());
+        tasks.push(tokio::spawn(async move {
+            while Instant::now() < end {
+                let s = async {
+                    let sock = TcpSocket::new_v4()?;
+                    sock.bind(SocketAddr::from(([127, 0, 0, 2], 0)))?;
+                    sock.connect(SocketAddr::from(([127, 0, 0, 1], port))).await
+                };
+                let Ok(Ok(mut s)) = tokio::time::timeout_at(end.into(), s).await else {
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                    continue;
+                };
+                opened.fetch_add(1, Ordering::Relaxed);
+                let _ = s
+                    .write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Slow: ")
+                    .await;
+                let mut buf = [0u8; 16];
+                match tokio::time::timeout_at(end.into(), s.read(&mut buf)).await {
+                    Ok(Ok(n)) if buf[..n].starts_with(b"HTTP/1.1 503") => {
+                        refused.fetch_add(1, Ordering::Relaxed);
+                    }
+                    _ => {}
+                }
+            }
+        }));
+    }
+    let mut lat = Vec::new();
+    let mut legit_errors = 0;
+    while Instant::now() < end {
+        let t0 = Instant::now();
+        match http_get(gw.port, "/healthz").await {
+            Some(200) => lat.push(ms(t0.elapsed())),
+            _ => legit_errors += 1,
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    for t in tasks {
+        let _ = t.await;
+    }
+    PeerFloodReport {
+        sockets,
+        opened: opened.load(Ordering::Relaxed),
+        refused_503: refused.load(Ordering::Relaxed),
+        legit_ok: lat.len() as u64,
+        legit_errors,
+        legit_p50_ms: pct(&mut lat, 0.50),
+        legit_p99_ms: pct(&mut lat, 0.99),
+        rss_before_kib: rss_before,
+        rss_peak_kib: gw.peak_rss_kib(),
+    }
+}
+
+/// Result of [`unfinished_heads`].
+#[derive(Debug, Clone, Default)]
+pub struct HeadsReport {
+    /// Connections holding an unfinished head.
+    pub conns: usize,
+    /// Head bytes each sent (just under the 32 KiB head limit).
+    pub head_bytes: usize,
+    /// Gateway RSS before and while they are held (KiB).
+    pub rss_before_kib: u64,
+    /// RSS while held.
+    pub rss_held_kib: u64,
+    /// (held − before) / conns, in bytes.
+    pub bytes_per_conn: u64,
+}
+
+/// `n` unauthenticated connections (spread over 127.0.0.2–.9) each send `head_bytes` of a
+/// request head and stop; the gateway's RSS growth per connection is what one costs while it
+/// waits for the header deadline.
+pub async fn unfinished_heads(gw: &LoadGateway, n: usize, head_bytes: usize) -> HeadsReport {
+    let rss_before = gw.rss_kib();
+    let mut head = b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Pad: ".to_vec();
+    head.resize(head_bytes, b'a');
+    let head = Arc::new(head);
+    let mut held = Vec::new();
+    for _ in 0..n {
+        if let Ok(mut s) = tcp(gw.port, None).await
+            && s.write_all(&head).await.is_ok()
+        {
+            held.push(s);
+        }
+    }
+    // Let the gateway read what was sent (bounded): RSS stops growing.
+    let mut rss_held = gw.rss_kib();
+    for _ in 0..20 {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let now = gw.rss_kib();
+        if now <= rss_held {
+            break;
+        }
+        rss_held = now;
+    }
+    let conns = held.len();
+    drop(held);
+    HeadsReport {
+        conns,
+        head_bytes,
+        rss_before_kib: rss_before,
+        rss_held_kib: rss_held,
+        bytes_per_conn: (rss_held.saturating_sub(rss_before) * 1024) / conns.max(1) as u64,
+    }
 }

@@ -160,7 +160,15 @@ fn check_bearer(state: &GatewayState, headers: &HeaderMap, ip: Option<IpAddr>) -
 }
 
 async fn read_body(body: Body, limit: usize) -> Result<Bytes, Response> {
-    axum::body::to_bytes(body, limit).await.map_err(|e| {
+    let deadline = crate::gateway::conn::body_read_timeout();
+    let Ok(read) = tokio::time::timeout(deadline, axum::body::to_bytes(body, limit)).await else {
+        return Err(api_error(
+            StatusCode::REQUEST_TIMEOUT,
+            "invalid_request_error",
+            crate::gateway::conn::body_timeout_message(deadline),
+        ));
+    };
+    read.map_err(|e| {
         // axum names no type for the limit error; its chain says "length limit exceeded".
         let mut too_big = false;
         let mut cur: Option<&dyn std::error::Error> = Some(&e);
@@ -550,6 +558,9 @@ async fn gate(
     if let Some(r) = check_bearer(state, &parts.headers, ip) {
         return Err(r);
     }
+    if let Some(r) = crate::gateway::admission::authenticate_request(&parts.extensions) {
+        return Err(r);
+    }
     let bytes = read_body(body, API_MAX_BODY).await?;
     Ok((parse_json(&bytes)?, parts.headers))
 }
@@ -722,6 +733,7 @@ fn models_gate(state: &AppState, req: &Request) -> Option<Response> {
         return Some(method_not_allowed("GET"));
     }
     check_bearer(state, req.headers(), peer_ip(req.extensions()))
+        .or_else(|| crate::gateway::admission::authenticate_request(req.extensions()))
 }
 
 async fn models(State(state): State<AppState>, req: Request) -> Response {
@@ -1130,6 +1142,9 @@ pub async fn hooks_intercept(State(state): State<AppState>, req: Request, next: 
     }
     if let Some(ip) = ip {
         limiter.record_success(ip);
+    }
+    if let Some(r) = crate::gateway::admission::authenticate_request(req.extensions()) {
+        return r;
     }
     let action = path[hc.path.len()..].to_string();
     if action != "/wake" && action != "/agent" {

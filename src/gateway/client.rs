@@ -543,7 +543,10 @@ mod tests {
             shutdown: shutdown::Shutdown::new(),
             reload: Default::default(),
         });
-        let gl = GatewayListener::new(vec![tokio::net::TcpListener::from_std(std_l).unwrap()], 8);
+        let gl = GatewayListener::new(
+            vec![tokio::net::TcpListener::from_std(std_l).unwrap()],
+            crate::gateway::admission::Admission::new(Default::default()),
+        );
         let app = http::router(state.clone()).into_make_service_with_connect_info::<ws::PeerInfo>();
         let sd = state.shutdown.clone();
         tokio::spawn(async move {

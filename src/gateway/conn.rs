@@ -20,6 +20,15 @@ use super::ws::PeerInfo;
 /// Default deadline for a complete request head (first request and each keep-alive one).
 pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// The most a connection buffers, and the largest request head (start line + headers): a
+/// bigger head is refused with 431. hyper's default is ~408 KiB, which an unfinished head
+/// could hold for the whole header deadline (1,000 such sockets: 400 MB). Real heads are far
+/// smaller (browsers cap a cookie at 4 KiB; bearer tokens are short).
+pub const MAX_BUF_SIZE: usize = 32 * 1024;
+
+/// Header fields per request (hyper's default, stated: more is refused with 431).
+pub const MAX_HEADERS: usize = 100;
+
 /// The header-read deadline: `OPENCLAW_HEADER_READ_TIMEOUT_MS` or [`HEADER_READ_TIMEOUT`].
 pub fn header_read_timeout() -> Duration {
     std::env::var("OPENCLAW_HEADER_READ_TIMEOUT_MS")
@@ -28,6 +37,29 @@ pub fn header_read_timeout() -> Duration {
         .filter(|v| *v > 0)
         .map(Duration::from_millis)
         .unwrap_or(HEADER_READ_TIMEOUT)
+}
+
+/// Default deadline for an authenticated request's whole body.
+pub const BODY_READ_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The body-read deadline of every authenticated HTTP route:
+/// `OPENCLAW_BODY_READ_TIMEOUT_MS` or [`BODY_READ_TIMEOUT`]. A peer that passed auth but
+/// trickles (or never sends) its body would otherwise hold the connection and its buffer.
+pub fn body_read_timeout() -> Duration {
+    std::env::var("OPENCLAW_BODY_READ_TIMEOUT_MS")
+        .ok()
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .filter(|v| *v > 0)
+        .map(Duration::from_millis)
+        .unwrap_or(BODY_READ_TIMEOUT)
+}
+
+/// The message of a 408 at the body deadline.
+pub(crate) fn body_timeout_message(t: Duration) -> String {
+    format!(
+        "request body not received within {} ms; send the whole body with the request (deadline: OPENCLAW_BODY_READ_TIMEOUT_MS)",
+        t.as_millis()
+    )
 }
 
 /// Accepts until shutdown begins, serving each connection on its own tracked task.
@@ -45,10 +77,12 @@ pub async fn serve(mut listener: GatewayListener, app: Router, shutdown: Shutdow
             .unwrap_or_else(|_| std::net::SocketAddr::from(([0, 0, 0, 0], 0)));
         let peer = PeerInfo { remote, local };
         let budget: ReadBudget = io.budget();
+        let slot = io.slot();
         let inner = TowerToHyperService::new(app.clone());
         let service = hyper::service::service_fn(move |mut req: hyper::Request<Incoming>| {
             req.extensions_mut().insert(ConnectInfo(peer));
             req.extensions_mut().insert(budget.clone());
+            req.extensions_mut().insert(slot.clone());
             hyper::service::Service::call(&inner, req)
         });
         let token = token.clone();
@@ -56,7 +90,10 @@ pub async fn serve(mut listener: GatewayListener, app: Router, shutdown: Shutdow
             let mut builder = hyper::server::conn::http1::Builder::new();
             builder
                 .timer(TokioTimer::new())
-                .header_read_timeout(timeout);
+                .header_read_timeout(timeout)
+                .max_buf_size(MAX_BUF_SIZE)
+                .max_header_size(MAX_BUF_SIZE)
+                .max_headers(MAX_HEADERS);
             let conn = builder
                 .serve_connection(TokioIo::new(io), service)
                 .with_upgrades();

@@ -115,6 +115,7 @@ async fn ws_intercept(State(state): State<AppState>, req: Request, next: Next) -
             .get::<super::listener::ReadBudget>()
             .cloned()
             .unwrap_or_default(),
+        slot: parts.extensions.get::<super::admission::Slot>().cloned(),
     };
     // Until hello-ok the peer may send one frame of at most 64 KiB (plus control frames); the
     // budget stops it from making us buffer more than this before the size check runs.
@@ -252,6 +253,9 @@ async fn tools_invoke(State(state): State<AppState>, req: Request) -> Response {
     if let Err(res) = check_bearer(&state, req.headers(), peer) {
         return res;
     }
+    if let Some(res) = super::admission::authenticate_request(req.extensions()) {
+        return res;
+    }
     let too_large = || {
         json_response(
             StatusCode::PAYLOAD_TOO_LARGE,
@@ -267,9 +271,17 @@ async fn tools_invoke(State(state): State<AppState>, req: Request) -> Response {
     if declared.is_some_and(|n| n > TOOLS_INVOKE_MAX_BODY as u64) {
         return too_large();
     }
-    let body: Bytes = match axum::body::to_bytes(req.into_body(), TOOLS_INVOKE_MAX_BODY).await {
-        Ok(b) => b,
-        Err(_) => return too_large(),
+    let deadline = super::conn::body_read_timeout();
+    let read = axum::body::to_bytes(req.into_body(), TOOLS_INVOKE_MAX_BODY);
+    let body: Bytes = match tokio::time::timeout(deadline, read).await {
+        Ok(Ok(b)) => b,
+        Ok(Err(_)) => return too_large(),
+        Err(_) => {
+            return json_response(
+                StatusCode::REQUEST_TIMEOUT,
+                json!({"error": {"message": super::conn::body_timeout_message(deadline), "type": "invalid_request_error"}}),
+            );
+        }
     };
     let v: Value = match serde_json::from_slice(&body) {
         Ok(v) => v,

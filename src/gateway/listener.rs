@@ -1,7 +1,8 @@
 //! Listening sockets: bind addresses from the bind mode, the dual-stack loopback pair
 //! (127.0.0.1 + ::1 on the same port), the EADDRINUSE diagnostic with the owning process,
 //! `--force` (find the listener via /proc and stop it), and the bounded accept loop
-//! ([`GatewayListener`]: connection cap + backoff on accept errors; handshakes never run here).
+//! ([`GatewayListener`]: admission budgets (admission.rs) + backoff on accept errors;
+//! handshakes never run here).
 use std::future::poll_fn;
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, ToSocketAddrs};
@@ -15,8 +16,8 @@ use axum::extract::connect_info::Connected;
 use axum::serve::{IncomingStream, Listener};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
+use super::admission::{Admission, Slot};
 use super::ws::PeerInfo;
 use crate::error::{Error, Result};
 
@@ -95,9 +96,21 @@ fn bind_one(addr: SocketAddr) -> io::Result<std::net::TcpListener> {
     // std sets SO_REUSEADDR on Unix (restart without waiting for TIME_WAIT); no SO_REUSEPORT,
     // so a second gateway on the same port gets EADDRINUSE.
     let l = std::net::TcpListener::bind(addr)?;
+    // std listens with a backlog of 128; a burst of connects beyond that is dropped by the
+    // kernel and retried by clients after a second. listen() again raises it (the kernel caps
+    // it at net.core.somaxconn). Admission refuses over-budget sockets explicitly, so the
+    // backlog only has to absorb bursts, never a standing queue.
+    nix::sys::socket::listen(
+        &l,
+        nix::sys::socket::Backlog::new(LISTEN_BACKLOG)
+            .unwrap_or(nix::sys::socket::Backlog::MAXCONN),
+    )?;
     l.set_nonblocking(true)?;
     Ok(l)
 }
+
+/// Listen backlog of sockets the gateway binds itself (systemd's socket units use SOMAXCONN).
+pub const LISTEN_BACKLOG: i32 = 4096;
 
 /// Binds every address of `bind` on `port` (0 = pick one, shared by all addresses).
 /// EADDRINUSE becomes the upstream diagnostic (exit 78); an unavailable ::1 is skipped with
@@ -411,16 +424,20 @@ impl std::fmt::Display for BudgetExceeded {
 
 impl std::error::Error for BudgetExceeded {}
 
-/// A TCP stream that holds a connection-cap permit until it is dropped, and enforces its
+/// A TCP stream that holds its admission [`Slot`] until it is dropped, and enforces its
 /// [`ReadBudget`].
 #[derive(Debug)]
 pub struct CappedStream {
     inner: TcpStream,
-    _permit: OwnedSemaphorePermit,
+    slot: Slot,
     budget: ReadBudget,
 }
 
 impl CappedStream {
+    /// The stream's admission slot (shared handle, for authenticating it).
+    pub fn slot(&self) -> Slot {
+        self.slot.clone()
+    }
     /// The stream's read budget (shared handle).
     pub fn budget(&self) -> ReadBudget {
         self.budget.clone()
@@ -481,11 +498,11 @@ impl AsyncWrite for CappedStream {
     }
 }
 
-/// All listening sockets behind one accept loop, with a connection cap.
+/// All listening sockets behind one accept loop, with admission budgets.
 #[derive(Debug)]
 pub struct GatewayListener {
     listeners: Vec<TcpListener>,
-    cap: Arc<Semaphore>,
+    admission: Admission,
     next: usize,
     backoff: Duration,
     pause: Option<tokio_util::sync::CancellationToken>,
@@ -493,11 +510,11 @@ pub struct GatewayListener {
 
 impl GatewayListener {
     /// Wraps bound listeners (at least one).
-    pub fn new(listeners: Vec<TcpListener>, max_connections: usize) -> GatewayListener {
+    pub fn new(listeners: Vec<TcpListener>, admission: Admission) -> GatewayListener {
         assert!(!listeners.is_empty(), "GatewayListener needs a listener");
         GatewayListener {
             listeners,
-            cap: Arc::new(Semaphore::new(max_connections)),
+            admission,
             next: 0,
             backoff: Duration::ZERO,
             pause: None,
@@ -544,13 +561,8 @@ impl Listener for GatewayListener {
 
 impl GatewayListener {
     async fn accept_inner(&mut self) -> (CappedStream, SocketAddr) {
-        // Wait for a free slot first: at the cap, new connections queue in the kernel backlog.
-        let permit = self
-            .cap
-            .clone()
-            .acquire_owned()
-            .await
-            .expect("the connection semaphore is never closed");
+        // Accept first, then admit or refuse: a socket over budget gets an answer instead of
+        // waiting in the kernel backlog until the client gives up.
         loop {
             let start = self.next;
             let n = self.listeners.len();
@@ -570,10 +582,15 @@ impl GatewayListener {
                 Ok((stream, addr)) => {
                     self.backoff = Duration::ZERO;
                     let _ = stream.set_nodelay(true);
+                    let Some(slot) = self.admission.admit(addr.ip()) else {
+                        tracing::debug!(remote = %addr, "over the connection budget; refusing with 503");
+                        self.admission.refuse(stream);
+                        continue;
+                    };
                     return (
                         CappedStream {
                             inner: stream,
-                            _permit: permit,
+                            slot,
                             budget: ReadBudget::default(),
                         },
                         addr,

@@ -11,6 +11,7 @@
 //!    `READY=1` is sent and `listening on ws://…` logged;
 //! 5. SIGTERM/SIGINT: `STOPPING=1`, `shutdown` event, close 1012, bounded drain; a second
 //!    signal exits at once.
+pub mod admission;
 pub mod auth;
 pub mod client;
 pub mod conn;
@@ -727,8 +728,11 @@ pub async fn serve(
     let app = http::router(state.clone());
     // When a handover begins, accepting stops (new connections wait in the backlog for the
     // next process) while accepted HTTP connections are still served.
-    let gl = listener::GatewayListener::new(listeners, state.settings.max_connections)
-        .pause_on(state.handover.token().clone());
+    let gl = listener::GatewayListener::new(
+        listeners,
+        admission::Admission::new(state.settings.admission),
+    )
+    .pause_on(state.handover.token().clone());
     // hyper directly (not axum::serve): header-read deadline and pre-auth read budgets.
     let server_task = tokio::spawn(conn::serve(gl, app, state.shutdown.clone()));
     spawn_background(&state);

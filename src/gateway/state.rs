@@ -34,8 +34,10 @@ pub struct Settings {
     pub handshake_timeout_ms: u64,
     /// Per-socket outbound cap (`OPENCLAW_MAX_BUFFERED_BYTES`, default 50 MiB).
     pub max_buffered_bytes: usize,
-    /// Concurrent connection cap (`OPENCLAW_MAX_CONNECTIONS`, default 1024).
-    pub max_connections: usize,
+    /// Connection budgets (`OPENCLAW_MAX_CONNECTIONS` authenticated, default 1024;
+    /// `OPENCLAW_MAX_UNAUTH_CONNECTIONS`, default 512; `OPENCLAW_MAX_UNAUTH_PER_PEER`,
+    /// default 32; see admission.rs).
+    pub admission: super::admission::Limits,
     /// In-flight requests per socket before `UNAVAILABLE` busy (default 256).
     pub max_inflight_per_conn: usize,
     /// Drain deadline on shutdown (`OPENCLAW_SHUTDOWN_TIMEOUT_MS`, default 10000).
@@ -61,9 +63,18 @@ impl Settings {
             max_buffered_bytes: env_num("OPENCLAW_MAX_BUFFERED_BYTES")
                 .filter(|v| *v > 0)
                 .unwrap_or(protocol::MAX_BUFFERED_BYTES),
-            max_connections: env_num("OPENCLAW_MAX_CONNECTIONS")
-                .filter(|v| *v > 0)
-                .unwrap_or(1024),
+            admission: {
+                let d = super::admission::Limits::default();
+                let knob = |key: &str, default: usize| {
+                    env_num(key).filter(|v: &usize| *v > 0).unwrap_or(default)
+                };
+                super::admission::Limits {
+                    unauth: knob("OPENCLAW_MAX_UNAUTH_CONNECTIONS", d.unauth),
+                    per_peer: knob("OPENCLAW_MAX_UNAUTH_PER_PEER", d.per_peer),
+                    auth: knob("OPENCLAW_MAX_CONNECTIONS", d.auth),
+                    reserve: d.reserve,
+                }
+            },
             max_inflight_per_conn: 256,
             drain_timeout: env_num("OPENCLAW_SHUTDOWN_TIMEOUT_MS")
                 .map(Duration::from_millis)

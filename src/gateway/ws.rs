@@ -181,6 +181,8 @@ pub struct UpgradeMeta {
     pub user_agent: Option<String>,
     /// The connection's read budget: limited until hello-ok, lifted after.
     pub read_budget: super::listener::ReadBudget,
+    /// The connection's admission slot: moved to the authenticated budget at hello-ok.
+    pub slot: Option<super::admission::Slot>,
 }
 
 /// Peer and local addresses of the TCP connection.
@@ -760,6 +762,18 @@ async fn handshake(
             }
         };
         match connect(state, peer, meta, conn_id, &params) {
+            Ok(_) if meta.slot.as_ref().is_some_and(|s| !s.authenticate()) => {
+                // Authenticated budget full: a retryable refusal instead of hello-ok.
+                let mut e = ErrorShape::unavailable(
+                    "gateway at its authenticated connection limit (OPENCLAW_MAX_CONNECTIONS); retry later",
+                );
+                e.retryable = Some(true);
+                e.retry_after_ms = Some(1000);
+                out.send_value(&protocol::res_err(&id, &e));
+                tracing::info!(remote = %peer.remote, "connect refused: authenticated connection budget full");
+                out.close(1013, "try again later");
+                return None;
+            }
             Ok(info) => {
                 let health = state.health_cache.get(state);
                 let hello = hello_ok(state, &info, &health.value);

@@ -24,6 +24,7 @@ mod reliability_fuzz_corpus;
 mod reliability_load;
 mod reload;
 mod secrets;
+mod security_admission;
 mod security_auth;
 mod security_perms;
 mod security_secrets;
