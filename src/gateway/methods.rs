@@ -324,29 +324,44 @@ fn config_hash(raw: &str) -> String {
     )
 }
 
-/// `config.get` payload with every secret redacted (doc and raw text).
-pub fn config_get_payload(cfg: &Config) -> Value {
+/// `config.get`'s payload as JSON text, every secret redacted (doc and raw text). The redacted
+/// document is serialised once and that text stands for all five document fields (`parsed`,
+/// `sourceConfig`, `resolved`, `runtimeConfig`, `config`) and, escaped, for `raw`: building the
+/// payload as a `Value` cloned the document five times and serialised each copy (a 50 MB
+/// config peaked near 800 MB).
+pub fn config_get_text(cfg: &Config) -> String {
     let (redacted, _) = crate::config::redact_secrets(&cfg.doc);
-    let raw = cfg.exists.then(|| crate::config::redacted_raw(&redacted));
-    let hash = config_hash(&cfg.raw);
-    json!({
-        "path": cfg.path.display().to_string(),
-        "includedPaths": [],
-        "exists": cfg.exists,
-        "raw": raw,
-        "parsed": redacted,
-        "sourceConfig": redacted,
-        "resolved": redacted,
-        "valid": true,
-        "runtimeConfig": redacted,
-        "config": redacted,
-        "hash": hash,
-        "issues": [],
-        "warnings": [],
-        "legacyIssues": [],
-        "configRevisionHash": hash,
-        "appliedConfigHash": hash,
-    })
+    let doc = crate::config::redacted_raw(&redacted);
+    let raw = if cfg.exists {
+        Value::String(doc.clone()).to_string()
+    } else {
+        "null".to_string()
+    };
+    let hash = Value::String(config_hash(&cfg.raw)).to_string();
+    let path = Value::String(cfg.path.display().to_string()).to_string();
+    let mut out = String::with_capacity(6 * doc.len() + raw.len() + 512);
+    out.push_str(&format!(
+        r#"{{"path":{path},"includedPaths":[],"exists":{},"raw":{raw}"#,
+        cfg.exists
+    ));
+    for field in ["parsed", "sourceConfig", "resolved"] {
+        out.push_str(&format!(r#","{field}":"#));
+        out.push_str(&doc);
+    }
+    out.push_str(r#","valid":true"#);
+    for field in ["runtimeConfig", "config"] {
+        out.push_str(&format!(r#","{field}":"#));
+        out.push_str(&doc);
+    }
+    out.push_str(&format!(
+        r#","hash":{hash},"issues":[],"warnings":[],"legacyIssues":[],"configRevisionHash":{hash},"appliedConfigHash":{hash}}}"#
+    ));
+    out
+}
+
+/// [`config_get_text`] parsed (tests and the fuzz oracle).
+pub fn config_get_payload(cfg: &Config) -> Value {
+    serde_json::from_str(&config_get_text(cfg)).expect("config.get payload is JSON")
 }
 
 fn models_from_config(cfg: &Config) -> Vec<Value> {
@@ -433,8 +448,8 @@ pub fn core_table() -> MethodTable {
             "shutdownBudget": {"timeoutMs": s.settings.drain_timeout.as_millis() as u64},
         }))
     });
-    t.register("config.get", read(), |ctx: Ctx| async move {
-        Ok(config_get_payload(&ctx.state.config()))
+    t.register_raw("config.get", read(), |ctx: &Ctx| {
+        Ok(Arc::from(config_get_text(&ctx.state.config())))
     });
     t.register("models.list", read(), |ctx: Ctx| async move {
         Ok(json!({"models": models_from_config(&ctx.state.config())}))
@@ -572,5 +587,36 @@ mod tests {
         assert!(!s.contains("tok-123"), "{s}");
         assert_eq!(v["parsed"]["gateway"]["mode"], "local");
         assert!(v["raw"].as_str().unwrap().contains(crate::config::REDACTED));
+        // Every field of upstream's shape, in its order; the document fields are one text.
+        let keys: Vec<&str> = v.as_object().unwrap().keys().map(String::as_str).collect();
+        assert_eq!(
+            keys,
+            [
+                "path",
+                "includedPaths",
+                "exists",
+                "raw",
+                "parsed",
+                "sourceConfig",
+                "resolved",
+                "valid",
+                "runtimeConfig",
+                "config",
+                "hash",
+                "issues",
+                "warnings",
+                "legacyIssues",
+                "configRevisionHash",
+                "appliedConfigHash"
+            ]
+        );
+        for f in ["sourceConfig", "resolved", "runtimeConfig", "config"] {
+            assert_eq!(v[f], v["parsed"], "{f}");
+        }
+        assert_eq!(v["hash"], v["configRevisionHash"]);
+        let missing = Config::load(std::path::Path::new("/nonexistent/openclaw.json")).unwrap();
+        let v = config_get_payload(&missing);
+        assert_eq!(v["raw"], Value::Null);
+        assert_eq!(v["exists"], false);
     }
 }
