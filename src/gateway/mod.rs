@@ -995,6 +995,10 @@ fn spawn_background(state: &Arc<GatewayState>) {
                     ..Broadcast::default()
                 },
             );
+            // The idle policy rides on the tick: no timer per socket.
+            if let Some(idle) = s.settings.idle_timeout {
+                s.sweep_idle(period, idle);
+            }
         }
     });
     let s = state.clone();
