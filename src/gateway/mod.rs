@@ -987,6 +987,11 @@ fn spawn_background(state: &Arc<GatewayState>) {
                 _ = token.cancelled() => return,
                 _ = iv.tick() => {}
             }
+            // The idle policy rides on the tick: no timer per socket, and a ping asked for
+            // here goes out in the same wake-up as the tick queued next.
+            if let Some(idle) = s.settings.idle_timeout {
+                s.sweep_idle(period, idle);
+            }
             s.broadcast(
                 "tick",
                 &json!({"ts": protocol::now_ms()}),

@@ -30,6 +30,10 @@ use crate::telemetry::FileLog;
 pub struct Settings {
     /// `tick` interval (`OPENCLAW_TICK_INTERVAL_MS`, default 30000).
     pub tick_interval_ms: u64,
+    /// An authenticated socket silent this long (no frame at all, pongs included) is closed
+    /// 1001 `idle timeout` (`OPENCLAW_IDLE_TIMEOUT_MS`; `None`: off, `=0`). See
+    /// [`idle_timeout`].
+    pub idle_timeout: Option<Duration>,
     /// Pre-auth timeout (`OPENCLAW_HANDSHAKE_TIMEOUT_MS`, default 15000).
     pub handshake_timeout_ms: u64,
     /// Per-socket outbound cap (`OPENCLAW_MAX_BUFFERED_BYTES`, default 50 MiB).
@@ -57,6 +61,12 @@ impl Settings {
             tick_interval_ms: env_num("OPENCLAW_TICK_INTERVAL_MS")
                 .filter(|v| *v > 0)
                 .unwrap_or(protocol::TICK_INTERVAL_MS),
+            idle_timeout: {
+                let tick = env_num("OPENCLAW_TICK_INTERVAL_MS")
+                    .filter(|v| *v > 0)
+                    .unwrap_or(protocol::TICK_INTERVAL_MS);
+                idle_timeout(tick, env_num("OPENCLAW_IDLE_TIMEOUT_MS"))
+            },
             handshake_timeout_ms: env_num("OPENCLAW_HANDSHAKE_TIMEOUT_MS")
                 .filter(|v| *v > 0)
                 .unwrap_or(protocol::HANDSHAKE_TIMEOUT_MS),
@@ -82,6 +92,32 @@ impl Settings {
             health_interval: Duration::from_secs(60),
         }
     }
+}
+
+/// Upstream's pong window (server pings authenticated sockets; a peer gets 25 s to answer).
+const PONG_WINDOW: Duration = Duration::from_secs(25);
+
+/// The idle policy for authenticated sockets. Silence is checked on each `tick` (no timer per
+/// socket): a socket silent for half a tick interval is sent a WebSocket Ping, which every
+/// client stack answers on its own, so a client that keeps reading its socket is never idle
+/// however quiet its application is. A socket silent for the timeout is closed.
+///
+/// Default: 3 tick intervals, but never under upstream's 25 s pong window (a short test tick
+/// does not shorten it). An explicit value is raised to 2 tick intervals, the shortest a check
+/// on ticks can honour without closing a client that answered the last ping; `0` turns it off.
+pub(crate) fn idle_timeout(tick_ms: u64, env_ms: Option<u64>) -> Option<Duration> {
+    let tick = Duration::from_millis(tick_ms);
+    match env_ms {
+        Some(0) => None,
+        Some(ms) => Some(Duration::from_millis(ms).max(tick * 2)),
+        None => Some((tick * 3).max(PONG_WINDOW)),
+    }
+}
+
+/// Milliseconds on a monotonic clock (since the first call in this process).
+fn mono_ms() -> u64 {
+    static BASE: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
+    BASE.get_or_init(Instant::now).elapsed().as_millis() as u64
 }
 
 /// What goes to a socket's writer.
@@ -117,6 +153,10 @@ struct OutShared {
     urgent_close: Mutex<Option<(u16, String)>>,
     waker: AtomicWaker,
     cap: usize,
+    /// When the last inbound frame (any kind) arrived, in [`mono_ms`].
+    last_inbound: AtomicU64,
+    /// A Ping was asked for and not written yet.
+    ping: AtomicBool,
 }
 
 /// The writer's side of an [`Outbound`] queue (owned by the socket's session task).
@@ -146,6 +186,8 @@ impl Outbound {
             urgent_close: Mutex::new(None),
             waker: AtomicWaker::new(),
             cap,
+            last_inbound: AtomicU64::new(mono_ms()),
+            ping: AtomicBool::new(false),
         });
         (
             Outbound {
@@ -251,6 +293,19 @@ impl Outbound {
         self.shared.waker.wake();
     }
 
+    /// How long since the socket's last inbound frame.
+    pub(crate) fn silent_for(&self) -> Duration {
+        let last = self.shared.last_inbound.load(Ordering::Relaxed);
+        Duration::from_millis(mono_ms().saturating_sub(last))
+    }
+
+    /// Asks the writer to send a WebSocket Ping (ahead of queued frames).
+    pub(crate) fn ping(&self) {
+        if !self.shared.ping.swap(true, Ordering::Relaxed) {
+            self.shared.waker.wake();
+        }
+    }
+
     /// The close [`Outbound::abort`] asked for, if it was called.
     pub fn aborted(&self) -> Option<(u16, String)> {
         self.shared
@@ -306,6 +361,16 @@ impl OutboundRx {
     /// Bytes of text frames taken from the queue have been written out.
     pub fn mark_written(&self, n: usize) {
         self.shared.queued.fetch_sub(n, Ordering::Relaxed);
+    }
+
+    /// An inbound frame arrived: the peer is alive.
+    pub(crate) fn heard(&self) {
+        self.shared.last_inbound.store(mono_ms(), Ordering::Relaxed);
+    }
+
+    /// True (once) when a Ping was asked for.
+    pub(crate) fn take_ping(&self) -> bool {
+        self.shared.ping.load(Ordering::Relaxed) && self.shared.ping.swap(false, Ordering::Relaxed)
     }
 }
 
@@ -706,6 +771,32 @@ impl GatewayState {
         n
     }
 
+    /// The idle policy's check, run on each tick (see [`idle_timeout`]): pings sockets silent
+    /// for half a tick interval, closes (ahead of their backlog: a silent peer may not be
+    /// reading) those silent for `timeout`. Returns how many were closed.
+    pub fn sweep_idle(&self, tick: Duration, timeout: Duration) -> usize {
+        let conns = self.conns.lock().unwrap_or_else(|p| p.into_inner());
+        let mut closed = 0;
+        for c in conns.values() {
+            let silent = c.outbound.silent_for();
+            if silent >= timeout {
+                if !c.outbound.is_closed() {
+                    tracing::info!(
+                        conn = %c.info.id,
+                        client = %c.info.client_id,
+                        silent_ms = silent.as_millis() as u64,
+                        "closing an authenticated socket silent for longer than the idle timeout (no frame, no pong); raise OPENCLAW_IDLE_TIMEOUT_MS if its clients cannot answer pings"
+                    );
+                    closed += 1;
+                }
+                c.outbound.abort(1001, "idle timeout");
+            } else if silent >= tick / 2 {
+                c.outbound.ping();
+            }
+        }
+        closed
+    }
+
     /// Closes every authenticated socket with `code`/`reason`.
     pub fn close_all(&self, code: u16, reason: &str) {
         for c in self
@@ -847,6 +938,23 @@ mod tests {
         fn wake(self: Arc<Self>) {
             self.0.fetch_add(1, Ordering::Relaxed);
         }
+    }
+
+    #[test]
+    fn idle_timeout_defaults_and_bounds() {
+        // Default: 3 ticks, never under upstream's 25 s pong window.
+        assert_eq!(idle_timeout(30_000, None), Some(Duration::from_secs(90)));
+        assert_eq!(idle_timeout(100, None), Some(PONG_WINDOW));
+        // Explicit: at least 2 ticks (checked on ticks); 0 turns it off.
+        assert_eq!(
+            idle_timeout(100, Some(400)),
+            Some(Duration::from_millis(400))
+        );
+        assert_eq!(
+            idle_timeout(100, Some(50)),
+            Some(Duration::from_millis(200))
+        );
+        assert_eq!(idle_timeout(100, Some(0)), None);
     }
 
     #[test]

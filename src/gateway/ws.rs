@@ -364,6 +364,8 @@ impl Conn {
             }
             match std::future::poll_fn(|cx| self.poll_io(cx)).await {
                 Io::Msg(m) => {
+                    // Any frame (a pong too) shows the peer is alive: the idle policy's clock.
+                    self.rx.heard();
                     // The caller handles this message on our task and then calls `next` again,
                     // which looks at the queue before sleeping: answers queued meanwhile need
                     // no wake-up (one would re-schedule this task, often via the other worker).
@@ -383,6 +385,26 @@ impl Conn {
             return Poll::Ready(Io::Close(code, reason));
         }
         let mut ws = Pin::new(&mut self.ws);
+        // Keep-alive ping (see `state::idle_timeout`), ahead of queued frames; a socket that
+        // cannot take it now keeps the request for the next poll.
+        if self.rx.take_ping() {
+            match ws.as_mut().poll_ready(cx) {
+                Poll::Ready(Err(_)) => return Poll::Ready(Io::Failed),
+                Poll::Ready(Ok(())) => {
+                    if ws
+                        .as_mut()
+                        .start_send(Message::Ping(Default::default()))
+                        .is_err()
+                    {
+                        return Poll::Ready(Io::Failed);
+                    }
+                    if matches!(ws.as_mut().poll_flush(cx), Poll::Ready(Err(_))) {
+                        return Poll::Ready(Io::Failed);
+                    }
+                }
+                Poll::Pending => {}
+            }
+        }
         while self.rx.has_pending() {
             // Frames are handed over in batches written by one flush, but a batch stays small:
             // the socket's write buffer keeps the capacity of its largest batch for life.

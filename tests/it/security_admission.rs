@@ -177,6 +177,155 @@ async fn authenticated_sockets_leave_the_unauth_budget_and_have_their_own() {
     assert!(ok, "the authenticated slot was not released");
 }
 
+/// Tick and idle timeout for the idle-policy tests: pings go out each 100 ms tick, a socket
+/// silent for 400 ms is closed.
+const IDLE_ENV: [(&str, &str); 2] = [
+    ("OPENCLAW_TICK_INTERVAL_MS", "100"),
+    ("OPENCLAW_IDLE_TIMEOUT_MS", "400"),
+];
+
+#[tokio::test]
+async fn a_silent_authenticated_socket_is_closed_1001_and_its_slot_released() {
+    let gw = IDLE_ENV
+        .iter()
+        .fold(Gateway::builder(), |b, (k, v)| b.env(k, v))
+        .env("OPENCLAW_MAX_CONNECTIONS", "1")
+        .start();
+    let params = || connect_params("cli", "cli", Some(&gw.token), &["operator.read"]);
+    // Upgrade and connect by hand on a plain TCP socket, then never write again: no pong, no
+    // frame (a dead or wedged client). A WebSocket library would answer pings when read.
+    let mut silent = connect_from("127.0.0.1", gw.port).await;
+    let head = format!(
+        "GET / HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
+        gw.port
+    );
+    silent.write_all(head.as_bytes()).await.unwrap();
+    let connect =
+        serde_json::json!({"type": "req", "id": "c1", "method": "connect", "params": params()});
+    silent
+        .write_all(&masked_text(&connect.to_string()))
+        .await
+        .unwrap();
+    let mut seen = Vec::new();
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while !String::from_utf8_lossy(&seen).contains("hello-ok") {
+        let mut buf = [0u8; 4096];
+        let n = tokio::time::timeout_at(deadline, silent.read(&mut buf))
+            .await
+            .expect("no hello-ok on the hand-made session")
+            .unwrap();
+        assert!(
+            n > 0,
+            "closed before hello-ok: {}",
+            String::from_utf8_lossy(&seen)
+        );
+        seen.extend_from_slice(&buf[..n]);
+    }
+    // The budget of 1 is held until the gateway gives up on the silent socket; then a new
+    // session gets in (bounded: 250 attempts, each answered at once while the slot is held).
+    let mut got_in = None;
+    for _ in 0..250 {
+        let mut raw = Raw::connect(&gw.url()).await;
+        raw.challenge().await;
+        raw.req("c1", "connect", Some(params())).await;
+        let res = raw.json().await;
+        if res["ok"] == true {
+            got_in = Some(raw);
+            break;
+        }
+        assert_eq!(res["error"]["code"], "UNAVAILABLE", "{res}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(
+        got_in.is_some(),
+        "the silent socket still holds the only authenticated slot: it never expired"
+    );
+    // The silent client learns why once it reads again (without answering anything).
+    tokio::time::timeout(WAIT, silent.read_to_end(&mut seen))
+        .await
+        .expect("the idle socket was not closed")
+        .unwrap();
+    let body = seen
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .expect("upgrade response");
+    assert_eq!(
+        close_of(&seen[body + 4..]),
+        Some((1001, "idle timeout".to_string()))
+    );
+}
+
+/// A masked client text frame (mask key 0: the payload goes as is).
+fn masked_text(s: &str) -> Vec<u8> {
+    let mut f = vec![0x81u8];
+    match s.len() {
+        n if n < 126 => f.push(0x80 | n as u8),
+        n if n <= 0xffff => {
+            f.push(0x80 | 126);
+            f.extend_from_slice(&(n as u16).to_be_bytes());
+        }
+        n => {
+            f.push(0x80 | 127);
+            f.extend_from_slice(&(n as u64).to_be_bytes());
+        }
+    }
+    f.extend_from_slice(&[0, 0, 0, 0]);
+    f.extend_from_slice(s.as_bytes());
+    f
+}
+
+/// The (code, reason) of the first close frame in a stream of server frames.
+fn close_of(mut b: &[u8]) -> Option<(u16, String)> {
+    while b.len() >= 2 {
+        let (op, len7) = (b[0] & 0x0f, (b[1] & 0x7f) as usize);
+        let (len, hdr) = match len7 {
+            126 => (u16::from_be_bytes([b[2], b[3]]) as usize, 4),
+            127 => (u64::from_be_bytes(b[2..10].try_into().ok()?) as usize, 10),
+            n => (n, 2),
+        };
+        let p = b.get(hdr..hdr + len)?;
+        if op == 8 && p.len() >= 2 {
+            return Some((
+                u16::from_be_bytes([p[0], p[1]]),
+                String::from_utf8_lossy(&p[2..]).into_owned(),
+            ));
+        }
+        b = &b[hdr + len..];
+    }
+    None
+}
+
+#[tokio::test]
+async fn a_quiet_client_that_answers_pings_stays_connected() {
+    let gw = IDLE_ENV
+        .iter()
+        .fold(Gateway::builder(), |b, (k, v)| b.env(k, v))
+        .start();
+    let params = connect_params("cli", "cli", Some(&gw.token), &["operator.read"]);
+    let (mut quiet, _, _) = hello(&gw.url(), params, &[]).await;
+    // Five idle timeouts without a request: the client only keeps reading its socket (so its
+    // WebSocket stack answers the gateway's pings). Ticks keep arriving; no close does.
+    let until = tokio::time::Instant::now() + Duration::from_millis(2000);
+    let mut ticks = 0;
+    while let Some(f) = quiet
+        .recv_within(until.saturating_duration_since(tokio::time::Instant::now()))
+        .await
+    {
+        match f {
+            Frame::Json(v) if v["event"] == "tick" => ticks += 1,
+            Frame::Json(_) => {}
+            Frame::Close(code, reason) => {
+                panic!("a client answering pings was closed {code} {reason:?} after {ticks} ticks")
+            }
+        }
+    }
+    assert!(ticks >= 5, "ticks kept coming while connected: {ticks}");
+    // And the session still works.
+    quiet.req("h1", "health", None).await;
+    assert_eq!(quiet.res("h1").await["ok"], true);
+}
+
 #[test]
 fn an_oversized_request_head_is_refused_431_and_a_real_one_is_served() {
     let gw = Gateway::builder().start();
