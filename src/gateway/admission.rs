@@ -37,7 +37,10 @@ use super::peer::peer_key;
 pub struct Limits {
     /// Unauthenticated sockets in total (`OPENCLAW_MAX_UNAUTH_CONNECTIONS`, default 512).
     pub unauth: usize,
-    /// Unauthenticated sockets per peer (`OPENCLAW_MAX_UNAUTH_PER_PEER`, default 32).
+    /// Unauthenticated sockets per peer (`OPENCLAW_MAX_UNAUTH_PER_PEER`, default 128). Not
+    /// lower: every local client is one peer (127.0.0.1), and after a plain restart they all
+    /// reconnect at once (the zero-downtime suite's 64 clients connect in one burst); a
+    /// socket holds its unauthenticated slot only until `connect`, so a burst drains quickly.
     pub per_peer: usize,
     /// Authenticated sockets (`OPENCLAW_MAX_CONNECTIONS`, default 1024).
     pub auth: usize,
@@ -50,7 +53,7 @@ impl Default for Limits {
     fn default() -> Self {
         Limits {
             unauth: 512,
-            per_peer: 32,
+            per_peer: 128,
             auth: 1024,
             reserve: 8,
         }

@@ -40,7 +40,7 @@ pub struct Settings {
     pub max_buffered_bytes: usize,
     /// Connection budgets (`OPENCLAW_MAX_CONNECTIONS` authenticated, default 1024;
     /// `OPENCLAW_MAX_UNAUTH_CONNECTIONS`, default 512; `OPENCLAW_MAX_UNAUTH_PER_PEER`,
-    /// default 32; see admission.rs).
+    /// default 128; see admission.rs).
     pub admission: super::admission::Limits,
     /// In-flight requests per socket before `UNAVAILABLE` busy (default 256).
     pub max_inflight_per_conn: usize,
