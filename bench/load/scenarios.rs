@@ -223,8 +223,10 @@ pub async fn authed(port: u16, token: &str, recv_buf: Option<u32>) -> Result<Ws,
     ws.send(Message::Text(req.to_string().into()))
         .await
         .map_err(|e| format!("send connect: {e}"))?;
+    // A total deadline, not one per frame: frames that keep coming must not extend it.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
     loop {
-        match tokio::time::timeout(Duration::from_secs(10), ws.next()).await {
+        match tokio::time::timeout_at(deadline, ws.next()).await {
             Ok(Some(Ok(Message::Text(t)))) => {
                 let v: Value = serde_json::from_str(&t).map_err(|e| e.to_string())?;
                 if v["id"] == "c1" {
@@ -487,9 +489,10 @@ pub async fn storm(gw: &LoadGateway, rate: usize, secs: u64, handshake_ms: u64) 
                 Err(e) => return fail(e),
             };
             opened.fetch_add(1, Ordering::Relaxed);
-            let limit = Duration::from_millis(handshake_ms * 3 + 5000);
+            let deadline =
+                tokio::time::Instant::now() + Duration::from_millis(handshake_ms * 3 + 5000);
             loop {
-                match tokio::time::timeout(limit, ws.next()).await {
+                match tokio::time::timeout_at(deadline, ws.next()).await {
                     Ok(Some(Ok(Message::Close(Some(c))))) if u16::from(c.code) == 1000 => {
                         closed_1000.fetch_add(1, Ordering::Relaxed);
                         closes.lock().unwrap().push(ms(t0.elapsed()));
@@ -503,11 +506,18 @@ pub async fn storm(gw: &LoadGateway, rate: usize, secs: u64, handshake_ms: u64) 
             }
         }));
     }
-    while !tasks.iter().all(|t| t.is_finished()) {
+    // Each task ends by its own deadline; this one bounds the wait for all of them.
+    let deadline = Instant::now() + Duration::from_millis(handshake_ms * 3 + 15_000);
+    while !tasks.iter().all(|t| t.is_finished()) && Instant::now() < deadline {
         peak = peak.max(gw.rss_kib());
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     for t in tasks {
+        // Past the deadline: a task still waiting is a failure, not something to wait on.
+        if !t.is_finished() {
+            t.abort();
+            errors.fetch_add(1, Ordering::Relaxed);
+        }
         let _ = t.await;
     }
     // fds are released when the gateway's session tasks end (after the close grace).
@@ -587,8 +597,10 @@ pub async fn rpc_flood(
                     errors += 1;
                     break;
                 }
+                // Total deadline per call: ticks arriving meanwhile do not extend it.
+                let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
                 loop {
-                    match tokio::time::timeout(Duration::from_secs(10), ws.next()).await {
+                    match tokio::time::timeout_at(deadline, ws.next()).await {
                         Ok(Some(Ok(Message::Text(t)))) => {
                             if !t.contains("\"type\":\"res\"") {
                                 continue;
@@ -682,21 +694,33 @@ pub async fn slow_consumer(gw: &LoadGateway, others: usize, window: Duration) ->
             // Write-only: the gateway's responses pile up until it gives up on us.
             while Instant::now() < end && sent < 200_000 {
                 let req = json!({"type":"req","id":format!("s{sent}"),"method":"health"});
-                match tokio::time::timeout(
-                    Duration::from_millis(500),
+                // Bounded by the window, not by a short per-send timeout: on a busy machine the
+                // gateway may not read for a while, and stopping early (right after the backlog
+                // crossed the cap) would leave it over the cap with nothing left to answer, so
+                // the 1008 (checked when the next response is queued) would never come.
+                match tokio::time::timeout_at(
+                    end.into(),
                     slow.send(Message::Text(req.to_string().into())),
                 )
                 .await
                 {
                     Ok(Ok(())) => sent += 1,
-                    Ok(Err(_)) => break,
-                    Err(_) => break, // our own send buffer is full: the gateway stopped reading
+                    Ok(Err(_)) => break, // closed (the 1008 is read below)
+                    Err(_) => break,     // the gateway stopped reading until the window ended
                 }
             }
-            // Now read everything: responses, then the close.
+            // Now read everything: responses, then the close. One total deadline (ticks keep
+            // arriving every few ms, so a per-frame timeout would never fire if the close
+            // never came) and a frame bound.
             let mut read = 0u64;
+            let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+            let mut frames = 0u64;
             let close = loop {
-                match tokio::time::timeout(Duration::from_secs(10), slow.next()).await {
+                frames += 1;
+                if frames > 10_000_000 {
+                    break (0, "no close within 10,000,000 frames".into());
+                }
+                match tokio::time::timeout_at(deadline, slow.next()).await {
                     Ok(Some(Ok(Message::Text(_)))) => read += 1,
                     Ok(Some(Ok(Message::Close(Some(c))))) => {
                         break (u16::from(c.code), c.reason.to_string());
