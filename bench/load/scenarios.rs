@@ -974,3 +974,101 @@ pub async fn unfinished_heads(gw: &LoadGateway, n: usize, head_bytes: usize) -> 
         bytes_per_conn: (rss_held.saturating_sub(rss_before) * 1024) / conns.max(1) as u64,
     }
 }
+
+/// Gateway RSS around one memory-heavy event (KiB): before it, right after it, and once it
+/// settled (the gateway trims within about a second of a large free; polled, bounded).
+#[derive(Debug, Clone, Default)]
+pub struct MemoryReport {
+    /// Before.
+    pub rss_before_kib: u64,
+    /// Right after the event ended (responses read, socket closed).
+    pub rss_after_kib: u64,
+    /// After waiting (at most `settle_limit`) for RSS to come back near `rss_before_kib`.
+    pub rss_settled_kib: u64,
+    /// How long that took (ms); the whole bound when it never came back.
+    pub settle_ms: f64,
+    /// What the event did (for the report), e.g. the HTTP statuses or the close.
+    pub detail: String,
+}
+
+/// Polls RSS until it is within max(before/4, 2 MiB) of `before`, at most `limit`.
+async fn settle(gw: &LoadGateway, before: u64, limit: Duration) -> (u64, f64) {
+    let t0 = Instant::now();
+    let near = before + (before / 4).max(2048);
+    loop {
+        let rss = gw.rss_kib();
+        if rss <= near || t0.elapsed() >= limit {
+            return (rss, ms(t0.elapsed()));
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// `n` concurrent authenticated `POST /tools/invoke` with a body of `bytes` each (just under
+/// the 2 MiB cap: parsed in full, then answered 404 "Tool not available").
+pub async fn large_requests(gw: &LoadGateway, n: usize, bytes: usize) -> MemoryReport {
+    let rss_before = gw.rss_kib();
+    let pad = "a".repeat(bytes.saturating_sub(64));
+    let body = Arc::new(json!({"tool": "none", "args": {"pad": pad}}).to_string());
+    let mut tasks = Vec::new();
+    for _ in 0..n {
+        let (port, token, body) = (gw.port, gw.token.clone(), body.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut s = TcpStream::connect(("127.0.0.1", port)).await.ok()?;
+            let head = format!(
+                "POST /tools/invoke HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\n\
+                 Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                body.len()
+            );
+            let io = async {
+                s.write_all(head.as_bytes()).await?;
+                s.write_all(body.as_bytes()).await?;
+                let mut buf = Vec::new();
+                s.read_to_end(&mut buf).await?;
+                Ok::<_, std::io::Error>(buf)
+            };
+            let buf = tokio::time::timeout(Duration::from_secs(30), io)
+                .await
+                .ok()?
+                .ok()?;
+            std::str::from_utf8(buf.get(9..12)?)
+                .ok()?
+                .parse::<u16>()
+                .ok()
+        }));
+    }
+    let mut statuses = Vec::new();
+    for t in tasks {
+        statuses.push(t.await.ok().flatten().unwrap_or(0));
+    }
+    let rss_after = gw.rss_kib();
+    let (rss_settled, settle_ms) = settle(gw, rss_before, Duration::from_secs(5)).await;
+    statuses.sort_unstable();
+    statuses.dedup();
+    MemoryReport {
+        rss_before_kib: rss_before,
+        rss_after_kib: rss_after,
+        rss_settled_kib: rss_settled,
+        settle_ms,
+        detail: format!("{n} × {bytes} B bodies, statuses {statuses:?}"),
+    }
+}
+
+/// One [`slow_consumer`] run (no other clients), with RSS around it: the backlog the gateway
+/// held for the slow client must be handed back after its 1008 close.
+pub async fn slow_backlog(gw: &LoadGateway, window: Duration) -> MemoryReport {
+    let rss_before = gw.rss_kib();
+    let r = slow_consumer(gw, 1, window).await;
+    let rss_after = gw.rss_kib();
+    let (rss_settled, settle_ms) = settle(gw, rss_before, Duration::from_secs(5)).await;
+    MemoryReport {
+        rss_before_kib: rss_before,
+        rss_after_kib: rss_after,
+        rss_settled_kib: rss_settled,
+        settle_ms,
+        detail: format!(
+            "closed {:?} after {} requests, peak RSS {} KiB",
+            r.close, r.requests_sent, r.peak_rss_kib
+        ),
+    }
+}
