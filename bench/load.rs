@@ -9,7 +9,9 @@
 //! requests meanwhile), `peerflood` (one source address tries to hold 10,000 unauthenticated
 //! sockets for 30 s, re-opening each refused one, at the default admission budgets; latency of
 //! a legitimate `/healthz` from another address meanwhile), `heads` (1,000 unfinished 30 KiB
-//! request heads: gateway RSS per unauthenticated connection). Writes `bench/results/load-latest.{md,json}`; RELIABILITY.md quotes it.
+//! request heads: gateway RSS per unauthenticated connection), `large` (16 concurrent 2 MB
+//! `/tools/invoke` bodies) and `backlog` (a slow consumer with an 8 MiB cap): RSS before, right
+//! after and once it settled (issue 20). Writes `bench/results/load-latest.{md,json}`; RELIABILITY.md quotes it.
 //! Figures are reported, never asserted (the CI-sized assertions live in
 //! tests/it/reliability_load.rs).
 #![allow(unreachable_pub, missing_debug_implementations)]
@@ -41,6 +43,7 @@ struct Sizes {
     peer_flood: usize,
     peer_flood_window: Duration,
     heads: usize,
+    large_requests: usize,
 }
 
 impl Sizes {
@@ -62,6 +65,7 @@ impl Sizes {
                 peer_flood: 300,
                 peer_flood_window: Duration::from_secs(2),
                 heads: 100,
+                large_requests: 8,
             }
         } else {
             Sizes {
@@ -80,6 +84,7 @@ impl Sizes {
                 peer_flood: 10_000,
                 peer_flood_window: Duration::from_secs(30),
                 heads: 1000,
+                large_requests: 16,
             }
         }
     }
@@ -308,6 +313,42 @@ async fn main() {
             json!({"conns": r.conns, "headBytes": r.head_bytes, "rssBeforeKiB": r.rss_before_kib,
                    "rssHeldKiB": r.rss_held_kib, "bytesPerConn": r.bytes_per_conn}),
         );
+        gw.stop();
+    }
+    let memory_row = |name: &str, r: &MemoryReport| {
+        (
+            format!(
+                "{}: RSS {} → right after {} → {} MiB {:.0} ms later",
+                r.detail,
+                mib(r.rss_before_kib),
+                mib(r.rss_after_kib),
+                mib(r.rss_settled_kib),
+                r.settle_ms
+            ),
+            json!({"scenario": name, "detail": r.detail, "rssBeforeKiB": r.rss_before_kib,
+                   "rssAfterKiB": r.rss_after_kib, "rssSettledKiB": r.rss_settled_kib,
+                   "settleMs": r.settle_ms}),
+        )
+    };
+    if want("large") {
+        let gw = LoadGateway::start(BIN, &[]).await;
+        let r = large_requests(&gw, sz.large_requests, 2_000_000).await;
+        let (text, js) = memory_row("large", &r);
+        row("large", text, js);
+        gw.stop();
+    }
+    if want("backlog") {
+        let gw = LoadGateway::start(
+            BIN,
+            &[
+                ("OPENCLAW_MAX_BUFFERED_BYTES", "8388608"),
+                ("OPENCLAW_TICK_INTERVAL_MS", "20"),
+            ],
+        )
+        .await;
+        let r = slow_backlog(&gw, sz.slow_window).await;
+        let (text, js) = memory_row("backlog", &r);
+        row("backlog", text, js);
         gw.stop();
     }
     let secs = started.elapsed().as_secs_f64();

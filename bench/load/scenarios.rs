@@ -223,8 +223,10 @@ pub async fn authed(port: u16, token: &str, recv_buf: Option<u32>) -> Result<Ws,
     ws.send(Message::Text(req.to_string().into()))
         .await
         .map_err(|e| format!("send connect: {e}"))?;
+    // A total deadline, not one per frame: frames that keep coming must not extend it.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
     loop {
-        match tokio::time::timeout(Duration::from_secs(10), ws.next()).await {
+        match tokio::time::timeout_at(deadline, ws.next()).await {
             Ok(Some(Ok(Message::Text(t)))) => {
                 let v: Value = serde_json::from_str(&t).map_err(|e| e.to_string())?;
                 if v["id"] == "c1" {
@@ -487,9 +489,10 @@ pub async fn storm(gw: &LoadGateway, rate: usize, secs: u64, handshake_ms: u64) 
                 Err(e) => return fail(e),
             };
             opened.fetch_add(1, Ordering::Relaxed);
-            let limit = Duration::from_millis(handshake_ms * 3 + 5000);
+            let deadline =
+                tokio::time::Instant::now() + Duration::from_millis(handshake_ms * 3 + 5000);
             loop {
-                match tokio::time::timeout(limit, ws.next()).await {
+                match tokio::time::timeout_at(deadline, ws.next()).await {
                     Ok(Some(Ok(Message::Close(Some(c))))) if u16::from(c.code) == 1000 => {
                         closed_1000.fetch_add(1, Ordering::Relaxed);
                         closes.lock().unwrap().push(ms(t0.elapsed()));
@@ -503,11 +506,18 @@ pub async fn storm(gw: &LoadGateway, rate: usize, secs: u64, handshake_ms: u64) 
             }
         }));
     }
-    while !tasks.iter().all(|t| t.is_finished()) {
+    // Each task ends by its own deadline; this one bounds the wait for all of them.
+    let deadline = Instant::now() + Duration::from_millis(handshake_ms * 3 + 15_000);
+    while !tasks.iter().all(|t| t.is_finished()) && Instant::now() < deadline {
         peak = peak.max(gw.rss_kib());
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     for t in tasks {
+        // Past the deadline: a task still waiting is a failure, not something to wait on.
+        if !t.is_finished() {
+            t.abort();
+            errors.fetch_add(1, Ordering::Relaxed);
+        }
         let _ = t.await;
     }
     // fds are released when the gateway's session tasks end (after the close grace).
@@ -587,8 +597,10 @@ pub async fn rpc_flood(
                     errors += 1;
                     break;
                 }
+                // Total deadline per call: ticks arriving meanwhile do not extend it.
+                let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
                 loop {
-                    match tokio::time::timeout(Duration::from_secs(10), ws.next()).await {
+                    match tokio::time::timeout_at(deadline, ws.next()).await {
                         Ok(Some(Ok(Message::Text(t)))) => {
                             if !t.contains("\"type\":\"res\"") {
                                 continue;
@@ -682,21 +694,33 @@ pub async fn slow_consumer(gw: &LoadGateway, others: usize, window: Duration) ->
             // Write-only: the gateway's responses pile up until it gives up on us.
             while Instant::now() < end && sent < 200_000 {
                 let req = json!({"type":"req","id":format!("s{sent}"),"method":"health"});
-                match tokio::time::timeout(
-                    Duration::from_millis(500),
+                // Bounded by the window, not by a short per-send timeout: on a busy machine the
+                // gateway may not read for a while, and stopping early (right after the backlog
+                // crossed the cap) would leave it over the cap with nothing left to answer, so
+                // the 1008 (checked when the next response is queued) would never come.
+                match tokio::time::timeout_at(
+                    end.into(),
                     slow.send(Message::Text(req.to_string().into())),
                 )
                 .await
                 {
                     Ok(Ok(())) => sent += 1,
-                    Ok(Err(_)) => break,
-                    Err(_) => break, // our own send buffer is full: the gateway stopped reading
+                    Ok(Err(_)) => break, // closed (the 1008 is read below)
+                    Err(_) => break,     // the gateway stopped reading until the window ended
                 }
             }
-            // Now read everything: responses, then the close.
+            // Now read everything: responses, then the close. One total deadline (ticks keep
+            // arriving every few ms, so a per-frame timeout would never fire if the close
+            // never came) and a frame bound.
             let mut read = 0u64;
+            let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+            let mut frames = 0u64;
             let close = loop {
-                match tokio::time::timeout(Duration::from_secs(10), slow.next()).await {
+                frames += 1;
+                if frames > 10_000_000 {
+                    break (0, "no close within 10,000,000 frames".into());
+                }
+                match tokio::time::timeout_at(deadline, slow.next()).await {
                     Ok(Some(Ok(Message::Text(_)))) => read += 1,
                     Ok(Some(Ok(Message::Close(Some(c))))) => {
                         break (u16::from(c.code), c.reason.to_string());
@@ -948,5 +972,103 @@ pub async fn unfinished_heads(gw: &LoadGateway, n: usize, head_bytes: usize) -> 
         rss_before_kib: rss_before,
         rss_held_kib: rss_held,
         bytes_per_conn: (rss_held.saturating_sub(rss_before) * 1024) / conns.max(1) as u64,
+    }
+}
+
+/// Gateway RSS around one memory-heavy event (KiB): before it, right after it, and once it
+/// settled (the gateway trims within about a second of a large free; polled, bounded).
+#[derive(Debug, Clone, Default)]
+pub struct MemoryReport {
+    /// Before.
+    pub rss_before_kib: u64,
+    /// Right after the event ended (responses read, socket closed).
+    pub rss_after_kib: u64,
+    /// After waiting (at most `settle_limit`) for RSS to come back near `rss_before_kib`.
+    pub rss_settled_kib: u64,
+    /// How long that took (ms); the whole bound when it never came back.
+    pub settle_ms: f64,
+    /// What the event did (for the report), e.g. the HTTP statuses or the close.
+    pub detail: String,
+}
+
+/// Polls RSS until it is within max(before/4, 2 MiB) of `before`, at most `limit`.
+async fn settle(gw: &LoadGateway, before: u64, limit: Duration) -> (u64, f64) {
+    let t0 = Instant::now();
+    let near = before + (before / 4).max(2048);
+    loop {
+        let rss = gw.rss_kib();
+        if rss <= near || t0.elapsed() >= limit {
+            return (rss, ms(t0.elapsed()));
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// `n` concurrent authenticated `POST /tools/invoke` with a body of `bytes` each (just under
+/// the 2 MiB cap: parsed in full, then answered 404 "Tool not available").
+pub async fn large_requests(gw: &LoadGateway, n: usize, bytes: usize) -> MemoryReport {
+    let rss_before = gw.rss_kib();
+    let pad = "a".repeat(bytes.saturating_sub(64));
+    let body = Arc::new(json!({"tool": "none", "args": {"pad": pad}}).to_string());
+    let mut tasks = Vec::new();
+    for _ in 0..n {
+        let (port, token, body) = (gw.port, gw.token.clone(), body.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut s = TcpStream::connect(("127.0.0.1", port)).await.ok()?;
+            let head = format!(
+                "POST /tools/invoke HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\n\
+                 Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                body.len()
+            );
+            let io = async {
+                s.write_all(head.as_bytes()).await?;
+                s.write_all(body.as_bytes()).await?;
+                let mut buf = Vec::new();
+                s.read_to_end(&mut buf).await?;
+                Ok::<_, std::io::Error>(buf)
+            };
+            let buf = tokio::time::timeout(Duration::from_secs(30), io)
+                .await
+                .ok()?
+                .ok()?;
+            std::str::from_utf8(buf.get(9..12)?)
+                .ok()?
+                .parse::<u16>()
+                .ok()
+        }));
+    }
+    let mut statuses = Vec::new();
+    for t in tasks {
+        statuses.push(t.await.ok().flatten().unwrap_or(0));
+    }
+    let rss_after = gw.rss_kib();
+    let (rss_settled, settle_ms) = settle(gw, rss_before, Duration::from_secs(5)).await;
+    statuses.sort_unstable();
+    statuses.dedup();
+    MemoryReport {
+        rss_before_kib: rss_before,
+        rss_after_kib: rss_after,
+        rss_settled_kib: rss_settled,
+        settle_ms,
+        detail: format!("{n} × {bytes} B bodies, statuses {statuses:?}"),
+    }
+}
+
+/// One [`slow_consumer`] run (no other clients), with RSS around it: the backlog the gateway
+/// held for the slow client must be handed back after its 1008 close.
+pub async fn slow_backlog(gw: &LoadGateway, window: Duration) -> MemoryReport {
+    let rss_before = gw.rss_kib();
+    let r = slow_consumer(gw, 1, window).await;
+    let rss_after = gw.rss_kib();
+    let (rss_settled, settle_ms) = settle(gw, rss_before, Duration::from_secs(5)).await;
+    MemoryReport {
+        rss_before_kib: rss_before,
+        rss_after_kib: rss_after,
+        rss_settled_kib: rss_settled,
+        settle_ms,
+        detail: format!(
+            "closed {:?} after {} requests, peak RSS {} KiB",
+            r.close, r.requests_sent, r.peak_rss_kib
+        ),
     }
 }

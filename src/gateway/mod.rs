@@ -953,10 +953,13 @@ fn spawn_background(state: &Arc<GatewayState>) {
     let tracker = state.shutdown.tracker().clone();
     let s = state.clone();
     tracker.spawn(async move {
-        // After a burst of connections ends (e.g. a connect storm closed at the pre-auth
-        // timeout), give the allocator's freed memory back so RSS returns to baseline.
+        // Give the allocator's freed memory back so RSS returns to baseline: after a burst of
+        // connections ends (e.g. a connect storm closed at the pre-auth timeout), and after a
+        // large buffer was freed (a big request or answer, a slow consumer's backlog; noted by
+        // `sys::unix::note_freed`). At most once per tick, on a blocking thread.
         let token = s.shutdown.token().clone();
-        let mut iv = tokio::time::interval(Duration::from_secs(2));
+        let mut iv = tokio::time::interval(Duration::from_secs(1));
+        iv.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut high = 0usize;
         loop {
             tokio::select! {
@@ -965,9 +968,10 @@ fn spawn_background(state: &Arc<GatewayState>) {
             }
             let now = s.pending.load(std::sync::atomic::Ordering::Relaxed) + s.connection_count();
             high = high.max(now);
-            if high >= now + 64 {
-                crate::sys::unix::release_free_memory();
+            let burst_ended = high >= now + 64;
+            if crate::sys::unix::take_large_free() || burst_ended {
                 high = now;
+                let _ = tokio::task::spawn_blocking(crate::sys::unix::release_free_memory).await;
             }
         }
     });

@@ -379,6 +379,8 @@ impl Drop for OutboundRx {
     fn drop(&mut self) {
         let mut q = self.shared.lock_queue();
         self.shared.closed.store(true, Ordering::Relaxed);
+        // A backlog (a slow consumer's) is freed as many small frames: worth a trim too.
+        crate::sys::unix::note_freed(self.shared.queued.load(Ordering::Relaxed));
         q.clear();
         q.shrink_to_fit();
     }

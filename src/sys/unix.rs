@@ -331,3 +331,64 @@ pub fn release_free_memory() {
         nix::libc::malloc_trim(0);
     }
 }
+
+/// A freed block at least this large makes the heap worth trimming (glibc keeps it, and raises
+/// its mmap threshold so the next large buffers stay in the heap too).
+pub const LARGE_FREE: usize = 1 << 20;
+
+static LARGE_FREED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Notes that `bytes` were just freed; at [`LARGE_FREE`] or more the next
+/// [`take_large_free`] says so. One relaxed store, no lock, no allocation: callable from the
+/// allocator itself. Also for memory freed as many small blocks at once (a slow consumer's
+/// backlog).
+#[inline]
+pub fn note_freed(bytes: usize) {
+    if bytes >= LARGE_FREE {
+        LARGE_FREED.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+/// True (once) when a large free was noted since the last call. The gateway's memory task
+/// polls this about once a second and then trims on a blocking thread, so trimming is
+/// debounced and never on a request's path.
+pub fn take_large_free() -> bool {
+    LARGE_FREED.swap(false, std::sync::atomic::Ordering::Relaxed)
+}
+
+/// The system allocator, noting large frees (a request body, a big frame or answer, a grown
+/// buffer) with [`note_freed`]: one place that sees every large buffer go, whichever code
+/// path held it. Costs one comparison per free.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NoteLargeFrees;
+
+// SAFETY: every call is forwarded unchanged to `System`; `note_freed` neither allocates nor
+// touches the block.
+unsafe impl std::alloc::GlobalAlloc for NoteLargeFrees {
+    #[inline]
+    unsafe fn alloc(&self, layout: std::alloc::Layout) -> *mut u8 {
+        // SAFETY: the caller's contract is passed on to `System`.
+        unsafe { std::alloc::System.alloc(layout) }
+    }
+
+    #[inline]
+    unsafe fn alloc_zeroed(&self, layout: std::alloc::Layout) -> *mut u8 {
+        // SAFETY: as above.
+        unsafe { std::alloc::System.alloc_zeroed(layout) }
+    }
+
+    #[inline]
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: std::alloc::Layout) {
+        note_freed(layout.size());
+        // SAFETY: as above.
+        unsafe { std::alloc::System.dealloc(ptr, layout) }
+    }
+
+    #[inline]
+    unsafe fn realloc(&self, ptr: *mut u8, layout: std::alloc::Layout, new_size: usize) -> *mut u8 {
+        // A large block that moves or shrinks leaves free memory behind.
+        note_freed(layout.size());
+        // SAFETY: as above.
+        unsafe { std::alloc::System.realloc(ptr, layout, new_size) }
+    }
+}
