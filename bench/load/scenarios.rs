@@ -691,22 +691,19 @@ pub async fn slow_consumer(gw: &LoadGateway, others: usize, window: Duration) ->
         async move {
             let mut sent = 0u64;
             let end = Instant::now() + window;
-            // Write-only: the gateway's responses pile up until it gives up on us.
+            // Write-only: the gateway's responses pile up until it gives up on us. Sending on
+            // after the gateway closed us would only earn a reset that discards its close frame.
             while Instant::now() < end && sent < 200_000 {
                 let req = json!({"type":"req","id":format!("s{sent}"),"method":"health"});
-                // Bounded by the window, not by a short per-send timeout: on a busy machine the
-                // gateway may not read for a while, and stopping early (right after the backlog
-                // crossed the cap) would leave it over the cap with nothing left to answer, so
-                // the 1008 (checked when the next response is queued) would never come.
-                match tokio::time::timeout_at(
-                    end.into(),
+                match tokio::time::timeout(
+                    Duration::from_millis(500),
                     slow.send(Message::Text(req.to_string().into())),
                 )
                 .await
                 {
                     Ok(Ok(())) => sent += 1,
-                    Ok(Err(_)) => break, // closed (the 1008 is read below)
-                    Err(_) => break,     // the gateway stopped reading until the window ended
+                    Ok(Err(_)) => break,
+                    Err(_) => break, // our own send buffer is full: the gateway stopped reading
                 }
             }
             // Now read everything: responses, then the close. One total deadline (ticks keep
