@@ -31,12 +31,17 @@ pub const MAX_HEADERS: usize = 100;
 
 /// The header-read deadline: `OPENCLAW_HEADER_READ_TIMEOUT_MS` or [`HEADER_READ_TIMEOUT`].
 pub fn header_read_timeout() -> Duration {
-    std::env::var("OPENCLAW_HEADER_READ_TIMEOUT_MS")
+    ms_knob("OPENCLAW_HEADER_READ_TIMEOUT_MS", HEADER_READ_TIMEOUT)
+}
+
+/// A positive millisecond count from the environment, else `default`.
+fn ms_knob(key: &str, default: Duration) -> Duration {
+    std::env::var(key)
         .ok()
         .and_then(|v| v.trim().parse::<u64>().ok())
         .filter(|v| *v > 0)
         .map(Duration::from_millis)
-        .unwrap_or(HEADER_READ_TIMEOUT)
+        .unwrap_or(default)
 }
 
 /// Default deadline for an authenticated request's whole body.
@@ -45,13 +50,10 @@ pub const BODY_READ_TIMEOUT: Duration = Duration::from_secs(30);
 /// The body-read deadline of every authenticated HTTP route:
 /// `OPENCLAW_BODY_READ_TIMEOUT_MS` or [`BODY_READ_TIMEOUT`]. A peer that passed auth but
 /// trickles (or never sends) its body would otherwise hold the connection and its buffer.
+/// Read from the environment once per process, not on every request.
 pub fn body_read_timeout() -> Duration {
-    std::env::var("OPENCLAW_BODY_READ_TIMEOUT_MS")
-        .ok()
-        .and_then(|v| v.trim().parse::<u64>().ok())
-        .filter(|v| *v > 0)
-        .map(Duration::from_millis)
-        .unwrap_or(BODY_READ_TIMEOUT)
+    static T: std::sync::OnceLock<Duration> = std::sync::OnceLock::new();
+    *T.get_or_init(|| ms_knob("OPENCLAW_BODY_READ_TIMEOUT_MS", BODY_READ_TIMEOUT))
 }
 
 /// The message of a 408 at the body deadline.
