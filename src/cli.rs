@@ -408,35 +408,112 @@ pub fn dispatch(cli: Cli) -> Result<Exit> {
     let paths = Paths::resolve(cli.profile.as_deref(), cli.dev, &ProcessEnv)?;
     match cli.command {
         Command::Gateway(g) => match g.command {
-            None => crate::gateway::run_daemon(&paths, g.run),
-            Some(GatewaySub::Run(a)) => crate::gateway::run_daemon(&paths, a),
-            Some(GatewaySub::Install(a)) => crate::service::commands::install(&paths, &a),
-            Some(GatewaySub::Start(a)) => crate::service::commands::start(&paths, &a),
-            Some(GatewaySub::Stop(a)) => crate::service::commands::stop(&paths, &a),
-            Some(GatewaySub::Restart(a)) => crate::service::commands::restart(&paths, &a),
-            Some(GatewaySub::Uninstall(a)) => crate::service::commands::uninstall(&paths, &a),
-            Some(GatewaySub::Status(a)) => crate::service::commands::status(&paths, &a),
+            None => crate::gateway::run_daemon(&paths, g.run.into()),
+            Some(GatewaySub::Run(a)) => crate::gateway::run_daemon(&paths, a.into()),
+            Some(GatewaySub::Install(a)) => crate::service::commands::install(&paths, &a.into()),
+            Some(GatewaySub::Start(a)) => crate::service::commands::start(&paths, &a.into()),
+            Some(GatewaySub::Stop(a)) => crate::service::commands::stop(&paths, &a.into()),
+            Some(GatewaySub::Restart(a)) => crate::service::commands::restart(&paths, &a.into()),
+            Some(GatewaySub::Uninstall(a)) => {
+                crate::service::commands::uninstall(&paths, &a.into())
+            }
+            Some(GatewaySub::Status(a)) => crate::service::commands::status(&paths, &a.into()),
             Some(GatewaySub::AuthToken) => crate::gateway::setup::auth_token(&paths),
             Some(GatewaySub::Health(a)) => {
-                crate::ops::health::run(&paths, &a, crate::ops::health::Style::Gateway)
+                crate::ops::health::run(&paths, &a.into(), crate::ops::health::Style::Gateway)
             }
-            Some(GatewaySub::Call(a)) => crate::ops::call::run(&paths, &a),
-            Some(GatewaySub::Probe(a)) => crate::ops::probe::run(&paths, &a),
+            Some(GatewaySub::Call(a)) => crate::ops::call::run(&paths, &a.into()),
+            Some(GatewaySub::Probe(a)) => crate::ops::probe::run(&paths, &a.into()),
         },
-        Command::Status(a) => crate::ops::status::run(&paths, &a),
+        Command::Status(a) => crate::ops::status::run(&paths, &a.into()),
         Command::Health(a) => {
-            crate::ops::health::run(&paths, &a, crate::ops::health::Style::Summary)
+            crate::ops::health::run(&paths, &a.into(), crate::ops::health::Style::Summary)
         }
-        Command::Logs(a) => crate::ops::logs::run(&paths, &a),
-        Command::Doctor(a) => crate::doctor::run(&paths, &a),
+        Command::Logs(a) => crate::ops::logs::run(&paths, &a.into()),
+        Command::Doctor(a) => crate::doctor::run(&paths, &a.into()),
         Command::Secrets {
             command: SecretsCmd::Reload { json, conn },
-        } => crate::gateway::reload::cli_secrets_reload(&paths, json, &conn),
+        } => crate::gateway::reload::cli_secrets_reload(&paths, json, &conn.into()),
         Command::Channels {
             command: ChannelsCmd::Status { probe, json, conn },
-        } => crate::ops::channels::status(&paths, probe, json, &conn),
-        Command::Setup(a) => crate::gateway::setup::setup(&paths, &a),
+        } => crate::ops::channels::status(&paths, probe, json, &conn.into()),
+        Command::Setup(a) => crate::gateway::setup::setup(&paths, &a.into()),
         Command::Completions(a) => crate::assets::completions(&a),
         Command::Man(a) => crate::assets::man(&a),
+    }
+}
+
+// The clap structs above are the CLI's own; every layer below takes the plain option structs
+// of the module that owns the verb. These conversions are the only place the two meet.
+
+/// `impl From<clap struct> for options struct`, field by field; fields after `;` convert
+/// with `Into` (the nested connection flags).
+macro_rules! plain {
+    ($from:ty => $to:path { $($f:ident),* $(; $($c:ident),*)? }) => {
+        impl From<$from> for $to {
+            fn from(a: $from) -> $to {
+                $to { $($f: a.$f,)* $($($c: a.$c.into(),)*)? }
+            }
+        }
+    };
+}
+
+use crate::doctor::DoctorOptions;
+use crate::gateway::options::{self as run, RunOptions};
+use crate::gateway::setup::SetupOptions;
+use crate::ops::call::CallOptions;
+use crate::ops::conn::ConnOptions;
+use crate::ops::health::HealthOptions;
+use crate::ops::logs::LogsOptions;
+use crate::ops::probe::{GatewayStatusOptions, ProbeOptions};
+use crate::ops::status::StatusOptions;
+use crate::service::commands::{InstallOptions, ServiceOptions};
+
+plain!(ConnArgs => ConnOptions { url, token, password, port, timeout });
+plain!(GatewayStatusArgs => GatewayStatusOptions { deep, json, require_rpc; conn });
+plain!(StatusArgs => StatusOptions { json, all; conn });
+plain!(HealthArgs => HealthOptions { json; conn });
+plain!(CallArgs => CallOptions { method, params, expect_final, json; conn });
+plain!(ProbeArgs => ProbeOptions { json; conn });
+plain!(LogsArgs => LogsOptions { follow, json, limit, interval, max_bytes, no_color; conn });
+plain!(DoctorArgs => DoctorOptions { repair, json, non_interactive, yes, force, deep });
+plain!(SetupArgs => SetupOptions { port });
+plain!(InstallArgs => InstallOptions { port, force, system, user, dry_run, timeout });
+plain!(ServiceArgs => ServiceOptions { system, dry_run, timeout });
+
+impl From<BindMode> for run::BindMode {
+    fn from(b: BindMode) -> run::BindMode {
+        match b {
+            BindMode::Loopback => run::BindMode::Loopback,
+            BindMode::Lan => run::BindMode::Lan,
+            BindMode::Custom => run::BindMode::Custom,
+        }
+    }
+}
+
+impl From<AuthMode> for run::AuthMode {
+    fn from(m: AuthMode) -> run::AuthMode {
+        match m {
+            AuthMode::Token => run::AuthMode::Token,
+            AuthMode::Password => run::AuthMode::Password,
+            AuthMode::None => run::AuthMode::None,
+        }
+    }
+}
+
+impl From<RunArgs> for RunOptions {
+    fn from(a: RunArgs) -> RunOptions {
+        RunOptions {
+            port: a.port,
+            bind: a.bind.map(Into::into),
+            host: a.host,
+            token: a.token,
+            password: a.password,
+            auth: a.auth.map(Into::into),
+            verbose: a.verbose,
+            force: a.force,
+            allow_unconfigured: a.allow_unconfigured,
+            init: a.init,
+        }
     }
 }

@@ -94,29 +94,28 @@ fn tmp_name(path: &Path, tag: &str) -> PathBuf {
     ))
 }
 
-/// Writes `bytes` to `path` atomically with mode 0600, keeping the previous content in
-/// `<path>.bak` (also 0600).
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+/// The one atomic file writer: `bytes` land in `path` with `mode` (no other user ever sees a
+/// partial or wider-moded file): a fresh temporary beside it (`O_EXCL`, created with `mode`),
+/// fsync, rename over `path`, fsync of the directory. The directory must exist.
+pub fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> Result<()> {
     let dir = path
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
-    ensure_private_dir(dir)?;
     let tmp = tmp_name(path, "tmp");
     let result = (|| {
         let mut f = OpenOptions::new()
             .write(true)
             .create_new(true)
-            .mode(0o600)
+            .mode(mode)
             .open(&tmp)
             .map_err(|e| Error::io("creating", &tmp, e))?;
-        f.write_all(bytes)
+        // The umask may have narrowed the creation mode; the caller asked for exactly `mode`.
+        f.set_permissions(fs::Permissions::from_mode(mode))
+            .and_then(|_| f.write_all(bytes))
             .and_then(|_| f.sync_all())
             .map_err(|e| Error::io("writing", &tmp, e))?;
         drop(f);
-        if path.exists() {
-            backup(path)?;
-        }
         fs::rename(&tmp, path).map_err(|e| Error::io("replacing", path, e))?;
         if let Ok(d) = fs::File::open(dir) {
             let _ = d.sync_all();
@@ -129,26 +128,23 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     result
 }
 
-/// Copies `path` to `<path>.bak` atomically (0600).
-fn backup(path: &Path) -> Result<()> {
-    let bak = PathBuf::from(format!("{}.bak", path.display()));
-    let content = fs::read(path).map_err(|e| Error::io("reading", path, e))?;
-    let tmp = tmp_name(&bak, "tmp");
-    let mut f = OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(&tmp)
-        .map_err(|e| Error::io("creating", &tmp, e))?;
-    let r = f
-        .write_all(&content)
-        .and_then(|_| f.sync_all())
-        .and_then(|_| fs::rename(&tmp, &bak));
-    if let Err(e) = r {
-        let _ = fs::remove_file(&tmp);
-        return Err(Error::io("writing backup", &bak, e));
+/// Writes a private file (config, secrets): its directory made private (0700) if needed, the
+/// previous content kept in `<path>.bak` (0600), then [`write_atomic`] with mode 0600.
+pub fn write_private_with_backup(path: &Path, bytes: &[u8]) -> Result<()> {
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    ensure_private_dir(dir)?;
+    if path.exists() {
+        let bak = PathBuf::from(format!("{}.bak", path.display()));
+        let content = fs::read(path).map_err(|e| Error::io("reading", path, e))?;
+        write_atomic(&bak, &content, 0o600).map_err(|e| match e {
+            Error::Io { source, .. } => Error::io("writing backup", &bak, source),
+            other => other,
+        })?;
     }
-    Ok(())
+    write_atomic(path, bytes, 0o600)
 }
 
 /// Serializes a config document (pretty JSON, which is valid JSON5) and writes it atomically.
@@ -156,7 +152,7 @@ pub fn write_config(path: &Path, doc: &Value) -> Result<()> {
     let mut text = serde_json::to_string_pretty(doc)
         .map_err(|e| Error::Msg(format!("serializing config for {}: {e}", path.display())))?;
     text.push('\n');
-    write_atomic(path, text.as_bytes())
+    write_private_with_backup(path, text.as_bytes())
 }
 
 /// Sets a dotted path (`gateway.auth.token`) in a document, creating objects on the way.
@@ -220,6 +216,31 @@ mod tests {
         // no temp files left behind
         let n = fs::read_dir(&dir).unwrap().count();
         assert_eq!(n, 2);
+    }
+
+    #[test]
+    fn write_atomic_sets_exactly_the_mode_asked_and_leaves_nothing_on_failure() {
+        let d = tempfile::tempdir().unwrap();
+        let unit = d.path().join("openclaw-gateway.service");
+        write_atomic(&unit, b"[Unit]\n", 0o644).unwrap();
+        assert_eq!(
+            fs::metadata(&unit).unwrap().permissions().mode() & 0o777,
+            0o644
+        );
+        write_atomic(&unit, b"[Unit]\nA=1\n", 0o600).unwrap();
+        assert_eq!(
+            fs::metadata(&unit).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+        assert_eq!(fs::read(&unit).unwrap(), b"[Unit]\nA=1\n");
+        let missing = d.path().join("no-such-dir").join("f");
+        let e = write_atomic(&missing, b"x", 0o600).unwrap_err();
+        assert!(matches!(e, Error::Io { .. }), "{e:?}");
+        assert_eq!(
+            fs::read_dir(d.path()).unwrap().count(),
+            1,
+            "no temporary left behind"
+        );
     }
 
     #[test]

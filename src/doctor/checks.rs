@@ -1358,7 +1358,7 @@ pub fn real_ctx(paths: &Paths, deep: bool) -> Ctx {
 }
 
 fn probe(paths: &Paths, cfg: Option<&Config>) -> Option<crate::ops::probe::Reach> {
-    let conn = crate::cli::ConnArgs {
+    let conn = crate::ops::conn::ConnOptions {
         timeout: 2_000,
         ..Default::default()
     };
@@ -1431,7 +1431,7 @@ fn native_service_ctx(paths: &Paths, port: Option<u16>) -> ServiceCtx {
         // The install transaction itself: config made runnable, files rewritten with a .bak,
         // daemon-reload, enable, restart, readiness wait. It also refuses to shadow a system
         // or packaged unit.
-        let args = crate::cli::InstallArgs {
+        let args = crate::service::commands::InstallOptions {
             timeout: 30,
             ..Default::default()
         };

@@ -24,12 +24,28 @@ use std::path::PathBuf;
 
 use serde_json::{Value, json};
 
-use crate::cli::DoctorArgs;
 use crate::config::Config;
 use crate::config::paths::Paths;
 use crate::error::{Exit, Result};
 use crate::ops::probe::Reach;
 use crate::service::ServiceStatus;
+
+/// `doctor`.
+#[derive(Debug, Clone, Default)]
+pub struct DoctorOptions {
+    /// Apply the repairs (backing up anything rewritten).
+    pub repair: bool,
+    /// JSON output.
+    pub json: bool,
+    /// Never prompt.
+    pub non_interactive: bool,
+    /// Accept the recommended repairs (same as --repair).
+    pub yes: bool,
+    /// With --repair: also rewrite service files that carry operator edits (backed up first).
+    pub force: bool,
+    /// Also scan other profiles and system locations for competing gateways.
+    pub deep: bool,
+}
 
 /// Outcome of a check.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]
@@ -413,7 +429,7 @@ pub fn render_json(r: &Report, applied: &[repair::Applied]) -> Value {
 }
 
 /// `openclaw doctor`.
-pub fn run(paths: &Paths, args: &DoctorArgs) -> Result<Exit> {
+pub fn run(paths: &Paths, args: &DoctorOptions) -> Result<Exit> {
     let repair = args.repair || args.yes;
     let all = checks::all();
     let ctx = checks::real_ctx(paths, args.deep);

@@ -21,6 +21,7 @@ pub mod http;
 pub mod identity;
 pub mod listener;
 pub mod methods;
+pub mod options;
 pub mod peer;
 pub mod protocol;
 pub mod reload;
@@ -38,7 +39,7 @@ use std::time::Duration;
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use crate::cli::{AuthMode, BindMode, RunArgs};
+use self::options::{AuthMode, BindMode, RunOptions};
 use crate::config::paths::{Paths, ProcessEnv};
 use crate::config::reload as config_reload;
 use crate::config::secrets::{self, SecretsSnapshot};
@@ -65,7 +66,7 @@ pub struct Plan {
     pub secrets: SecretsSnapshot,
 }
 
-pub(crate) fn bind_from(args: &RunArgs, cfg: &Config) -> Result<Bind> {
+pub(crate) fn bind_from(args: &RunOptions, cfg: &Config) -> Result<Bind> {
     let custom_host = || {
         args.host
             .clone()
@@ -105,7 +106,7 @@ fn env_secret(key: &str) -> Option<String> {
 }
 
 /// The startup guards and resolution of protocol.md §6 (pure apart from config writes).
-pub fn prepare(paths: &Paths, args: &RunArgs) -> Result<Plan> {
+pub fn prepare(paths: &Paths, args: &RunOptions) -> Result<Plan> {
     prepare_with(paths, args, None)
 }
 
@@ -122,7 +123,7 @@ fn activate_secrets(config: &Config, previous: Option<&SecretsSnapshot>) -> Secr
 /// unchanged SecretRefs that fail now (in-process restarts).
 pub fn prepare_with(
     paths: &Paths,
-    args: &RunArgs,
+    args: &RunOptions,
     previous: Option<&SecretsSnapshot>,
 ) -> Result<Plan> {
     let mut config = Config::load(&paths.config_path)?;
@@ -234,7 +235,7 @@ fn refuse_unauthenticated(bind: &Bind) -> Error {
 /// config reload can call it again with the process's original flags
 /// ([`GatewayState::run_args`]) and swap the result in with [`GatewayState::set_auth`].
 pub fn resolve_auth(
-    args: &RunArgs,
+    args: &RunOptions,
     config: &Config,
     bind: &Bind,
     secrets: &SecretsSnapshot,
@@ -366,7 +367,7 @@ fn refuse_under_launchd(
 /// `--token`/`--password` on the command line: still accepted (upstream does), but every local
 /// user reads them in `/proc/PID/cmdline` and `ps`. One warning per flag naming the safer home;
 /// never the value.
-pub(crate) fn argv_secret_warnings(args: &RunArgs) -> Vec<String> {
+pub(crate) fn argv_secret_warnings(args: &RunOptions) -> Vec<String> {
     [
         (args.token.is_some(), "--token"),
         (args.password.is_some(), "--password"),
@@ -394,7 +395,7 @@ pub(crate) fn argv_secret_warning(flag: &str) -> String {
 /// restarts in-process: it re-reads the config from disk (never a cached copy), keeps the
 /// listening sockets open when the address is unchanged (pending connections wait in the
 /// backlog), and serves a new generation.
-pub fn run_daemon(paths: &Paths, args: RunArgs) -> Result<Exit> {
+pub fn run_daemon(paths: &Paths, args: RunOptions) -> Result<Exit> {
     // Must happen before any thread exists: it unsets LISTEN_* variables.
     let mut inherited = crate::service::systemd::activation::take_inherited()?;
     // Under systemd, stderr already is the journal: log natively (fields, priorities) and
@@ -1036,7 +1037,11 @@ mod tests {
     use super::*;
     use std::path::Path;
 
-    fn ra(args: &RunArgs, c: &Config, b: &Bind) -> std::result::Result<ResolvedAuth, AuthProblem> {
+    fn ra(
+        args: &RunOptions,
+        c: &Config,
+        b: &Bind,
+    ) -> std::result::Result<ResolvedAuth, AuthProblem> {
         let snap = secrets::activate_blocking(&c.doc, &ProcessEnv, None).snapshot;
         resolve_auth(args, c, b, &snap)
     }
@@ -1055,44 +1060,44 @@ mod tests {
         }
         let lo = Bind::Loopback;
         let c = cfg("{gateway:{auth:{token:'cfg'}}}");
-        let a = ra(&RunArgs::default(), &c, &lo).unwrap();
+        let a = ra(&RunOptions::default(), &c, &lo).unwrap();
         assert_eq!((a.mode, a.token.as_deref()), (Mode::Token, Some("cfg")));
-        let flags = RunArgs {
+        let flags = RunOptions {
             token: Some("flag".into()),
-            ..RunArgs::default()
+            ..RunOptions::default()
         };
         assert_eq!(ra(&flags, &c, &lo).unwrap().token.as_deref(), Some("flag"));
         let pw = cfg("{gateway:{auth:{password:'pw'}}}");
         assert_eq!(
-            ra(&RunArgs::default(), &pw, &lo).unwrap().mode,
+            ra(&RunOptions::default(), &pw, &lo).unwrap().mode,
             Mode::Password
         );
         let both = cfg("{gateway:{auth:{password:'pw',token:'t'}}}");
         assert!(matches!(
-            ra(&RunArgs::default(), &both, &lo),
+            ra(&RunOptions::default(), &both, &lo),
             Err(AuthProblem::Fatal(_))
         ));
         let empty = cfg("{}");
         assert!(matches!(
-            ra(&RunArgs::default(), &empty, &lo),
+            ra(&RunOptions::default(), &empty, &lo),
             Err(AuthProblem::MissingToken)
         ));
-        match ra(&RunArgs::default(), &empty, &Bind::Lan) {
+        match ra(&RunOptions::default(), &empty, &Bind::Lan) {
             Err(AuthProblem::Fatal(e)) => assert!(
                 e.to_string()
                     .starts_with("Refusing to bind gateway to lan without auth.")
             ),
             other => panic!("{other:?}"),
         }
-        let none = RunArgs {
+        let none = RunOptions {
             auth: Some(AuthMode::None),
-            ..RunArgs::default()
+            ..RunOptions::default()
         };
         assert_eq!(ra(&none, &empty, &lo).unwrap().mode, Mode::None);
         assert!(ra(&none, &empty, &Bind::Lan).is_err());
         // An unresolvable auth SecretRef fails closed (never "no token" → generated/none) ...
         let unset = cfg("{gateway:{auth:{token:'${OPENCLAW_TEST_SURELY_UNSET}'}}}");
-        match ra(&RunArgs::default(), &unset, &lo) {
+        match ra(&RunOptions::default(), &unset, &lo) {
             Err(AuthProblem::Fatal(e)) => {
                 let e = e.to_string();
                 assert!(
@@ -1107,7 +1112,7 @@ mod tests {
             "{gateway:{auth:{mode:'password',password:'p',token:'${OPENCLAW_TEST_SURELY_UNSET}'}}}",
         );
         assert_eq!(
-            ra(&RunArgs::default(), &pw_mode, &lo).unwrap().mode,
+            ra(&RunOptions::default(), &pw_mode, &lo).unwrap().mode,
             Mode::Password
         );
     }
@@ -1115,17 +1120,17 @@ mod tests {
     #[test]
     fn bind_precedence() {
         let c = cfg("{gateway:{bind:'lan'}}");
-        assert_eq!(bind_from(&RunArgs::default(), &c).unwrap(), Bind::Lan);
-        let flag = RunArgs {
+        assert_eq!(bind_from(&RunOptions::default(), &c).unwrap(), Bind::Lan);
+        let flag = RunOptions {
             bind: Some(BindMode::Loopback),
-            ..RunArgs::default()
+            ..RunOptions::default()
         };
         assert_eq!(bind_from(&flag, &c).unwrap(), Bind::Loopback);
         assert_eq!(
-            bind_from(&RunArgs::default(), &cfg("{}")).unwrap(),
+            bind_from(&RunOptions::default(), &cfg("{}")).unwrap(),
             Bind::Loopback
         );
-        assert!(bind_from(&RunArgs::default(), &cfg("{gateway:{bind:'custom'}}")).is_err());
-        assert!(bind_from(&RunArgs::default(), &cfg("{gateway:{bind:'tailnet'}}")).is_err());
+        assert!(bind_from(&RunOptions::default(), &cfg("{gateway:{bind:'custom'}}")).is_err());
+        assert!(bind_from(&RunOptions::default(), &cfg("{gateway:{bind:'tailnet'}}")).is_err());
     }
 }

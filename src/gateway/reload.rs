@@ -22,13 +22,13 @@ use super::methods::{Ctx, MethodTable, ScopeRule};
 use super::protocol::{ErrorShape, scopes};
 use super::state::GatewayState;
 use super::{AuthProblem, bind_from, resolve_auth};
-use crate::cli::ConnArgs;
 use crate::config::Config;
 use crate::config::paths::{Paths, ProcessEnv};
 use crate::config::reload::{self, ReloadStatus, Supervisor};
 use crate::config::reloader::{ReloadHost, Reloader};
 use crate::config::secrets::SecretsSnapshot;
 use crate::error::{Error, Exit, Result};
+use crate::ops::conn::ConnOptions;
 use crate::service::systemd::notify::Notifier;
 
 /// The reloader of one gateway generation.
@@ -157,7 +157,7 @@ pub struct GatewayHost {
 /// not start (a reload is then rejected and the running config stays).
 pub fn check_startable(
     paths: &Paths,
-    args: &crate::cli::RunArgs,
+    args: &crate::gateway::options::RunOptions,
     candidate: &Config,
     secrets: &SecretsSnapshot,
 ) -> std::result::Result<(super::listener::Bind, u16), String> {
@@ -347,7 +347,7 @@ pub fn register_methods(t: &mut MethodTable) {
 }
 
 /// `openclaw secrets reload [--json]`: asks the running gateway to re-resolve its SecretRefs.
-pub fn cli_secrets_reload(paths: &Paths, json_out: bool, conn: &ConnArgs) -> Result<Exit> {
+pub fn cli_secrets_reload(paths: &Paths, json_out: bool, conn: &ConnOptions) -> Result<Exit> {
     // The same target rules as every other client command (ops::conn): `--url` needs explicit
     // credentials; otherwise the local gateway from flag → env → config, SecretRefs resolved.
     let cfg = Config::load(&paths.config_path).ok();
@@ -424,7 +424,7 @@ mod tests {
             eprintln!("SKIP: OPENCLAW_GATEWAY_TOKEN set in the test environment");
             return;
         }
-        let args = crate::cli::RunArgs::default();
+        let args = crate::gateway::options::RunOptions::default();
         let check = |text: &str| {
             let c = cfg(text);
             let snap =

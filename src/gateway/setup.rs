@@ -3,10 +3,16 @@
 //! that prints the secret, on request).
 use serde_json::Value;
 
-use crate::cli::SetupArgs;
 use crate::config::paths::{Paths, ProcessEnv};
 use crate::config::{Config, secrets, write};
 use crate::error::{Error, Exit, Result};
+
+/// `setup`.
+#[derive(Debug, Clone, Default)]
+pub struct SetupOptions {
+    /// Port to record in config.
+    pub port: Option<u16>,
+}
 
 /// `openclaw gateway auth-token`: prints the configured token on stdout.
 pub fn auth_token(paths: &Paths) -> Result<Exit> {
@@ -41,7 +47,7 @@ pub fn auth_token(paths: &Paths) -> Result<Exit> {
 
 /// `openclaw setup`: ensures `gateway.mode` and a token exist (and `gateway.port` when
 /// `--port` is given). Existing values are never changed; an invalid file is never touched.
-pub fn setup(paths: &Paths, args: &SetupArgs) -> Result<Exit> {
+pub fn setup(paths: &Paths, args: &SetupOptions) -> Result<Exit> {
     write::ensure_state_dir(&paths.state_dir)?;
     let cfg = Config::load(&paths.config_path)?;
     let mut doc = cfg.doc.clone();

@@ -476,7 +476,7 @@ pub struct GatewayState {
     pub bind: super::listener::Bind,
     /// The `gateway run` flags this process started with (CLI overrides beat config on
     /// reload too; see [`super::resolve_auth`]).
-    pub run_args: crate::cli::RunArgs,
+    pub run_args: crate::gateway::options::RunOptions,
     /// Runtime knobs.
     pub settings: Settings,
     /// Shutdown fan-out and task tracking.
@@ -535,7 +535,7 @@ pub struct StateInit {
     /// Bind.
     pub bind: super::listener::Bind,
     /// The run flags.
-    pub run_args: crate::cli::RunArgs,
+    pub run_args: crate::gateway::options::RunOptions,
     /// Settings.
     pub settings: Settings,
     /// Config.

@@ -7,10 +7,25 @@
 use serde_json::{Value, json};
 
 use super::rpc::{self, Identity};
-use crate::cli::CallArgs;
 use crate::config::paths::Paths;
 use crate::error::{Error, Exit, Result};
 use crate::gateway::client::ClientError;
+use crate::ops::conn::ConnOptions;
+
+/// `gateway call`.
+#[derive(Debug, Clone, Default)]
+pub struct CallOptions {
+    /// Method name.
+    pub method: String,
+    /// Params as JSON.
+    pub params: Option<String>,
+    /// Wait for the final response of two-stage methods (agent).
+    pub expect_final: bool,
+    /// JSON output.
+    pub json: bool,
+    /// Connection.
+    pub conn: ConnOptions,
+}
 
 /// Parses `--params`.
 pub fn parse_params(raw: Option<&str>) -> Result<Value> {
@@ -25,7 +40,7 @@ pub fn parse_params(raw: Option<&str>) -> Result<Value> {
 }
 
 /// Runs the command.
-pub fn run(paths: &Paths, args: &CallArgs) -> Result<Exit> {
+pub fn run(paths: &Paths, args: &CallOptions) -> Result<Exit> {
     let params = parse_params(args.params.as_deref())?;
     let target = super::target(paths, &args.conn)?;
     let rt = rpc::runtime()?;

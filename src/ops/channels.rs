@@ -8,13 +8,13 @@ use std::fmt::Write as _;
 use serde_json::{Value, json};
 
 use super::rpc::{self, Identity};
-use crate::cli::ConnArgs;
 use crate::config::Config;
 use crate::config::paths::Paths;
 use crate::error::{Error, Exit, Result};
+use crate::ops::conn::ConnOptions;
 
 /// Runs the command.
-pub fn status(paths: &Paths, probe: bool, json_out: bool, conn: &ConnArgs) -> Result<Exit> {
+pub fn status(paths: &Paths, probe: bool, json_out: bool, conn: &ConnOptions) -> Result<Exit> {
     let target = super::target(paths, conn)?;
     let rt = rpc::runtime()?;
     if probe && !json_out {

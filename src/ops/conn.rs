@@ -13,11 +13,25 @@
 //!   `OPENCLAW_GATEWAY_TOKEN`/`_PASSWORD` → `gateway.auth.token`/`password`.
 use std::time::Duration;
 
-use crate::cli::ConnArgs;
 use crate::config::Config;
 use crate::config::paths::{Env, Paths};
 use crate::config::secrets::resolve_config_secret;
 use crate::error::{Error, Result};
+
+/// How to reach a gateway: explicit URL + credentials, or the local one from profile/config/env.
+#[derive(Debug, Clone, Default)]
+pub struct ConnOptions {
+    /// Gateway URL (ws://host:port); requires --token or --password.
+    pub url: Option<String>,
+    /// Token.
+    pub token: Option<String>,
+    /// Password.
+    pub password: Option<String>,
+    /// Port of the local gateway (instead of the resolved one).
+    pub port: Option<u16>,
+    /// Per-call timeout in milliseconds.
+    pub timeout: u64,
+}
 
 /// Where the target came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -106,7 +120,7 @@ pub const URL_NEEDS_CREDENTIALS: &str = "gateway url override requires explicit 
 /// and still get the port/credential rules that do not need it).
 pub fn resolve(
     paths: &Paths,
-    conn: &ConnArgs,
+    conn: &ConnOptions,
     cfg: Option<&Config>,
     env: &dyn Env,
 ) -> Result<Target> {
@@ -289,8 +303,8 @@ mod tests {
     fn cfg(text: &str) -> Config {
         Config::parse(Path::new("/h/.openclaw/openclaw.json"), text.into()).unwrap()
     }
-    fn conn() -> ConnArgs {
-        ConnArgs {
+    fn conn() -> ConnOptions {
+        ConnOptions {
             timeout: 10_000,
             ..Default::default()
         }

@@ -10,9 +10,18 @@ use std::time::Instant;
 use serde_json::Value;
 
 use super::rpc::{self, Identity};
-use crate::cli::HealthArgs;
 use crate::config::paths::Paths;
 use crate::error::{Error, Exit, Result};
+use crate::ops::conn::ConnOptions;
+
+/// `health`.
+#[derive(Debug, Clone, Default)]
+pub struct HealthOptions {
+    /// JSON output (the payload verbatim).
+    pub json: bool,
+    /// Connection.
+    pub conn: ConnOptions,
+}
 
 /// Which command printed it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -24,7 +33,7 @@ pub enum Style {
 }
 
 /// Runs the command.
-pub fn run(paths: &Paths, args: &HealthArgs, style: Style) -> Result<Exit> {
+pub fn run(paths: &Paths, args: &HealthOptions, style: Style) -> Result<Exit> {
     let target = super::target(paths, &args.conn)?;
     let rt = rpc::runtime()?;
     let t0 = Instant::now();

@@ -25,11 +25,30 @@ use serde_json::{Value, json};
 
 use super::conn::Target;
 use super::rpc::{self, Identity};
-use crate::cli::LogsArgs;
 use crate::config::paths::Paths;
 use crate::error::{Error, Exit, Result};
 use crate::gateway::client::GatewayClient;
+use crate::ops::conn::ConnOptions;
 use crate::telemetry::{FileLog, MAX_TAIL_BYTES, MAX_TAIL_LIMIT, tail_file};
+
+/// `logs`.
+#[derive(Debug, Clone, Default)]
+pub struct LogsOptions {
+    /// Keep polling for new lines (survives gateway restarts).
+    pub follow: bool,
+    /// Print raw JSONL records.
+    pub json: bool,
+    /// Lines to show initially.
+    pub limit: u32,
+    /// Poll interval in milliseconds for --follow.
+    pub interval: u64,
+    /// Bytes to read initially (the gateway caps it at 1 MB).
+    pub max_bytes: u64,
+    /// No colours even on a terminal (NO_COLOR is honoured too).
+    pub no_color: bool,
+    /// Connection.
+    pub conn: ConnOptions,
+}
 
 /// Reconnect attempts for targets without a local fallback.
 pub const MAX_RETRIES: u32 = 8;
@@ -317,7 +336,7 @@ async fn tail_rpc(
 }
 
 /// Runs the command.
-pub fn run(paths: &Paths, args: &LogsArgs) -> Result<Exit> {
+pub fn run(paths: &Paths, args: &LogsOptions) -> Result<Exit> {
     let target = super::target(paths, &args.conn)?;
     let out = Out {
         json: args.json,
@@ -378,7 +397,7 @@ fn print_answer(out: &Out, resp: &Value, local: bool) -> std::result::Result<(),
 
 async fn once(
     paths: &Paths,
-    args: &LogsArgs,
+    args: &LogsOptions,
     target: &Target,
     out: &Out,
     pf: &str,
@@ -451,7 +470,7 @@ fn emit(
 
 async fn follow(
     paths: &Paths,
-    args: &LogsArgs,
+    args: &LogsOptions,
     target: &Target,
     out: &Out,
     pf: &str,

@@ -16,7 +16,7 @@ pub mod status;
 
 use serde_json::Value;
 
-use crate::cli::ConnArgs;
+use self::conn::ConnOptions;
 use crate::config::Config;
 use crate::config::paths::{Paths, ProcessEnv};
 use crate::error::Result;
@@ -33,7 +33,7 @@ pub fn profile_flag(paths: &Paths) -> String {
 
 /// Resolves the target of a client command. The config is loaded only when it is needed
 /// (no `--url`); a broken config is an error naming file:line:column (exit 78).
-pub fn target(paths: &Paths, conn: &ConnArgs) -> Result<conn::Target> {
+pub fn target(paths: &Paths, conn: &ConnOptions) -> Result<conn::Target> {
     if conn.url.is_some() {
         return conn::resolve(paths, conn, None, &ProcessEnv);
     }

@@ -11,10 +11,33 @@ use serde_json::{Value, json};
 
 use super::conn::Target;
 use super::rpc::{self, Identity};
-use crate::cli::ProbeArgs;
+
 use crate::config::paths::Paths;
 use crate::error::{Exit, Result};
 use crate::gateway::client::ClientError;
+use crate::ops::conn::ConnOptions;
+
+/// `gateway probe`.
+#[derive(Debug, Clone, Default)]
+pub struct ProbeOptions {
+    /// JSON output.
+    pub json: bool,
+    /// Connection.
+    pub conn: ConnOptions,
+}
+
+/// `gateway status`.
+#[derive(Debug, Clone, Default)]
+pub struct GatewayStatusOptions {
+    /// Also inspect other installed gateway units/agents and system-level ones.
+    pub deep: bool,
+    /// JSON output.
+    pub json: bool,
+    /// Fail unless an RPC (`status`) succeeds.
+    pub require_rpc: bool,
+    /// Connection.
+    pub conn: ConnOptions,
+}
 
 /// What a connect-only probe learned (shared with `status`).
 #[derive(Debug, Clone, Default, serde::Serialize)]
@@ -74,7 +97,7 @@ where
 const PROBE_METHODS: [&str; 4] = ["health", "status", "system-presence", "config.get"];
 
 /// Runs the command.
-pub fn run(paths: &Paths, args: &ProbeArgs) -> Result<Exit> {
+pub fn run(paths: &Paths, args: &ProbeOptions) -> Result<Exit> {
     let target = super::target(paths, &args.conn)?;
     let rt = rpc::runtime()?;
     let (reach, results) = rt.block_on(reach(&target, &Identity::Probe, |client| async move {
@@ -231,7 +254,7 @@ pub fn render(report: &Value) -> String {
 /// `--require-rpc` a `gateway-client`/`backend` connection that must answer `status`. No
 /// service section: the service manager only knows local services. Exit 0 unless
 /// `--require-rpc` and the RPC failed.
-pub fn remote_status(paths: &Paths, args: &crate::cli::GatewayStatusArgs) -> Result<Exit> {
+pub fn remote_status(paths: &Paths, args: &GatewayStatusOptions) -> Result<Exit> {
     let target = super::target(paths, &args.conn)?;
     let rt = rpc::runtime()?;
     let id = if args.require_rpc {

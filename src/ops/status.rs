@@ -19,11 +19,22 @@ use serde_json::{Value, json};
 use super::conn::{self, Target};
 use super::probe::Reach;
 use super::rpc::{self, Identity};
-use crate::cli::StatusArgs;
 use crate::config::Config;
 use crate::config::paths::{Paths, ProcessEnv};
 use crate::error::{Error, Exit, Result};
+use crate::ops::conn::ConnOptions;
 use crate::service::ServiceStatus;
+
+/// `openclaw status`.
+#[derive(Debug, Clone, Default)]
+pub struct StatusOptions {
+    /// JSON output.
+    pub json: bool,
+    /// Everything, including secrets-free config details.
+    pub all: bool,
+    /// Connection.
+    pub conn: ConnOptions,
+}
 
 /// Upper bound for the reachability probe: status must answer quickly even when something
 /// accepts connections but never speaks.
@@ -170,7 +181,7 @@ pub fn port_from_definition(path: &Path) -> Option<u16> {
 }
 
 /// Gathers the report.
-pub fn gather(paths: &Paths, args: &StatusArgs) -> Result<Report> {
+pub fn gather(paths: &Paths, args: &StatusOptions) -> Result<Report> {
     let (cfg, config) = match Config::load(&paths.config_path) {
         Ok(c) => {
             let st = ConfigState {
@@ -594,7 +605,7 @@ pub fn to_json(r: &Report) -> Value {
 }
 
 /// Runs the command.
-pub fn run(paths: &Paths, args: &StatusArgs) -> Result<Exit> {
+pub fn run(paths: &Paths, args: &StatusOptions) -> Result<Exit> {
     let r = gather(paths, args).map_err(|e| match e {
         Error::Msg(m) => Error::Msg(m),
         other => other,

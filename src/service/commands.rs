@@ -11,10 +11,38 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 
 use super::{Action, NativeOptions, ServiceManager, ServiceSpec, ServiceStatus};
-use crate::cli::{GatewayStatusArgs, InstallArgs, ServiceArgs};
 use crate::config::Config;
 use crate::config::paths::{Paths, ProcessEnv};
 use crate::error::{Error, Exit, Result};
+use crate::ops::probe::GatewayStatusOptions;
+
+/// `gateway install`.
+#[derive(Debug, Clone, Default)]
+pub struct InstallOptions {
+    /// Port the service listens on (also written into config when it has none).
+    pub port: Option<u16>,
+    /// Rewrite and restart even when the installed unit is current.
+    pub force: bool,
+    /// Install a system-scope unit (root; runs as --user).
+    pub system: bool,
+    /// User account for --system.
+    pub user: Option<String>,
+    /// Print the plan and the files, change nothing.
+    pub dry_run: bool,
+    /// Seconds to wait for the new gateway to answer an RPC probe.
+    pub timeout: u64,
+}
+
+/// start/stop/restart/uninstall.
+#[derive(Debug, Clone, Default)]
+pub struct ServiceOptions {
+    /// Act on the system-scope unit.
+    pub system: bool,
+    /// Print the plan, change nothing.
+    pub dry_run: bool,
+    /// Seconds to wait for readiness.
+    pub timeout: u64,
+}
 
 fn gate(paths: &Paths, verb: &str) -> Result<()> {
     if !paths.default_identity {
@@ -432,7 +460,7 @@ pub fn wait_ready(
 }
 
 /// `gateway install`.
-pub fn install(paths: &Paths, args: &InstallArgs) -> Result<Exit> {
+pub fn install(paths: &Paths, args: &InstallOptions) -> Result<Exit> {
     gate(paths, "install")?;
     let owner = if args.system {
         Some(system_account(args)?)
@@ -512,7 +540,7 @@ pub fn install(paths: &Paths, args: &InstallArgs) -> Result<Exit> {
 }
 
 /// The account a `--system` service runs as (`--user`, else `SUDO_USER`).
-fn system_account(args: &InstallArgs) -> Result<nix::unistd::User> {
+fn system_account(args: &InstallOptions) -> Result<nix::unistd::User> {
     let name = args
         .user
         .clone()
@@ -551,7 +579,7 @@ fn linger_fix() -> String {
     format!("sudo loginctl enable-linger {user}")
 }
 
-fn service_cmd(paths: &Paths, args: &ServiceArgs, action: Action) -> Result<Exit> {
+fn service_cmd(paths: &Paths, args: &ServiceOptions, action: Action) -> Result<Exit> {
     gate(paths, verb(action))?;
     let mgr = super::native(&native_opts(args.system, None))?;
     let spec = spec_for(mgr.as_ref(), paths, installed_port(paths)?)?;
@@ -614,19 +642,19 @@ fn verb(a: Action) -> &'static str {
 }
 
 /// `gateway start`.
-pub fn start(paths: &Paths, args: &ServiceArgs) -> Result<Exit> {
+pub fn start(paths: &Paths, args: &ServiceOptions) -> Result<Exit> {
     service_cmd(paths, args, Action::Start)
 }
 /// `gateway stop`.
-pub fn stop(paths: &Paths, args: &ServiceArgs) -> Result<Exit> {
+pub fn stop(paths: &Paths, args: &ServiceOptions) -> Result<Exit> {
     service_cmd(paths, args, Action::Stop)
 }
 /// `gateway restart` (waits for a new, answering instance).
-pub fn restart(paths: &Paths, args: &ServiceArgs) -> Result<Exit> {
+pub fn restart(paths: &Paths, args: &ServiceOptions) -> Result<Exit> {
     service_cmd(paths, args, Action::Restart)
 }
 /// `gateway uninstall`.
-pub fn uninstall(paths: &Paths, args: &ServiceArgs) -> Result<Exit> {
+pub fn uninstall(paths: &Paths, args: &ServiceOptions) -> Result<Exit> {
     service_cmd(paths, args, Action::Uninstall)
 }
 
@@ -646,7 +674,7 @@ pub fn runtime_word(st: &ServiceStatus) -> &'static str {
 }
 
 /// `gateway status` (service part + RPC probe).
-pub fn status(paths: &Paths, args: &GatewayStatusArgs) -> Result<Exit> {
+pub fn status(paths: &Paths, args: &GatewayStatusOptions) -> Result<Exit> {
     if args.conn.url.is_some() {
         // An explicit (maybe remote) gateway: the client-side probe only, with upstream's
         // explicit-credentials rule (ops::conn).
