@@ -20,6 +20,7 @@
 pub mod agent;
 pub mod assets;
 pub mod cli;
+pub mod commands;
 pub mod config;
 pub mod doctor;
 pub mod error;

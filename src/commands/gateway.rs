@@ -1,0 +1,1 @@
+//! `openclaw gateway run`: the composition root (which wings the gateway is built from).

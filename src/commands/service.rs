@@ -1,0 +1,1 @@
+//! `openclaw gateway install|start|stop|restart|uninstall|status`.

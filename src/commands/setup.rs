@@ -1,0 +1,1 @@
+//! `openclaw setup` and `openclaw gateway auth-token`.
