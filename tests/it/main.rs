@@ -6,6 +6,7 @@ mod support;
 mod agent_common;
 mod agent_http;
 mod agent_ws;
+mod architecture;
 mod gateway_http;
 mod gateway_session;
 mod gateway_startup;
