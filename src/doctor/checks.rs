@@ -10,11 +10,12 @@ use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use super::drift::{self, Class};
-use super::unit_file;
 use super::{Check, Ctx, Finding, Level, ManagerKind, Repair, ServiceCtx};
 use crate::config::Config;
 use crate::config::paths::{Paths, ProcessEnv};
 use crate::config::secrets::resolve_config_secret;
+use crate::service::scrub::secret_lines;
+use crate::service::systemd::unit_file;
 
 /// The marker line every unit written by `gateway install` carries.
 pub use crate::service::systemd::manager::MARKER;
@@ -332,52 +333,6 @@ pub(crate) fn secret_values(ctx: &Ctx) -> Vec<String> {
         .filter_map(|k| resolve_config_secret(c, k).ok().flatten())
         .filter(|s| s.len() >= 8)
         .collect()
-}
-
-/// Lines of `text` that embed a gateway credential: `OPENCLAW_GATEWAY_TOKEN=`/`_PASSWORD=`,
-/// `--token`/`--password` arguments, or the configured secret itself. Returns line numbers.
-pub fn secret_lines(text: &str, secrets: &[String]) -> Vec<usize> {
-    text.lines()
-        .enumerate()
-        .filter(|(_, l)| {
-            let t = l.trim_start();
-            if t.starts_with('#') {
-                return false;
-            }
-            t.contains("OPENCLAW_GATEWAY_TOKEN=")
-                || t.contains("OPENCLAW_GATEWAY_PASSWORD=")
-                || t.contains("--token")
-                || t.contains("--password")
-                || t.contains("<key>OPENCLAW_GATEWAY_TOKEN</key>")
-                || t.contains("<key>OPENCLAW_GATEWAY_PASSWORD</key>")
-                || secrets.iter().any(|s| t.contains(s.as_str()))
-        })
-        .map(|(i, _)| i + 1)
-        .collect()
-}
-
-/// What replaces a line holding a gateway credential in a kept copy of a unit.
-pub const SCRUBBED: &str = "# openclaw: a line holding a gateway credential was removed here (it lives in gateway.auth.token)";
-
-/// `text` with every [`secret_lines`] line replaced by [`SCRUBBED`], or `None` when it holds
-/// no credential. Line count and every other byte stay as they were.
-pub fn scrub_secret_lines(text: &str, secrets: &[String]) -> Option<String> {
-    let lines = secret_lines(text, secrets);
-    if lines.is_empty() {
-        return None;
-    }
-    let mut out = String::with_capacity(text.len());
-    for (i, l) in text.split_inclusive('\n').enumerate() {
-        if lines.contains(&(i + 1)) {
-            out.push_str(SCRUBBED);
-            if l.ends_with('\n') {
-                out.push('\n');
-            }
-        } else {
-            out.push_str(l);
-        }
-    }
-    Some(out)
 }
 
 /// The copies install keeps of the previous unit files (`<unit>.bak`).
@@ -1326,7 +1281,7 @@ const ENV_KEYS: &[&str] = &[
 
 /// Builds the context from this process: config, env, the native service manager (when this
 /// build has one) and a gateway probe capped at 2 s.
-pub fn real_ctx(paths: &Paths, deep: bool) -> Ctx {
+pub fn real_ctx(paths: &Paths, deep: bool, install: Option<super::InstallFn>) -> Ctx {
     let env: HashMap<String, String> = ENV_KEYS
         .iter()
         .filter_map(|k| std::env::var(k).ok().map(|v| (k.to_string(), v)))
@@ -1342,7 +1297,7 @@ pub fn real_ctx(paths: &Paths, deep: bool) -> Ctx {
     // The gateway probe and the service manager queries are independent: overlap them.
     let (p2, c2) = (paths.clone(), config.as_ref().ok().cloned());
     let probing = std::thread::spawn(move || probe(&p2, c2.as_ref()));
-    let service = native_service_ctx(paths, cli_port.as_ref().map(|(p, _)| *p));
+    let service = native_service_ctx(paths, cli_port.as_ref().map(|(p, _)| *p), install);
     let gateway = probing.join().ok().flatten();
     Ctx {
         paths: paths.clone(),
@@ -1390,7 +1345,11 @@ pub fn package_user_unit_dirs() -> Vec<PathBuf> {
 /// System unit directories.
 pub use crate::service::systemd::manager::SYSTEM_UNIT_DIRS;
 
-fn native_service_ctx(paths: &Paths, port: Option<u16>) -> ServiceCtx {
+fn native_service_ctx(
+    paths: &Paths,
+    port: Option<u16>,
+    install: Option<super::InstallFn>,
+) -> ServiceCtx {
     let port = port.unwrap_or_else(|| paths.fallback_port());
     let program = std::env::current_exe()
         .and_then(std::fs::canonicalize)
@@ -1427,17 +1386,14 @@ fn native_service_ctx(paths: &Paths, port: Option<u16>) -> ServiceCtx {
     }
     let p = paths.clone();
     let name = ctx.name.clone();
-    ctx.reinstall = Some(Box::new(move |_force| {
-        // The install transaction itself: config made runnable, files rewritten with a .bak,
-        // daemon-reload, enable, restart, readiness wait. It also refuses to shadow a system
-        // or packaged unit.
-        let args = crate::service::commands::InstallOptions {
-            timeout: 30,
-            ..Default::default()
-        };
-        crate::service::commands::install(&p, &args)
-            .map(|_| format!("rewrote {name} through `openclaw gateway install` (previous file kept as .bak) and the gateway answered"))
-    }));
+    ctx.reinstall = install.map(|install| -> super::Reinstaller {
+        Box::new(move |_force| {
+            // The install transaction itself: config made runnable, files rewritten with a
+            // .bak, daemon-reload, enable, restart, readiness wait. It also refuses to shadow a
+            // system or packaged unit.
+            install(&p).map(|()| format!("rewrote {name} through `openclaw gateway install` (previous file kept as .bak) and the gateway answered"))
+        })
+    });
     ctx
 }
 

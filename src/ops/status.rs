@@ -177,7 +177,9 @@ pub fn port_from_definition(path: &Path) -> Option<u16> {
             .and_then(crate::config::paths::parse_port_env);
     }
     let text = std::fs::read_to_string(path).ok()?;
-    crate::doctor::unit_file::service_port(&crate::doctor::unit_file::parse(&text))
+    crate::service::systemd::unit_file::service_port(&crate::service::systemd::unit_file::parse(
+        &text,
+    ))
 }
 
 /// Gathers the report.

@@ -549,7 +549,7 @@ fn write_unit_file(path: &Path, content: &str) -> Result<Option<PathBuf>> {
         // The backup never keeps a credential the rewrite removes (tokens that older
         // releases, or an operator, embedded in the unit).
         let bak = PathBuf::from(format!("{}.bak", path.display()));
-        let kept = crate::doctor::checks::scrub_secret_lines(&previous, &[]).unwrap_or(previous);
+        let kept = crate::service::scrub::scrub_secret_lines(&previous, &[]).unwrap_or(previous);
         write_private(&bak, &kept).map_err(|e| Error::io("backing up unit file to", &bak, e))?;
         backup = Some(bak);
     }

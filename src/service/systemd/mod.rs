@@ -1,8 +1,10 @@
-//! systemd: units, socket activation, sd_notify, and the user-manager driver.
+//! systemd: units (the renderer [`unit`] and its reader [`unit_file`]), socket activation,
+//! sd_notify, and the user-manager driver.
 pub mod activation;
 pub mod fdstore;
 pub mod journal;
 pub mod manager;
 pub mod notify;
 pub mod unit;
+pub mod unit_file;
 pub mod watchdog;
