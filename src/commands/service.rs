@@ -658,21 +658,6 @@ pub fn uninstall(paths: &Paths, args: &ServiceOptions) -> Result<Exit> {
     service_cmd(paths, args, Action::Uninstall)
 }
 
-/// One-word runtime summary: `running`, `stopped`, `failed`, `starting`, ….
-pub fn runtime_word(st: &ServiceStatus) -> &'static str {
-    match (st.state.as_str(), st.sub_state.as_deref()) {
-        ("active", Some("running")) => "running",
-        ("active", _) => "active",
-        ("activating", Some("auto-restart")) => "restarting",
-        ("activating", _) => "starting",
-        ("reloading", _) => "reloading",
-        ("deactivating", _) => "stopping",
-        ("failed", _) => "failed",
-        _ if !st.installed => "not installed",
-        _ => "stopped",
-    }
-}
-
 /// `gateway status` (service part + RPC probe).
 pub fn status(paths: &Paths, args: &GatewayStatusOptions) -> Result<Exit> {
     if args.conn.url.is_some() {
@@ -727,7 +712,7 @@ pub fn status(paths: &Paths, args: &GatewayStatusOptions) -> Result<Exit> {
         let v = json!({
             "service": match &st { Ok(s) => serde_json::to_value(s).unwrap_or(Value::Null), Err(_) => Value::Null },
             "serviceError": st.as_ref().err().map(|e| e.to_string()),
-            "runtime": st.as_ref().ok().map(runtime_word),
+            "runtime": st.as_ref().ok().map(ServiceStatus::runtime_word),
             "rpc": { "ok": rpc.is_ok(), "url": format!("ws://127.0.0.1:{port}"), "error": rpc.as_ref().err() },
             "port": port,
             "configPath": paths.config_path,
@@ -755,7 +740,7 @@ pub fn status(paths: &Paths, args: &GatewayStatusOptions) -> Result<Exit> {
         print!("{}", render_status(&st, &rpc, port, kernel.as_deref()));
         if let Some(e) = &config_error {
             println!("Config: invalid: {}", e.lines().next().unwrap_or_default());
-            if st.as_ref().is_ok_and(|s| runtime_word(s) == "running") {
+            if st.as_ref().is_ok_and(|s| s.runtime_word() == "running") {
                 println!(
                     "  The running gateway keeps its last good config; fix the file and it reloads (a restart would fail with exit 78)."
                 );
@@ -844,7 +829,7 @@ pub fn render_status(
             for d in &s.drop_ins {
                 o.push_str(&format!("Drop-in: {}\n", d.display()));
             }
-            let mut rt = format!("Runtime: {}", runtime_word(s));
+            let mut rt = format!("Runtime: {}", s.runtime_word());
             let mut parts = Vec::new();
             if let Some(p) = s.pid {
                 parts.push(format!("pid {p}"));
@@ -1024,6 +1009,25 @@ mod tests {
             None,
         );
         assert!(t.contains("RPC probe: failed: connect: refused"), "{t}");
+    }
+
+    #[test]
+    fn a_running_launch_agent_reports_runtime_running() {
+        let st = ServiceStatus {
+            manager: "launchd".into(),
+            name: "ai.openclaw.gateway".into(),
+            installed: true,
+            enabled: true,
+            state: "running".into(),
+            sub_state: Some("running".into()),
+            pid: Some(4242),
+            ..Default::default()
+        };
+        let t = render_status(&Ok(st), &Ok(()), 1, None);
+        assert!(
+            t.contains("Runtime: running (pid 4242, state running, sub running)"),
+            "{t}"
+        );
     }
 
     #[test]

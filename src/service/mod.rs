@@ -94,6 +94,24 @@ pub struct ServiceStatus {
     pub start_limit_hit: bool,
 }
 
+impl ServiceStatus {
+    /// One-word runtime summary: `running`, `stopped`, `failed`, `starting`, …, from either
+    /// manager's state words (systemd `active`+`running`, launchd `running`).
+    pub fn runtime_word(&self) -> &'static str {
+        match (self.state.as_str(), self.sub_state.as_deref()) {
+            ("active", Some("running")) | ("running", _) => "running",
+            ("active", _) => "active",
+            ("activating", Some("auto-restart")) => "restarting",
+            ("activating", _) => "starting",
+            ("reloading", _) => "reloading",
+            ("deactivating", _) => "stopping",
+            ("failed", _) => "failed",
+            _ if !self.installed => "not installed",
+            _ => "stopped",
+        }
+    }
+}
+
 /// A lifecycle action, for [`ServiceManager::dry_run`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Action {
@@ -220,5 +238,60 @@ pub trait ServiceManager {
         Err(crate::error::Error::Msg(
             "--dry-run is not supported by this service manager".into(),
         ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn st(manager: &str, state: &str, sub: Option<&str>) -> ServiceStatus {
+        ServiceStatus {
+            manager: manager.into(),
+            installed: true,
+            state: state.into(),
+            sub_state: sub.map(str::to_string),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn a_running_launch_agent_reads_running() {
+        // launchd's inspect reports state `running` (sub-state: launchctl's own word).
+        assert_eq!(
+            st("launchd", "running", Some("running")).runtime_word(),
+            "running"
+        );
+        assert_eq!(st("launchd", "running", None).runtime_word(), "running");
+        assert_eq!(st("launchd", "not-loaded", None).runtime_word(), "stopped");
+    }
+
+    #[test]
+    fn systemd_states_keep_their_words() {
+        assert_eq!(
+            st("systemd", "active", Some("running")).runtime_word(),
+            "running"
+        );
+        assert_eq!(
+            st("systemd", "active", Some("exited")).runtime_word(),
+            "active"
+        );
+        assert_eq!(
+            st("systemd", "activating", Some("auto-restart")).runtime_word(),
+            "restarting"
+        );
+        assert_eq!(
+            st("systemd", "failed", Some("failed")).runtime_word(),
+            "failed"
+        );
+        assert_eq!(
+            st("systemd", "inactive", Some("dead")).runtime_word(),
+            "stopped"
+        );
+        let absent = ServiceStatus {
+            installed: false,
+            ..st("systemd", "inactive", Some("dead"))
+        };
+        assert_eq!(absent.runtime_word(), "not installed");
     }
 }
