@@ -14,7 +14,7 @@ use crate::config::Config;
 use crate::config::paths::{Paths, ProcessEnv};
 use crate::error::{Error, Exit, Result};
 use crate::ops::probe::GatewayStatusOptions;
-use crate::service::{Action, NativeOptions, ServiceManager, ServiceSpec, ServiceStatus};
+use crate::service::{Action, NativeOptions, Report, ServiceManager, ServiceSpec, ServiceStatus};
 
 /// `gateway install`.
 #[derive(Debug, Clone, Default)]
@@ -181,44 +181,6 @@ fn generate_token() -> Result<String> {
     let mut b = [0u8; 24];
     getrandom::fill(&mut b).map_err(|e| Error::Msg(format!("generating a token: {e}")))?;
     Ok(hex::encode(b))
-}
-
-/// Writes the config atomically: 0600 file in a 0700 directory, previous content in `.bak`.
-fn write_config(path: &std::path::Path, doc: &Value) -> Result<()> {
-    use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
-    let dir = path.parent().unwrap_or(std::path::Path::new("."));
-    if !dir.is_dir() {
-        std::fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(dir)
-            .map_err(|e| Error::io("creating directory", dir, e))?;
-    }
-    let mut text = serde_json::to_string_pretty(doc)
-        .map_err(|e| Error::Msg(format!("serializing config: {e}")))?;
-    text.push('\n');
-    if path.exists() {
-        let bak = PathBuf::from(format!("{}.bak", path.display()));
-        std::fs::copy(path, &bak).map_err(|e| Error::io("backing up config to", &bak, e))?;
-        let _ = std::fs::set_permissions(&bak, std::fs::Permissions::from_mode(0o600));
-    }
-    let tmp = dir.join(format!(".openclaw.json.tmp-{}", std::process::id()));
-    let r = (|| {
-        let mut f = std::fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(0o600)
-            .open(&tmp)?;
-        f.write_all(text.as_bytes())?;
-        f.sync_all()?;
-        std::fs::rename(&tmp, path)
-    })();
-    if let Err(e) = r {
-        let _ = std::fs::remove_file(&tmp);
-        return Err(Error::io("writing config", path, e));
-    }
-    Ok(())
 }
 
 fn ensure_private(paths: &Paths) -> Result<()> {
@@ -507,7 +469,8 @@ pub fn install(paths: &Paths, args: &InstallOptions) -> Result<Exit> {
     mgr.status(&spec)?;
     ensure_private(paths)?;
     if let Some(doc) = &plan.doc {
-        write_config(&paths.config_path, doc)?;
+        // 0600 in a 0700 directory, the previous content kept as `.bak` (0600).
+        crate::config::write::write_config(&paths.config_path, doc)?;
     }
     if let Some(acct) = &owner {
         // Written by root for the service account: hand them over.
@@ -521,7 +484,7 @@ pub fn install(paths: &Paths, args: &InstallOptions) -> Result<Exit> {
     for n in &plan.notes {
         println!("{n}");
     }
-    mgr.install(&spec, args.force)?;
+    reported(|r| mgr.install(&spec, args.force, r))?;
     let auth = ProbeAuth::from_config(paths);
     let st = wait_ready(
         mgr.as_ref(),
@@ -591,7 +554,7 @@ fn service_cmd(paths: &Paths, args: &ServiceOptions, action: Action) -> Result<E
     let auth = ProbeAuth::from_config(paths);
     match action {
         Action::Start => {
-            mgr.start(&spec)?;
+            reported(|r| mgr.start(&spec, r))?;
             let st = wait_ready(mgr.as_ref(), &spec, timeout, None, &auth)?;
             println!("Started {} (pid {}).", st.name, st.pid.unwrap_or_default());
         }
@@ -602,7 +565,7 @@ fn service_cmd(paths: &Paths, args: &ServiceOptions, action: Action) -> Result<E
                 // next process (it also asks the manager; this covers a manager it cannot ask).
                 let _ = crate::gateway::handover::write_restart_intent(paths, pid);
             }
-            mgr.restart(&spec)?;
+            reported(|r| mgr.restart(&spec, r))?;
             let st = wait_ready(mgr.as_ref(), &spec, timeout, old, &auth)?;
             println!(
                 "Restarted {} (pid {}).",
@@ -611,7 +574,7 @@ fn service_cmd(paths: &Paths, args: &ServiceOptions, action: Action) -> Result<E
             );
         }
         Action::Stop => {
-            mgr.stop(&spec)?;
+            reported(|r| mgr.stop(&spec, r))?;
             println!(
                 "Stopped {} (still enabled: it starts again at login; `openclaw{} gateway start` starts it now).",
                 spec.name,
@@ -619,7 +582,7 @@ fn service_cmd(paths: &Paths, args: &ServiceOptions, action: Action) -> Result<E
             );
         }
         Action::Uninstall => {
-            mgr.uninstall(&spec)?;
+            reported(|r| mgr.uninstall(&spec, r))?;
             println!(
                 "Uninstalled {}. Config and state in {} are kept.",
                 spec.name,
@@ -629,6 +592,16 @@ fn service_cmd(paths: &Paths, args: &ServiceOptions, action: Action) -> Result<E
         Action::Install { .. } => unreachable!("install has its own command"),
     }
     Ok(Exit::Ok)
+}
+
+/// Runs one manager action and prints what it reports (also what it did before failing).
+fn reported(f: impl FnOnce(&mut Report) -> Result<()>) -> Result<()> {
+    let mut report = Report::default();
+    let result = f(&mut report);
+    for l in &report.lines {
+        println!("{l}");
+    }
+    result
 }
 
 fn verb(a: Action) -> &'static str {

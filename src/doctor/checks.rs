@@ -876,11 +876,14 @@ fn exposure(unit: &Path) -> Option<std::result::Result<(String, String), String>
     if !unit.exists() {
         return None;
     }
-    let out = match std::process::Command::new("systemd-analyze")
-        .args(["security", "--offline=yes"])
-        .arg(unit)
-        .output()
-    {
+    use crate::service::exec::CommandRunner;
+    let argv = [
+        "systemd-analyze".to_string(),
+        "security".into(),
+        "--offline=yes".into(),
+        unit.display().to_string(),
+    ];
+    let out = match crate::service::exec::SystemRunner.run(&argv) {
         Ok(o) => o,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             return Some(Err(
@@ -889,15 +892,11 @@ fn exposure(unit: &Path) -> Option<std::result::Result<(String, String), String>
         }
         Err(e) => return Some(Err(format!("running systemd-analyze: {e}"))),
     };
-    let text = String::from_utf8_lossy(&out.stdout);
-    Some(parse_exposure(&text).ok_or_else(|| {
+    Some(parse_exposure(&out.stdout).ok_or_else(|| {
         format!(
             "`systemd-analyze security --offline=yes {}` gave no score: {}",
             unit.display(),
-            String::from_utf8_lossy(&out.stderr)
-                .lines()
-                .next()
-                .unwrap_or("no output")
+            out.stderr.lines().next().unwrap_or("no output")
         )
     }))
 }
@@ -1399,7 +1398,7 @@ fn native_service_ctx(
 
 #[cfg(target_os = "linux")]
 fn linux_service_ctx(paths: &Paths, spec: &crate::service::ServiceSpec) -> ServiceCtx {
-    use crate::service::systemd::manager::{SystemdManager, parse_version};
+    use crate::service::systemd::manager::SystemdManager;
     let config_home = std::env::var_os("XDG_CONFIG_HOME")
         .filter(|v| !v.is_empty())
         .map(PathBuf::from)
@@ -1410,13 +1409,7 @@ fn linux_service_ctx(paths: &Paths, spec: &crate::service::ServiceSpec) -> Servi
             Ok(m) => {
                 // The manager's version decides Type=notify-reload; without a reachable manager,
                 // the installed systemd's own version is the same number.
-                let version = m.connect().ok().or_else(|| {
-                    std::process::Command::new("systemctl")
-                        .arg("--version")
-                        .output()
-                        .ok()
-                        .and_then(|o| parse_version(&String::from_utf8_lossy(&o.stdout)))
-                });
+                let version = m.connect().ok().or_else(|| m.installed_version());
                 match version {
                     None => {
                         Err("cannot determine the systemd version (is systemctl installed?)".into())

@@ -184,8 +184,16 @@ fn scrub(p: &Path, secrets: &[String]) -> Result<bool, String> {
     let Some(clean) = crate::service::scrub::scrub_secret_lines(&text, secrets) else {
         return Ok(false);
     };
-    crate::service::systemd::manager::write_private(p, &clean)
-        .map_err(|e| format!("rewriting {}: {e}; remove the file yourself", p.display()))?;
+    crate::config::write::write_atomic(p, clean.as_bytes(), 0o600).map_err(|e| {
+        let cause = match e {
+            crate::error::Error::Io { source, .. } => source.to_string(),
+            other => other.to_string(),
+        };
+        format!(
+            "rewriting {}: {cause}; remove the file yourself",
+            p.display()
+        )
+    })?;
     Ok(true)
 }
 

@@ -1,5 +1,6 @@
 //! Service-manager adapters. Everything here is portable and tested on Linux: each manager is
-//! render (desired files) → observe (via [`exec::CommandRunner`]) → plan (pure) → execute.
+//! render (desired files) → observe (via [`exec::CommandRunner`]) → plan (pure) → execute,
+//! returning a [`Report`] for the verb to print.
 //! [`native`] is the one place that picks a manager by `cfg(target_os)`.
 pub mod exec;
 pub mod launchd;
@@ -112,6 +113,20 @@ impl ServiceStatus {
     }
 }
 
+/// What a lifecycle action did, line by line, for the verb to print (adapters never print).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Report {
+    /// Human lines, in order (`Wrote …`, `Removed …`).
+    pub lines: Vec<String>,
+}
+
+impl Report {
+    /// Adds a line.
+    pub fn line(&mut self, l: impl Into<String>) {
+        self.lines.push(l.into());
+    }
+}
+
 /// A lifecycle action, for [`ServiceManager::dry_run`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Action {
@@ -216,16 +231,17 @@ pub fn native(opts: &NativeOptions) -> Result<Box<dyn ServiceManager>> {
 /// One service manager (systemd user/system manager, launchd). Implementations observe through
 /// a command runner, plan purely, then execute; every method is idempotent.
 pub trait ServiceManager {
-    /// Writes (or rewrites a stale) definition, enables and starts it.
-    fn install(&self, spec: &ServiceSpec, force: bool) -> Result<()>;
+    /// Writes (or rewrites a stale) definition, enables and starts it. What it did goes into
+    /// `report` (also when it fails part-way); the verb prints it.
+    fn install(&self, spec: &ServiceSpec, force: bool, report: &mut Report) -> Result<()>;
     /// Starts the installed service.
-    fn start(&self, spec: &ServiceSpec) -> Result<()>;
+    fn start(&self, spec: &ServiceSpec, report: &mut Report) -> Result<()>;
     /// Stops it, leaving it enabled.
-    fn stop(&self, spec: &ServiceSpec) -> Result<()>;
+    fn stop(&self, spec: &ServiceSpec, report: &mut Report) -> Result<()>;
     /// Restarts it.
-    fn restart(&self, spec: &ServiceSpec) -> Result<()>;
+    fn restart(&self, spec: &ServiceSpec, report: &mut Report) -> Result<()>;
     /// Removes only what install created.
-    fn uninstall(&self, spec: &ServiceSpec) -> Result<()>;
+    fn uninstall(&self, spec: &ServiceSpec, report: &mut Report) -> Result<()>;
     /// Observes the current state.
     fn status(&self, spec: &ServiceSpec) -> Result<ServiceStatus>;
     /// The unit/label name this manager uses for the profile (`openclaw-gateway[-P]`).

@@ -813,24 +813,47 @@ impl Exec<'_> {
     }
 }
 
+// The launchd adapter's own step report (`apply`'s `Report`) has never been printed by the
+// verbs; it stays out of the portable report so their output does not change.
 impl ServiceManager for LaunchdManager {
-    fn install(&self, spec: &ServiceSpec, force: bool) -> crate::error::Result<()> {
+    fn install(
+        &self,
+        spec: &ServiceSpec,
+        force: bool,
+        _report: &mut crate::service::Report,
+    ) -> crate::error::Result<()> {
         self.apply(Op::Install { force }, spec)?;
         Ok(())
     }
-    fn start(&self, spec: &ServiceSpec) -> crate::error::Result<()> {
+    fn start(
+        &self,
+        spec: &ServiceSpec,
+        _report: &mut crate::service::Report,
+    ) -> crate::error::Result<()> {
         self.apply(Op::Start, spec)?;
         Ok(())
     }
-    fn stop(&self, spec: &ServiceSpec) -> crate::error::Result<()> {
+    fn stop(
+        &self,
+        spec: &ServiceSpec,
+        _report: &mut crate::service::Report,
+    ) -> crate::error::Result<()> {
         self.apply(Op::Stop { disable: false }, spec)?;
         Ok(())
     }
-    fn restart(&self, spec: &ServiceSpec) -> crate::error::Result<()> {
+    fn restart(
+        &self,
+        spec: &ServiceSpec,
+        _report: &mut crate::service::Report,
+    ) -> crate::error::Result<()> {
         self.apply(Op::Restart, spec)?;
         Ok(())
     }
-    fn uninstall(&self, spec: &ServiceSpec) -> crate::error::Result<()> {
+    fn uninstall(
+        &self,
+        spec: &ServiceSpec,
+        _report: &mut crate::service::Report,
+    ) -> crate::error::Result<()> {
         self.apply(Op::Uninstall, spec)?;
         Ok(())
     }
