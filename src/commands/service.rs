@@ -3,8 +3,7 @@
 //! identity gate, making sure the config is runnable (gateway.mode=local, a token, 0600), the
 //! readiness wait (manager state + an RPC probe, with a progress line and a deadline that says
 //! what to do next), and the status report (text and `--json`, never a secret).
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
@@ -261,68 +260,14 @@ impl ProbeAuth {
 }
 
 /// Probes the gateway on loopback: `GET /healthz` must answer `{"ok":true,…}`, then a real
-/// protocol-v4 RPC (connect handshake + `health`) must succeed.
+/// protocol-v4 RPC (connect handshake + `health`) must succeed ([`crate::ops::probe::local_ready`]).
 pub fn probe(port: u16, timeout: Duration, auth: &ProbeAuth) -> Probe {
-    healthz(port, timeout)?;
-    rpc_health(port, timeout, auth)
-}
-
-fn rpc_health(port: u16, timeout: Duration, auth: &ProbeAuth) -> Probe {
-    use crate::gateway::client::{ConnectOptions, GatewayClient};
-    let url = format!("ws://127.0.0.1:{port}");
-    let mut opts = ConnectOptions::new(url.clone()).client("cli", "probe");
-    opts.token = auth.token.clone();
-    opts.password = auth.password.clone();
-    opts.timeout = timeout;
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| format!("starting the probe runtime: {e}"))?;
-    rt.block_on(async move {
-        let client = GatewayClient::connect(opts)
-            .await
-            .map_err(|e| format!("RPC connect to {url}: {e}"))?;
-        let r = client.call("health", None).await;
-        client.close();
-        r.map(|_| ())
-            .map_err(|e| format!("RPC health on {url}: {e}"))
-    })
-}
-
-fn healthz(port: u16, timeout: Duration) -> Probe {
-    let addr = SocketAddr::from(([127, 0, 0, 1], port));
-    let mut s =
-        TcpStream::connect_timeout(&addr, timeout).map_err(|e| format!("connect {addr}: {e}"))?;
-    let _ = s.set_read_timeout(Some(timeout));
-    let _ = s.set_write_timeout(Some(timeout));
-    s.write_all(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
-        .map_err(|e| format!("sending to {addr}: {e}"))?;
-    let mut buf = Vec::new();
-    let read = s.take(64 * 1024).read_to_end(&mut buf);
-    let text = String::from_utf8_lossy(&buf);
-    let status = text.lines().next().unwrap_or_default().to_string();
-    let timed_out = read.as_ref().is_err_and(|e| {
-        matches!(
-            e.kind(),
-            std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
-        )
-    });
-    if !status.contains(" 200") {
-        return Err(if status.is_empty() && timed_out {
-            format!(
-                "{addr} accepted the connection but sent no answer within {:.1}s (a wedged gateway?)",
-                timeout.as_secs_f64()
-            )
-        } else if status.is_empty() {
-            format!("{addr} closed the connection without an answer")
-        } else {
-            format!("{addr} answered {status:?} to GET /healthz")
-        });
-    }
-    if !text.contains("\"ok\":true") {
-        return Err(format!("{addr} /healthz did not report ok"));
-    }
-    Ok(())
+    crate::ops::probe::local_ready(
+        port,
+        timeout,
+        auth.token.as_deref(),
+        auth.password.as_deref(),
+    )
 }
 
 fn describe_failure(st: &ServiceStatus, spec: &ServiceSpec) -> Error {
@@ -1043,13 +988,13 @@ mod tests {
         let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let port = silent.local_addr().unwrap().port();
         // Accepted by the kernel backlog, never answered.
-        let e = healthz(port, Duration::from_millis(300)).unwrap_err();
+        let e = crate::ops::probe::healthz(port, Duration::from_millis(300)).unwrap_err();
         assert!(e.contains("sent no answer within 0.3s"), "{e}");
         drop(silent);
         let closing = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let port = closing.local_addr().unwrap().port();
         let t = std::thread::spawn(move || drop(closing.accept().unwrap()));
-        let e = healthz(port, Duration::from_secs(10)).unwrap_err();
+        let e = crate::ops::probe::healthz(port, Duration::from_secs(10)).unwrap_err();
         t.join().unwrap();
         assert!(e.contains("closed the connection without an answer"), "{e}");
     }

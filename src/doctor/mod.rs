@@ -1,5 +1,5 @@
 //! The checks and repairs behind `openclaw doctor` (the verb itself, with its printing, is
-//! [`crate::commands::doctor`]):
+//! `commands/doctor.rs`):
 //! named checks that detect drift between what is installed and what should be, and repairs
 //! that never clobber an operator's work.
 //!
