@@ -1,8 +1,7 @@
 //! [`LaunchdManager`]: observe (launchctl via a [`CommandRunner`]) → [`plan`] (pure) →
 //! execute, with every wait bounded and driven by an injectable [`Clock`] so tests never sleep.
 use std::fmt;
-use std::io::Write as _;
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -534,50 +533,16 @@ impl Exec<'_> {
 
     fn write_plist(&mut self) -> Result<(), LaunchdError> {
         let path = &self.desired.plist_path;
-        let dir = path.parent().unwrap_or(Path::new("."));
-        let tmp = dir.join(format!(
-            ".{}.plist.tmp-{}",
-            self.desired.label,
-            std::process::id()
-        ));
-        let io = |verb, p: &Path| {
-            let p = p.to_path_buf();
-            move |source| LaunchdError::Io {
-                verb,
-                path: p,
-                source,
-            }
-        };
-        let mut f = std::fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(0o644)
-            .open(&tmp)
-            .map_err(io("creating", &tmp))?;
-        let written = f
-            .write_all(self.desired.rendered.as_bytes())
-            .and_then(|()| f.sync_all());
-        drop(f);
-        if let Err(source) = written {
-            let _ = std::fs::remove_file(&tmp);
-            return Err(LaunchdError::Io {
-                verb: "writing",
-                path: tmp,
-                source,
-            });
-        }
-        // The mode given to open() is filtered by the umask; launchd wants exactly 0644.
-        std::fs::set_permissions(&tmp, std::os::unix::fs::PermissionsExt::from_mode(0o644))
-            .map_err(io("setting permissions of", &tmp))?;
-        std::fs::rename(&tmp, path).map_err(|source| {
-            let _ = std::fs::remove_file(&tmp);
-            LaunchdError::Io {
-                verb: "replacing",
-                path: path.clone(),
-                source,
-            }
-        })?;
+        // The one atomic writer; launchd wants exactly 0644 (write_atomic sets the mode past
+        // the umask).
+        crate::config::write::write_atomic(path, self.desired.rendered.as_bytes(), 0o644).map_err(
+            |e| match e {
+                crate::error::Error::Io { verb, path, source } => {
+                    LaunchdError::Io { verb, path, source }
+                }
+                other => LaunchdError::Config(other),
+            },
+        )?;
         self.say(format!("wrote {}", path.display()));
         Ok(())
     }
