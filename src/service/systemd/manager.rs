@@ -9,6 +9,7 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
+use super::env::SystemdEnv;
 use super::errors::SystemdError;
 use super::plan::{Desired, Observed, OnDisk, Op, Shadow, Step, plan};
 use super::unit::{self, Scope, UnitOptions};
@@ -104,51 +105,6 @@ pub fn system_unit_competes(path: &Path, enabled_or_active: Option<bool>, linked
 /// Properties read for status.
 const SERVICE_PROPS: &str = "LoadState,ActiveState,SubState,Result,MainPID,ExecMainStatus,ExecMainCode,NRestarts,StartLimitBurst,FragmentPath,DropInPaths,NeedDaemonReload,UnitFileState,StatusText";
 const SOCKET_PROPS: &str = "LoadState,ActiveState,SubState,Listen,NeedDaemonReload,UnitFileState";
-
-/// What the systemd adapter reads from its process environment, gathered once by the caller
-/// ([`SystemdEnv::from_process`]) and injected, so the adapter never reads `std::env` or
-/// `geteuid` itself and tests can drive it with any user, home and runtime dir.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct SystemdEnv {
-    /// Effective uid.
-    pub uid: u32,
-    /// Account name (`USER`, `LOGNAME`, else the passwd entry of `uid`).
-    pub user: Option<String>,
-    /// `HOME`.
-    pub home: Option<PathBuf>,
-    /// `XDG_CONFIG_HOME`.
-    pub config_home: Option<PathBuf>,
-    /// `XDG_RUNTIME_DIR`.
-    pub runtime_dir: Option<PathBuf>,
-    /// `SUDO_USER` (the default `User=` of a system-scope unit).
-    pub sudo_user: Option<String>,
-}
-
-impl SystemdEnv {
-    /// This process's environment (empty values count as unset).
-    pub fn from_process() -> SystemdEnv {
-        let var = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
-        let path = |k: &str| {
-            std::env::var_os(k)
-                .filter(|v| !v.is_empty())
-                .map(PathBuf::from)
-        };
-        let uid = nix::unistd::geteuid().as_raw();
-        SystemdEnv {
-            uid,
-            user: var("USER").or_else(|| var("LOGNAME")).or_else(|| {
-                nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(uid))
-                    .ok()
-                    .flatten()
-                    .map(|u| u.name)
-            }),
-            home: path("HOME"),
-            config_home: path("XDG_CONFIG_HOME"),
-            runtime_dir: path("XDG_RUNTIME_DIR"),
-            sudo_user: var("SUDO_USER"),
-        }
-    }
-}
 
 /// systemd as a [`ServiceManager`]: observe (systemctl through a [`CommandRunner`]) →
 /// [`plan`] (pure) → execute, reporting what it did instead of printing.
