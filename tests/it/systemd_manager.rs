@@ -318,7 +318,7 @@ fn uninstall_removes_what_install_wrote_and_keeps_foreign_files() {
     let (r, report) = rig.apply(Op::Uninstall);
     let sock = rig.unit("socket").display().to_string();
     match r {
-        Err(SystemdError::ForeignFilesKept { files }) => assert_eq!(files, [sock.clone()]),
+        Err(SystemdError::ForeignFilesKept { files }) => assert_eq!(files, [sock.as_str()]),
         other => panic!("expected ForeignFilesKept, got {other:?}"),
     }
     assert_eq!(
