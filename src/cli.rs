@@ -410,14 +410,14 @@ pub fn dispatch(cli: Cli) -> Result<Exit> {
         Command::Gateway(g) => match g.command {
             None => crate::gateway::run_daemon(&paths, g.run.into()),
             Some(GatewaySub::Run(a)) => crate::gateway::run_daemon(&paths, a.into()),
-            Some(GatewaySub::Install(a)) => crate::service::commands::install(&paths, &a.into()),
-            Some(GatewaySub::Start(a)) => crate::service::commands::start(&paths, &a.into()),
-            Some(GatewaySub::Stop(a)) => crate::service::commands::stop(&paths, &a.into()),
-            Some(GatewaySub::Restart(a)) => crate::service::commands::restart(&paths, &a.into()),
+            Some(GatewaySub::Install(a)) => crate::commands::service::install(&paths, &a.into()),
+            Some(GatewaySub::Start(a)) => crate::commands::service::start(&paths, &a.into()),
+            Some(GatewaySub::Stop(a)) => crate::commands::service::stop(&paths, &a.into()),
+            Some(GatewaySub::Restart(a)) => crate::commands::service::restart(&paths, &a.into()),
             Some(GatewaySub::Uninstall(a)) => {
-                crate::service::commands::uninstall(&paths, &a.into())
+                crate::commands::service::uninstall(&paths, &a.into())
             }
-            Some(GatewaySub::Status(a)) => crate::service::commands::status(&paths, &a.into()),
+            Some(GatewaySub::Status(a)) => crate::commands::service::status(&paths, &a.into()),
             Some(GatewaySub::AuthToken) => crate::gateway::setup::auth_token(&paths),
             Some(GatewaySub::Health(a)) => {
                 crate::ops::health::run(&paths, &a.into(), crate::ops::health::Style::Gateway)
@@ -430,7 +430,7 @@ pub fn dispatch(cli: Cli) -> Result<Exit> {
             crate::ops::health::run(&paths, &a.into(), crate::ops::health::Style::Summary)
         }
         Command::Logs(a) => crate::ops::logs::run(&paths, &a.into()),
-        Command::Doctor(a) => crate::doctor::run(&paths, &a.into()),
+        Command::Doctor(a) => crate::commands::doctor::run(&paths, &a.into()),
         Command::Secrets {
             command: SecretsCmd::Reload { json, conn },
         } => crate::gateway::reload::cli_secrets_reload(&paths, json, &conn.into()),
@@ -458,7 +458,8 @@ macro_rules! plain {
     };
 }
 
-use crate::doctor::DoctorOptions;
+use crate::commands::doctor::DoctorOptions;
+use crate::commands::service::{InstallOptions, ServiceOptions};
 use crate::gateway::options::{self as run, RunOptions};
 use crate::gateway::setup::SetupOptions;
 use crate::ops::call::CallOptions;
@@ -467,7 +468,6 @@ use crate::ops::health::HealthOptions;
 use crate::ops::logs::LogsOptions;
 use crate::ops::probe::{GatewayStatusOptions, ProbeOptions};
 use crate::ops::status::StatusOptions;
-use crate::service::commands::{InstallOptions, ServiceOptions};
 
 plain!(ConnArgs => ConnOptions { url, token, password, port, timeout });
 plain!(GatewayStatusArgs => GatewayStatusOptions { deep, json, require_rpc; conn });

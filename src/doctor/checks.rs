@@ -10,11 +10,12 @@ use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use super::drift::{self, Class};
-use super::unit_file;
 use super::{Check, Ctx, Finding, Level, ManagerKind, Repair, ServiceCtx};
 use crate::config::Config;
 use crate::config::paths::{Paths, ProcessEnv};
 use crate::config::secrets::resolve_config_secret;
+use crate::service::scrub::secret_lines;
+use crate::service::systemd::unit_file;
 
 /// The marker line every unit written by `gateway install` carries.
 pub use crate::service::systemd::manager::MARKER;
@@ -332,52 +333,6 @@ pub(crate) fn secret_values(ctx: &Ctx) -> Vec<String> {
         .filter_map(|k| resolve_config_secret(c, k).ok().flatten())
         .filter(|s| s.len() >= 8)
         .collect()
-}
-
-/// Lines of `text` that embed a gateway credential: `OPENCLAW_GATEWAY_TOKEN=`/`_PASSWORD=`,
-/// `--token`/`--password` arguments, or the configured secret itself. Returns line numbers.
-pub fn secret_lines(text: &str, secrets: &[String]) -> Vec<usize> {
-    text.lines()
-        .enumerate()
-        .filter(|(_, l)| {
-            let t = l.trim_start();
-            if t.starts_with('#') {
-                return false;
-            }
-            t.contains("OPENCLAW_GATEWAY_TOKEN=")
-                || t.contains("OPENCLAW_GATEWAY_PASSWORD=")
-                || t.contains("--token")
-                || t.contains("--password")
-                || t.contains("<key>OPENCLAW_GATEWAY_TOKEN</key>")
-                || t.contains("<key>OPENCLAW_GATEWAY_PASSWORD</key>")
-                || secrets.iter().any(|s| t.contains(s.as_str()))
-        })
-        .map(|(i, _)| i + 1)
-        .collect()
-}
-
-/// What replaces a line holding a gateway credential in a kept copy of a unit.
-pub const SCRUBBED: &str = "# openclaw: a line holding a gateway credential was removed here (it lives in gateway.auth.token)";
-
-/// `text` with every [`secret_lines`] line replaced by [`SCRUBBED`], or `None` when it holds
-/// no credential. Line count and every other byte stay as they were.
-pub fn scrub_secret_lines(text: &str, secrets: &[String]) -> Option<String> {
-    let lines = secret_lines(text, secrets);
-    if lines.is_empty() {
-        return None;
-    }
-    let mut out = String::with_capacity(text.len());
-    for (i, l) in text.split_inclusive('\n').enumerate() {
-        if lines.contains(&(i + 1)) {
-            out.push_str(SCRUBBED);
-            if l.ends_with('\n') {
-                out.push('\n');
-            }
-        } else {
-            out.push_str(l);
-        }
-    }
-    Some(out)
 }
 
 /// The copies install keeps of the previous unit files (`<unit>.bak`).
@@ -921,11 +876,14 @@ fn exposure(unit: &Path) -> Option<std::result::Result<(String, String), String>
     if !unit.exists() {
         return None;
     }
-    let out = match std::process::Command::new("systemd-analyze")
-        .args(["security", "--offline=yes"])
-        .arg(unit)
-        .output()
-    {
+    use crate::service::exec::CommandRunner;
+    let argv = [
+        "systemd-analyze".to_string(),
+        "security".into(),
+        "--offline=yes".into(),
+        unit.display().to_string(),
+    ];
+    let out = match crate::service::exec::SystemRunner.run(&argv) {
         Ok(o) => o,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             return Some(Err(
@@ -934,15 +892,11 @@ fn exposure(unit: &Path) -> Option<std::result::Result<(String, String), String>
         }
         Err(e) => return Some(Err(format!("running systemd-analyze: {e}"))),
     };
-    let text = String::from_utf8_lossy(&out.stdout);
-    Some(parse_exposure(&text).ok_or_else(|| {
+    Some(parse_exposure(&out.stdout).ok_or_else(|| {
         format!(
             "`systemd-analyze security --offline=yes {}` gave no score: {}",
             unit.display(),
-            String::from_utf8_lossy(&out.stderr)
-                .lines()
-                .next()
-                .unwrap_or("no output")
+            out.stderr.lines().next().unwrap_or("no output")
         )
     }))
 }
@@ -1326,7 +1280,7 @@ const ENV_KEYS: &[&str] = &[
 
 /// Builds the context from this process: config, env, the native service manager (when this
 /// build has one) and a gateway probe capped at 2 s.
-pub fn real_ctx(paths: &Paths, deep: bool) -> Ctx {
+pub fn real_ctx(paths: &Paths, deep: bool, install: Option<super::InstallFn>) -> Ctx {
     let env: HashMap<String, String> = ENV_KEYS
         .iter()
         .filter_map(|k| std::env::var(k).ok().map(|v| (k.to_string(), v)))
@@ -1342,7 +1296,7 @@ pub fn real_ctx(paths: &Paths, deep: bool) -> Ctx {
     // The gateway probe and the service manager queries are independent: overlap them.
     let (p2, c2) = (paths.clone(), config.as_ref().ok().cloned());
     let probing = std::thread::spawn(move || probe(&p2, c2.as_ref()));
-    let service = native_service_ctx(paths, cli_port.as_ref().map(|(p, _)| *p));
+    let service = native_service_ctx(paths, cli_port.as_ref().map(|(p, _)| *p), install);
     let gateway = probing.join().ok().flatten();
     Ctx {
         paths: paths.clone(),
@@ -1390,7 +1344,11 @@ pub fn package_user_unit_dirs() -> Vec<PathBuf> {
 /// System unit directories.
 pub use crate::service::systemd::manager::SYSTEM_UNIT_DIRS;
 
-fn native_service_ctx(paths: &Paths, port: Option<u16>) -> ServiceCtx {
+fn native_service_ctx(
+    paths: &Paths,
+    port: Option<u16>,
+    install: Option<super::InstallFn>,
+) -> ServiceCtx {
     let port = port.unwrap_or_else(|| paths.fallback_port());
     let program = std::env::current_exe()
         .and_then(std::fs::canonicalize)
@@ -1427,23 +1385,20 @@ fn native_service_ctx(paths: &Paths, port: Option<u16>) -> ServiceCtx {
     }
     let p = paths.clone();
     let name = ctx.name.clone();
-    ctx.reinstall = Some(Box::new(move |_force| {
-        // The install transaction itself: config made runnable, files rewritten with a .bak,
-        // daemon-reload, enable, restart, readiness wait. It also refuses to shadow a system
-        // or packaged unit.
-        let args = crate::service::commands::InstallOptions {
-            timeout: 30,
-            ..Default::default()
-        };
-        crate::service::commands::install(&p, &args)
-            .map(|_| format!("rewrote {name} through `openclaw gateway install` (previous file kept as .bak) and the gateway answered"))
-    }));
+    ctx.reinstall = install.map(|install| -> super::Reinstaller {
+        Box::new(move |_force| {
+            // The install transaction itself: config made runnable, files rewritten with a
+            // .bak, daemon-reload, enable, restart, readiness wait. It also refuses to shadow a
+            // system or packaged unit.
+            install(&p).map(|()| format!("rewrote {name} through `openclaw gateway install` (previous file kept as .bak) and the gateway answered"))
+        })
+    });
     ctx
 }
 
 #[cfg(target_os = "linux")]
 fn linux_service_ctx(paths: &Paths, spec: &crate::service::ServiceSpec) -> ServiceCtx {
-    use crate::service::systemd::manager::{SystemdManager, parse_version};
+    use crate::service::systemd::manager::SystemdManager;
     let config_home = std::env::var_os("XDG_CONFIG_HOME")
         .filter(|v| !v.is_empty())
         .map(PathBuf::from)
@@ -1454,13 +1409,7 @@ fn linux_service_ctx(paths: &Paths, spec: &crate::service::ServiceSpec) -> Servi
             Ok(m) => {
                 // The manager's version decides Type=notify-reload; without a reachable manager,
                 // the installed systemd's own version is the same number.
-                let version = m.connect().ok().or_else(|| {
-                    std::process::Command::new("systemctl")
-                        .arg("--version")
-                        .output()
-                        .ok()
-                        .and_then(|o| parse_version(&String::from_utf8_lossy(&o.stdout)))
-                });
+                let version = m.connect().ok().or_else(|| m.installed_version());
                 match version {
                     None => {
                         Err("cannot determine the systemd version (is systemctl installed?)".into())

@@ -16,7 +16,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
-use super::unit_file::{self, Entry};
+use crate::service::systemd::unit_file::{self, Entry};
 
 /// Values earlier renderer versions wrote, per (section, key): seeing one means "outdated
 /// default", not "operator edit".

@@ -1,4 +1,5 @@
-//! `openclaw doctor [--repair|--fix] [--force] [--json] [--non-interactive] [--yes] [--deep]`:
+//! The checks and repairs behind `openclaw doctor` (the verb itself, with its printing, is
+//! `commands/doctor.rs`):
 //! named checks that detect drift between what is installed and what should be, and repairs
 //! that never clobber an operator's work.
 //!
@@ -16,7 +17,6 @@
 pub mod checks;
 pub mod drift;
 pub mod repair;
-pub mod unit_file;
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
@@ -26,26 +26,9 @@ use serde_json::{Value, json};
 
 use crate::config::Config;
 use crate::config::paths::Paths;
-use crate::error::{Exit, Result};
+use crate::error::Result;
 use crate::ops::probe::Reach;
 use crate::service::ServiceStatus;
-
-/// `doctor`.
-#[derive(Debug, Clone, Default)]
-pub struct DoctorOptions {
-    /// Apply the repairs (backing up anything rewritten).
-    pub repair: bool,
-    /// JSON output.
-    pub json: bool,
-    /// Never prompt.
-    pub non_interactive: bool,
-    /// Accept the recommended repairs (same as --repair).
-    pub yes: bool,
-    /// With --repair: also rewrite service files that carry operator edits (backed up first).
-    pub force: bool,
-    /// Also scan other profiles and system locations for competing gateways.
-    pub deep: bool,
-}
 
 /// Outcome of a check.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]
@@ -227,6 +210,10 @@ pub enum ManagerKind {
 /// Runs the install transaction for repairs (the native manager in production, a recorder in
 /// tests). Returns a human summary of what it did.
 pub type Reinstaller = Box<dyn Fn(bool) -> Result<String>>;
+
+/// The install transaction (`openclaw gateway install` with its defaults) for a profile: the
+/// verb layer passes it in, so the checks library never names the command that uses it.
+pub type InstallFn = fn(&Paths) -> Result<()>;
 
 /// What doctor knows about the service definition.
 pub struct ServiceCtx {
@@ -426,74 +413,4 @@ pub fn render_json(r: &Report, applied: &[repair::Applied]) -> Value {
         "findings": r.findings,
         "repairs": applied,
     })
-}
-
-/// `openclaw doctor`.
-pub fn run(paths: &Paths, args: &DoctorOptions) -> Result<Exit> {
-    let repair = args.repair || args.yes;
-    let all = checks::all();
-    let ctx = checks::real_ctx(paths, args.deep);
-    let first = run_all(&all, &ctx);
-    let mut applied = Vec::new();
-    let report = if repair && !first.repairable(args.force).is_empty() {
-        applied = if args.json {
-            // The install transaction reports progress on stdout; keep stdout one JSON document.
-            with_stdout_on_stderr(|| repair::apply(&first, &ctx, args.force))
-        } else {
-            repair::apply(&first, &ctx, args.force)
-        };
-        drop(ctx);
-        let again = checks::real_ctx(paths, args.deep);
-        run_all(&all, &again)
-    } else {
-        first
-    };
-    if args.json {
-        crate::ops::print_json(&render_json(&report, &applied));
-    } else {
-        println!(
-            "OpenClaw doctor{} ({})",
-            paths
-                .profile
-                .as_ref()
-                .map(|p| format!(" (profile {p})"))
-                .unwrap_or_default(),
-            paths.config_path.display()
-        );
-        if repair {
-            if applied.is_empty() {
-                println!("Nothing to repair.");
-            } else {
-                println!("Repairs:");
-                for a in &applied {
-                    println!(
-                        "  {} {}: {}",
-                        if a.ok { "done" } else { "FAILED" },
-                        a.check,
-                        a.message
-                    );
-                }
-            }
-        }
-        print!("{}", render_text(&report, args.force));
-    }
-    Ok(if report.failed() || applied.iter().any(|a| !a.ok) {
-        Exit::Failure
-    } else {
-        Exit::Ok
-    })
-}
-
-/// Runs `f` with file descriptor 1 pointing at stderr, then restores it.
-fn with_stdout_on_stderr<T>(f: impl FnOnce() -> T) -> T {
-    use std::io::Write;
-    let _ = std::io::stdout().flush();
-    let saved = nix::unistd::dup(std::io::stdout()).ok();
-    let redirected = saved.is_some() && nix::unistd::dup2_stdout(std::io::stderr()).is_ok();
-    let out = f();
-    let _ = std::io::stdout().flush();
-    if let (true, Some(fd)) = (redirected, saved) {
-        let _ = nix::unistd::dup2_stdout(fd);
-    }
-    out
 }

@@ -181,11 +181,19 @@ fn scrub(p: &Path, secrets: &[String]) -> Result<bool, String> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
         Err(e) => return Err(format!("reading {}: {e}", p.display())),
     };
-    let Some(clean) = super::checks::scrub_secret_lines(&text, secrets) else {
+    let Some(clean) = crate::service::scrub::scrub_secret_lines(&text, secrets) else {
         return Ok(false);
     };
-    crate::service::systemd::manager::write_private(p, &clean)
-        .map_err(|e| format!("rewriting {}: {e}; remove the file yourself", p.display()))?;
+    crate::config::write::write_atomic(p, clean.as_bytes(), 0o600).map_err(|e| {
+        let cause = match e {
+            crate::error::Error::Io { source, .. } => source.to_string(),
+            other => other.to_string(),
+        };
+        format!(
+            "rewriting {}: {cause}; remove the file yourself",
+            p.display()
+        )
+    })?;
     Ok(true)
 }
 
@@ -203,10 +211,12 @@ fn tighten(p: &Path, mode: u32) -> Result<Option<u32>, String> {
 
 fn token_in_unit(unit: &Path) -> Option<String> {
     let text = std::fs::read_to_string(unit).ok()?;
-    super::unit_file::environment(&super::unit_file::parse(&text))
-        .get("OPENCLAW_GATEWAY_TOKEN")
-        .cloned()
-        .filter(|t| !t.is_empty())
+    crate::service::systemd::unit_file::environment(&crate::service::systemd::unit_file::parse(
+        &text,
+    ))
+    .get("OPENCLAW_GATEWAY_TOKEN")
+    .cloned()
+    .filter(|t| !t.is_empty())
 }
 
 /// Applies config edits; `Ok(None)` when nothing was left to change.

@@ -327,6 +327,78 @@ pub fn remote_status(paths: &Paths, args: &GatewayStatusOptions) -> Result<Exit>
     })
 }
 
+/// The service verbs' local readiness probe (install/start/restart waits, `gateway status`):
+/// [`healthz`] on loopback `port` must answer ok, then a protocol connect as `cli`/`probe` with
+/// the given credentials and one `health` RPC must succeed. The error says which step failed.
+pub fn local_ready(
+    port: u16,
+    timeout: std::time::Duration,
+    token: Option<&str>,
+    password: Option<&str>,
+) -> std::result::Result<(), String> {
+    use crate::gateway::client::{ConnectOptions, GatewayClient};
+    healthz(port, timeout)?;
+    let url = format!("ws://127.0.0.1:{port}");
+    let mut opts = ConnectOptions::new(url.clone()).client("cli", "probe");
+    opts.token = token.map(str::to_string);
+    opts.password = password.map(str::to_string);
+    opts.timeout = timeout;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("starting the probe runtime: {e}"))?;
+    rt.block_on(async move {
+        let client = GatewayClient::connect(opts)
+            .await
+            .map_err(|e| format!("RPC connect to {url}: {e}"))?;
+        let r = client.call("health", None).await;
+        client.close();
+        r.map(|_| ())
+            .map_err(|e| format!("RPC health on {url}: {e}"))
+    })
+}
+
+/// `GET /healthz` on loopback `port` must answer 200 with `"ok":true`; a silent or closing
+/// peer is told apart from a refusing one.
+pub fn healthz(port: u16, timeout: std::time::Duration) -> std::result::Result<(), String> {
+    let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+    let mut s = std::net::TcpStream::connect_timeout(&addr, timeout)
+        .map_err(|e| format!("connect {addr}: {e}"))?;
+    let _ = s.set_read_timeout(Some(timeout));
+    let _ = s.set_write_timeout(Some(timeout));
+    std::io::Write::write_all(
+        &mut s,
+        b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n",
+    )
+    .map_err(|e| format!("sending to {addr}: {e}"))?;
+    let mut buf = Vec::new();
+    let read = std::io::Read::read_to_end(&mut std::io::Read::take(s, 64 * 1024), &mut buf);
+    let text = String::from_utf8_lossy(&buf);
+    let status = text.lines().next().unwrap_or_default().to_string();
+    let timed_out = read.as_ref().is_err_and(|e| {
+        matches!(
+            e.kind(),
+            std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+        )
+    });
+    if !status.contains(" 200") {
+        return Err(if status.is_empty() && timed_out {
+            format!(
+                "{addr} accepted the connection but sent no answer within {:.1}s (a wedged gateway?)",
+                timeout.as_secs_f64()
+            )
+        } else if status.is_empty() {
+            format!("{addr} closed the connection without an answer")
+        } else {
+            format!("{addr} answered {status:?} to GET /healthz")
+        });
+    }
+    if !text.contains("\"ok\":true") {
+        return Err(format!("{addr} /healthz did not report ok"));
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -177,7 +177,9 @@ pub fn port_from_definition(path: &Path) -> Option<u16> {
             .and_then(crate::config::paths::parse_port_env);
     }
     let text = std::fs::read_to_string(path).ok()?;
-    crate::doctor::unit_file::service_port(&crate::doctor::unit_file::parse(&text))
+    crate::service::systemd::unit_file::service_port(&crate::service::systemd::unit_file::parse(
+        &text,
+    ))
 }
 
 /// Gathers the report.
@@ -466,7 +468,7 @@ pub fn render(r: &Report, all: bool) -> String {
                     line,
                     "installed · {} · {}",
                     if s.enabled { "enabled" } else { "disabled" },
-                    runtime_word(s)
+                    s.runtime_word()
                 );
                 let mut details = Vec::new();
                 if let Some(pid) = s.pid {
@@ -572,21 +574,6 @@ pub fn render(r: &Report, all: bool) -> String {
         }
     }
     o
-}
-
-/// One-word runtime summary from a service status.
-pub fn runtime_word(st: &ServiceStatus) -> &'static str {
-    match (st.state.as_str(), st.sub_state.as_deref()) {
-        ("active", Some("running")) | ("running", _) => "running",
-        ("active", _) => "active",
-        ("activating", Some("auto-restart")) => "restarting",
-        ("activating", _) => "starting",
-        ("reloading", _) => "reloading",
-        ("deactivating", _) => "stopping",
-        ("failed", _) => "failed",
-        _ if !st.installed => "not installed",
-        _ => "stopped",
-    }
 }
 
 /// The JSON document (upstream-style top-level keys where they apply).

@@ -1,9 +1,10 @@
 //! Service-manager adapters. Everything here is portable and tested on Linux: each manager is
-//! render (desired files) → observe (via [`exec::CommandRunner`]) → plan (pure) → execute.
+//! render (desired files) → observe (via [`exec::CommandRunner`]) → plan (pure) → execute,
+//! returning a [`Report`] for the verb to print.
 //! [`native`] is the one place that picks a manager by `cfg(target_os)`.
-pub mod commands;
 pub mod exec;
 pub mod launchd;
+pub mod scrub;
 pub mod systemd;
 
 use std::path::PathBuf;
@@ -92,6 +93,38 @@ pub struct ServiceStatus {
     /// The manager refuses further starts: too many in a row (systemd's start limit).
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub start_limit_hit: bool,
+}
+
+impl ServiceStatus {
+    /// One-word runtime summary: `running`, `stopped`, `failed`, `starting`, …, from either
+    /// manager's state words (systemd `active`+`running`, launchd `running`).
+    pub fn runtime_word(&self) -> &'static str {
+        match (self.state.as_str(), self.sub_state.as_deref()) {
+            ("active", Some("running")) | ("running", _) => "running",
+            ("active", _) => "active",
+            ("activating", Some("auto-restart")) => "restarting",
+            ("activating", _) => "starting",
+            ("reloading", _) => "reloading",
+            ("deactivating", _) => "stopping",
+            ("failed", _) => "failed",
+            _ if !self.installed => "not installed",
+            _ => "stopped",
+        }
+    }
+}
+
+/// What a lifecycle action did, line by line, for the verb to print (adapters never print).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Report {
+    /// Human lines, in order (`Wrote …`, `Removed …`).
+    pub lines: Vec<String>,
+}
+
+impl Report {
+    /// Adds a line.
+    pub fn line(&mut self, l: impl Into<String>) {
+        self.lines.push(l.into());
+    }
 }
 
 /// A lifecycle action, for [`ServiceManager::dry_run`].
@@ -198,16 +231,17 @@ pub fn native(opts: &NativeOptions) -> Result<Box<dyn ServiceManager>> {
 /// One service manager (systemd user/system manager, launchd). Implementations observe through
 /// a command runner, plan purely, then execute; every method is idempotent.
 pub trait ServiceManager {
-    /// Writes (or rewrites a stale) definition, enables and starts it.
-    fn install(&self, spec: &ServiceSpec, force: bool) -> Result<()>;
+    /// Writes (or rewrites a stale) definition, enables and starts it. What it did goes into
+    /// `report` (also when it fails part-way); the verb prints it.
+    fn install(&self, spec: &ServiceSpec, force: bool, report: &mut Report) -> Result<()>;
     /// Starts the installed service.
-    fn start(&self, spec: &ServiceSpec) -> Result<()>;
+    fn start(&self, spec: &ServiceSpec, report: &mut Report) -> Result<()>;
     /// Stops it, leaving it enabled.
-    fn stop(&self, spec: &ServiceSpec) -> Result<()>;
+    fn stop(&self, spec: &ServiceSpec, report: &mut Report) -> Result<()>;
     /// Restarts it.
-    fn restart(&self, spec: &ServiceSpec) -> Result<()>;
+    fn restart(&self, spec: &ServiceSpec, report: &mut Report) -> Result<()>;
     /// Removes only what install created.
-    fn uninstall(&self, spec: &ServiceSpec) -> Result<()>;
+    fn uninstall(&self, spec: &ServiceSpec, report: &mut Report) -> Result<()>;
     /// Observes the current state.
     fn status(&self, spec: &ServiceSpec) -> Result<ServiceStatus>;
     /// The unit/label name this manager uses for the profile (`openclaw-gateway[-P]`).
@@ -220,5 +254,60 @@ pub trait ServiceManager {
         Err(crate::error::Error::Msg(
             "--dry-run is not supported by this service manager".into(),
         ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn st(manager: &str, state: &str, sub: Option<&str>) -> ServiceStatus {
+        ServiceStatus {
+            manager: manager.into(),
+            installed: true,
+            state: state.into(),
+            sub_state: sub.map(str::to_string),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn a_running_launch_agent_reads_running() {
+        // launchd's inspect reports state `running` (sub-state: launchctl's own word).
+        assert_eq!(
+            st("launchd", "running", Some("running")).runtime_word(),
+            "running"
+        );
+        assert_eq!(st("launchd", "running", None).runtime_word(), "running");
+        assert_eq!(st("launchd", "not-loaded", None).runtime_word(), "stopped");
+    }
+
+    #[test]
+    fn systemd_states_keep_their_words() {
+        assert_eq!(
+            st("systemd", "active", Some("running")).runtime_word(),
+            "running"
+        );
+        assert_eq!(
+            st("systemd", "active", Some("exited")).runtime_word(),
+            "active"
+        );
+        assert_eq!(
+            st("systemd", "activating", Some("auto-restart")).runtime_word(),
+            "restarting"
+        );
+        assert_eq!(
+            st("systemd", "failed", Some("failed")).runtime_word(),
+            "failed"
+        );
+        assert_eq!(
+            st("systemd", "inactive", Some("dead")).runtime_word(),
+            "stopped"
+        );
+        let absent = ServiceStatus {
+            installed: false,
+            ..st("systemd", "inactive", Some("dead"))
+        };
+        assert_eq!(absent.runtime_word(), "not installed");
     }
 }

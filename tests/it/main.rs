@@ -30,5 +30,6 @@ mod security_auth;
 mod security_perms;
 mod security_secrets;
 mod systemd_e2e;
+mod systemd_manager;
 mod systemd_units;
 mod systemd_zdt;

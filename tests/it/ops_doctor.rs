@@ -128,7 +128,8 @@ impl World {
                 calls.borrow_mut().push(force);
                 // Like install: the backup keeps no credential.
                 if let Ok(prev) = std::fs::read_to_string(&unit) {
-                    let kept = checks::scrub_secret_lines(&prev, &[]).unwrap_or(prev);
+                    let kept =
+                        openclaw::service::scrub::scrub_secret_lines(&prev, &[]).unwrap_or(prev);
                     std::fs::write(format!("{}.bak", unit.display()), kept).unwrap();
                 }
                 std::fs::write(&unit, &write).unwrap();
@@ -279,7 +280,7 @@ fn generated_unit_drift_is_classified_and_repaired_through_the_install_transacti
     );
     assert_eq!(
         std::fs::read_to_string(format!("{}.bak", w.unit().display())).unwrap(),
-        checks::scrub_secret_lines(&old, &[]).unwrap(),
+        openclaw::service::scrub::scrub_secret_lines(&old, &[]).unwrap(),
         "the previous unit is kept, without its token"
     );
     let (r2, _) = w.report(&[]);
@@ -656,7 +657,7 @@ fn a_backup_holding_a_token_is_found_and_scrubbed() {
     assert!(w.calls.borrow().is_empty(), "no reinstall for a backup");
     let now = std::fs::read_to_string(&bak).unwrap();
     assert!(!now.contains("tok-0123456789abcdef"), "{now}");
-    assert!(now.contains(checks::SCRUBBED), "{now}");
+    assert!(now.contains(openclaw::service::scrub::SCRUBBED), "{now}");
     assert_eq!(now.lines().count(), old.lines().count());
     assert_eq!(mode(&bak), 0o600);
     let (r2, c2) = w.report(&[]);

@@ -387,7 +387,7 @@ fn a_removed_token_survives_in_no_backup() {
         repair_then_clean("embedded token");
         let kept = std::fs::read_to_string(&bak).unwrap();
         assert!(!kept.contains(&tok), "the backup keeps no token: {kept}");
-        assert!(kept.contains(openclaw::doctor::checks::SCRUBBED), "{kept}");
+        assert!(kept.contains(openclaw::service::scrub::SCRUBBED), "{kept}");
         assert_eq!(
             std::fs::metadata(&bak).unwrap().permissions().mode() & 0o777,
             0o600

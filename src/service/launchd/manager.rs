@@ -1,8 +1,7 @@
 //! [`LaunchdManager`]: observe (launchctl via a [`CommandRunner`]) → [`plan`] (pure) →
 //! execute, with every wait bounded and driven by an injectable [`Clock`] so tests never sleep.
 use std::fmt;
-use std::io::Write as _;
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -534,50 +533,16 @@ impl Exec<'_> {
 
     fn write_plist(&mut self) -> Result<(), LaunchdError> {
         let path = &self.desired.plist_path;
-        let dir = path.parent().unwrap_or(Path::new("."));
-        let tmp = dir.join(format!(
-            ".{}.plist.tmp-{}",
-            self.desired.label,
-            std::process::id()
-        ));
-        let io = |verb, p: &Path| {
-            let p = p.to_path_buf();
-            move |source| LaunchdError::Io {
-                verb,
-                path: p,
-                source,
-            }
-        };
-        let mut f = std::fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(0o644)
-            .open(&tmp)
-            .map_err(io("creating", &tmp))?;
-        let written = f
-            .write_all(self.desired.rendered.as_bytes())
-            .and_then(|()| f.sync_all());
-        drop(f);
-        if let Err(source) = written {
-            let _ = std::fs::remove_file(&tmp);
-            return Err(LaunchdError::Io {
-                verb: "writing",
-                path: tmp,
-                source,
-            });
-        }
-        // The mode given to open() is filtered by the umask; launchd wants exactly 0644.
-        std::fs::set_permissions(&tmp, std::os::unix::fs::PermissionsExt::from_mode(0o644))
-            .map_err(io("setting permissions of", &tmp))?;
-        std::fs::rename(&tmp, path).map_err(|source| {
-            let _ = std::fs::remove_file(&tmp);
-            LaunchdError::Io {
-                verb: "replacing",
-                path: path.clone(),
-                source,
-            }
-        })?;
+        // The one atomic writer; launchd wants exactly 0644 (write_atomic sets the mode past
+        // the umask).
+        crate::config::write::write_atomic(path, self.desired.rendered.as_bytes(), 0o644).map_err(
+            |e| match e {
+                crate::error::Error::Io { verb, path, source } => {
+                    LaunchdError::Io { verb, path, source }
+                }
+                other => LaunchdError::Config(other),
+            },
+        )?;
         self.say(format!("wrote {}", path.display()));
         Ok(())
     }
@@ -813,24 +778,47 @@ impl Exec<'_> {
     }
 }
 
+// The launchd adapter's own step report (`apply`'s `Report`) has never been printed by the
+// verbs; it stays out of the portable report so their output does not change.
 impl ServiceManager for LaunchdManager {
-    fn install(&self, spec: &ServiceSpec, force: bool) -> crate::error::Result<()> {
+    fn install(
+        &self,
+        spec: &ServiceSpec,
+        force: bool,
+        _report: &mut crate::service::Report,
+    ) -> crate::error::Result<()> {
         self.apply(Op::Install { force }, spec)?;
         Ok(())
     }
-    fn start(&self, spec: &ServiceSpec) -> crate::error::Result<()> {
+    fn start(
+        &self,
+        spec: &ServiceSpec,
+        _report: &mut crate::service::Report,
+    ) -> crate::error::Result<()> {
         self.apply(Op::Start, spec)?;
         Ok(())
     }
-    fn stop(&self, spec: &ServiceSpec) -> crate::error::Result<()> {
+    fn stop(
+        &self,
+        spec: &ServiceSpec,
+        _report: &mut crate::service::Report,
+    ) -> crate::error::Result<()> {
         self.apply(Op::Stop { disable: false }, spec)?;
         Ok(())
     }
-    fn restart(&self, spec: &ServiceSpec) -> crate::error::Result<()> {
+    fn restart(
+        &self,
+        spec: &ServiceSpec,
+        _report: &mut crate::service::Report,
+    ) -> crate::error::Result<()> {
         self.apply(Op::Restart, spec)?;
         Ok(())
     }
-    fn uninstall(&self, spec: &ServiceSpec) -> crate::error::Result<()> {
+    fn uninstall(
+        &self,
+        spec: &ServiceSpec,
+        _report: &mut crate::service::Report,
+    ) -> crate::error::Result<()> {
         self.apply(Op::Uninstall, spec)?;
         Ok(())
     }

@@ -81,7 +81,6 @@ pub fn refusal_path(state_dir: &Path) -> PathBuf {
 
 /// Writes the refusal marker atomically with mode 0600.
 pub fn write_refusal(state_dir: &Path, message: &str) -> io::Result<()> {
-    use std::os::unix::fs::OpenOptionsExt;
     let r = Refusal {
         pid: std::process::id(),
         exit_code: Exit::Config as i32,
@@ -91,18 +90,13 @@ pub fn write_refusal(state_dir: &Path, message: &str) -> io::Result<()> {
             .map(|d| d.as_secs())
             .unwrap_or(0),
     };
-    let path = refusal_path(state_dir);
-    let tmp = state_dir.join(format!(".{REFUSAL_MARKER}.{}", std::process::id()));
     let body = serde_json::to_vec_pretty(&r).map_err(io::Error::other)?;
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(&tmp)?;
-    f.write_all(&body)?;
-    f.sync_all()?;
-    std::fs::rename(&tmp, &path)
+    crate::config::write::write_atomic(&refusal_path(state_dir), &body, 0o600).map_err(
+        |e| match e {
+            crate::error::Error::Io { source, .. } => source,
+            other => io::Error::other(other.to_string()),
+        },
+    )
 }
 
 /// Reads the marker; `None` when absent or unreadable.

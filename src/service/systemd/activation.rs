@@ -36,7 +36,7 @@ pub struct Inherited {
     /// Listeners the gateway put into the fd store itself (`listen-*`, no `.socket` unit).
     pub stored_listeners: Vec<(String, std::net::TcpListener)>,
     /// Other fd-store entries (connections, the handover state, names we do not know), for
-    /// [`crate::gateway::handover::Adopted::from_stored`].
+    /// the gateway's handover to adopt.
     pub stored: Vec<(String, std::os::fd::OwnedFd)>,
     /// `systemd` or `launchd`, for logs and status.
     pub source: &'static str,

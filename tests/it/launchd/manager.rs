@@ -456,7 +456,7 @@ fn stop_boots_out_and_waits_but_never_disables_unless_asked() {
         .unwrap();
     r.fake.with(|s| s.teardown_polls = 1);
     r.fake.clear_calls();
-    r.manager().stop(&r.spec).unwrap();
+    r.manager().stop(&r.spec, &mut Default::default()).unwrap();
     assert_eq!(
         r.fake.calls(),
         concat(&[
@@ -655,7 +655,9 @@ fn uninstall_boots_out_clears_the_override_and_trashes_the_plist() {
     r.fake.with(|s| s.disabled = true);
     policy::write_refusal(&r.spec.state_dir, "old").unwrap();
     r.fake.clear_calls();
-    r.manager().uninstall(&r.spec).unwrap();
+    r.manager()
+        .uninstall(&r.spec, &mut Default::default())
+        .unwrap();
     assert_eq!(
         r.fake.calls()[3..],
         s(&[
@@ -669,12 +671,16 @@ fn uninstall_boots_out_clears_the_override_and_trashes_the_plist() {
     assert!(policy::read_refusal(&r.spec.state_dir).is_none());
     assert!(r.fake.job().is_none());
     // Uninstalling again is a no-op that succeeds; without a Trash the file is deleted.
-    r.manager().uninstall(&r.spec).unwrap();
+    r.manager()
+        .uninstall(&r.spec, &mut Default::default())
+        .unwrap();
     std::fs::remove_dir_all(r.home.join(".Trash")).unwrap();
     r.manager()
         .apply(Op::Install { force: false }, &r.spec)
         .unwrap();
-    r.manager().uninstall(&r.spec).unwrap();
+    r.manager()
+        .uninstall(&r.spec, &mut Default::default())
+        .unwrap();
     assert!(!r.plist().exists());
 }
 

@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod fake_model;
+pub mod fake_systemctl;
 pub mod sandbox;
 
 // The skip policy lives with the sandbox (which the benchmark harness includes too).
