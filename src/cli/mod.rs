@@ -1,6 +1,8 @@
 //! The command line: the clap tree for every verb, and `dispatch` to the module that owns it.
 //!
 //! `openclaw gateway` with no subcommand is `openclaw gateway run` (upstream compatibility).
+pub(crate) mod assets;
+
 use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
@@ -401,8 +403,8 @@ pub fn main() -> ExitCode {
 pub fn dispatch(cli: Cli) -> Result<Exit> {
     // Generated assets need no home directory or config (package builds run without one).
     match &cli.command {
-        Command::Completions(a) => return crate::assets::completions(a),
-        Command::Man(a) => return crate::assets::man(a),
+        Command::Completions(a) => return assets::completions(a),
+        Command::Man(a) => return assets::man(a),
         _ => {}
     }
     let paths = Paths::resolve(cli.profile.as_deref(), cli.dev, &ProcessEnv)?;
@@ -438,8 +440,8 @@ pub fn dispatch(cli: Cli) -> Result<Exit> {
             command: ChannelsCmd::Status { probe, json, conn },
         } => crate::ops::channels::status(&paths, probe, json, &conn.into()),
         Command::Setup(a) => crate::gateway::setup::setup(&paths, &a.into()),
-        Command::Completions(a) => crate::assets::completions(&a),
-        Command::Man(a) => crate::assets::man(&a),
+        Command::Completions(a) => assets::completions(&a),
+        Command::Man(a) => assets::man(&a),
     }
 }
 
