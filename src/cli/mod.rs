@@ -420,7 +420,7 @@ pub fn dispatch(cli: Cli) -> Result<Exit> {
                 crate::service::commands::uninstall(&paths, &a.into())
             }
             Some(GatewaySub::Status(a)) => crate::service::commands::status(&paths, &a.into()),
-            Some(GatewaySub::AuthToken) => crate::gateway::setup::auth_token(&paths),
+            Some(GatewaySub::AuthToken) => crate::commands::setup::auth_token(&paths),
             Some(GatewaySub::Health(a)) => {
                 crate::ops::health::run(&paths, &a.into(), crate::ops::health::Style::Gateway)
             }
@@ -435,11 +435,11 @@ pub fn dispatch(cli: Cli) -> Result<Exit> {
         Command::Doctor(a) => crate::doctor::run(&paths, &a.into()),
         Command::Secrets {
             command: SecretsCmd::Reload { json, conn },
-        } => crate::gateway::reload::cli_secrets_reload(&paths, json, &conn.into()),
+        } => crate::commands::secrets::reload(&paths, json, &conn.into()),
         Command::Channels {
             command: ChannelsCmd::Status { probe, json, conn },
         } => crate::ops::channels::status(&paths, probe, json, &conn.into()),
-        Command::Setup(a) => crate::gateway::setup::setup(&paths, &a.into()),
+        Command::Setup(a) => crate::commands::setup::setup(&paths, &a.into()),
         Command::Completions(a) => assets::completions(&a),
         Command::Man(a) => assets::man(&a),
     }
@@ -460,9 +460,9 @@ macro_rules! plain {
     };
 }
 
+use crate::commands::setup::SetupOptions;
 use crate::doctor::DoctorOptions;
 use crate::gateway::options::{self as run, RunOptions};
-use crate::gateway::setup::SetupOptions;
 use crate::ops::call::CallOptions;
 use crate::ops::conn::ConnOptions;
 use crate::ops::health::HealthOptions;

@@ -25,7 +25,6 @@ pub mod options;
 pub mod peer;
 pub mod protocol;
 pub mod reload;
-pub mod setup;
 pub mod shutdown;
 pub mod state;
 pub mod statelock;
