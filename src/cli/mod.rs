@@ -422,23 +422,23 @@ pub fn dispatch(cli: Cli) -> Result<Exit> {
             Some(GatewaySub::Status(a)) => crate::service::commands::status(&paths, &a.into()),
             Some(GatewaySub::AuthToken) => crate::commands::setup::auth_token(&paths),
             Some(GatewaySub::Health(a)) => {
-                crate::ops::health::run(&paths, &a.into(), crate::ops::health::Style::Gateway)
+                crate::commands::client::health::run(&paths, &a.into(), Style::Gateway)
             }
-            Some(GatewaySub::Call(a)) => crate::ops::call::run(&paths, &a.into()),
-            Some(GatewaySub::Probe(a)) => crate::ops::probe::run(&paths, &a.into()),
+            Some(GatewaySub::Call(a)) => crate::commands::client::call::run(&paths, &a.into()),
+            Some(GatewaySub::Probe(a)) => crate::commands::client::probe::run(&paths, &a.into()),
         },
-        Command::Status(a) => crate::ops::status::run(&paths, &a.into()),
+        Command::Status(a) => crate::commands::client::status::run(&paths, &a.into()),
         Command::Health(a) => {
-            crate::ops::health::run(&paths, &a.into(), crate::ops::health::Style::Summary)
+            crate::commands::client::health::run(&paths, &a.into(), Style::Summary)
         }
-        Command::Logs(a) => crate::ops::logs::run(&paths, &a.into()),
+        Command::Logs(a) => crate::commands::client::logs::run(&paths, &a.into()),
         Command::Doctor(a) => crate::doctor::run(&paths, &a.into()),
         Command::Secrets {
             command: SecretsCmd::Reload { json, conn },
         } => crate::commands::secrets::reload(&paths, json, &conn.into()),
         Command::Channels {
             command: ChannelsCmd::Status { probe, json, conn },
-        } => crate::ops::channels::status(&paths, probe, json, &conn.into()),
+        } => crate::commands::client::channels::status(&paths, probe, json, &conn.into()),
         Command::Setup(a) => crate::commands::setup::setup(&paths, &a.into()),
         Command::Completions(a) => assets::completions(&a),
         Command::Man(a) => assets::man(&a),
@@ -460,15 +460,15 @@ macro_rules! plain {
     };
 }
 
+use crate::commands::client::call::CallOptions;
+use crate::commands::client::health::{HealthOptions, Style};
+use crate::commands::client::logs::LogsOptions;
+use crate::commands::client::probe::{GatewayStatusOptions, ProbeOptions};
+use crate::commands::client::status::StatusOptions;
 use crate::commands::setup::SetupOptions;
 use crate::doctor::DoctorOptions;
 use crate::gateway::options::{self as run, RunOptions};
-use crate::ops::call::CallOptions;
 use crate::ops::conn::ConnOptions;
-use crate::ops::health::HealthOptions;
-use crate::ops::logs::LogsOptions;
-use crate::ops::probe::{GatewayStatusOptions, ProbeOptions};
-use crate::ops::status::StatusOptions;
 use crate::service::commands::{InstallOptions, ServiceOptions};
 
 plain!(ConnArgs => ConnOptions { url, token, password, port, timeout });

@@ -1,15 +1,14 @@
-//! Operator commands that talk to a running gateway or inspect this host: `health`,
-//! `gateway call|probe|health`, `status`, `logs`, `channels status`.
+//! The client library of the operator verbs (`commands::client`, doctor, the service verbs):
+//! target resolution ([`conn`]), the rpc session ([`rpc`]), reach/probe ([`probe`]), status
+//! gathering ([`status`]) and the logs tail/follow engine ([`logs`]). It prints nothing but
+//! what a sink or [`print_json`] is handed.
 //!
 //! Every client command resolves its target once ([`conn::resolve`]: `--url` + explicit
 //! credentials, or the profile's local gateway), opens one WebSocket on a current-thread
 //! runtime ([`rpc`]), sends the fewest RPCs it needs and exits: no fixed waits, so commands
 //! answer in milliseconds against a local gateway.
-pub mod call;
-pub mod channels;
 pub mod conn;
-pub mod health;
-pub mod logs;
+pub(crate) mod logs;
 pub mod probe;
 pub mod rpc;
 pub mod status;

@@ -11,10 +11,10 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 
 use super::{Action, NativeOptions, ServiceManager, ServiceSpec, ServiceStatus};
+use crate::commands::client::GatewayStatusOptions;
 use crate::config::Config;
 use crate::config::paths::{Paths, ProcessEnv};
 use crate::error::{Error, Exit, Result};
-use crate::ops::probe::GatewayStatusOptions;
 
 /// `gateway install`.
 #[derive(Debug, Clone, Default)]
@@ -678,7 +678,7 @@ pub fn status(paths: &Paths, args: &GatewayStatusOptions) -> Result<Exit> {
     if args.conn.url.is_some() {
         // An explicit (maybe remote) gateway: the client-side probe only, with upstream's
         // explicit-credentials rule (ops::conn).
-        return crate::ops::probe::remote_status(paths, args);
+        return crate::commands::client::remote_status(paths, args);
     }
     let mgr = super::native(&native_opts(false, None))?;
     // Status must explain a broken config, not fail on it.
