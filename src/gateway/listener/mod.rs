@@ -1,4 +1,5 @@
-//! Listening sockets: bind addresses from the bind mode, the dual-stack loopback pair
+//! Listening sockets: where they come from ([`acquire()`]: activated, fd store or bound), bind
+//! addresses from the bind mode, the dual-stack loopback pair
 //! (127.0.0.1 + ::1 on the same port), the EADDRINUSE diagnostic with the owning process,
 //! `--force` (find the listener via /proc and stop it), and the bounded accept loop
 //! ([`GatewayListener`]: admission budgets (admission.rs) + backoff on accept errors;
@@ -16,6 +17,10 @@ use axum::extract::connect_info::Connected;
 use axum::serve::{IncomingStream, Listener};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
+
+pub(crate) mod acquire;
+
+pub(crate) use acquire::{Inherited, acquire, take_inherited};
 
 use super::admission::{Admission, Slot};
 use super::ws::PeerInfo;
