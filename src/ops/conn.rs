@@ -36,7 +36,7 @@ pub struct ConnOptions {
 /// Where the target came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "camelCase")]
-pub enum UrlSource {
+pub(crate) enum UrlSource {
     /// `--url`.
     Flag,
     /// `gateway.remote.url` in config.
@@ -47,7 +47,7 @@ pub enum UrlSource {
 
 impl UrlSource {
     /// Human label.
-    pub fn label(self) -> &'static str {
+    pub(crate) fn label(self) -> &'static str {
         match self {
             UrlSource::Flag => "--url",
             UrlSource::RemoteConfig => "gateway.remote.url",
@@ -58,25 +58,25 @@ impl UrlSource {
 
 /// A resolved gateway target. Never printed with its secrets: use [`Target::auth_label`].
 #[derive(Clone)]
-pub struct Target {
+pub(crate) struct Target {
     /// `ws://host:port`.
-    pub url: String,
+    pub(crate) url: String,
     /// Token to send.
-    pub token: Option<String>,
+    pub(crate) token: Option<String>,
     /// Password to send.
-    pub password: Option<String>,
+    pub(crate) password: Option<String>,
     /// Where the URL came from.
-    pub source: UrlSource,
+    pub(crate) source: UrlSource,
     /// Local port (for local targets).
-    pub port: Option<u16>,
+    pub(crate) port: Option<u16>,
     /// Which rule picked the port (`--port`, `OPENCLAW_GATEWAY_PORT`, `gateway.port`, …).
-    pub port_source: Option<String>,
+    pub(crate) port_source: Option<String>,
     /// Where the credential came from (`--token`, `OPENCLAW_GATEWAY_TOKEN`, `config`, …).
-    pub auth_source: Option<String>,
+    pub(crate) auth_source: Option<String>,
     /// Configured auth mode (`token`, `password`, `none`), when known.
-    pub auth_mode: Option<String>,
+    pub(crate) auth_mode: Option<String>,
     /// Per-call timeout.
-    pub timeout: Duration,
+    pub(crate) timeout: Duration,
 }
 
 impl std::fmt::Debug for Target {
@@ -92,12 +92,12 @@ impl std::fmt::Debug for Target {
 impl Target {
     /// True for the implicit local target (local fallbacks such as reading the log file are
     /// allowed only for it).
-    pub fn is_local(&self) -> bool {
+    pub(crate) fn is_local(&self) -> bool {
         self.source == UrlSource::Local
     }
 
     /// `token (from config)` / `password (from --password)` / `none`: never the secret.
-    pub fn auth_label(&self) -> String {
+    pub(crate) fn auth_label(&self) -> String {
         let kind = if self.token.is_some() {
             "token"
         } else if self.password.is_some() {
@@ -113,12 +113,12 @@ impl Target {
 }
 
 /// The message upstream prints for `--url` without credentials.
-pub const URL_NEEDS_CREDENTIALS: &str = "gateway url override requires explicit credentials";
+pub(crate) const URL_NEEDS_CREDENTIALS: &str = "gateway url override requires explicit credentials";
 
 /// Resolves the target from flags, config and environment. `cfg` is the loaded config, or
 /// `None` when it could not be loaded (callers that must explain a broken config pass `None`
 /// and still get the port/credential rules that do not need it).
-pub fn resolve(
+pub(crate) fn resolve(
     paths: &Paths,
     conn: &ConnOptions,
     cfg: Option<&Config>,

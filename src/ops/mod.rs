@@ -10,7 +10,7 @@
 pub mod conn;
 pub(crate) mod logs;
 pub mod probe;
-pub mod rpc;
+pub(crate) mod rpc;
 pub mod status;
 
 use serde_json::Value;
@@ -22,7 +22,7 @@ use crate::error::Result;
 
 /// ` --dev`, ` --profile NAME` or nothing: for next-step hints that must target the same
 /// gateway as the command that printed them.
-pub fn profile_flag(paths: &Paths) -> String {
+pub(crate) fn profile_flag(paths: &Paths) -> String {
     match (&paths.profile, paths.dev) {
         (_, true) => " --dev".into(),
         (Some(p), false) => format!(" --profile {p}"),
@@ -32,7 +32,7 @@ pub fn profile_flag(paths: &Paths) -> String {
 
 /// Resolves the target of a client command. The config is loaded only when it is needed
 /// (no `--url`); a broken config is an error naming file:line:column (exit 78).
-pub fn target(paths: &Paths, conn: &ConnOptions) -> Result<conn::Target> {
+pub(crate) fn target(paths: &Paths, conn: &ConnOptions) -> Result<conn::Target> {
     if conn.url.is_some() {
         return conn::resolve(paths, conn, None, &ProcessEnv);
     }
@@ -41,7 +41,7 @@ pub fn target(paths: &Paths, conn: &ConnOptions) -> Result<conn::Target> {
 }
 
 /// Prints a JSON value the way upstream does (2-space indent).
-pub fn print_json(v: &Value) {
+pub(crate) fn print_json(v: &Value) {
     println!(
         "{}",
         serde_json::to_string_pretty(v).unwrap_or_else(|_| v.to_string())

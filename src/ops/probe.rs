@@ -39,7 +39,7 @@ pub struct Reach {
 
 /// Connects with `id`, then runs `then` on the session (e.g. one RPC). The timeout of the
 /// target bounds everything.
-pub async fn reach<F, Fut>(target: &Target, id: &Identity, then: F) -> (Reach, Option<Value>)
+pub(crate) async fn reach<F, Fut>(target: &Target, id: &Identity, then: F) -> (Reach, Option<Value>)
 where
     F: FnOnce(crate::gateway::client::GatewayClient) -> Fut,
     Fut: std::future::Future<Output = Option<Value>>,

@@ -26,29 +26,29 @@ use crate::service::ServiceStatus;
 
 /// Upper bound for the reachability probe: status must answer quickly even when something
 /// accepts connections but never speaks.
-pub const PROBE_CAP: Duration = Duration::from_secs(3);
+pub(crate) const PROBE_CAP: Duration = Duration::from_secs(3);
 
 /// The config as status sees it.
 #[derive(Debug, Clone, Default, serde::Serialize)]
 #[serde(rename_all = "camelCase")]
-pub struct ConfigState {
+pub(crate) struct ConfigState {
     /// Path.
-    pub path: PathBuf,
+    pub(crate) path: PathBuf,
     /// File exists.
-    pub exists: bool,
+    pub(crate) exists: bool,
     /// Parses and validates.
-    pub valid: bool,
+    pub(crate) valid: bool,
     /// The error (`invalid config <path>:<line>:<col>: …`).
-    pub error: Option<String>,
+    pub(crate) error: Option<String>,
     /// `gateway.mode`.
-    pub mode: Option<String>,
+    pub(crate) mode: Option<String>,
 }
 
 /// What the service manager said.
 #[allow(clippy::large_enum_variant)] // one per command; boxing buys nothing
 #[derive(Debug, Clone, serde::Serialize)]
 #[serde(rename_all = "camelCase", tag = "kind")]
-pub enum ServiceView {
+pub(crate) enum ServiceView {
     /// The manager answered.
     Observed {
         /// Its report.
@@ -66,45 +66,45 @@ pub enum ServiceView {
 /// Everything `status` reports.
 #[derive(Debug, Clone, serde::Serialize)]
 #[serde(rename_all = "camelCase")]
-pub struct Report {
+pub(crate) struct Report {
     /// CLI version.
-    pub cli_version: String,
+    pub(crate) cli_version: String,
     /// Profile (`None` = default).
-    pub profile: Option<String>,
+    pub(crate) profile: Option<String>,
     /// State dir.
-    pub state_dir: PathBuf,
+    pub(crate) state_dir: PathBuf,
     /// Config.
-    pub config: ConfigState,
+    pub(crate) config: ConfigState,
     /// Target URL.
-    pub url: String,
+    pub(crate) url: String,
     /// `local`, `--url`, `gateway.remote.url`.
-    pub url_source: String,
+    pub(crate) url_source: String,
     /// Port the CLI resolves (local targets).
-    pub port: Option<u16>,
+    pub(crate) port: Option<u16>,
     /// Which rule picked it.
-    pub port_source: Option<String>,
+    pub(crate) port_source: Option<String>,
     /// `token (from …)`, `password (from …)`, `none`.
-    pub auth: String,
+    pub(crate) auth: String,
     /// Reachability.
-    pub gateway: Reach,
+    pub(crate) gateway: Reach,
     /// RPC `status` payload subset (pid, uptime).
-    pub gateway_pid: Option<u32>,
+    pub(crate) gateway_pid: Option<u32>,
     /// Gateway uptime.
-    pub gateway_uptime_ms: Option<u64>,
+    pub(crate) gateway_uptime_ms: Option<u64>,
     /// Service manager view.
-    pub service: ServiceView,
+    pub(crate) service: ServiceView,
     /// The service belongs to another state dir (diagnostic only).
-    pub service_diagnostic_only: bool,
+    pub(crate) service_diagnostic_only: bool,
     /// Local log file (JSONL) of this profile.
-    pub log_file: Option<PathBuf>,
+    pub(crate) log_file: Option<PathBuf>,
     /// Findings that need attention.
-    pub problems: Vec<String>,
+    pub(crate) problems: Vec<String>,
     /// What to do next.
-    pub hints: Vec<String>,
+    pub(crate) hints: Vec<String>,
 }
 
 /// Observes the native service for this profile (run on a worker thread).
-pub fn observe_service(paths: &Paths, port: u16) -> ServiceView {
+pub(crate) fn observe_service(paths: &Paths, port: u16) -> ServiceView {
     let mgr = match crate::service::native(&crate::service::NativeOptions::default()) {
         Ok(m) => m,
         Err(e) => {
@@ -135,7 +135,7 @@ fn first_line(s: &str) -> String {
 
 /// The port an installed service definition uses: the socket unit's listeners, else
 /// `--port`/`OPENCLAW_GATEWAY_PORT` in the unit or plist.
-pub fn service_port(st: &ServiceStatus) -> Option<u16> {
+pub(crate) fn service_port(st: &ServiceStatus) -> Option<u16> {
     for l in &st.listen {
         if let Some(p) = l.rsplit(':').next().and_then(|p| p.trim().parse().ok()) {
             return Some(p);
@@ -145,7 +145,7 @@ pub fn service_port(st: &ServiceStatus) -> Option<u16> {
 }
 
 /// Reads `--port` / `OPENCLAW_GATEWAY_PORT` from a unit file or plist.
-pub fn port_from_definition(path: &Path) -> Option<u16> {
+pub(crate) fn port_from_definition(path: &Path) -> Option<u16> {
     if path.extension().and_then(|e| e.to_str()) == Some("plist") {
         let v = plist::Value::from_file(path).ok()?;
         let d = v.as_dictionary()?;
@@ -248,7 +248,7 @@ pub(crate) fn gather(paths: &Paths, opts: &ConnOptions) -> Result<Report> {
 }
 
 /// The consistency checks and next-step hints (pure).
-pub fn cross_check(r: &mut Report, pf: &str, auth_mode: Option<&str>) {
+pub(crate) fn cross_check(r: &mut Report, pf: &str, auth_mode: Option<&str>) {
     let mut problems = Vec::new();
     let mut hints = Vec::new();
     if let Some(e) = &r.config.error {
