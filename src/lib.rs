@@ -3,7 +3,7 @@
 //! # Layout
 //! - [`agent`]: agent runs through OpenAI-compatible model endpoints: providers, the run
 //!   engine, session transcripts, the agent/chat WS methods and the `/v1/*` + hooks HTTP APIs.
-//! - [`cli`]: the command line (clap), `dispatch`, and [`cli::assets`] (completions and man
+//! - [`cli`]: the command line (clap), `dispatch`, and `cli::assets` (completions and man
 //!   pages generated from the clap tree).
 //! - [`error`]: the crate error type and the stable exit-code table.
 //! - [`config`]: profiles, state dir and config paths (pure, from an injected environment),

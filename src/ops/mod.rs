@@ -1,7 +1,7 @@
-//! The client library of the operator verbs (`commands::client`, doctor, the service verbs):
-//! target resolution ([`conn`]), the rpc session ([`rpc`]), reach/probe ([`probe`]), status
-//! gathering ([`status`]) and the logs tail/follow engine ([`logs`]). It prints nothing but
-//! what a sink or [`print_json`] is handed.
+//! The client library of the operator verbs (the client verbs, doctor, the service verbs):
+//! target resolution ([`conn`]), the rpc session (`rpc`), reach/probe ([`probe`]), status
+//! gathering ([`status`]) and the logs tail/follow engine (`logs`). It prints nothing but
+//! what a sink or `print_json` is handed.
 //!
 //! Every client command resolves its target once ([`conn::resolve`]: `--url` + explicit
 //! credentials, or the profile's local gateway), opens one WebSocket on a current-thread

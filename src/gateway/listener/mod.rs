@@ -1,4 +1,4 @@
-//! Listening sockets: where they come from ([`acquire()`]: activated, fd store or bound), bind
+//! Listening sockets: where they come from (`acquire`: activated, fd store or bound), bind
 //! addresses from the bind mode, the dual-stack loopback pair
 //! (127.0.0.1 + ::1 on the same port), the EADDRINUSE diagnostic with the owning process,
 //! `--force` (find the listener via /proc and stop it), and the bounded accept loop
