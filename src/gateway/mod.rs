@@ -548,7 +548,7 @@ pub fn run_daemon(paths: &Paths, args: RunOptions) -> Result<Exit> {
             Ok(next) => {
                 let moved = next.bind != plan.bind || next.port != plan.port;
                 if moved && !inherited_listeners {
-                    match listener::bind_all(&next.bind, next.port) {
+                    match listener::bind_all(&next.bind, next.port).map_err(Error::from) {
                         Ok(ls) => {
                             std_listeners = ls;
                             plan = next;

@@ -21,9 +21,9 @@ use std::net::{IpAddr, SocketAddr, TcpListener};
 use std::os::fd::OwnedFd;
 use std::time::Duration;
 
-use super::{Bind, bind_all, force_free_port};
+use super::{Bind, ListenError, bind_all, force_free_port};
 use crate::config::paths::{Env, ProcessEnv};
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::service::systemd::activation::{self, FD_NAME, PassedFd};
 use crate::service::systemd::fdstore::{self, Stored};
 use crate::service::systemd::notify::Notifier;
@@ -156,12 +156,11 @@ fn take_passed(env: &dyn Env, pid: u32) -> Result<Option<Inherited>> {
         }
     }
     let Some(source) = passed_source(activation_fds, listeners.len()) else {
-        return Err(Error::Config(format!(
-            "socket activation: the service manager passed file descriptors but none is a listening \
-             TCP socket named {FD_NAME:?} ({}). Fix the .socket unit (ListenStream=127.0.0.1:PORT, \
-             FileDescriptorName={FD_NAME}) or reinstall with `openclaw gateway install --force`.",
-            notes.join("; ")
-        )));
+        return Err(ListenError::ActivationUnusable {
+            name: FD_NAME,
+            notes: notes.join("; "),
+        }
+        .into());
     };
     Ok(Some(Inherited {
         listeners,
@@ -240,7 +239,7 @@ pub(crate) fn acquire(
     port: u16,
     force: bool,
     notifier: &Notifier,
-) -> Result<Acquired> {
+) -> std::result::Result<Acquired, ListenError> {
     let (activated, stored_listeners, manager) = match inherited {
         Some(inh) => (inh.listeners, inh.stored_listeners, inh.source),
         None => (Vec::new(), Vec::new(), "none"),
@@ -251,7 +250,7 @@ pub(crate) fn acquire(
         .collect();
     // Resolving a custom host is only needed (and only done) to compare stored listeners.
     let want = if activated.is_empty() && !stored_addrs.is_empty() {
-        bind.addrs()?
+        bind.addrs().map_err(ListenError::Addrs)?
     } else {
         Vec::new()
     };
@@ -364,6 +363,21 @@ mod tests {
         assert_eq!(passed_source(2, 1), Some("systemd"));
         // A socket unit passed fds meant as listeners, none usable: binding would collide.
         assert_eq!(passed_source(1, 0), None);
+    }
+
+    #[test]
+    fn unusable_activation_is_a_config_refusal_naming_the_fd_name() {
+        let e = crate::error::Error::from(ListenError::ActivationUnusable {
+            name: FD_NAME,
+            notes: "socket activation: fd 3 (gateway) skipped: not a socket".into(),
+        });
+        assert_eq!(e.exit(), crate::error::Exit::Config);
+        let text = e.to_string();
+        assert!(
+            text.starts_with("socket activation: the service manager passed file descriptors but none is a listening TCP socket named \"gateway\" (socket activation: fd 3"),
+            "{text}"
+        );
+        assert!(text.ends_with("or reinstall with `openclaw gateway install --force`."));
     }
 
     #[test]
