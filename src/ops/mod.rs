@@ -3,7 +3,7 @@
 //! gathering ([`status`]) and the logs tail/follow engine (`logs`). It prints nothing but
 //! what a sink or `print_json` is handed.
 //!
-//! Every client command resolves its target once ([`conn::resolve`]: `--url` + explicit
+//! Every client command resolves its target once (`conn::resolve`: `--url` + explicit
 //! credentials, or the profile's local gateway), opens one WebSocket on a current-thread
 //! runtime ([`rpc`]), sends the fewest RPCs it needs and exits: no fixed waits, so commands
 //! answer in milliseconds against a local gateway.
@@ -34,10 +34,10 @@ pub(crate) fn profile_flag(paths: &Paths) -> String {
 /// (no `--url`); a broken config is an error naming file:line:column (exit 78).
 pub(crate) fn target(paths: &Paths, conn: &ConnOptions) -> Result<conn::Target> {
     if conn.url.is_some() {
-        return conn::resolve(paths, conn, None, &ProcessEnv);
+        return Ok(conn::resolve(paths, conn, None, &ProcessEnv)?);
     }
     let cfg = Config::load(&paths.config_path)?;
-    conn::resolve(paths, conn, Some(&cfg), &ProcessEnv)
+    Ok(conn::resolve(paths, conn, Some(&cfg), &ProcessEnv)?)
 }
 
 /// Prints a JSON value the way upstream does (2-space indent).

@@ -200,7 +200,7 @@ pub(crate) fn gather(paths: &Paths, opts: &ConnOptions) -> Result<Report> {
             t.auth_source = Some(format!("unresolved: {e}"));
             t
         }
-        Err(e) => return Err(e),
+        Err(e) => return Err(e.into()),
     };
     target.timeout = target.timeout.min(PROBE_CAP);
     let service_port_hint = target.port.unwrap_or(paths.fallback_port());
