@@ -519,3 +519,52 @@ impl From<RunArgs> for RunOptions {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn the_clap_tree_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn gateway_alone_is_run_and_flags_reach_the_plain_options() {
+        let cli =
+            Cli::try_parse_from(["openclaw", "gateway", "--port", "5", "--bind", "lan"]).unwrap();
+        let Command::Gateway(g) = cli.command else {
+            panic!("not gateway")
+        };
+        assert!(g.command.is_none());
+        let run: RunOptions = g.run.into();
+        assert_eq!(run.port, Some(5));
+        assert_eq!(run.bind, Some(run::BindMode::Lan));
+    }
+
+    #[test]
+    fn nested_connection_flags_convert_with_the_verb() {
+        let cli = Cli::try_parse_from([
+            "openclaw", "--dev", "gateway", "call", "health", "--params", "{}", "--json", "--url",
+            "ws://h:1", "--token", "t",
+        ])
+        .unwrap();
+        assert!(cli.dev);
+        let Command::Gateway(GatewayCmd {
+            command: Some(GatewaySub::Call(a)),
+            ..
+        }) = cli.command
+        else {
+            panic!("not gateway call")
+        };
+        let o: CallOptions = a.into();
+        assert_eq!(o.method, "health");
+        assert_eq!(o.params.as_deref(), Some("{}"));
+        assert!(o.json && !o.expect_final);
+        assert_eq!(o.conn.url.as_deref(), Some("ws://h:1"));
+        assert_eq!(o.conn.token.as_deref(), Some("t"));
+        // The clap default survives the conversion.
+        assert_eq!(o.conn.timeout, 10_000);
+    }
+}
