@@ -1,7 +1,5 @@
 //! `openclaw secrets reload [--json]`: the client side of the gateway's `secrets.reload`
 //! (admin) method. The gateway re-resolves its SecretRefs and answers with what it applied.
-use std::time::Duration;
-
 use serde_json::json;
 
 use crate::config::Config;
@@ -9,6 +7,7 @@ use crate::config::paths::{Paths, ProcessEnv};
 use crate::error::{Error, Exit, Result};
 use crate::gateway::protocol::scopes;
 use crate::ops::conn::ConnOptions;
+use crate::ops::rpc::{self, Identity};
 
 /// `openclaw secrets reload [--json]`: asks the running gateway to re-resolve its SecretRefs.
 pub(crate) fn reload(paths: &Paths, json_out: bool, conn: &ConnOptions) -> Result<Exit> {
@@ -16,18 +15,11 @@ pub(crate) fn reload(paths: &Paths, json_out: bool, conn: &ConnOptions) -> Resul
     // credentials; otherwise the local gateway from flag → env → config, SecretRefs resolved.
     let cfg = Config::load(&paths.config_path).ok();
     let target = crate::ops::conn::resolve(paths, conn, cfg.as_ref(), &ProcessEnv)?;
-    let (url, token, password) = (target.url, target.token, target.password);
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| Error::Msg(format!("starting the async runtime: {e}")))?;
-    let timeout = Duration::from_millis(conn.timeout.max(1));
+    let url = target.url.clone();
+    let rt = rpc::runtime()?;
     let result = rt.block_on(async {
-        let mut opts =
-            crate::gateway::client::ConnectOptions::new(url.clone()).scopes(&[scopes::ADMIN]);
-        opts.token = token;
-        opts.password = password;
-        opts.timeout = timeout;
+        // One attempt (no "still starting" retry): `cli`/`cli` with operator.admin.
+        let opts = rpc::options(&target, &Identity::Cli(vec![scopes::ADMIN.to_string()]));
         let client = crate::gateway::client::GatewayClient::connect(opts).await?;
         let r = client.call("secrets.reload", None).await;
         client.close();
