@@ -483,6 +483,67 @@ mod tests {
         }
     }
 
+    /// A sink that records what it was handed.
+    #[derive(Default)]
+    struct Rec(std::cell::RefCell<Vec<String>>);
+
+    impl Sink for Rec {
+        fn meta(
+            &self,
+            file: &str,
+            cursor: u64,
+            size: u64,
+            local: bool,
+        ) -> std::result::Result<(), Closed> {
+            self.0
+                .borrow_mut()
+                .push(format!("meta {file} {cursor} {size} {local}"));
+            Ok(())
+        }
+        fn line(&self, raw: &str) -> std::result::Result<(), Closed> {
+            self.0.borrow_mut().push(format!("line {raw}"));
+            Ok(())
+        }
+        fn notice(&self, msg: &str) -> std::result::Result<(), Closed> {
+            self.0.borrow_mut().push(format!("notice {msg}"));
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn an_answer_is_header_then_lines_then_the_truncation_notice() {
+        let r = Rec::default();
+        let resp = json!({"file": "/l/a.log", "cursor": 5, "size": 9, "lines": ["a", "b"], "truncated": true});
+        print_answer(&r, &resp, true).unwrap();
+        assert_eq!(
+            *r.0.borrow(),
+            [
+                "meta /l/a.log 5 9 true",
+                "line a",
+                "line b",
+                "notice Log tail truncated (increase --limit or --max-bytes).",
+            ]
+        );
+    }
+
+    #[test]
+    fn a_follower_prints_a_header_only_for_a_new_file() {
+        let r = Rec::default();
+        let mut c = Cursor::default();
+        let first = json!({"file": "/l/a.log", "cursor": 3, "size": 3, "lines": ["x"]});
+        assert!(!emit(&r, &mut c, &first, false).unwrap());
+        let next = json!({"file": "/l/a.log", "cursor": 5, "size": 5, "lines": ["y"]});
+        assert!(!emit(&r, &mut c, &next, false).unwrap());
+        assert_eq!(
+            *r.0.borrow(),
+            ["meta /l/a.log 3 3 false", "line x", "line y"]
+        );
+        // Rotation: nothing printed, the caller refetches the new file from its start.
+        let rotated = json!({"file": "/l/b.log", "cursor": 9, "size": 9, "lines": ["z"]});
+        assert!(emit(&r, &mut c, &rotated, false).unwrap());
+        assert_eq!(r.0.borrow().len(), 3);
+    }
+
     #[test]
     fn backoff_doubles_with_jitter_and_cap() {
         assert_eq!(backoff(0, 0.5), Duration::from_millis(250));
