@@ -5,7 +5,7 @@
 //!
 //! Every client command resolves its target once (`conn::resolve`: `--url` + explicit
 //! credentials, or the profile's local gateway), opens one WebSocket on a current-thread
-//! runtime ([`rpc`]), sends the fewest RPCs it needs and exits: no fixed waits, so commands
+//! runtime (`rpc`), sends the fewest RPCs it needs and exits: no fixed waits, so commands
 //! answer in milliseconds against a local gateway.
 pub mod conn;
 pub(crate) mod logs;

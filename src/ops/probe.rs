@@ -1,11 +1,11 @@
-//! The RPC probe: a connect-only [`reach`] (shared by `status`, `gateway status`, doctor and
-//! the service verbs) and the full [`probe`] of `openclaw gateway probe`.
+//! The RPC probe: a connect-only `reach` (shared by `status`, `gateway status`, doctor and
+//! the service verbs) and the full `probe` of `openclaw gateway probe`.
 //!
 //! Like upstream, the probe connects as `cli`/`probe` (protocol 3–4, `operator.read`), reads
 //! `hello-ok` (server version, auth role/scopes → capability) and sends `health`, `status`,
 //! `system-presence` and `config.get {}` in parallel. A method the connection may not call is
 //! a `probe_scope_limited` warning (a device-less probe holds no operator scope on upstream
-//! gateways), not a failure ([`build_report`]).
+//! gateways), not a failure (`build_report`).
 use serde_json::{Value, json};
 
 use super::conn::Target;

@@ -13,8 +13,8 @@
 //! `unsafe fn`. The protocol itself is a few lines ([`parse`], pure and tested); the fd work is
 //! in [`crate::sys::unix`]. Which passed fd becomes what (activation listener, stored
 //! listener, other fd-store entry), and whether the gateway binds instead, is decided by the
-//! gateway's listener acquisition, which calls [`parse`], [`unset_vars`], [`adopt`] and
-//! [`claim`].
+//! gateway's listener acquisition, which calls [`parse`], `unset_vars`, `adopt` and
+//! `claim`.
 
 use crate::config::paths::Env;
 use crate::error::{Error, Result};
