@@ -380,6 +380,30 @@ mod tests {
         assert!(text.ends_with("or reinstall with `openclaw gateway install --force`."));
     }
 
+    struct E(Vec<(&'static str, &'static str)>);
+    impl Env for E {
+        fn var(&self, key: &str) -> Option<String> {
+            self.0
+                .iter()
+                .find(|(k, _)| *k == key)
+                .map(|(_, v)| v.to_string())
+        }
+    }
+
+    #[test]
+    fn listen_fds_for_another_process_or_none_at_all_is_not_activation() {
+        // (No fd is touched: nothing is adopted unless LISTEN_PID is ours and LISTEN_FDS > 0.)
+        assert!(take_passed(&E(vec![]), 42).unwrap().is_none());
+        let theirs = E(vec![("LISTEN_FDS", "1"), ("LISTEN_PID", "7")]);
+        assert!(take_passed(&theirs, 42).unwrap().is_none());
+        let zero = E(vec![("LISTEN_FDS", "0"), ("LISTEN_PID", "42")]);
+        assert!(take_passed(&zero, 42).unwrap().is_none());
+        // A malformed count is an error naming the variable, not a silent bind.
+        let bad = E(vec![("LISTEN_FDS", "x"), ("LISTEN_PID", "42")]);
+        let e = take_passed(&bad, 42).unwrap_err();
+        assert!(e.to_string().contains("LISTEN_FDS=\"x\""), "{e}");
+    }
+
     #[test]
     fn activated_listeners_win_over_stored_ones() {
         let stored = [at(V4, 18789)];
