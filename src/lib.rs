@@ -3,7 +3,8 @@
 //! # Layout
 //! - [`agent`]: agent runs through OpenAI-compatible model endpoints: providers, the run
 //!   engine, session transcripts, the agent/chat WS methods and the `/v1/*` + hooks HTTP APIs.
-//! - [`cli`]: the command line (clap), one module per verb family, and `dispatch`.
+//! - [`cli`]: the command line (clap), `dispatch`, and `cli::assets` (completions and man
+//!   pages generated from the clap tree).
 //! - [`error`]: the crate error type and the stable exit-code table.
 //! - [`config`]: profiles, state dir and config paths (pure, from an injected environment),
 //!   the JSON5 config loader and its validation.
@@ -14,11 +15,9 @@
 //! - [`sys`]: the only place with `cfg(target_os)`: OS primitives (fd adoption, launchd FFI).
 //! - [`telemetry`]: stderr logs and the JSONL file log `logs.tail` serves.
 //! - [`ops`]: operator client commands (health, call, probe, status, logs, channels).
-//! - [`assets`]: shell completions and man pages generated from the clap tree.
 //! - [`doctor`]: checks that detect and repair drift between what is installed and what should be.
 
 pub mod agent;
-pub mod assets;
 pub mod cli;
 pub mod commands;
 pub mod config;

@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 use crate::config::Config;
 use crate::config::paths::{Paths, ProcessEnv};
 use crate::error::{Error, Exit, Result};
-use crate::ops::probe::GatewayStatusOptions;
+use crate::commands::client::GatewayStatusOptions;
 use crate::service::{Action, NativeOptions, Report, ServiceManager, ServiceSpec, ServiceStatus};
 
 /// `gateway install`.
@@ -581,7 +581,7 @@ pub fn status(paths: &Paths, args: &GatewayStatusOptions) -> Result<Exit> {
     if args.conn.url.is_some() {
         // An explicit (maybe remote) gateway: the client-side probe only, with upstream's
         // explicit-credentials rule (ops::conn).
-        return crate::ops::probe::remote_status(paths, args);
+        return crate::commands::client::remote_status(paths, args);
     }
     let mgr = crate::service::native(&native_opts(false, None))?;
     // Status must explain a broken config, not fail on it.

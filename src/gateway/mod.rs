@@ -25,7 +25,6 @@ pub mod options;
 pub mod peer;
 pub mod protocol;
 pub mod reload;
-pub mod setup;
 pub mod shutdown;
 pub mod state;
 pub mod statelock;
@@ -338,7 +337,7 @@ pub fn resolve_auth(
 fn refuse_under_launchd(
     paths: &Paths,
     err: &Error,
-    inherited: Option<&crate::service::systemd::activation::Inherited>,
+    inherited: Option<&listener::Inherited>,
 ) -> Exit {
     let msg = err.to_string();
     tracing::error!("{msg}");
@@ -397,7 +396,7 @@ pub(crate) fn argv_secret_warning(flag: &str) -> String {
 /// backlog), and serves a new generation.
 pub fn run_daemon(paths: &Paths, args: RunOptions) -> Result<Exit> {
     // Must happen before any thread exists: it unsets LISTEN_* variables.
-    let mut inherited = crate::service::systemd::activation::take_inherited()?;
+    let mut inherited = listener::take_inherited()?;
     // Under systemd, stderr already is the journal: log natively (fields, priorities) and
     // drop the stderr formatter, or every line would appear twice.
     let journal = crate::service::systemd::journal::boxed_layer(args.verbose);
@@ -463,42 +462,12 @@ pub fn run_daemon(paths: &Paths, args: RunOptions) -> Result<Exit> {
             Err(e) => return Err(e),
         }
     }
-    let store = crate::service::systemd::fdstore::StoreConfig::from_env(&ProcessEnv);
-    let (activated, stored_listeners, source) = match inherited {
-        Some(inh) => (inh.listeners, inh.stored_listeners, inh.source),
-        None => (Vec::new(), Vec::new(), "none"),
-    };
-    let inherited_listeners = !activated.is_empty();
-    // The master copies of the listening sockets: every generation serves on duplicates, so
-    // the sockets stay open (and keep queueing connections) across in-process restarts.
-    let mut std_listeners: Vec<std::net::TcpListener> = if !activated.is_empty() {
-        tracing::info!(
-            source,
-            count = activated.len(),
-            "using inherited listening sockets"
-        );
-        forget_stored_listeners(stored_listeners, &notifier);
-        activated.into_iter().map(|(_, l)| l).collect()
-    } else if stored_listeners_match(&stored_listeners, &plan)? {
-        tracing::info!(
-            count = stored_listeners.len(),
-            "using the listening sockets kept in the fd store"
-        );
-        stored_listeners.into_iter().map(|(_, l)| l).collect()
-    } else {
-        forget_stored_listeners(stored_listeners, &notifier);
-        if args.force {
-            let pids = listener::force_free_port(plan.port)?;
-            if !pids.is_empty() {
-                tracing::info!(?pids, "--force: port {} freed", plan.port);
-            }
-        }
-        let ls = listener::bind_all(&plan.bind, plan.port)?;
-        if store.is_some() {
-            store_listeners(&ls, &notifier);
-        }
-        ls
-    };
+    // Activated, fd store or bind (gateway::listener::acquire). These are the master copies:
+    // every generation serves on duplicates, so the sockets stay open (and keep queueing
+    // connections) across in-process restarts.
+    let acquired = listener::acquire(inherited, &plan.bind, plan.port, args.force, &notifier)?;
+    let inherited_listeners = acquired.source.is_activated();
+    let mut std_listeners: Vec<std::net::TcpListener> = acquired.listeners;
     let _state_lock = match state_lock {
         Some(l) => l,
         None => statelock::StateLock::acquire_within(&paths.state_dir, Duration::from_secs(3))?,
@@ -579,7 +548,7 @@ pub fn run_daemon(paths: &Paths, args: RunOptions) -> Result<Exit> {
             Ok(next) => {
                 let moved = next.bind != plan.bind || next.port != plan.port;
                 if moved && !inherited_listeners {
-                    match listener::bind_all(&next.bind, next.port) {
+                    match listener::bind_all(&next.bind, next.port).map_err(Error::from) {
                         Ok(ls) => {
                             std_listeners = ls;
                             plan = next;
@@ -612,53 +581,6 @@ pub fn run_daemon(paths: &Paths, args: RunOptions) -> Result<Exit> {
             .unwrap_or_else(|p| p.into_inner())
             .record_restarted();
         tracing::info!("restart mode: in-process restart (same pid, listening sockets kept)");
-    }
-}
-
-/// Whether listeners taken from the fd store are the ones the config asks for (same port, and
-/// every stored address is one of the bind addresses).
-fn stored_listeners_match(stored: &[(String, std::net::TcpListener)], plan: &Plan) -> Result<bool> {
-    if stored.is_empty() {
-        return Ok(false);
-    }
-    let want = plan.bind.addrs()?;
-    Ok(stored.iter().all(|(_, l)| {
-        l.local_addr()
-            .is_ok_and(|a| want.contains(&a.ip()) && (plan.port == 0 || a.port() == plan.port))
-    }))
-}
-
-/// Drops stored listeners we do not use (socket activation took over, or the address
-/// changed) and takes them out of the store, waiting until the manager has closed its copies
-/// (so the address can be bound again).
-fn forget_stored_listeners(stored: Vec<(String, std::net::TcpListener)>, notifier: &Notifier) {
-    if stored.is_empty() {
-        return;
-    }
-    let mut names: Vec<String> = stored.iter().map(|(n, _)| n.clone()).collect();
-    names.dedup();
-    drop(stored);
-    for n in &names {
-        if let Err(e) = notifier.remove_stored(n) {
-            tracing::warn!("fd store: removing {n} failed: {e}");
-        }
-    }
-    if let Err(e) = notifier.barrier(Duration::from_secs(5)) {
-        tracing::warn!("fd store: removing stale listeners was not confirmed: {e}");
-    }
-    tracing::info!(?names, "fd store: stale listening sockets removed");
-}
-
-/// Keeps self-bound listeners in the fd store, so a restart never refuses a connect.
-fn store_listeners(ls: &[std::net::TcpListener], notifier: &Notifier) {
-    use std::os::fd::AsFd;
-    for l in ls {
-        let Ok(addr) = l.local_addr() else { continue };
-        let name = crate::service::systemd::fdstore::listener_name(addr);
-        match notifier.store_fd(&name, l.as_fd()) {
-            Ok(()) => tracing::debug!(%addr, "listening socket kept in the fd store as {name}"),
-            Err(e) => tracing::warn!("fd store: storing listener {addr} failed: {e}"),
-        }
     }
 }
 

@@ -8,13 +8,12 @@
 //!   shared `configReload` bookkeeping (which outlives in-process restarts), the restart request
 //!   and the notifier.
 //! - Restarts: under a service manager ([`Supervisor::detect_current`]) the gateway exits with
-//!   [`Exit::Restart`] (75) and the manager starts it again; otherwise `run_daemon` restarts
+//!   [`Exit::Restart`](crate::error::Exit::Restart) (75) and the manager starts it again; otherwise `run_daemon` restarts
 //!   in-process, re-reading the config and keeping the listening sockets open.
-//! - `secrets.reload` (admin) and `openclaw secrets reload`.
+//! - `secrets.reload` (admin; `openclaw secrets reload` is its client).
 use std::sync::{Arc, Mutex, RwLock};
-use std::time::Duration;
 
-use serde_json::{Value, json};
+use serde_json::Value;
 use tokio::sync::watch;
 
 use super::auth::Mode;
@@ -27,8 +26,6 @@ use crate::config::paths::{Paths, ProcessEnv};
 use crate::config::reload::{self, ReloadStatus, Supervisor};
 use crate::config::reloader::{ReloadHost, Reloader};
 use crate::config::secrets::SecretsSnapshot;
-use crate::error::{Error, Exit, Result};
-use crate::ops::conn::ConnOptions;
 use crate::service::systemd::notify::Notifier;
 
 /// The reloader of one gateway generation.
@@ -344,63 +341,6 @@ pub fn register_methods(t: &mut MethodTable) {
             Ok(report)
         },
     );
-}
-
-/// `openclaw secrets reload [--json]`: asks the running gateway to re-resolve its SecretRefs.
-pub fn cli_secrets_reload(paths: &Paths, json_out: bool, conn: &ConnOptions) -> Result<Exit> {
-    // The same target rules as every other client command (ops::conn): `--url` needs explicit
-    // credentials; otherwise the local gateway from flag → env → config, SecretRefs resolved.
-    let cfg = Config::load(&paths.config_path).ok();
-    let target = crate::ops::conn::resolve(paths, conn, cfg.as_ref(), &ProcessEnv)?;
-    let (url, token, password) = (target.url, target.token, target.password);
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| Error::Msg(format!("starting the async runtime: {e}")))?;
-    let timeout = Duration::from_millis(conn.timeout.max(1));
-    let result = rt.block_on(async {
-        let mut opts = super::client::ConnectOptions::new(url.clone()).scopes(&[scopes::ADMIN]);
-        opts.token = token;
-        opts.password = password;
-        opts.timeout = timeout;
-        let client = super::client::GatewayClient::connect(opts).await?;
-        let r = client.call("secrets.reload", None).await;
-        client.close();
-        r
-    });
-    let payload = result.map_err(|e| {
-        Error::Msg(format!(
-            "secrets reload via {url} failed: {e}\nIs the gateway running (`openclaw gateway status`)? Pass --url/--token for a remote one."
-        ))
-    })?;
-    if json_out {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&payload).unwrap_or_default()
-        );
-    } else {
-        let resolved = payload["resolved"].as_u64().unwrap_or(0);
-        let failures = payload["failures"].as_array().cloned().unwrap_or_default();
-        if payload["applied"] == json!(false) {
-            println!("Secrets not reloaded: the gateway kept its previous secrets.");
-        } else {
-            println!("Secrets reloaded: {resolved} reference(s) resolved.");
-        }
-        if let Some(e) = payload["error"].as_str() {
-            println!("  error: {e}");
-        }
-        for f in &failures {
-            println!(
-                "  {} ({}): {} [{}]",
-                f["path"].as_str().unwrap_or("?"),
-                f["ref"].as_str().unwrap_or("?"),
-                f["error"].as_str().unwrap_or("?"),
-                f["state"].as_str().unwrap_or("?")
-            );
-        }
-    }
-    let ok = payload["ok"] == json!(true) && payload["applied"] != json!(false);
-    Ok(if ok { Exit::Ok } else { Exit::Failure })
 }
 
 #[cfg(test)]

@@ -36,7 +36,7 @@ pub struct ConnOptions {
 /// Where the target came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "camelCase")]
-pub enum UrlSource {
+pub(crate) enum UrlSource {
     /// `--url`.
     Flag,
     /// `gateway.remote.url` in config.
@@ -47,7 +47,7 @@ pub enum UrlSource {
 
 impl UrlSource {
     /// Human label.
-    pub fn label(self) -> &'static str {
+    pub(crate) fn label(self) -> &'static str {
         match self {
             UrlSource::Flag => "--url",
             UrlSource::RemoteConfig => "gateway.remote.url",
@@ -58,25 +58,25 @@ impl UrlSource {
 
 /// A resolved gateway target. Never printed with its secrets: use [`Target::auth_label`].
 #[derive(Clone)]
-pub struct Target {
+pub(crate) struct Target {
     /// `ws://host:port`.
-    pub url: String,
+    pub(crate) url: String,
     /// Token to send.
-    pub token: Option<String>,
+    pub(crate) token: Option<String>,
     /// Password to send.
-    pub password: Option<String>,
+    pub(crate) password: Option<String>,
     /// Where the URL came from.
-    pub source: UrlSource,
+    pub(crate) source: UrlSource,
     /// Local port (for local targets).
-    pub port: Option<u16>,
+    pub(crate) port: Option<u16>,
     /// Which rule picked the port (`--port`, `OPENCLAW_GATEWAY_PORT`, `gateway.port`, …).
-    pub port_source: Option<String>,
+    pub(crate) port_source: Option<String>,
     /// Where the credential came from (`--token`, `OPENCLAW_GATEWAY_TOKEN`, `config`, …).
-    pub auth_source: Option<String>,
+    pub(crate) auth_source: Option<String>,
     /// Configured auth mode (`token`, `password`, `none`), when known.
-    pub auth_mode: Option<String>,
+    pub(crate) auth_mode: Option<String>,
     /// Per-call timeout.
-    pub timeout: Duration,
+    pub(crate) timeout: Duration,
 }
 
 impl std::fmt::Debug for Target {
@@ -92,12 +92,12 @@ impl std::fmt::Debug for Target {
 impl Target {
     /// True for the implicit local target (local fallbacks such as reading the log file are
     /// allowed only for it).
-    pub fn is_local(&self) -> bool {
+    pub(crate) fn is_local(&self) -> bool {
         self.source == UrlSource::Local
     }
 
     /// `token (from config)` / `password (from --password)` / `none`: never the secret.
-    pub fn auth_label(&self) -> String {
+    pub(crate) fn auth_label(&self) -> String {
         let kind = if self.token.is_some() {
             "token"
         } else if self.password.is_some() {
@@ -113,31 +113,74 @@ impl Target {
 }
 
 /// The message upstream prints for `--url` without credentials.
-pub const URL_NEEDS_CREDENTIALS: &str = "gateway url override requires explicit credentials";
+pub(crate) const URL_NEEDS_CREDENTIALS: &str = "gateway url override requires explicit credentials";
+
+/// Why a client command has no target. The text is what the operator reads; config and
+/// SecretRef errors pass through as they are ([`TargetError::Other`]).
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum TargetError {
+    /// `--port` together with `--url`.
+    #[error("--port selects the local gateway and cannot be combined with --url; drop one of them")]
+    PortWithUrl,
+    /// `--url` is not a `ws://`/`wss://` URL.
+    #[error("invalid gateway URL {url:?}: expected ws://HOST:PORT or wss://HOST:PORT")]
+    InvalidUrl {
+        /// The URL given.
+        url: String,
+    },
+    /// `--url` without `--token`/`--password` (upstream's message first).
+    #[error(
+        "{URL_NEEDS_CREDENTIALS}\nPass --token TOKEN or --password PASSWORD together with --url {url} (credentials from the environment or config are only used for the local gateway)."
+    )]
+    UrlNeedsCredentials {
+        /// The URL given.
+        url: String,
+    },
+    /// `gateway.remote.url` in the config is not a `ws://`/`wss://` URL (a config error).
+    #[error(
+        "invalid gateway URL {url:?}: expected ws://HOST:PORT or wss://HOST:PORT (gateway.remote.url in {})",
+        path.display()
+    )]
+    InvalidRemoteUrl {
+        /// The configured URL.
+        url: String,
+        /// The config file.
+        path: std::path::PathBuf,
+    },
+    /// The port or a credential could not be resolved (config, SecretRef).
+    #[error(transparent)]
+    Other(#[from] Error),
+}
+
+impl From<TargetError> for Error {
+    fn from(e: TargetError) -> Error {
+        match e {
+            TargetError::Other(e) => e,
+            e @ TargetError::InvalidRemoteUrl { .. } => Error::Config(e.to_string()),
+            e => Error::Msg(e.to_string()),
+        }
+    }
+}
 
 /// Resolves the target from flags, config and environment. `cfg` is the loaded config, or
 /// `None` when it could not be loaded (callers that must explain a broken config pass `None`
 /// and still get the port/credential rules that do not need it).
-pub fn resolve(
+pub(crate) fn resolve(
     paths: &Paths,
     conn: &ConnOptions,
     cfg: Option<&Config>,
     env: &dyn Env,
-) -> Result<Target> {
+) -> std::result::Result<Target, TargetError> {
     let timeout = Duration::from_millis(conn.timeout.max(1));
     if let Some(url) = &conn.url {
         if conn.port.is_some() {
-            return Err(Error::Msg(
-                "--port selects the local gateway and cannot be combined with --url; drop one of them"
-                    .into(),
-            ));
+            return Err(TargetError::PortWithUrl);
         }
-        check_url(url)?;
+        if !is_ws_url(url) {
+            return Err(TargetError::InvalidUrl { url: url.clone() });
+        }
         if conn.token.is_none() && conn.password.is_none() {
-            return Err(Error::Msg(format!(
-                "{URL_NEEDS_CREDENTIALS}\nPass --token TOKEN or --password PASSWORD together with --url {url} \
-                 (credentials from the environment or config are only used for the local gateway)."
-            )));
+            return Err(TargetError::UrlNeedsCredentials { url: url.clone() });
         }
         return Ok(Target {
             url: url.clone(),
@@ -161,9 +204,12 @@ pub fn resolve(
         && conn.port.is_none()
         && let Some(url) = c.get("gateway.remote.url").and_then(|v| v.as_str())
     {
-        check_url(url).map_err(|e| {
-            Error::Config(format!("{e} (gateway.remote.url in {})", c.path.display()))
-        })?;
+        if !is_ws_url(url) {
+            return Err(TargetError::InvalidRemoteUrl {
+                url: url.to_string(),
+                path: c.path.clone(),
+            });
+        }
         let (token, password, src) = match (&conn.token, &conn.password) {
             (Some(t), _) => (Some(t.clone()), None, "--token".to_string()),
             (None, Some(p)) => (None, Some(p.clone()), "--password".to_string()),
@@ -276,13 +322,8 @@ fn local_host(cfg: &Config) -> String {
     "127.0.0.1".to_string()
 }
 
-fn check_url(url: &str) -> Result<()> {
-    if !(url.starts_with("ws://") || url.starts_with("wss://")) {
-        return Err(Error::Msg(format!(
-            "invalid gateway URL {url:?}: expected ws://HOST:PORT or wss://HOST:PORT"
-        )));
-    }
-    Ok(())
+fn is_ws_url(url: &str) -> bool {
+    url.starts_with("ws://") || url.starts_with("wss://")
 }
 
 #[cfg(test)]
@@ -316,17 +357,28 @@ mod tests {
         c.url = Some("ws://127.0.0.1:1".into());
         let e = env(&[("OPENCLAW_GATEWAY_TOKEN", "from-env")]);
         let err = resolve(&paths(None, false), &c, None, &e).unwrap_err();
+        assert!(
+            matches!(&err, TargetError::UrlNeedsCredentials { url } if url == "ws://127.0.0.1:1"),
+            "{err:?}"
+        );
         assert!(err.to_string().starts_with(URL_NEEDS_CREDENTIALS), "{err}");
+        assert_eq!(Error::from(err).exit(), crate::error::Exit::Failure);
         c.token = Some("t".into());
         let t = resolve(&paths(None, false), &c, None, &e).unwrap();
         assert_eq!(t.token.as_deref(), Some("t"));
         assert_eq!(t.source, UrlSource::Flag);
         c.port = Some(5);
-        assert!(resolve(&paths(None, false), &c, None, &e).is_err());
+        assert!(matches!(
+            resolve(&paths(None, false), &c, None, &e),
+            Err(TargetError::PortWithUrl)
+        ));
         let mut bad = conn();
         bad.url = Some("http://x".into());
         bad.token = Some("t".into());
-        assert!(resolve(&paths(None, false), &bad, None, &e).is_err());
+        assert!(matches!(
+            resolve(&paths(None, false), &bad, None, &e),
+            Err(TargetError::InvalidUrl { .. })
+        ));
     }
 
     #[test]

@@ -1,4 +1,4 @@
-//! `openclaw logs [--follow] [--json] [--limit N] [--max-bytes N] [--interval ms]`.
+//! The engine of `openclaw logs [--follow]`: tail and follow the gateway's file log.
 //!
 //! The source is the gateway's JSONL file log, read over RPC `logs.tail` with a byte cursor
 //! (works for remote gateways too). `--follow` polls with the returned cursor and:
@@ -14,10 +14,8 @@
 //!   8 failed reconnects.
 //!
 //! `--limit` applies to the initial tail only; later polls ask for everything new (upstream
-//! applies it to every poll and silently skips lines). Text output: `Log file: <path>` then
-//! `<time> <level> <subsystem> <message> key=value…`, level coloured on a terminal
-//! (`NO_COLOR`/`--no-color` turn it off). `--json`: NDJSON `meta`/`log`/`notice` records.
-use std::io::{IsTerminal, Write};
+//! applies it to every poll and silently skips lines). What is printed, and how, is the
+//! verb's [`Sink`] (text or NDJSON).
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -26,39 +24,19 @@ use serde_json::{Value, json};
 use super::conn::Target;
 use super::rpc::{self, Identity};
 use crate::config::paths::Paths;
-use crate::error::{Error, Exit, Result};
+use crate::error::{Error, Result};
 use crate::gateway::client::GatewayClient;
-use crate::ops::conn::ConnOptions;
 use crate::telemetry::{FileLog, MAX_TAIL_BYTES, MAX_TAIL_LIMIT, tail_file};
 
-/// `logs`.
-#[derive(Debug, Clone, Default)]
-pub struct LogsOptions {
-    /// Keep polling for new lines (survives gateway restarts).
-    pub follow: bool,
-    /// Print raw JSONL records.
-    pub json: bool,
-    /// Lines to show initially.
-    pub limit: u32,
-    /// Poll interval in milliseconds for --follow.
-    pub interval: u64,
-    /// Bytes to read initially (the gateway caps it at 1 MB).
-    pub max_bytes: u64,
-    /// No colours even on a terminal (NO_COLOR is honoured too).
-    pub no_color: bool,
-    /// Connection.
-    pub conn: ConnOptions,
-}
-
 /// Reconnect attempts for targets without a local fallback.
-pub const MAX_RETRIES: u32 = 8;
+pub(crate) const MAX_RETRIES: u32 = 8;
 /// First reconnect delay.
-pub const BACKOFF_BASE: Duration = Duration::from_millis(250);
+pub(crate) const BACKOFF_BASE: Duration = Duration::from_millis(250);
 /// Longest reconnect delay.
-pub const BACKOFF_CAP: Duration = Duration::from_secs(30);
+pub(crate) const BACKOFF_CAP: Duration = Duration::from_secs(30);
 
 /// The delay before reconnect attempt `n` (0-based), with ±20 % jitter from `jitter` ∈ [0, 1).
-pub fn backoff(n: u32, jitter: f64) -> Duration {
+pub(crate) fn backoff(n: u32, jitter: f64) -> Duration {
     let base = BACKOFF_BASE.as_millis() as f64 * 2f64.powi(n.min(16) as i32);
     let capped = base.min(BACKOFF_CAP.as_millis() as f64);
     let factor = 0.8 + 0.4 * jitter.clamp(0.0, 1.0);
@@ -71,182 +49,70 @@ fn jitter() -> f64 {
     f64::from(u16::from_le_bytes(b)) / 65536.0
 }
 
-/// One parsed file-log record.
-#[derive(Debug, Clone, PartialEq)]
-pub struct LogLine {
-    /// ISO time.
-    pub time: Option<String>,
-    /// `info`, `warn`, …
-    pub level: Option<String>,
-    /// `gateway/ws`, …
-    pub subsystem: Option<String>,
-    /// The message.
-    pub message: String,
-    /// Other fields as `key=value`.
-    pub fields: Vec<(String, String)>,
-}
-
-const KNOWN_KEYS: &[&str] = &[
-    "0",
-    "1",
-    "_meta",
-    "time",
-    "hostname",
-    "level",
-    "subsystem",
-    "message",
-];
-
-/// Parses a JSONL record (ours, or upstream's tslog shape); `None` for a non-JSON line.
-pub fn parse_line(raw: &str) -> Option<LogLine> {
-    let v: Value = serde_json::from_str(raw).ok()?;
-    let obj = v.as_object()?;
-    let s = |k: &str| obj.get(k).and_then(Value::as_str).map(str::to_string);
-    let level = s("level").or_else(|| {
-        v["_meta"]["logLevelName"]
-            .as_str()
-            .map(|l| l.to_ascii_lowercase())
-    });
-    let subsystem = s("subsystem").or_else(|| {
-        let name = v["0"].as_str()?;
-        let meta: Value = serde_json::from_str(name).ok()?;
-        meta["subsystem"].as_str().map(str::to_string)
-    });
-    let message = s("message")
-        .or_else(|| s("1"))
-        .or_else(|| s("0"))
-        .unwrap_or_default();
-    let fields = obj
-        .iter()
-        .filter(|(k, _)| !KNOWN_KEYS.contains(&k.as_str()))
-        .map(|(k, v)| {
-            let val = match v {
-                Value::String(s) if !s.contains(char::is_whitespace) && !s.is_empty() => s.clone(),
-                other => other.to_string(),
-            };
-            (k.clone(), val)
-        })
-        .collect();
-    Some(LogLine {
-        time: s("time").or_else(|| v["_meta"]["date"].as_str().map(str::to_string)),
-        level,
-        subsystem,
-        message,
-        fields,
-    })
-}
-
-/// `<time> <level> <subsystem> <message> k=v…`, the level coloured when `color`.
-pub fn format_text(raw: &str, color: bool) -> String {
-    let Some(l) = parse_line(raw) else {
-        return raw.to_string();
-    };
-    let mut out = String::new();
-    if let Some(t) = &l.time {
-        out.push_str(t);
-        out.push(' ');
-    }
-    let level = l.level.as_deref().unwrap_or("info");
-    if color {
-        let code = match level {
-            "error" | "fatal" => "31",
-            "warn" => "33",
-            "info" => "32",
-            _ => "2",
-        };
-        out.push_str(&format!("\x1b[{code}m{level}\x1b[0m "));
-    } else {
-        out.push_str(level);
-        out.push(' ');
-    }
-    if let Some(s) = &l.subsystem {
-        out.push_str(s);
-        out.push(' ');
-    }
-    out.push_str(&l.message);
-    for (k, v) in &l.fields {
-        out.push_str(&format!(" {k}={v}"));
-    }
-    out
-}
-
-/// The NDJSON `log` record for a raw line.
-pub fn json_record(raw: &str) -> Value {
-    match parse_line(raw) {
-        Some(l) => {
-            let mut r = json!({"type": "log", "time": l.time, "level": l.level, "message": l.message, "raw": raw});
-            if let Some(s) = l.subsystem {
-                r["subsystem"] = s.into();
-            }
-            r
-        }
-        None => json!({"type": "raw", "raw": raw}),
-    }
-}
-
-/// Where output goes. A closed stdout (`| head`) ends the command successfully.
-struct Out {
-    json: bool,
-    color: bool,
-}
-
+/// A closed stdout (`| head`): ends the command successfully.
 #[derive(Debug)]
-struct Closed;
+pub(crate) struct Closed;
 
-impl Out {
-    fn write_stdout(&self, s: &str) -> std::result::Result<(), Closed> {
-        let mut o = std::io::stdout().lock();
-        writeln!(o, "{s}")
-            .and_then(|_| o.flush())
-            .map_err(|_| Closed)
-    }
+/// Where a tail writes: the verb's output format (text or NDJSON records).
+pub(crate) trait Sink {
+    /// The header of a file: printed first and again after a rotation.
     fn meta(
         &self,
         file: &str,
         cursor: u64,
         size: u64,
         local: bool,
-    ) -> std::result::Result<(), Closed> {
-        if self.json {
-            let mut m = json!({"type": "meta", "file": file, "sourceKind": "file", "cursor": cursor, "size": size});
-            if local {
-                m["localFallback"] = true.into();
-            }
-            self.write_stdout(&m.to_string())
-        } else {
-            self.write_stdout(&format!("Log file: {file}"))
-        }
-    }
-    fn line(&self, raw: &str) -> std::result::Result<(), Closed> {
-        if self.json {
-            self.write_stdout(&json_record(raw).to_string())
-        } else {
-            self.write_stdout(&format_text(raw, self.color))
-        }
-    }
-    /// Notices go to stderr in text mode (stdout stays pure log lines).
-    fn notice(&self, msg: &str) -> std::result::Result<(), Closed> {
-        if self.json {
-            self.write_stdout(&json!({"type": "notice", "message": msg}).to_string())
-        } else {
-            eprintln!("{msg}");
-            Ok(())
-        }
+    ) -> std::result::Result<(), Closed>;
+    /// One raw JSONL line of the file.
+    fn line(&self, raw: &str) -> std::result::Result<(), Closed>;
+    /// A notice (disconnects, resets, fallbacks).
+    fn notice(&self, msg: &str) -> std::result::Result<(), Closed>;
+}
+
+/// How much to read, and how often to poll when following.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Tail {
+    /// Lines to show initially.
+    pub(crate) limit: u32,
+    /// Poll interval in milliseconds.
+    pub(crate) interval: u64,
+    /// Bytes to read initially.
+    pub(crate) max_bytes: u64,
+}
+
+/// Prints the tail of the target's log into `out`, then with `follow` keeps following it
+/// (never returns `Ok` unless stdout closes). A closed stdout is success.
+pub(crate) async fn tail(
+    paths: &Paths,
+    target: &Target,
+    tail: &Tail,
+    follow: bool,
+    out: &dyn Sink,
+    pf: &str,
+) -> Result<()> {
+    let r = if follow {
+        self::follow(paths, tail, target, out, pf).await
+    } else {
+        once(paths, tail, target, out, pf).await
+    };
+    match r {
+        Ok(()) | Err(Fail::Closed) => Ok(()),
+        Err(Fail::Error(e)) => Err(e),
     }
 }
 
 /// The cursor state of a follower: which file, and the byte offset read so far.
 #[derive(Debug, Default, Clone, PartialEq)]
-pub struct Cursor {
+pub(crate) struct Cursor {
     /// The file the cursor belongs to.
-    pub file: Option<String>,
+    pub(crate) file: Option<String>,
     /// Bytes of it already printed.
-    pub offset: Option<u64>,
+    pub(crate) offset: Option<u64>,
 }
 
 /// What to do with a `logs.tail`-shaped answer.
 #[derive(Debug, PartialEq)]
-pub enum Step {
+pub(crate) enum Step {
     /// Print these lines (after the notices).
     Lines {
         /// Notices to show first.
@@ -262,7 +128,7 @@ pub enum Step {
 
 impl Cursor {
     /// Applies an answer to a request made with `self.offset` (pure).
-    pub fn apply(&mut self, resp: &Value) -> Step {
+    pub(crate) fn apply(&mut self, resp: &Value) -> Step {
         let file = resp["file"].as_str().unwrap_or_default().to_string();
         let changed = self.file.as_deref().is_some_and(|f| f != file);
         if changed && self.offset.is_some() && !file.is_empty() {
@@ -306,7 +172,7 @@ impl Cursor {
 /// `OPENCLAW_LOG_DIR`, the state dir's `logs/` (where an installed service writes: its unit
 /// sets `OPENCLAW_LOG_DIR` there), the default `/tmp/openclaw` (shared by every gateway of the
 /// profile name on this host, hence last).
-pub fn local_log_file(paths: &Paths) -> Option<PathBuf> {
+pub(crate) fn local_log_file(paths: &Paths) -> Option<PathBuf> {
     let mut dirs: Vec<PathBuf> = Vec::new();
     if let Some(d) = std::env::var_os("OPENCLAW_LOG_DIR").filter(|d| !d.is_empty()) {
         dirs.push(PathBuf::from(d));
@@ -335,31 +201,6 @@ async fn tail_rpc(
     client.call("logs.tail", Some(p)).await
 }
 
-/// Runs the command.
-pub fn run(paths: &Paths, args: &LogsOptions) -> Result<Exit> {
-    let target = super::target(paths, &args.conn)?;
-    let out = Out {
-        json: args.json,
-        color: !args.json
-            && !args.no_color
-            && std::env::var_os("NO_COLOR").is_none()
-            && std::io::stdout().is_terminal(),
-    };
-    let rt = rpc::runtime()?;
-    let pf = super::profile_flag(paths);
-    match rt.block_on(async {
-        if args.follow {
-            follow(paths, args, &target, &out, &pf).await
-        } else {
-            once(paths, args, &target, &out, &pf).await
-        }
-    }) {
-        Ok(code) => Ok(code),
-        Err(Fail::Closed) => Ok(Exit::Ok),
-        Err(Fail::Error(e)) => Err(e),
-    }
-}
-
 enum Fail {
     Closed,
     Error(Error),
@@ -377,7 +218,7 @@ impl From<Error> for Fail {
     }
 }
 
-fn print_answer(out: &Out, resp: &Value, local: bool) -> std::result::Result<(), Closed> {
+fn print_answer(out: &dyn Sink, resp: &Value, local: bool) -> std::result::Result<(), Closed> {
     out.meta(
         resp["file"].as_str().unwrap_or_default(),
         resp["cursor"].as_u64().unwrap_or(0),
@@ -397,11 +238,11 @@ fn print_answer(out: &Out, resp: &Value, local: bool) -> std::result::Result<(),
 
 async fn once(
     paths: &Paths,
-    args: &LogsOptions,
+    args: &Tail,
     target: &Target,
-    out: &Out,
+    out: &dyn Sink,
     pf: &str,
-) -> std::result::Result<Exit, Fail> {
+) -> std::result::Result<(), Fail> {
     let limit = args.limit as usize;
     let max_bytes = args.max_bytes;
     match rpc::connect(target, &Identity::read()).await {
@@ -416,7 +257,7 @@ async fn once(
                 ))
             })?;
             print_answer(out, &resp, false)?;
-            Ok(Exit::Ok)
+            Ok(())
         }
         Err(f) if target.is_local() && f.transient() => {
             let Some(path) = local_log_file(paths) else {
@@ -428,7 +269,7 @@ async fn once(
                 path.display()
             ))?;
             print_answer(out, &read_local(&path, None, limit, max_bytes), true)?;
-            Ok(Exit::Ok)
+            Ok(())
         }
         Err(f) => Err(f.into_error(pf).into()),
     }
@@ -437,7 +278,7 @@ async fn once(
 /// Prints one answer through the cursor; returns true when the caller must refetch from the
 /// start of a new file.
 fn emit(
-    out: &Out,
+    out: &dyn Sink,
     cursor: &mut Cursor,
     resp: &Value,
     local: bool,
@@ -470,11 +311,11 @@ fn emit(
 
 async fn follow(
     paths: &Paths,
-    args: &LogsOptions,
+    args: &Tail,
     target: &Target,
-    out: &Out,
+    out: &dyn Sink,
     pf: &str,
-) -> std::result::Result<Exit, Fail> {
+) -> std::result::Result<(), Fail> {
     let interval = Duration::from_millis(args.interval.max(10));
     let mut cursor = Cursor::default();
     let mut client: Option<GatewayClient> = None;
@@ -603,25 +444,6 @@ fn human(d: Duration) -> String {
 mod tests {
     use super::*;
 
-    const REC: &str = r#"{"0":"{\"subsystem\":\"gateway\"}","1":"listening","_meta":{"logLevelName":"INFO","date":"2026-01-01T00:00:00.000Z"},"time":"2026-01-01T00:00:00.000+00:00","hostname":"h","level":"info","subsystem":"gateway","message":"listening on ws://127.0.0.1:1","pid":42}"#;
-
-    #[test]
-    fn text_and_json_formats() {
-        assert_eq!(
-            format_text(REC, false),
-            "2026-01-01T00:00:00.000+00:00 info gateway listening on ws://127.0.0.1:1 pid=42"
-        );
-        assert!(format_text(REC, true).contains("\x1b[32minfo\x1b[0m"));
-        assert_eq!(format_text("not json", false), "not json");
-        let j = json_record(REC);
-        assert_eq!(j["type"], "log");
-        assert_eq!(j["subsystem"], "gateway");
-        assert_eq!(j["raw"], REC);
-        // upstream tslog shape without flat keys
-        let up = r#"{"0":"{\"subsystem\":\"gateway/ws\"}","1":"res ok","_meta":{"logLevelName":"WARN"},"time":"t"}"#;
-        assert_eq!(format_text(up, false), "t warn gateway/ws res ok");
-    }
-
     #[test]
     fn cursor_follows_resets_and_rotation() {
         let mut c = Cursor::default();
@@ -659,6 +481,67 @@ mod tests {
             }
             s => panic!("{s:?}"),
         }
+    }
+
+    /// A sink that records what it was handed.
+    #[derive(Default)]
+    struct Rec(std::cell::RefCell<Vec<String>>);
+
+    impl Sink for Rec {
+        fn meta(
+            &self,
+            file: &str,
+            cursor: u64,
+            size: u64,
+            local: bool,
+        ) -> std::result::Result<(), Closed> {
+            self.0
+                .borrow_mut()
+                .push(format!("meta {file} {cursor} {size} {local}"));
+            Ok(())
+        }
+        fn line(&self, raw: &str) -> std::result::Result<(), Closed> {
+            self.0.borrow_mut().push(format!("line {raw}"));
+            Ok(())
+        }
+        fn notice(&self, msg: &str) -> std::result::Result<(), Closed> {
+            self.0.borrow_mut().push(format!("notice {msg}"));
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn an_answer_is_header_then_lines_then_the_truncation_notice() {
+        let r = Rec::default();
+        let resp = json!({"file": "/l/a.log", "cursor": 5, "size": 9, "lines": ["a", "b"], "truncated": true});
+        print_answer(&r, &resp, true).unwrap();
+        assert_eq!(
+            *r.0.borrow(),
+            [
+                "meta /l/a.log 5 9 true",
+                "line a",
+                "line b",
+                "notice Log tail truncated (increase --limit or --max-bytes).",
+            ]
+        );
+    }
+
+    #[test]
+    fn a_follower_prints_a_header_only_for_a_new_file() {
+        let r = Rec::default();
+        let mut c = Cursor::default();
+        let first = json!({"file": "/l/a.log", "cursor": 3, "size": 3, "lines": ["x"]});
+        assert!(!emit(&r, &mut c, &first, false).unwrap());
+        let next = json!({"file": "/l/a.log", "cursor": 5, "size": 5, "lines": ["y"]});
+        assert!(!emit(&r, &mut c, &next, false).unwrap());
+        assert_eq!(
+            *r.0.borrow(),
+            ["meta /l/a.log 3 3 false", "line x", "line y"]
+        );
+        // Rotation: nothing printed, the caller refetches the new file from its start.
+        let rotated = json!({"file": "/l/b.log", "cursor": 9, "size": 9, "lines": ["z"]});
+        assert!(emit(&r, &mut c, &rotated, false).unwrap());
+        assert_eq!(r.0.borrow().len(), 3);
     }
 
     #[test]

@@ -1,17 +1,16 @@
-//! Operator commands that talk to a running gateway or inspect this host: `health`,
-//! `gateway call|probe|health`, `status`, `logs`, `channels status`.
+//! The client library of the operator verbs (the client verbs, doctor, the service verbs):
+//! target resolution ([`conn`]), the rpc session (`rpc`), reach/probe ([`probe`]), status
+//! gathering ([`status`]) and the logs tail/follow engine (`logs`). It prints nothing but
+//! what a sink or `print_json` is handed.
 //!
-//! Every client command resolves its target once ([`conn::resolve`]: `--url` + explicit
+//! Every client command resolves its target once (`conn::resolve`: `--url` + explicit
 //! credentials, or the profile's local gateway), opens one WebSocket on a current-thread
-//! runtime ([`rpc`]), sends the fewest RPCs it needs and exits: no fixed waits, so commands
+//! runtime (`rpc`), sends the fewest RPCs it needs and exits: no fixed waits, so commands
 //! answer in milliseconds against a local gateway.
-pub mod call;
-pub mod channels;
 pub mod conn;
-pub mod health;
-pub mod logs;
+pub(crate) mod logs;
 pub mod probe;
-pub mod rpc;
+pub(crate) mod rpc;
 pub mod status;
 
 use serde_json::Value;
@@ -23,7 +22,7 @@ use crate::error::Result;
 
 /// ` --dev`, ` --profile NAME` or nothing: for next-step hints that must target the same
 /// gateway as the command that printed them.
-pub fn profile_flag(paths: &Paths) -> String {
+pub(crate) fn profile_flag(paths: &Paths) -> String {
     match (&paths.profile, paths.dev) {
         (_, true) => " --dev".into(),
         (Some(p), false) => format!(" --profile {p}"),
@@ -33,16 +32,16 @@ pub fn profile_flag(paths: &Paths) -> String {
 
 /// Resolves the target of a client command. The config is loaded only when it is needed
 /// (no `--url`); a broken config is an error naming file:line:column (exit 78).
-pub fn target(paths: &Paths, conn: &ConnOptions) -> Result<conn::Target> {
+pub(crate) fn target(paths: &Paths, conn: &ConnOptions) -> Result<conn::Target> {
     if conn.url.is_some() {
-        return conn::resolve(paths, conn, None, &ProcessEnv);
+        return Ok(conn::resolve(paths, conn, None, &ProcessEnv)?);
     }
     let cfg = Config::load(&paths.config_path)?;
-    conn::resolve(paths, conn, Some(&cfg), &ProcessEnv)
+    Ok(conn::resolve(paths, conn, Some(&cfg), &ProcessEnv)?)
 }
 
 /// Prints a JSON value the way upstream does (2-space indent).
-pub fn print_json(v: &Value) {
+pub(crate) fn print_json(v: &Value) {
     println!(
         "{}",
         serde_json::to_string_pretty(v).unwrap_or_else(|_| v.to_string())

@@ -1,43 +1,17 @@
-//! `openclaw gateway probe [--json]` and the shared RPC probe used by `status`.
+//! The RPC probe: a connect-only `reach` (shared by `status`, `gateway status`, doctor and
+//! the service verbs) and the full `probe` of `openclaw gateway probe`.
 //!
 //! Like upstream, the probe connects as `cli`/`probe` (protocol 3–4, `operator.read`), reads
 //! `hello-ok` (server version, auth role/scopes → capability) and sends `health`, `status`,
 //! `system-presence` and `config.get {}` in parallel. A method the connection may not call is
 //! a `probe_scope_limited` warning (a device-less probe holds no operator scope on upstream
-//! gateways), not a failure. Exit 0 when connected (even degraded), 1 when unreachable.
-use std::fmt::Write as _;
-
+//! gateways), not a failure (`build_report`).
 use serde_json::{Value, json};
 
 use super::conn::Target;
 use super::rpc::{self, Identity};
 
-use crate::config::paths::Paths;
-use crate::error::{Exit, Result};
 use crate::gateway::client::ClientError;
-use crate::ops::conn::ConnOptions;
-
-/// `gateway probe`.
-#[derive(Debug, Clone, Default)]
-pub struct ProbeOptions {
-    /// JSON output.
-    pub json: bool,
-    /// Connection.
-    pub conn: ConnOptions,
-}
-
-/// `gateway status`.
-#[derive(Debug, Clone, Default)]
-pub struct GatewayStatusOptions {
-    /// Also inspect other installed gateway units/agents and system-level ones.
-    pub deep: bool,
-    /// JSON output.
-    pub json: bool,
-    /// Fail unless an RPC (`status`) succeeds.
-    pub require_rpc: bool,
-    /// Connection.
-    pub conn: ConnOptions,
-}
 
 /// What a connect-only probe learned (shared with `status`).
 #[derive(Debug, Clone, Default, serde::Serialize)]
@@ -65,7 +39,7 @@ pub struct Reach {
 
 /// Connects with `id`, then runs `then` on the session (e.g. one RPC). The timeout of the
 /// target bounds everything.
-pub async fn reach<F, Fut>(target: &Target, id: &Identity, then: F) -> (Reach, Option<Value>)
+pub(crate) async fn reach<F, Fut>(target: &Target, id: &Identity, then: F) -> (Reach, Option<Value>)
 where
     F: FnOnce(crate::gateway::client::GatewayClient) -> Fut,
     Fut: std::future::Future<Output = Option<Value>>,
@@ -96,11 +70,10 @@ where
 
 const PROBE_METHODS: [&str; 4] = ["health", "status", "system-presence", "config.get"];
 
-/// Runs the command.
-pub fn run(paths: &Paths, args: &ProbeOptions) -> Result<Exit> {
-    let target = super::target(paths, &args.conn)?;
-    let rt = rpc::runtime()?;
-    let (reach, results) = rt.block_on(reach(&target, &Identity::Probe, |client| async move {
+/// Connects as `cli`/`probe` and sends the four probe methods in parallel. Returns what the
+/// connect learned and `{method: {ok, payload|error}}` (`null` when the connect failed).
+pub(crate) async fn probe(target: &Target) -> (Reach, Value) {
+    let (reach, results) = reach(target, &Identity::Probe, |client| async move {
         let call = |m: &'static str| {
             let params = (m == "config.get").then(|| json!({}));
             let c = &client;
@@ -119,30 +92,33 @@ pub fn run(paths: &Paths, args: &ProbeOptions) -> Result<Exit> {
             methods.insert(m.to_string(), method_result(r));
         }
         Some(Value::Object(methods))
-    }));
-    let report = build_report(&reach, results.unwrap_or(Value::Null));
-    if args.json {
-        super::print_json(&report);
-    } else {
-        print!("{}", render(&report));
-        if !reach.ok {
-            eprintln!(
-                "Next: {}",
-                if reach.transient {
-                    format!(
-                        "start the gateway (`openclaw{pf} gateway run` or `openclaw{pf} gateway start`) or check the port with `openclaw{pf} status`",
-                        pf = super::profile_flag(paths)
-                    )
-                } else {
-                    "check the credential (--token/--password or gateway.auth in the config)".into()
-                }
-            );
-        }
-    }
-    Ok(if reach.ok { Exit::Ok } else { Exit::Failure })
+    })
+    .await;
+    (reach, results.unwrap_or(Value::Null))
 }
 
-fn method_result(r: std::result::Result<Value, ClientError>) -> Value {
+/// The client side of `gateway status --url …`: a connect-only probe as `cli`/`probe`, or
+/// with `require_rpc` a `gateway-client`/`backend` connection that must answer `status`.
+/// Returns the reach and, with `require_rpc`, the `status` result (`{ok, payload|error}`).
+pub(crate) async fn remote_status(target: &Target, require_rpc: bool) -> (Reach, Option<Value>) {
+    let id = if require_rpc {
+        Identity::Backend
+    } else {
+        Identity::Probe
+    };
+    reach(target, &id, |client| async move {
+        let r = if require_rpc {
+            Some(method_result(client.call("status", None).await))
+        } else {
+            None
+        };
+        client.close();
+        r
+    })
+    .await
+}
+
+pub(crate) fn method_result(r: std::result::Result<Value, ClientError>) -> Value {
     match r {
         Ok(p) => json!({"ok": true, "payload": p}),
         Err(ClientError::Rpc(e)) => {
@@ -153,7 +129,7 @@ fn method_result(r: std::result::Result<Value, ClientError>) -> Value {
 }
 
 /// The JSON report (pure, for tests).
-pub fn build_report(reach: &Reach, methods: Value) -> Value {
+pub(crate) fn build_report(reach: &Reach, methods: Value) -> Value {
     let mut warnings = Vec::new();
     let mut degraded = !reach.ok;
     if let Some(m) = methods.as_object() {
@@ -184,146 +160,6 @@ pub fn build_report(reach: &Reach, methods: Value) -> Value {
         "capability": reach.capability,
         "methods": methods,
         "warnings": warnings,
-    })
-}
-
-/// The text report (pure, for tests).
-pub fn render(report: &Value) -> String {
-    let mut o = String::new();
-    let _ = writeln!(
-        o,
-        "Gateway probe: {}",
-        report["url"].as_str().unwrap_or("?")
-    );
-    if report["ok"] != true {
-        let _ = writeln!(
-            o,
-            "Connect: failed: {}",
-            report["error"].as_str().unwrap_or("unknown error")
-        );
-        return o;
-    }
-    let _ = writeln!(
-        o,
-        "Connect: ok ({}ms) · protocol {} · server {}",
-        report["connectLatencyMs"].as_u64().unwrap_or(0),
-        report["protocol"],
-        report["server"]["version"].as_str().unwrap_or("unknown")
-    );
-    let _ = writeln!(
-        o,
-        "Capability: {}",
-        report["capability"].as_str().unwrap_or("unknown")
-    );
-    if let Some(m) = report["methods"].as_object() {
-        for (name, r) in m {
-            if r["ok"] == true {
-                let _ = writeln!(o, "{name}: ok");
-            } else {
-                let _ = writeln!(
-                    o,
-                    "{name}: failed: {}",
-                    r["error"]["message"].as_str().unwrap_or("?")
-                );
-            }
-        }
-    }
-    for w in report["warnings"].as_array().into_iter().flatten() {
-        let _ = writeln!(
-            o,
-            "Warning: {}: {}",
-            w["code"].as_str().unwrap_or(""),
-            w["message"].as_str().unwrap_or("")
-        );
-    }
-    let _ = writeln!(
-        o,
-        "Result: {}",
-        if report["degraded"] == true {
-            "degraded"
-        } else {
-            "ok"
-        }
-    );
-    o
-}
-
-/// `openclaw gateway status --url ws://… --token …`: the client side of `gateway status`
-/// for an explicit (possibly remote) gateway, as upstream (protocol.md §8): a connect-only
-/// probe as `cli`/`probe` (`Connectivity probe: ok`, `Capability: …`), or with
-/// `--require-rpc` a `gateway-client`/`backend` connection that must answer `status`. No
-/// service section: the service manager only knows local services. Exit 0 unless
-/// `--require-rpc` and the RPC failed.
-pub fn remote_status(paths: &Paths, args: &GatewayStatusOptions) -> Result<Exit> {
-    let target = super::target(paths, &args.conn)?;
-    let rt = rpc::runtime()?;
-    let id = if args.require_rpc {
-        Identity::Backend
-    } else {
-        Identity::Probe
-    };
-    let require = args.require_rpc;
-    let (reach, rpc) = rt.block_on(reach(&target, &id, |client| async move {
-        let r = if require {
-            Some(method_result(client.call("status", None).await))
-        } else {
-            None
-        };
-        client.close();
-        r
-    }));
-    let rpc_ok = rpc.as_ref().is_some_and(|r| r["ok"] == true);
-    if args.json {
-        let h = &reach.hello;
-        super::print_json(&json!({
-            "gateway": {"probeUrl": reach.url, "urlSource": "--url", "version": reach.version},
-            "rpc": {
-                "ok": reach.ok && (!require || rpc_ok),
-                "kind": if require { "status" } else { "connect" },
-                "url": reach.url,
-                "connectLatencyMs": reach.connect_latency_ms,
-                "capability": reach.capability,
-                "auth": h.get("auth"),
-                "server": h.get("server"),
-                "error": reach.error.clone().or_else(|| rpc.as_ref().and_then(|r| r["error"]["message"].as_str().map(str::to_string))),
-            },
-        }));
-    } else {
-        let mut o = String::new();
-        let _ = writeln!(o, "Probe target: {} (--url)", reach.url);
-        if reach.ok {
-            let _ = writeln!(
-                o,
-                "Gateway version: {}",
-                reach.version.as_deref().unwrap_or("unknown")
-            );
-            let _ = writeln!(o, "Connectivity probe: ok");
-            let _ = writeln!(
-                o,
-                "Capability: {}",
-                reach.capability.as_deref().unwrap_or("unknown")
-            );
-        } else {
-            let _ = writeln!(o, "Connectivity probe: failed");
-            let _ = writeln!(o, "  {}", reach.error.as_deref().unwrap_or("unknown error"));
-        }
-        if let Some(r) = &rpc {
-            if r["ok"] == true {
-                let _ = writeln!(o, "RPC probe: ok");
-            } else {
-                let _ = writeln!(
-                    o,
-                    "RPC probe: failed: {}",
-                    r["error"]["message"].as_str().unwrap_or("unknown error")
-                );
-            }
-        }
-        print!("{o}");
-    }
-    Ok(if require && !(reach.ok && rpc_ok) {
-        Exit::Failure
-    } else {
-        Exit::Ok
     })
 }
 
@@ -405,27 +241,34 @@ mod tests {
 
     #[test]
     fn scope_limited_probe_is_degraded_with_warning() {
-        let reach = Reach {
-            url: "ws://127.0.0.1:1".into(),
-            ok: true,
-            connect_latency_ms: Some(2),
-            capability: Some("connected-no-operator-scope".into()),
-            hello: json!({"protocol": 4, "server": {"version": "1.2.3"}}),
-            ..Default::default()
-        };
-        let methods = json!({
-            "health": {"ok": true, "payload": {}},
-            "status": {"ok": false, "error": {"code": "FORBIDDEN", "message": "missing scope: operator.read"}},
-        });
-        let r = build_report(&reach, methods);
+        let r = build_report(&sample_reach(), sample_methods());
         assert_eq!(r["degraded"], true);
         assert_eq!(r["warnings"][0]["code"], "probe_scope_limited");
-        let t = render(&r);
-        assert!(
-            t.contains("Connect: ok (2ms) · protocol 4 · server 1.2.3"),
-            "{t}"
-        );
-        assert!(t.contains("status: failed: missing scope: operator.read"));
-        assert!(t.ends_with("Result: degraded\n"));
+        let all_ok = json!({"health": {"ok": true, "payload": {}}});
+        let r = build_report(&sample_reach(), all_ok);
+        assert_eq!(r["degraded"], false);
+        assert_eq!(r["warnings"], json!([]));
     }
+}
+
+/// A connected, scope-limited probe (shared by the renderers' tests).
+#[cfg(test)]
+pub(crate) fn sample_reach() -> Reach {
+    Reach {
+        url: "ws://127.0.0.1:1".into(),
+        ok: true,
+        connect_latency_ms: Some(2),
+        capability: Some("connected-no-operator-scope".into()),
+        hello: json!({"protocol": 4, "server": {"version": "1.2.3"}}),
+        ..Default::default()
+    }
+}
+
+/// Probe results where `status` was refused for a missing scope.
+#[cfg(test)]
+pub(crate) fn sample_methods() -> Value {
+    json!({
+        "health": {"ok": true, "payload": {}},
+        "status": {"ok": false, "error": {"code": "FORBIDDEN", "message": "missing scope: operator.read"}},
+    })
 }

@@ -12,7 +12,7 @@ use crate::gateway::client::{ClientError, ConnectOptions, GatewayClient};
 use crate::gateway::protocol::ErrorShape;
 
 /// The scope set the official CLI requests for methods it does not classify.
-pub const CLI_DEFAULT_SCOPES: &[&str] = &[
+pub(crate) const CLI_DEFAULT_SCOPES: &[&str] = &[
     "operator.admin",
     "operator.read",
     "operator.write",
@@ -26,7 +26,7 @@ const METHOD_SCOPES: &str = include_str!("method_scopes.tsv");
 
 /// Least-privilege scopes for calling `method` (upstream's method table; unknown methods get
 /// [`CLI_DEFAULT_SCOPES`]).
-pub fn scopes_for(method: &str) -> Vec<String> {
+pub(crate) fn scopes_for(method: &str) -> Vec<String> {
     METHOD_SCOPES
         .lines()
         .filter(|l| !l.starts_with('#'))
@@ -38,7 +38,7 @@ pub fn scopes_for(method: &str) -> Vec<String> {
 
 /// Which client a command presents itself as.
 #[derive(Debug, Clone)]
-pub enum Identity {
+pub(crate) enum Identity {
     /// `cli`/`cli`, protocol 4, the given scopes (health, call, logs, status).
     Cli(Vec<String>),
     /// `cli`/`probe`, version `dev`, protocol 3–4, `operator.read` (gateway probe/status).
@@ -49,13 +49,13 @@ pub enum Identity {
 
 impl Identity {
     /// `cli`/`cli` with `operator.read`.
-    pub fn read() -> Identity {
+    pub(crate) fn read() -> Identity {
         Identity::Cli(vec![crate::gateway::protocol::scopes::READ.to_string()])
     }
 }
 
 /// A single-threaded runtime: a CLI command needs one socket, not a thread pool.
-pub fn runtime() -> Result<tokio::runtime::Runtime> {
+pub(crate) fn runtime() -> Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -63,7 +63,7 @@ pub fn runtime() -> Result<tokio::runtime::Runtime> {
 }
 
 /// Connect options for a target and identity.
-pub fn options(target: &Target, id: &Identity) -> ConnectOptions {
+pub(crate) fn options(target: &Target, id: &Identity) -> ConnectOptions {
     let mut o = ConnectOptions::new(target.url.clone());
     o.token = target.token.clone();
     o.password = target.password.clone();
@@ -89,31 +89,31 @@ pub fn options(target: &Target, id: &Identity) -> ConnectOptions {
 
 /// A failed connect, with the target it was for.
 #[derive(Debug)]
-pub struct ConnectFailure {
+pub(crate) struct ConnectFailure {
     /// The URL dialled.
-    pub url: String,
+    pub(crate) url: String,
     /// What went wrong.
-    pub error: ClientError,
+    pub(crate) error: ClientError,
     /// Where the credential came from (for the hint).
-    pub auth_source: Option<String>,
+    pub(crate) auth_source: Option<String>,
     /// The target was the implicit local gateway.
-    pub local: bool,
+    pub(crate) local: bool,
 }
 
 impl ConnectFailure {
     /// Short reason: `connection refused`, `unauthorized: …`, `timed out …`.
-    pub fn reason(&self) -> String {
+    pub(crate) fn reason(&self) -> String {
         describe(&self.error)
     }
 
     /// True when retrying later may help (refused, reset, timeout, draining, restart close);
     /// false for auth and protocol rejections.
-    pub fn transient(&self) -> bool {
+    pub(crate) fn transient(&self) -> bool {
         transient(&self.error)
     }
 
     /// The next step for the operator.
-    pub fn hint(&self, profile_flag: &str) -> String {
+    pub(crate) fn hint(&self, profile_flag: &str) -> String {
         match &self.error {
             ClientError::Rpc(e) if is_auth(e) => format!(
                 "The gateway rejected the credential{}. Use this gateway's token (`openclaw{profile_flag} gateway auth-token` on its host) with --token, or fix gateway.auth in the config.",
@@ -130,7 +130,7 @@ impl ConnectFailure {
     }
 
     /// The full user-facing error: `gateway connect failed: <reason>` + hint.
-    pub fn into_error(self, profile_flag: &str) -> Error {
+    pub(crate) fn into_error(self, profile_flag: &str) -> Error {
         Error::Msg(format!(
             "gateway connect failed: {} ({})\n{}",
             self.reason(),
@@ -154,7 +154,7 @@ fn is_auth(e: &ErrorShape) -> bool {
 }
 
 /// A short, human reason for a client error.
-pub fn describe(e: &ClientError) -> String {
+pub(crate) fn describe(e: &ClientError) -> String {
     use tokio_tungstenite::tungstenite::Error as WsError;
     match e {
         ClientError::Connect { source, .. } => match source {
@@ -184,7 +184,7 @@ pub fn describe(e: &ClientError) -> String {
 }
 
 /// Whether a client error is worth retrying (logs --follow reconnects on these).
-pub fn transient(e: &ClientError) -> bool {
+pub(crate) fn transient(e: &ClientError) -> bool {
     use tokio_tungstenite::tungstenite::Error as WsError;
     match e {
         ClientError::Connect { source, .. } => match source {
@@ -216,16 +216,16 @@ fn startup_retry_delay(e: &ClientError) -> Option<Duration> {
 
 /// A connected session and how long the handshake took.
 #[derive(Debug)]
-pub struct Session {
+pub(crate) struct Session {
     /// The client.
-    pub client: GatewayClient,
+    pub(crate) client: GatewayClient,
     /// Socket open → `hello-ok`.
-    pub latency: Duration,
+    pub(crate) latency: Duration,
 }
 
 /// Connects and completes the handshake. Only the gateway's "still starting" answer is retried
 /// (silently, within the target's timeout), as upstream does.
-pub async fn connect(target: &Target, id: &Identity) -> Result<Session, ConnectFailure> {
+pub(crate) async fn connect(target: &Target, id: &Identity) -> Result<Session, ConnectFailure> {
     let deadline = Instant::now() + target.timeout;
     loop {
         let t0 = Instant::now();
@@ -258,7 +258,7 @@ pub async fn connect(target: &Target, id: &Identity) -> Result<Session, ConnectF
 }
 
 /// `hello.auth.scopes` → upstream's capability word.
-pub fn capability(hello: &Value) -> &'static str {
+pub(crate) fn capability(hello: &Value) -> &'static str {
     let scopes: Vec<&str> = hello["auth"]["scopes"]
         .as_array()
         .map(|a| a.iter().filter_map(Value::as_str).collect())
@@ -277,7 +277,7 @@ pub fn capability(hello: &Value) -> &'static str {
 }
 
 /// The JSON error object upstream prints for a failed `gateway call`.
-pub fn request_error_json(e: &ErrorShape) -> Value {
+pub(crate) fn request_error_json(e: &ErrorShape) -> Value {
     let mut err = serde_json::json!({
         "type": "gateway_request_error",
         "code": e.code,

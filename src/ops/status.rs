@@ -1,4 +1,4 @@
-//! `openclaw status [--json] [--all]`: one consistent overview.
+//! What `openclaw status` reports, gathered: one consistent overview.
 //!
 //! Gathered concurrently (the service manager is asked on a thread while the gateway is
 //! probed, so the command costs one connect + one RPC): the config (valid, or file:line:column
@@ -8,59 +8,47 @@
 //! reports (installed/enabled/running, pid, linger, reload pending, logs). Then the
 //! cross-checks that the upstream CLI misses (lifecycle.md §10 items 7 and 9): the port the
 //! *service* uses vs the port the CLI resolves, the pid answering on the port vs the service's
-//! pid, CLI vs gateway version. Each problem yields a next-step hint. Exit 0 (informational;
-//! `openclaw health` is the scriptable check).
-use std::fmt::Write as _;
+//! pid, CLI vs gateway version. Each problem yields a next-step hint. The verb that prints it
+//! is `openclaw status` (informational, exit 0; `openclaw health` is the scriptable check).
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use super::conn::{self, Target};
 use super::probe::Reach;
 use super::rpc::{self, Identity};
 use crate::config::Config;
 use crate::config::paths::{Paths, ProcessEnv};
-use crate::error::{Error, Exit, Result};
+use crate::error::Result;
 use crate::ops::conn::ConnOptions;
 use crate::service::ServiceStatus;
 
-/// `openclaw status`.
-#[derive(Debug, Clone, Default)]
-pub struct StatusOptions {
-    /// JSON output.
-    pub json: bool,
-    /// Everything, including secrets-free config details.
-    pub all: bool,
-    /// Connection.
-    pub conn: ConnOptions,
-}
-
 /// Upper bound for the reachability probe: status must answer quickly even when something
 /// accepts connections but never speaks.
-pub const PROBE_CAP: Duration = Duration::from_secs(3);
+pub(crate) const PROBE_CAP: Duration = Duration::from_secs(3);
 
 /// The config as status sees it.
 #[derive(Debug, Clone, Default, serde::Serialize)]
 #[serde(rename_all = "camelCase")]
-pub struct ConfigState {
+pub(crate) struct ConfigState {
     /// Path.
-    pub path: PathBuf,
+    pub(crate) path: PathBuf,
     /// File exists.
-    pub exists: bool,
+    pub(crate) exists: bool,
     /// Parses and validates.
-    pub valid: bool,
+    pub(crate) valid: bool,
     /// The error (`invalid config <path>:<line>:<col>: …`).
-    pub error: Option<String>,
+    pub(crate) error: Option<String>,
     /// `gateway.mode`.
-    pub mode: Option<String>,
+    pub(crate) mode: Option<String>,
 }
 
 /// What the service manager said.
 #[allow(clippy::large_enum_variant)] // one per command; boxing buys nothing
 #[derive(Debug, Clone, serde::Serialize)]
 #[serde(rename_all = "camelCase", tag = "kind")]
-pub enum ServiceView {
+pub(crate) enum ServiceView {
     /// The manager answered.
     Observed {
         /// Its report.
@@ -78,45 +66,45 @@ pub enum ServiceView {
 /// Everything `status` reports.
 #[derive(Debug, Clone, serde::Serialize)]
 #[serde(rename_all = "camelCase")]
-pub struct Report {
+pub(crate) struct Report {
     /// CLI version.
-    pub cli_version: String,
+    pub(crate) cli_version: String,
     /// Profile (`None` = default).
-    pub profile: Option<String>,
+    pub(crate) profile: Option<String>,
     /// State dir.
-    pub state_dir: PathBuf,
+    pub(crate) state_dir: PathBuf,
     /// Config.
-    pub config: ConfigState,
+    pub(crate) config: ConfigState,
     /// Target URL.
-    pub url: String,
+    pub(crate) url: String,
     /// `local`, `--url`, `gateway.remote.url`.
-    pub url_source: String,
+    pub(crate) url_source: String,
     /// Port the CLI resolves (local targets).
-    pub port: Option<u16>,
+    pub(crate) port: Option<u16>,
     /// Which rule picked it.
-    pub port_source: Option<String>,
+    pub(crate) port_source: Option<String>,
     /// `token (from …)`, `password (from …)`, `none`.
-    pub auth: String,
+    pub(crate) auth: String,
     /// Reachability.
-    pub gateway: Reach,
+    pub(crate) gateway: Reach,
     /// RPC `status` payload subset (pid, uptime).
-    pub gateway_pid: Option<u32>,
+    pub(crate) gateway_pid: Option<u32>,
     /// Gateway uptime.
-    pub gateway_uptime_ms: Option<u64>,
+    pub(crate) gateway_uptime_ms: Option<u64>,
     /// Service manager view.
-    pub service: ServiceView,
+    pub(crate) service: ServiceView,
     /// The service belongs to another state dir (diagnostic only).
-    pub service_diagnostic_only: bool,
+    pub(crate) service_diagnostic_only: bool,
     /// Local log file (JSONL) of this profile.
-    pub log_file: Option<PathBuf>,
+    pub(crate) log_file: Option<PathBuf>,
     /// Findings that need attention.
-    pub problems: Vec<String>,
+    pub(crate) problems: Vec<String>,
     /// What to do next.
-    pub hints: Vec<String>,
+    pub(crate) hints: Vec<String>,
 }
 
 /// Observes the native service for this profile (run on a worker thread).
-pub fn observe_service(paths: &Paths, port: u16) -> ServiceView {
+pub(crate) fn observe_service(paths: &Paths, port: u16) -> ServiceView {
     let mgr = match crate::service::native(&crate::service::NativeOptions::default()) {
         Ok(m) => m,
         Err(e) => {
@@ -147,7 +135,7 @@ fn first_line(s: &str) -> String {
 
 /// The port an installed service definition uses: the socket unit's listeners, else
 /// `--port`/`OPENCLAW_GATEWAY_PORT` in the unit or plist.
-pub fn service_port(st: &ServiceStatus) -> Option<u16> {
+pub(crate) fn service_port(st: &ServiceStatus) -> Option<u16> {
     for l in &st.listen {
         if let Some(p) = l.rsplit(':').next().and_then(|p| p.trim().parse().ok()) {
             return Some(p);
@@ -157,7 +145,7 @@ pub fn service_port(st: &ServiceStatus) -> Option<u16> {
 }
 
 /// Reads `--port` / `OPENCLAW_GATEWAY_PORT` from a unit file or plist.
-pub fn port_from_definition(path: &Path) -> Option<u16> {
+pub(crate) fn port_from_definition(path: &Path) -> Option<u16> {
     if path.extension().and_then(|e| e.to_str()) == Some("plist") {
         let v = plist::Value::from_file(path).ok()?;
         let d = v.as_dictionary()?;
@@ -183,7 +171,7 @@ pub fn port_from_definition(path: &Path) -> Option<u16> {
 }
 
 /// Gathers the report.
-pub fn gather(paths: &Paths, args: &StatusOptions) -> Result<Report> {
+pub(crate) fn gather(paths: &Paths, opts: &ConnOptions) -> Result<Report> {
     let (cfg, config) = match Config::load(&paths.config_path) {
         Ok(c) => {
             let st = ConfigState {
@@ -206,15 +194,15 @@ pub fn gather(paths: &Paths, args: &StatusOptions) -> Result<Report> {
             },
         ),
     };
-    let mut target: Target = match conn::resolve(paths, &args.conn, cfg.as_ref(), &ProcessEnv) {
+    let mut target: Target = match conn::resolve(paths, opts, cfg.as_ref(), &ProcessEnv) {
         Ok(t) => t,
         // A SecretRef that does not resolve must not hide the rest of the report.
-        Err(e) if args.conn.url.is_none() => {
-            let mut t = conn::resolve(paths, &args.conn, None, &ProcessEnv)?;
+        Err(e) if opts.url.is_none() => {
+            let mut t = conn::resolve(paths, opts, None, &ProcessEnv)?;
             t.auth_source = Some(format!("unresolved: {e}"));
             t
         }
-        Err(e) => return Err(e),
+        Err(e) => return Err(e.into()),
     };
     target.timeout = target.timeout.min(PROBE_CAP);
     let service_port_hint = target.port.unwrap_or(paths.fallback_port());
@@ -262,7 +250,7 @@ pub fn gather(paths: &Paths, args: &StatusOptions) -> Result<Report> {
 }
 
 /// The consistency checks and next-step hints (pure).
-pub fn cross_check(r: &mut Report, pf: &str, auth_mode: Option<&str>) {
+pub(crate) fn cross_check(r: &mut Report, pf: &str, auth_mode: Option<&str>) {
     let mut problems = Vec::new();
     let mut hints = Vec::new();
     if let Some(e) = &r.config.error {
@@ -402,279 +390,21 @@ pub fn cross_check(r: &mut Report, pf: &str, auth_mode: Option<&str>) {
     r.hints = hints;
 }
 
-fn ago(ms: u64) -> String {
-    let s = ms / 1000;
-    if s < 60 {
-        format!("{s}s")
-    } else if s < 3600 {
-        format!("{}m", s / 60)
-    } else if s < 86_400 {
-        format!("{}h{}m", s / 3600, (s % 3600) / 60)
-    } else {
-        format!("{}d{}h", s / 86_400, (s % 86_400) / 3600)
-    }
-}
-
-/// Text report (pure).
-pub fn render(r: &Report, all: bool) -> String {
-    let mut o = String::new();
-    let _ = writeln!(
-        o,
-        "OpenClaw status{}",
-        r.profile
-            .as_ref()
-            .map(|p| format!(" (profile {p})"))
-            .unwrap_or_default()
-    );
-    let reach = if r.gateway.ok {
-        let mut s = format!(
-            "reachable ({}ms)",
-            r.gateway.connect_latency_ms.unwrap_or(0)
-        );
-        if let Some(v) = &r.gateway.version {
-            let _ = write!(s, " · version {v}");
-        }
-        if let Some(p) = r.gateway_pid {
-            let _ = write!(s, " · pid {p}");
-        }
-        if let Some(u) = r.gateway_uptime_ms {
-            let _ = write!(s, " · up {}", ago(u));
-        }
-        s
-    } else {
-        format!(
-            "unreachable ({})",
-            r.gateway.error.as_deref().unwrap_or("unknown")
-        )
-    };
-    let _ = writeln!(o, "Gateway: {} · {} · {reach}", r.url_source, r.url);
-    if let (Some(p), Some(src)) = (r.port, &r.port_source) {
-        let _ = writeln!(o, "Port: {p} ({src})");
-    }
-    match &r.service {
-        ServiceView::Observed { status: s, port } => {
-            let mut line = format!(
-                "Gateway service: {}{} ",
-                s.manager,
-                s.scope
-                    .as_deref()
-                    .map(|x| format!(" {x}"))
-                    .unwrap_or_default()
-            );
-            if !s.installed {
-                line.push_str("not installed");
-            } else {
-                let _ = write!(
-                    line,
-                    "installed · {} · {}",
-                    if s.enabled { "enabled" } else { "disabled" },
-                    s.runtime_word()
-                );
-                let mut details = Vec::new();
-                if let Some(pid) = s.pid {
-                    details.push(format!("pid {pid}"));
-                }
-                if !s.state.is_empty() {
-                    details.push(format!("state {}", s.state));
-                }
-                if let Some(c) = s.last_exit.filter(|c| *c != 0) {
-                    details.push(format!("last exit {c}"));
-                }
-                if !details.is_empty() {
-                    let _ = write!(line, " ({})", details.join(", "));
-                }
-                if let Some(p) = port {
-                    let _ = write!(line, " · port {p}");
-                }
-                if s.source.as_deref() == Some("package") {
-                    let _ = write!(line, " · package unit");
-                }
-            }
-            if r.service_diagnostic_only {
-                line.push_str(" (diagnostic only: this CLI uses a non-default state dir)");
-            }
-            let _ = writeln!(o, "{line}");
-            if all {
-                if let Some(f) = &s.file {
-                    let _ = writeln!(o, "Service file: {}", f.display());
-                }
-                if s.socket_activated {
-                    let _ = writeln!(o, "Listening (socket-activated): {}", s.listen.join(", "));
-                }
-                // The last STATUS= outlives the process: only a live instance's counts.
-                if let Some(t) = s.status_text.as_ref().filter(|_| s.pid.is_some()) {
-                    let _ = writeln!(o, "Service says: {t}");
-                }
-            }
-            if let Some(l) = s.linger.as_ref().filter(|l| *l != "n/a") {
-                let _ = writeln!(o, "Linger: {l}");
-            }
-        }
-        ServiceView::Unavailable { reason } => {
-            // The manager's explanation can be a paragraph; its first sentence is the status.
-            let short = match reason.find(". ") {
-                Some(i) if !all => &reason[..i],
-                _ => reason.as_str(),
-            };
-            let _ = writeln!(o, "Gateway service: unknown ({short})");
-        }
-    }
-    let _ = writeln!(o, "Auth: {}", r.auth);
-    let cfg = if r.config.valid {
-        if r.config.exists {
-            "valid".to_string()
-        } else {
-            "missing".to_string()
-        }
-    } else {
-        format!(
-            "invalid: {}",
-            r.config.error.as_deref().unwrap_or("unknown error")
-        )
-    };
-    let _ = writeln!(o, "Config: {} ({cfg})", r.config.path.display());
-    let _ = writeln!(
-        o,
-        "Versions: CLI {} · gateway {}",
-        r.cli_version,
-        r.gateway
-            .version
-            .as_deref()
-            .unwrap_or("unknown (not reachable)")
-    );
-    let mut logs = Vec::new();
-    if let Some(f) = &r.log_file {
-        logs.push(f.display().to_string());
-    }
-    if let ServiceView::Observed { status, .. } = &r.service
-        && status.installed
-        && let Some(l) = &status.logs
-    {
-        logs.push(l.clone());
-    }
-    if !logs.is_empty() {
-        let _ = writeln!(o, "Logs: {}", logs.join(" · "));
-    }
-    if all {
-        let _ = writeln!(o, "State dir: {}", r.state_dir.display());
-        if let Some(c) = &r.gateway.capability {
-            let _ = writeln!(o, "Capability: {c}");
-        }
-    }
-    if !r.problems.is_empty() {
-        o.push_str("Problems:\n");
-        for p in &r.problems {
-            let _ = writeln!(o, "  - {p}");
-        }
-    }
-    if !r.hints.is_empty() {
-        o.push_str("Next steps:\n");
-        for h in &r.hints {
-            let _ = writeln!(o, "  - {h}");
-        }
-    }
-    o
-}
-
-/// The JSON document (upstream-style top-level keys where they apply).
-pub fn to_json(r: &Report) -> Value {
-    let mut v = serde_json::to_value(r).unwrap_or(Value::Null);
-    v["gateway"]["mode"] = r.config.mode.clone().into();
-    v["gateway"]["reachable"] = r.gateway.ok.into();
-    v["gateway"]["urlSource"] = r.url_source.clone().into();
-    v["gateway"]["pid"] = r.gateway_pid.into();
-    v["versions"] = json!({
-        "cli": r.cli_version,
-        "gateway": r.gateway.version,
-        "match": r.gateway.version.as_deref().map(|g| g == r.cli_version),
-    });
-    v
-}
-
-/// Runs the command.
-pub fn run(paths: &Paths, args: &StatusOptions) -> Result<Exit> {
-    let r = gather(paths, args).map_err(|e| match e {
-        Error::Msg(m) => Error::Msg(m),
-        other => other,
-    })?;
-    if args.json {
-        super::print_json(&to_json(&r));
-    } else {
-        print!("{}", render(&r, args.all));
-    }
-    Ok(Exit::Ok)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn report() -> Report {
-        Report {
-            cli_version: "1.0.0".into(),
-            profile: None,
-            state_dir: "/h/.openclaw".into(),
-            config: ConfigState {
-                path: "/h/.openclaw/openclaw.json".into(),
-                exists: true,
-                valid: true,
-                error: None,
-                mode: Some("local".into()),
-            },
-            url: "ws://127.0.0.1:18789".into(),
-            url_source: "local".into(),
-            port: Some(18789),
-            port_source: Some("default".into()),
-            auth: "token (from config)".into(),
-            gateway: Reach {
-                url: "ws://127.0.0.1:18789".into(),
-                ok: true,
-                connect_latency_ms: Some(2),
-                version: Some("1.0.0".into()),
-                ..Default::default()
-            },
-            gateway_pid: Some(10),
-            gateway_uptime_ms: Some(61_000),
-            service: ServiceView::Observed {
-                status: ServiceStatus {
-                    manager: "systemd".into(),
-                    name: "openclaw-gateway.service".into(),
-                    installed: true,
-                    enabled: true,
-                    state: "active".into(),
-                    sub_state: Some("running".into()),
-                    pid: Some(10),
-                    linger: Some("yes".into()),
-                    scope: Some("user".into()),
-                    ..Default::default()
-                },
-                port: Some(18789),
-            },
-            service_diagnostic_only: false,
-            log_file: None,
-            problems: vec![],
-            hints: vec![],
-        }
-    }
-
     #[test]
     fn consistent_story_has_no_problems() {
-        let mut r = report();
+        let mut r = sample_report();
         cross_check(&mut r, "", Some("token"));
         assert!(r.problems.is_empty(), "{:?}", r.problems);
-        let t = render(&r, false);
-        assert!(
-            t.contains("Gateway: local · ws://127.0.0.1:18789 · reachable (2ms) · version 1.0.0 · pid 10 · up 1m"),
-            "{t}"
-        );
-        assert!(t.contains(
-            "Gateway service: systemd user installed · enabled · running (pid 10, state active) · port 18789"
-        ), "{t}");
+        assert!(r.hints.is_empty(), "{:?}", r.hints);
     }
 
     #[test]
     fn port_version_and_pid_mismatches_are_flagged() {
-        let mut r = report();
+        let mut r = sample_report();
         if let ServiceView::Observed { port, .. } = &mut r.service {
             *port = Some(18795);
         }
@@ -693,7 +423,7 @@ mod tests {
                 .iter()
                 .any(|h| h.contains("openclaw --profile ops doctor --repair"))
         );
-        let mut r = report();
+        let mut r = sample_report();
         r.gateway_pid = Some(99);
         cross_check(&mut r, "", None);
         assert!(
@@ -705,7 +435,7 @@ mod tests {
 
     #[test]
     fn unreachable_running_service_points_at_its_logs() {
-        let mut r = report();
+        let mut r = sample_report();
         r.gateway.ok = false;
         r.gateway.error = Some("connection refused".into());
         if let ServiceView::Observed { status, .. } = &mut r.service {
@@ -733,5 +463,56 @@ mod tests {
             ..Default::default()
         };
         assert_eq!(service_port(&st), Some(1234));
+    }
+}
+
+/// A consistent report: local target, running systemd user service, same pid and port
+/// (shared with the renderer's tests).
+#[cfg(test)]
+pub(crate) fn sample_report() -> Report {
+    Report {
+        cli_version: "1.0.0".into(),
+        profile: None,
+        state_dir: "/h/.openclaw".into(),
+        config: ConfigState {
+            path: "/h/.openclaw/openclaw.json".into(),
+            exists: true,
+            valid: true,
+            error: None,
+            mode: Some("local".into()),
+        },
+        url: "ws://127.0.0.1:18789".into(),
+        url_source: "local".into(),
+        port: Some(18789),
+        port_source: Some("default".into()),
+        auth: "token (from config)".into(),
+        gateway: Reach {
+            url: "ws://127.0.0.1:18789".into(),
+            ok: true,
+            connect_latency_ms: Some(2),
+            version: Some("1.0.0".into()),
+            ..Default::default()
+        },
+        gateway_pid: Some(10),
+        gateway_uptime_ms: Some(61_000),
+        service: ServiceView::Observed {
+            status: ServiceStatus {
+                manager: "systemd".into(),
+                name: "openclaw-gateway.service".into(),
+                installed: true,
+                enabled: true,
+                state: "active".into(),
+                sub_state: Some("running".into()),
+                pid: Some(10),
+                linger: Some("yes".into()),
+                scope: Some("user".into()),
+                ..Default::default()
+            },
+            port: Some(18789),
+        },
+        service_diagnostic_only: false,
+        log_file: None,
+        problems: vec![],
+        hints: vec![],
     }
 }

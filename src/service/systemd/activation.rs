@@ -11,9 +11,12 @@
 //! `LISTEN_PID`; `sd-notify`'s `listen_fds_with_names` reads the global environment (not
 //! table-testable), does not check the socket type, and its unsetting variant is an
 //! `unsafe fn`. The protocol itself is a few lines ([`parse`], pure and tested); the fd work is
-//! in [`crate::sys::unix`].
+//! in [`crate::sys::unix`]. Which passed fd becomes what (activation listener, stored
+//! listener, other fd-store entry), and whether the gateway binds instead, is decided by the
+//! gateway's listener acquisition, which calls [`parse`], `unset_vars`, `adopt` and
+//! `claim`.
 
-use crate::config::paths::{Env, ProcessEnv};
+use crate::config::paths::Env;
 use crate::error::{Error, Result};
 
 /// The first passed fd (`SD_LISTEN_FDS_START`).
@@ -27,22 +30,6 @@ pub const VARS: [&str; 4] = [
     "LISTEN_FDNAMES",
     "LISTEN_PIDFDID",
 ];
-
-/// Listeners inherited from a service manager, with the manager's fd names.
-#[derive(Debug, Default)]
-pub struct Inherited {
-    /// (fd name, listener) pairs from socket activation; already non-blocking.
-    pub listeners: Vec<(String, std::net::TcpListener)>,
-    /// Listeners the gateway put into the fd store itself (`listen-*`, no `.socket` unit).
-    pub stored_listeners: Vec<(String, std::net::TcpListener)>,
-    /// Other fd-store entries (connections, the handover state, names we do not know), for
-    /// the gateway's handover to adopt.
-    pub stored: Vec<(String, std::os::fd::OwnedFd)>,
-    /// `systemd` or `launchd`, for logs and status.
-    pub source: &'static str,
-    /// Things worth a log line once logging is up (fds skipped and why, env left in place).
-    pub notes: Vec<String>,
-}
 
 /// One fd announced by the manager.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -101,132 +88,37 @@ pub fn is_listener_name(name: &str) -> bool {
     name == FD_NAME || name == "unknown" || name.ends_with(".socket")
 }
 
-/// Takes the listeners passed by systemd, if any. Call before starting threads (it unsets the
-/// variables). `Ok(None)` means "not socket-activated: bind yourself". When the manager passed
-/// fds but none is a usable TCP listener this is an error (binding ourselves would collide
-/// with the manager's sockets), which the caller reports as a startup refusal.
-///
-/// One API over both managers: systemd's `LISTEN_FDS` first, then launchd's `Listeners`
-/// sockets (`service::launchd::activation`, always "none" off macOS). A launchd error is not
-/// fatal: it comes back as a note with no listeners, and the gateway binds itself.
-pub fn take_inherited() -> Result<Option<Inherited>> {
-    if let Some(inh) = take_from(&ProcessEnv, std::process::id())? {
-        return Ok(Some(inh));
-    }
-    match crate::service::launchd::activation::take_listeners() {
-        Ok(Some(ls)) if !ls.is_empty() => Ok(Some(Inherited {
-            listeners: ls
-                .into_iter()
-                .map(|l| ("Listeners".to_string(), l))
-                .collect(),
-            source: "launchd",
-            notes: Vec::new(),
-            ..Inherited::default()
-        })),
-        Ok(_) => Ok(None),
-        Err(e) => Ok(Some(Inherited {
-            source: "launchd",
-            notes: vec![format!(
-                "launchd socket activation failed ({e}); binding the port directly"
-            )],
-            ..Inherited::default()
-        })),
-    }
-}
-
-fn take_from(env: &dyn Env, pid: u32) -> Result<Option<Inherited>> {
-    let parsed = parse(env, pid);
-    let mut notes = Vec::new();
-    // Unset first, whatever the outcome, so no child ever sees them.
-    if env.var("LISTEN_FDS").is_some() && !unset_vars() {
-        notes.push(
-            "socket activation: threads already running, LISTEN_* left in the environment".into(),
-        );
-    }
-    let Some(fds) = parsed? else { return Ok(None) };
-    if fds.is_empty() {
-        return Ok(None);
-    }
-    let mut listeners = Vec::new();
-    let mut stored_listeners = Vec::new();
-    let mut stored = Vec::new();
-    let mut activation_fds = 0;
-    for PassedFd { fd, name } in fds {
-        if !is_listener_name(&name) {
-            // fd-store entries (service-managers.md A3): ours by name, the rest is removed
-            // from the store by the handover code.
-            if super::fdstore::classify(&name) == super::fdstore::Stored::Listener {
-                match adopt(fd) {
-                    Ok(l) => stored_listeners.push((name, l)),
-                    Err(why) => notes.push(format!("fd store: fd {fd} ({name}) skipped: {why}")),
-                }
-                continue;
-            }
-            match claim(fd) {
-                Ok(o) => stored.push((name, o)),
-                Err(why) => notes.push(format!("fd store: fd {fd} ({name}) skipped: {why}")),
-            }
-            continue;
-        }
-        activation_fds += 1;
-        match adopt(fd) {
-            Ok(l) => listeners.push((name, l)),
-            Err(why) => notes.push(format!(
-                "socket activation: fd {fd} ({name}) skipped: {why}"
-            )),
-        }
-    }
-    if listeners.is_empty() && activation_fds == 0 {
-        // Only fd-store entries: no socket unit (the gateway binds or takes its stored ones).
-        return Ok(Some(Inherited {
-            listeners,
-            stored_listeners,
-            stored,
-            source: "fdstore",
-            notes,
-        }));
-    }
-    if listeners.is_empty() {
-        return Err(Error::Config(format!(
-            "socket activation: the service manager passed file descriptors but none is a listening \
-             TCP socket named {FD_NAME:?} ({}). Fix the .socket unit (ListenStream=127.0.0.1:PORT, \
-             FileDescriptorName={FD_NAME}) or reinstall with `openclaw gateway install --force`.",
-            notes.join("; ")
-        )));
-    }
-    Ok(Some(Inherited {
-        listeners,
-        stored_listeners,
-        stored,
-        source: "systemd",
-        notes,
-    }))
-}
-
+/// Removes the protocol variables from the environment; false when that was not safe (threads
+/// already running) and they were left in place.
 #[cfg(unix)]
-fn unset_vars() -> bool {
+pub(crate) fn unset_vars() -> bool {
     crate::sys::unix::unset_env_single_threaded(&VARS)
 }
+/// Removes the protocol variables (not supported here: always false).
 #[cfg(not(unix))]
-fn unset_vars() -> bool {
+pub(crate) fn unset_vars() -> bool {
     false
 }
 
+/// Adopts a passed fd as a non-blocking, close-on-exec TCP listener (checked to be one).
 #[cfg(unix)]
-fn adopt(fd: i32) -> std::result::Result<std::net::TcpListener, String> {
+pub(crate) fn adopt(fd: i32) -> std::result::Result<std::net::TcpListener, String> {
     crate::sys::unix::adopt_tcp_listener(fd).map_err(|e| e.to_string())
 }
+/// Takes ownership of a passed fd of any kind (fd-store entries), close-on-exec.
 #[cfg(unix)]
-fn claim(fd: i32) -> std::result::Result<std::os::fd::OwnedFd, String> {
+pub(crate) fn claim(fd: i32) -> std::result::Result<std::os::fd::OwnedFd, String> {
     crate::sys::unix::claim_fd(fd).map_err(|e| e.to_string())
 }
+/// Takes ownership of a passed fd (not supported here).
 #[cfg(not(unix))]
-fn claim(_fd: i32) -> std::result::Result<std::os::fd::OwnedFd, String> {
+pub(crate) fn claim(_fd: i32) -> std::result::Result<std::os::fd::OwnedFd, String> {
     Err("the fd store is not supported on this platform".into())
 }
 
+/// Adopts a passed fd as a listener (not supported here).
 #[cfg(not(unix))]
-fn adopt(_fd: i32) -> std::result::Result<std::net::TcpListener, String> {
+pub(crate) fn adopt(_fd: i32) -> std::result::Result<std::net::TcpListener, String> {
     Err("socket activation is not supported on this platform".into())
 }
 

@@ -7,15 +7,20 @@ use std::fmt::Write as _;
 
 use serde_json::{Value, json};
 
-use super::rpc::{self, Identity};
 use crate::config::Config;
 use crate::config::paths::Paths;
 use crate::error::{Error, Exit, Result};
 use crate::ops::conn::ConnOptions;
+use crate::ops::rpc::{self, Identity};
 
 /// Runs the command.
-pub fn status(paths: &Paths, probe: bool, json_out: bool, conn: &ConnOptions) -> Result<Exit> {
-    let target = super::target(paths, conn)?;
+pub(crate) fn status(
+    paths: &Paths,
+    probe: bool,
+    json_out: bool,
+    conn: &ConnOptions,
+) -> Result<Exit> {
+    let target = crate::ops::target(paths, conn)?;
     let rt = rpc::runtime()?;
     if probe && !json_out {
         println!("Checking channel status (probe)…");
@@ -34,7 +39,7 @@ pub fn status(paths: &Paths, probe: bool, json_out: bool, conn: &ConnOptions) ->
     match r {
         Ok(Ok(payload)) => {
             if json_out {
-                super::print_json(&payload);
+                crate::ops::print_json(&payload);
             } else {
                 println!("Gateway reachable.");
                 print!("{}", render(&payload));
@@ -58,13 +63,13 @@ pub fn status(paths: &Paths, probe: bool, json_out: bool, conn: &ConnOptions) ->
                 );
                 print!("{}", render_config(&cfg));
             }
-            Err(f.into_error(&super::profile_flag(paths)))
+            Err(f.into_error(&crate::ops::profile_flag(paths)))
         }
     }
 }
 
 /// Text for a `channels.status` payload (pure).
-pub fn render(p: &Value) -> String {
+pub(crate) fn render(p: &Value) -> String {
     let mut o = String::new();
     let Some(channels) = p["channels"].as_object().filter(|c| !c.is_empty()) else {
         o.push_str("- no configured chat channels (this gateway has no channel plugins yet)\n");

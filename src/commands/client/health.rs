@@ -9,23 +9,23 @@ use std::time::Instant;
 
 use serde_json::Value;
 
-use super::rpc::{self, Identity};
 use crate::config::paths::Paths;
 use crate::error::{Error, Exit, Result};
 use crate::ops::conn::ConnOptions;
+use crate::ops::rpc::{self, Identity};
 
 /// `health`.
 #[derive(Debug, Clone, Default)]
-pub struct HealthOptions {
+pub(crate) struct HealthOptions {
     /// JSON output (the payload verbatim).
-    pub json: bool,
+    pub(crate) json: bool,
     /// Connection.
-    pub conn: ConnOptions,
+    pub(crate) conn: ConnOptions,
 }
 
 /// Which command printed it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Style {
+pub(crate) enum Style {
     /// `openclaw health`.
     Summary,
     /// `openclaw gateway health`.
@@ -33,14 +33,14 @@ pub enum Style {
 }
 
 /// Runs the command.
-pub fn run(paths: &Paths, args: &HealthOptions, style: Style) -> Result<Exit> {
-    let target = super::target(paths, &args.conn)?;
+pub(crate) fn run(paths: &Paths, args: &HealthOptions, style: Style) -> Result<Exit> {
+    let target = crate::ops::target(paths, &args.conn)?;
     let rt = rpc::runtime()?;
     let t0 = Instant::now();
     let payload = rt.block_on(async {
         let s = rpc::connect(&target, &Identity::read())
             .await
-            .map_err(|f| f.into_error(&super::profile_flag(paths)))?;
+            .map_err(|f| f.into_error(&crate::ops::profile_flag(paths)))?;
         let r = s.client.call("health", None).await;
         s.client.close();
         r.map_err(|e| {
@@ -53,7 +53,7 @@ pub fn run(paths: &Paths, args: &HealthOptions, style: Style) -> Result<Exit> {
     })?;
     let elapsed = t0.elapsed().as_millis() as u64;
     if args.json {
-        super::print_json(&payload);
+        crate::ops::print_json(&payload);
     } else {
         print!("{}", render(&payload, style, elapsed));
     }
@@ -65,7 +65,7 @@ pub fn run(paths: &Paths, args: &HealthOptions, style: Style) -> Result<Exit> {
 }
 
 /// `ok: true`, or a gateway that says it is still starting (non-failing upstream).
-pub fn healthy(p: &Value) -> bool {
+pub(crate) fn healthy(p: &Value) -> bool {
     p["ok"] == true || p["status"] == "starting"
 }
 
@@ -78,7 +78,7 @@ fn ms(v: &Value) -> String {
 }
 
 /// The text report (pure, for tests).
-pub fn render(p: &Value, style: Style, elapsed_ms: u64) -> String {
+pub(crate) fn render(p: &Value, style: Style, elapsed_ms: u64) -> String {
     let mut o = String::new();
     if p["status"] == "starting" {
         let _ = writeln!(
@@ -171,7 +171,7 @@ pub fn render(p: &Value, style: Style, elapsed_ms: u64) -> String {
 
 /// The channel ids of a `health`/`channels.status` payload in display order: `channelOrder`
 /// when the gateway sent one, else the keys of `channels`.
-pub fn channel_order(p: &Value, channels: &serde_json::Map<String, Value>) -> Vec<String> {
+pub(crate) fn channel_order(p: &Value, channels: &serde_json::Map<String, Value>) -> Vec<String> {
     p["channelOrder"]
         .as_array()
         .map(|a| {

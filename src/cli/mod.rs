@@ -1,6 +1,8 @@
 //! The command line: the clap tree for every verb, and `dispatch` to the module that owns it.
 //!
 //! `openclaw gateway` with no subcommand is `openclaw gateway run` (upstream compatibility).
+pub(crate) mod assets;
+
 use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
@@ -11,21 +13,21 @@ use crate::error::{Exit, Result};
 /// OpenClaw Gateway (Rust): a systemd- and launchd-native gateway and its operator CLI.
 #[derive(Debug, Parser)]
 #[command(name = "openclaw", version = crate::VERSION, propagate_version = true)]
-pub struct Cli {
+pub(crate) struct Cli {
     /// Use a named profile: state under ~/.openclaw-<NAME>, unit openclaw-gateway-<NAME>.
     #[arg(long, global = true, value_name = "NAME")]
-    pub profile: Option<String>,
+    pub(crate) profile: Option<String>,
     /// Dev profile: state under ~/.openclaw-dev and default gateway port 19001.
     #[arg(long, global = true)]
-    pub dev: bool,
+    pub(crate) dev: bool,
     /// The command.
     #[command(subcommand)]
-    pub command: Command,
+    pub(crate) command: Command,
 }
 
 /// Top-level commands.
 #[derive(Debug, Subcommand)]
-pub enum Command {
+pub(crate) enum Command {
     /// Run and manage the gateway (`openclaw gateway` alone runs it in the foreground).
     Gateway(GatewayCmd),
     /// One consistent overview: reachability, service state, ports, auth, config, versions.
@@ -58,18 +60,18 @@ pub enum Command {
 /// `openclaw gateway [run flags] [SUBCOMMAND]`.
 #[derive(Debug, Args)]
 #[command(args_conflicts_with_subcommands = true)]
-pub struct GatewayCmd {
+pub(crate) struct GatewayCmd {
     /// Subcommand; none means `run`.
     #[command(subcommand)]
-    pub command: Option<GatewaySub>,
+    pub(crate) command: Option<GatewaySub>,
     /// Flags of `run` when no subcommand is given.
     #[command(flatten)]
-    pub run: RunArgs,
+    pub(crate) run: RunArgs,
 }
 
 /// `openclaw gateway` subcommands.
 #[derive(Debug, Subcommand)]
-pub enum GatewaySub {
+pub(crate) enum GatewaySub {
     /// Run the gateway in the foreground (what service managers execute).
     Run(RunArgs),
     /// Install (or rewrite) and start the user service: systemd units on Linux, a LaunchAgent on macOS.
@@ -96,7 +98,7 @@ pub enum GatewaySub {
 
 /// Bind modes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum BindMode {
+pub(crate) enum BindMode {
     /// 127.0.0.1 and ::1.
     Loopback,
     /// All interfaces (0.0.0.0 and ::); requires auth.
@@ -107,7 +109,7 @@ pub enum BindMode {
 
 /// Auth modes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum AuthMode {
+pub(crate) enum AuthMode {
     /// Shared token.
     Token,
     /// Shared password.
@@ -118,221 +120,221 @@ pub enum AuthMode {
 
 /// Flags of `openclaw gateway run`.
 #[derive(Debug, Clone, Default, Args)]
-pub struct RunArgs {
+pub(crate) struct RunArgs {
     /// Port (precedence: --port, OPENCLAW_GATEWAY_PORT, gateway.port, 18789).
     #[arg(long)]
-    pub port: Option<u16>,
+    pub(crate) port: Option<u16>,
     /// Bind mode (precedence: --bind, gateway.bind, loopback).
     #[arg(long, value_enum)]
-    pub bind: Option<BindMode>,
+    pub(crate) bind: Option<BindMode>,
     /// Host for --bind custom.
     #[arg(long)]
-    pub host: Option<String>,
+    pub(crate) host: Option<String>,
     /// Gateway token (prefer config or OPENCLAW_GATEWAY_TOKEN: argv is visible to other users).
     #[arg(long)]
-    pub token: Option<String>,
+    pub(crate) token: Option<String>,
     /// Gateway password.
     #[arg(long)]
-    pub password: Option<String>,
+    pub(crate) password: Option<String>,
     /// Auth mode.
     #[arg(long, value_enum)]
-    pub auth: Option<AuthMode>,
+    pub(crate) auth: Option<AuthMode>,
     /// Debug logging on stderr.
     #[arg(long, short)]
-    pub verbose: bool,
+    pub(crate) verbose: bool,
     /// Stop whatever listens on the port first, then start.
     #[arg(long)]
-    pub force: bool,
+    pub(crate) force: bool,
     /// Start without a local-mode config (missing config or gateway.mode != local).
     #[arg(long)]
-    pub allow_unconfigured: bool,
+    pub(crate) allow_unconfigured: bool,
     /// First-run bootstrap: when no config file exists, create one (gateway.mode=local and a
     /// generated token, 0600) and start. Never touches an existing config.
     #[arg(long)]
-    pub init: bool,
+    pub(crate) init: bool,
 }
 
 /// `gateway install`.
 #[derive(Debug, Clone, Default, Args)]
-pub struct InstallArgs {
+pub(crate) struct InstallArgs {
     /// Port the service listens on (also written into config when it has none).
     #[arg(long)]
-    pub port: Option<u16>,
+    pub(crate) port: Option<u16>,
     /// Rewrite and restart even when the installed unit is current.
     #[arg(long)]
-    pub force: bool,
+    pub(crate) force: bool,
     /// Install a system-scope unit (root; runs as --user).
     #[arg(long)]
-    pub system: bool,
+    pub(crate) system: bool,
     /// User account for --system.
     #[arg(long)]
-    pub user: Option<String>,
+    pub(crate) user: Option<String>,
     /// Print the plan and the files, change nothing.
     #[arg(long)]
-    pub dry_run: bool,
+    pub(crate) dry_run: bool,
     /// Seconds to wait for the new gateway to answer an RPC probe.
     #[arg(long, default_value_t = 30)]
-    pub timeout: u64,
+    pub(crate) timeout: u64,
 }
 
 /// start/stop/restart/uninstall.
 #[derive(Debug, Clone, Default, Args)]
-pub struct ServiceArgs {
+pub(crate) struct ServiceArgs {
     /// Act on the system-scope unit.
     #[arg(long)]
-    pub system: bool,
+    pub(crate) system: bool,
     /// Print the plan, change nothing.
     #[arg(long)]
-    pub dry_run: bool,
+    pub(crate) dry_run: bool,
     /// Seconds to wait for readiness.
     #[arg(long, default_value_t = 30)]
-    pub timeout: u64,
+    pub(crate) timeout: u64,
 }
 
 /// How to reach a gateway: explicit URL + credentials, or the local one from profile/config/env.
 #[derive(Debug, Clone, Default, Args)]
-pub struct ConnArgs {
+pub(crate) struct ConnArgs {
     /// Gateway URL (ws://host:port); requires --token or --password.
     #[arg(long)]
-    pub url: Option<String>,
+    pub(crate) url: Option<String>,
     /// Token.
     #[arg(long)]
-    pub token: Option<String>,
+    pub(crate) token: Option<String>,
     /// Password.
     #[arg(long)]
-    pub password: Option<String>,
+    pub(crate) password: Option<String>,
     /// Port of the local gateway (instead of the resolved one).
     #[arg(long)]
-    pub port: Option<u16>,
+    pub(crate) port: Option<u16>,
     /// Per-call timeout in milliseconds.
     #[arg(long, default_value_t = 10_000)]
-    pub timeout: u64,
+    pub(crate) timeout: u64,
 }
 
 /// `gateway status`.
 #[derive(Debug, Clone, Default, Args)]
-pub struct GatewayStatusArgs {
+pub(crate) struct GatewayStatusArgs {
     /// Also inspect other installed gateway units/agents and system-level ones.
     #[arg(long)]
-    pub deep: bool,
+    pub(crate) deep: bool,
     /// JSON output.
     #[arg(long)]
-    pub json: bool,
+    pub(crate) json: bool,
     /// Fail unless an RPC (`status`) succeeds.
     #[arg(long)]
-    pub require_rpc: bool,
+    pub(crate) require_rpc: bool,
     /// Connection.
     #[command(flatten)]
-    pub conn: ConnArgs,
+    pub(crate) conn: ConnArgs,
 }
 
 /// `openclaw status`.
 #[derive(Debug, Clone, Default, Args)]
-pub struct StatusArgs {
+pub(crate) struct StatusArgs {
     /// JSON output.
     #[arg(long)]
-    pub json: bool,
+    pub(crate) json: bool,
     /// Everything, including secrets-free config details.
     #[arg(long)]
-    pub all: bool,
+    pub(crate) all: bool,
     /// Connection.
     #[command(flatten)]
-    pub conn: ConnArgs,
+    pub(crate) conn: ConnArgs,
 }
 
 /// `health`.
 #[derive(Debug, Clone, Default, Args)]
-pub struct HealthArgs {
+pub(crate) struct HealthArgs {
     /// JSON output (the payload verbatim).
     #[arg(long)]
-    pub json: bool,
+    pub(crate) json: bool,
     /// Connection.
     #[command(flatten)]
-    pub conn: ConnArgs,
+    pub(crate) conn: ConnArgs,
 }
 
 /// `gateway call`.
 #[derive(Debug, Clone, Default, Args)]
-pub struct CallArgs {
+pub(crate) struct CallArgs {
     /// Method name.
-    pub method: String,
+    pub(crate) method: String,
     /// Params as JSON.
     #[arg(long)]
-    pub params: Option<String>,
+    pub(crate) params: Option<String>,
     /// Wait for the final response of two-stage methods (agent).
     #[arg(long)]
-    pub expect_final: bool,
+    pub(crate) expect_final: bool,
     /// JSON output.
     #[arg(long)]
-    pub json: bool,
+    pub(crate) json: bool,
     /// Connection.
     #[command(flatten)]
-    pub conn: ConnArgs,
+    pub(crate) conn: ConnArgs,
 }
 
 /// `gateway probe`.
 #[derive(Debug, Clone, Default, Args)]
-pub struct ProbeArgs {
+pub(crate) struct ProbeArgs {
     /// JSON output.
     #[arg(long)]
-    pub json: bool,
+    pub(crate) json: bool,
     /// Connection.
     #[command(flatten)]
-    pub conn: ConnArgs,
+    pub(crate) conn: ConnArgs,
 }
 
 /// `logs`.
 #[derive(Debug, Clone, Default, Args)]
-pub struct LogsArgs {
+pub(crate) struct LogsArgs {
     /// Keep polling for new lines (survives gateway restarts).
     #[arg(long, short)]
-    pub follow: bool,
+    pub(crate) follow: bool,
     /// Print raw JSONL records.
     #[arg(long)]
-    pub json: bool,
+    pub(crate) json: bool,
     /// Lines to show initially.
     #[arg(long, default_value_t = 200)]
-    pub limit: u32,
+    pub(crate) limit: u32,
     /// Poll interval in milliseconds for --follow.
     #[arg(long, default_value_t = 1000)]
-    pub interval: u64,
+    pub(crate) interval: u64,
     /// Bytes to read initially (the gateway caps it at 1 MB).
     #[arg(long, default_value_t = 250_000)]
-    pub max_bytes: u64,
+    pub(crate) max_bytes: u64,
     /// No colours even on a terminal (NO_COLOR is honoured too).
     #[arg(long)]
-    pub no_color: bool,
+    pub(crate) no_color: bool,
     /// Connection.
     #[command(flatten)]
-    pub conn: ConnArgs,
+    pub(crate) conn: ConnArgs,
 }
 
 /// `doctor`.
 #[derive(Debug, Clone, Default, Args)]
-pub struct DoctorArgs {
+pub(crate) struct DoctorArgs {
     /// Apply the repairs (backing up anything rewritten).
     #[arg(long, alias = "fix")]
-    pub repair: bool,
+    pub(crate) repair: bool,
     /// JSON output.
     #[arg(long)]
-    pub json: bool,
+    pub(crate) json: bool,
     /// Never prompt.
     #[arg(long)]
-    pub non_interactive: bool,
+    pub(crate) non_interactive: bool,
     /// Accept the recommended repairs (same as --repair).
     #[arg(long)]
-    pub yes: bool,
+    pub(crate) yes: bool,
     /// With --repair: also rewrite service files that carry operator edits (backed up first).
     #[arg(long)]
-    pub force: bool,
+    pub(crate) force: bool,
     /// Also scan other profiles and system locations for competing gateways.
     #[arg(long)]
-    pub deep: bool,
+    pub(crate) deep: bool,
 }
 
 /// `secrets …`.
 #[derive(Debug, Subcommand)]
-pub enum SecretsCmd {
+pub(crate) enum SecretsCmd {
     /// Re-resolve SecretRefs in the running gateway (RPC `secrets.reload`).
     Reload {
         /// JSON output.
@@ -346,7 +348,7 @@ pub enum SecretsCmd {
 
 /// `channels …`.
 #[derive(Debug, Subcommand)]
-pub enum ChannelsCmd {
+pub(crate) enum ChannelsCmd {
     /// Channel status (RPC `channels.status`).
     Status {
         /// Actively probe each channel.
@@ -363,26 +365,26 @@ pub enum ChannelsCmd {
 
 /// `setup`.
 #[derive(Debug, Clone, Default, Args)]
-pub struct SetupArgs {
+pub(crate) struct SetupArgs {
     /// Port to record in config.
     #[arg(long)]
-    pub port: Option<u16>,
+    pub(crate) port: Option<u16>,
 }
 
 /// `completions`.
 #[derive(Debug, Clone, Args)]
-pub struct CompletionsArgs {
+pub(crate) struct CompletionsArgs {
     /// Target shell.
     #[arg(value_enum)]
-    pub shell: clap_complete::Shell,
+    pub(crate) shell: clap_complete::Shell,
 }
 
 /// `man`.
 #[derive(Debug, Clone, Default, Args)]
-pub struct ManArgs {
+pub(crate) struct ManArgs {
     /// Write openclaw.1 and one page per command into this directory instead of stdout.
     #[arg(long, value_name = "DIR")]
-    pub out_dir: Option<std::path::PathBuf>,
+    pub(crate) out_dir: Option<std::path::PathBuf>,
 }
 
 /// Parses argv, runs the command, prints any error once, and returns the exit code.
@@ -398,11 +400,11 @@ pub fn main() -> ExitCode {
 }
 
 /// Routes a parsed command line to the module that owns the verb.
-pub fn dispatch(cli: Cli) -> Result<Exit> {
+pub(crate) fn dispatch(cli: Cli) -> Result<Exit> {
     // Generated assets need no home directory or config (package builds run without one).
     match &cli.command {
-        Command::Completions(a) => return crate::assets::completions(a),
-        Command::Man(a) => return crate::assets::man(a),
+        Command::Completions(a) => return assets::completions(a),
+        Command::Man(a) => return assets::man(a),
         _ => {}
     }
     let paths = Paths::resolve(cli.profile.as_deref(), cli.dev, &ProcessEnv)?;
@@ -418,28 +420,28 @@ pub fn dispatch(cli: Cli) -> Result<Exit> {
                 crate::commands::service::uninstall(&paths, &a.into())
             }
             Some(GatewaySub::Status(a)) => crate::commands::service::status(&paths, &a.into()),
-            Some(GatewaySub::AuthToken) => crate::gateway::setup::auth_token(&paths),
+            Some(GatewaySub::AuthToken) => crate::commands::setup::auth_token(&paths),
             Some(GatewaySub::Health(a)) => {
-                crate::ops::health::run(&paths, &a.into(), crate::ops::health::Style::Gateway)
+                crate::commands::client::health::run(&paths, &a.into(), Style::Gateway)
             }
-            Some(GatewaySub::Call(a)) => crate::ops::call::run(&paths, &a.into()),
-            Some(GatewaySub::Probe(a)) => crate::ops::probe::run(&paths, &a.into()),
+            Some(GatewaySub::Call(a)) => crate::commands::client::call::run(&paths, &a.into()),
+            Some(GatewaySub::Probe(a)) => crate::commands::client::probe::run(&paths, &a.into()),
         },
-        Command::Status(a) => crate::ops::status::run(&paths, &a.into()),
+        Command::Status(a) => crate::commands::client::status::run(&paths, &a.into()),
         Command::Health(a) => {
-            crate::ops::health::run(&paths, &a.into(), crate::ops::health::Style::Summary)
+            crate::commands::client::health::run(&paths, &a.into(), Style::Summary)
         }
-        Command::Logs(a) => crate::ops::logs::run(&paths, &a.into()),
+        Command::Logs(a) => crate::commands::client::logs::run(&paths, &a.into()),
         Command::Doctor(a) => crate::commands::doctor::run(&paths, &a.into()),
         Command::Secrets {
             command: SecretsCmd::Reload { json, conn },
-        } => crate::gateway::reload::cli_secrets_reload(&paths, json, &conn.into()),
+        } => crate::commands::secrets::reload(&paths, json, &conn.into()),
         Command::Channels {
             command: ChannelsCmd::Status { probe, json, conn },
-        } => crate::ops::channels::status(&paths, probe, json, &conn.into()),
-        Command::Setup(a) => crate::gateway::setup::setup(&paths, &a.into()),
-        Command::Completions(a) => crate::assets::completions(&a),
-        Command::Man(a) => crate::assets::man(&a),
+        } => crate::commands::client::channels::status(&paths, probe, json, &conn.into()),
+        Command::Setup(a) => crate::commands::setup::setup(&paths, &a.into()),
+        Command::Completions(a) => assets::completions(&a),
+        Command::Man(a) => assets::man(&a),
     }
 }
 
@@ -458,16 +460,16 @@ macro_rules! plain {
     };
 }
 
+use crate::commands::client::call::CallOptions;
+use crate::commands::client::health::{HealthOptions, Style};
+use crate::commands::client::logs::LogsOptions;
+use crate::commands::client::probe::{GatewayStatusOptions, ProbeOptions};
+use crate::commands::client::status::StatusOptions;
 use crate::commands::doctor::DoctorOptions;
 use crate::commands::service::{InstallOptions, ServiceOptions};
+use crate::commands::setup::SetupOptions;
 use crate::gateway::options::{self as run, RunOptions};
-use crate::gateway::setup::SetupOptions;
-use crate::ops::call::CallOptions;
 use crate::ops::conn::ConnOptions;
-use crate::ops::health::HealthOptions;
-use crate::ops::logs::LogsOptions;
-use crate::ops::probe::{GatewayStatusOptions, ProbeOptions};
-use crate::ops::status::StatusOptions;
 
 plain!(ConnArgs => ConnOptions { url, token, password, port, timeout });
 plain!(GatewayStatusArgs => GatewayStatusOptions { deep, json, require_rpc; conn });
@@ -515,5 +517,54 @@ impl From<RunArgs> for RunOptions {
             allow_unconfigured: a.allow_unconfigured,
             init: a.init,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn the_clap_tree_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn gateway_alone_is_run_and_flags_reach_the_plain_options() {
+        let cli =
+            Cli::try_parse_from(["openclaw", "gateway", "--port", "5", "--bind", "lan"]).unwrap();
+        let Command::Gateway(g) = cli.command else {
+            panic!("not gateway")
+        };
+        assert!(g.command.is_none());
+        let run: RunOptions = g.run.into();
+        assert_eq!(run.port, Some(5));
+        assert_eq!(run.bind, Some(run::BindMode::Lan));
+    }
+
+    #[test]
+    fn nested_connection_flags_convert_with_the_verb() {
+        let cli = Cli::try_parse_from([
+            "openclaw", "--dev", "gateway", "call", "health", "--params", "{}", "--json", "--url",
+            "ws://h:1", "--token", "t",
+        ])
+        .unwrap();
+        assert!(cli.dev);
+        let Command::Gateway(GatewayCmd {
+            command: Some(GatewaySub::Call(a)),
+            ..
+        }) = cli.command
+        else {
+            panic!("not gateway call")
+        };
+        let o: CallOptions = a.into();
+        assert_eq!(o.method, "health");
+        assert_eq!(o.params.as_deref(), Some("{}"));
+        assert!(o.json && !o.expect_final);
+        assert_eq!(o.conn.url.as_deref(), Some("ws://h:1"));
+        assert_eq!(o.conn.token.as_deref(), Some("t"));
+        // The clap default survives the conversion.
+        assert_eq!(o.conn.timeout, 10_000);
     }
 }

@@ -6,29 +6,29 @@
 //! `gateway call failed: CODE: message` on stderr, and exits 1.
 use serde_json::{Value, json};
 
-use super::rpc::{self, Identity};
 use crate::config::paths::Paths;
 use crate::error::{Error, Exit, Result};
 use crate::gateway::client::ClientError;
 use crate::ops::conn::ConnOptions;
+use crate::ops::rpc::{self, Identity};
 
 /// `gateway call`.
 #[derive(Debug, Clone, Default)]
-pub struct CallOptions {
+pub(crate) struct CallOptions {
     /// Method name.
-    pub method: String,
+    pub(crate) method: String,
     /// Params as JSON.
-    pub params: Option<String>,
+    pub(crate) params: Option<String>,
     /// Wait for the final response of two-stage methods (agent).
-    pub expect_final: bool,
+    pub(crate) expect_final: bool,
     /// JSON output.
-    pub json: bool,
+    pub(crate) json: bool,
     /// Connection.
-    pub conn: ConnOptions,
+    pub(crate) conn: ConnOptions,
 }
 
 /// Parses `--params`.
-pub fn parse_params(raw: Option<&str>) -> Result<Value> {
+pub(crate) fn parse_params(raw: Option<&str>) -> Result<Value> {
     match raw {
         None => Ok(json!({})),
         Some(s) => serde_json::from_str(s).map_err(|e| {
@@ -40,9 +40,9 @@ pub fn parse_params(raw: Option<&str>) -> Result<Value> {
 }
 
 /// Runs the command.
-pub fn run(paths: &Paths, args: &CallOptions) -> Result<Exit> {
+pub(crate) fn run(paths: &Paths, args: &CallOptions) -> Result<Exit> {
     let params = parse_params(args.params.as_deref())?;
-    let target = super::target(paths, &args.conn)?;
+    let target = crate::ops::target(paths, &args.conn)?;
     let rt = rpc::runtime()?;
     let scopes = rpc::scopes_for(&args.method);
     let outcome = rt.block_on(async {
@@ -65,23 +65,23 @@ pub fn run(paths: &Paths, args: &CallOptions) -> Result<Exit> {
         Ok(r) => r,
         Err(f) => {
             if args.json {
-                super::print_json(&json!({"ok": false, "error": {
+                crate::ops::print_json(&json!({"ok": false, "error": {
                     "type": "gateway_connect_error", "message": f.reason(), "url": f.url,
                 }}));
-                eprintln!("{}", f.hint(&super::profile_flag(paths)));
+                eprintln!("{}", f.hint(&crate::ops::profile_flag(paths)));
                 return Ok(Exit::Failure);
             }
-            return Err(f.into_error(&super::profile_flag(paths)));
+            return Err(f.into_error(&crate::ops::profile_flag(paths)));
         }
     };
     match result {
         Ok(payload) => {
-            super::print_json(&payload);
+            crate::ops::print_json(&payload);
             Ok(Exit::Ok)
         }
         Err(ClientError::Rpc(e)) => {
             if args.json {
-                super::print_json(&rpc::request_error_json(&e));
+                crate::ops::print_json(&rpc::request_error_json(&e));
                 Ok(Exit::Failure)
             } else {
                 Err(Error::Msg(format!(

@@ -11,14 +11,14 @@ use std::path::Path;
 
 use clap::CommandFactory;
 
-use crate::cli::{Cli, CompletionsArgs, ManArgs};
+use super::{Cli, CompletionsArgs, ManArgs};
 use crate::error::{Error, Exit, Result};
 
 /// The binary name completions and pages are generated for.
-pub const BIN: &str = "openclaw";
+pub(crate) const BIN: &str = "openclaw";
 
 /// The completion script for `shell`.
-pub fn completion_script(shell: clap_complete::Shell) -> Vec<u8> {
+pub(crate) fn completion_script(shell: clap_complete::Shell) -> Vec<u8> {
     let mut cmd = Cli::command();
     let mut out = Vec::new();
     clap_complete::generate(shell, &mut cmd, BIN, &mut out);
@@ -26,7 +26,7 @@ pub fn completion_script(shell: clap_complete::Shell) -> Vec<u8> {
 }
 
 /// The top-level man page (`openclaw.1`) as roff.
-pub fn man_page() -> Result<Vec<u8>> {
+pub(crate) fn man_page() -> Result<Vec<u8>> {
     let mut out = Vec::new();
     clap_mangen::Man::new(Cli::command())
         .render(&mut out)
@@ -36,7 +36,7 @@ pub fn man_page() -> Result<Vec<u8>> {
 
 /// Writes `openclaw.1` and one page per visible subcommand into `dir` (created if missing).
 /// Returns the file names written, sorted.
-pub fn write_man_pages(dir: &Path) -> Result<Vec<String>> {
+pub(crate) fn write_man_pages(dir: &Path) -> Result<Vec<String>> {
     std::fs::create_dir_all(dir).map_err(|e| Error::io("creating man page directory", dir, e))?;
     clap_mangen::generate_to(Cli::command(), dir)
         .map_err(|e| Error::io("writing man pages into", dir, e))?;
@@ -51,7 +51,7 @@ pub fn write_man_pages(dir: &Path) -> Result<Vec<String>> {
 }
 
 /// `openclaw completions SHELL`.
-pub fn completions(args: &CompletionsArgs) -> Result<Exit> {
+pub(crate) fn completions(args: &CompletionsArgs) -> Result<Exit> {
     std::io::stdout()
         .write_all(&completion_script(args.shell))
         .map_err(|e| Error::Msg(format!("writing the completion script to stdout: {e}")))?;
@@ -59,7 +59,7 @@ pub fn completions(args: &CompletionsArgs) -> Result<Exit> {
 }
 
 /// `openclaw man [--out-dir DIR]`.
-pub fn man(args: &ManArgs) -> Result<Exit> {
+pub(crate) fn man(args: &ManArgs) -> Result<Exit> {
     match &args.out_dir {
         Some(dir) => {
             for n in write_man_pages(dir)? {

@@ -1,4 +1,5 @@
-//! Listening sockets: bind addresses from the bind mode, the dual-stack loopback pair
+//! Listening sockets: where they come from (`acquire`: activated, fd store or bound), bind
+//! addresses from the bind mode, the dual-stack loopback pair
 //! (127.0.0.1 + ::1 on the same port), the EADDRINUSE diagnostic with the owning process,
 //! `--force` (find the listener via /proc and stop it), and the bounded accept loop
 //! ([`GatewayListener`]: admission budgets (admission.rs) + backoff on accept errors;
@@ -16,6 +17,10 @@ use axum::extract::connect_info::Connected;
 use axum::serve::{IncomingStream, Listener};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
+
+pub(crate) mod acquire;
+
+pub(crate) use acquire::{Inherited, acquire, take_inherited};
 
 use super::admission::{Admission, Slot};
 use super::ws::PeerInfo;
@@ -84,6 +89,76 @@ impl Bind {
     }
 }
 
+/// Why the gateway could not get its listening sockets. Every variant is a startup refusal
+/// (exit 78 through [`Error::Config`]) with the text the operator reads.
+#[derive(Debug, thiserror::Error)]
+pub enum ListenError {
+    /// EADDRINUSE: another process listens on the address (the message names the holders
+    /// /proc knows and the next steps, see [`addr_in_use_message`]).
+    #[error("{message}")]
+    AddrInUse {
+        /// The address that is taken.
+        addr: SocketAddr,
+        /// The operator text.
+        message: String,
+    },
+    /// Any other bind failure.
+    #[error(
+        "Gateway failed to start: failed to bind gateway socket on {url}: {source}\nCheck --bind/--host (gateway.bind, gateway.customBindHost) and that the address exists on this host."
+    )]
+    Bind {
+        /// `ws://host:port`.
+        url: String,
+        /// The OS error.
+        #[source]
+        source: io::Error,
+    },
+    /// Port 0 on the loopback pair: no port was free on both families after a few tries.
+    #[error("Gateway failed to start: could not find a free port shared by IPv4 and IPv6 loopback")]
+    NoSharedPort,
+    /// The service manager passed fds meant as listeners but none is a usable TCP listener
+    /// (binding ourselves would collide with the manager's sockets).
+    #[error(
+        "socket activation: the service manager passed file descriptors but none is a listening TCP socket named {name:?} ({notes}). Fix the .socket unit (ListenStream=127.0.0.1:PORT, FileDescriptorName={name}) or reinstall with `openclaw gateway install --force`."
+    )]
+    ActivationUnusable {
+        /// The fd name our units set.
+        name: &'static str,
+        /// Why each fd was skipped, `; `-separated.
+        notes: String,
+    },
+    /// `--force`: the port is taken but no owning process is visible.
+    #[error(
+        "--force: port {port} is in use but no owning process is visible (another user's process?); stop it manually or pick another --port"
+    )]
+    ForceNoOwner {
+        /// The port.
+        port: u16,
+    },
+    /// `--force`: the port is still taken after stopping its holders.
+    #[error(
+        "--force: port {port} is still in use after stopping pid(s) {pids:?}; check `ss -ltnp 'sport = :{port}'`"
+    )]
+    ForceStillInUse {
+        /// The port.
+        port: u16,
+        /// The pids that were signalled.
+        pids: Vec<i32>,
+    },
+    /// The bind addresses could not be determined (a custom host that does not resolve).
+    #[error(transparent)]
+    Addrs(Error),
+}
+
+impl From<ListenError> for Error {
+    fn from(e: ListenError) -> Error {
+        match e {
+            ListenError::Addrs(e) => e,
+            other => Error::Config(other.to_string()),
+        }
+    }
+}
+
 /// `ws://host:port` with IPv6 brackets.
 pub fn ws_url(ip: IpAddr, port: u16) -> String {
     match ip {
@@ -115,8 +190,11 @@ pub const LISTEN_BACKLOG: i32 = 4096;
 /// Binds every address of `bind` on `port` (0 = pick one, shared by all addresses).
 /// EADDRINUSE becomes the upstream diagnostic (exit 78); an unavailable ::1 is skipped with
 /// a warning.
-pub fn bind_all(bind: &Bind, port: u16) -> Result<Vec<std::net::TcpListener>> {
-    let addrs = bind.addrs()?;
+pub fn bind_all(
+    bind: &Bind,
+    port: u16,
+) -> std::result::Result<Vec<std::net::TcpListener>, ListenError> {
+    let addrs = bind.addrs().map_err(ListenError::Addrs)?;
     for _attempt in 0..5 {
         let mut out: Vec<std::net::TcpListener> = Vec::new();
         let mut port_now = port;
@@ -139,13 +217,16 @@ pub fn bind_all(bind: &Bind, port: u16) -> Result<Vec<std::net::TcpListener>> {
                     break;
                 }
                 Err(e) if e.kind() == io::ErrorKind::AddrInUse => {
-                    return Err(Error::Config(addr_in_use_message(*ip, port_now)));
+                    return Err(ListenError::AddrInUse {
+                        addr: SocketAddr::new(*ip, port_now),
+                        message: addr_in_use_message(*ip, port_now),
+                    });
                 }
-                Err(e) => {
-                    return Err(Error::Config(format!(
-                        "Gateway failed to start: failed to bind gateway socket on {}: {e}\nCheck --bind/--host (gateway.bind, gateway.customBindHost) and that the address exists on this host.",
-                        ws_url(*ip, port_now)
-                    )));
+                Err(source) => {
+                    return Err(ListenError::Bind {
+                        url: ws_url(*ip, port_now),
+                        source,
+                    });
                 }
             }
         }
@@ -153,10 +234,7 @@ pub fn bind_all(bind: &Bind, port: u16) -> Result<Vec<std::net::TcpListener>> {
             return Ok(out);
         }
     }
-    Err(Error::Config(
-        "Gateway failed to start: could not find a free port shared by IPv4 and IPv6 loopback"
-            .into(),
-    ))
+    Err(ListenError::NoSharedPort)
 }
 
 fn is_unavailable(e: &io::Error) -> bool {
@@ -308,7 +386,7 @@ fn alive(pid: i32) -> bool {
 
 /// `--force`: SIGTERM whoever listens on `port`, wait up to ~600 ms, SIGKILL survivors, then
 /// wait (≤1.5 s) for the port to be free. Returns the pids that were signalled.
-pub fn force_free_port(port: u16) -> Result<Vec<i32>> {
+pub fn force_free_port(port: u16) -> std::result::Result<Vec<i32>, ListenError> {
     use nix::sys::signal::{Signal, kill};
     use nix::unistd::Pid;
     let holders = listeners_on_port(port);
@@ -317,9 +395,7 @@ pub fn force_free_port(port: u16) -> Result<Vec<i32>> {
     pids.dedup();
     if pids.is_empty() {
         if socket_listed(port) {
-            return Err(Error::Config(format!(
-                "--force: port {port} is in use but no owning process is visible (another user's process?); stop it manually or pick another --port"
-            )));
+            return Err(ListenError::ForceNoOwner { port });
         }
         return Ok(Vec::new());
     }
@@ -340,9 +416,7 @@ pub fn force_free_port(port: u16) -> Result<Vec<i32>> {
     let deadline = std::time::Instant::now() + Duration::from_millis(1500);
     while socket_listed(port) {
         if std::time::Instant::now() >= deadline {
-            return Err(Error::Config(format!(
-                "--force: port {port} is still in use after stopping pid(s) {pids:?}; check `ss -ltnp 'sport = :{port}'`"
-            )));
+            return Err(ListenError::ForceStillInUse { port, pids });
         }
         std::thread::sleep(Duration::from_millis(50));
     }
@@ -666,10 +740,15 @@ mod tests {
         assert!(ports.iter().all(|p| *p == ports[0]));
         let e = bind_all(&Bind::Custom("127.0.0.1".into()), ports[0]).unwrap_err();
         assert!(
+            matches!(&e, ListenError::AddrInUse { addr, .. } if addr.port() == ports[0]),
+            "{e:?}"
+        );
+        // The operator text is upstream's, and the refusal exits 78.
+        assert!(
             e.to_string()
                 .contains("another gateway instance is already listening on ws://127.0.0.1:"),
             "{e}"
         );
-        assert_eq!(e.exit(), crate::error::Exit::Config);
+        assert_eq!(Error::from(e).exit(), crate::error::Exit::Config);
     }
 }
