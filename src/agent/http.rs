@@ -38,9 +38,9 @@ use super::run::{
     ActiveRun, Admission, Agents, Failure, Finished, RunKind, RunRequest, Status, StopReason,
 };
 use crate::config::RateLimitConfig;
-use crate::gateway::protocol::now_ms;
 use crate::gateway::state::GatewayState;
 use crate::gateway::ws::PeerInfo;
+use crate::sys::time::now_ms;
 
 type AppState = Arc<GatewayState>;
 

@@ -10,7 +10,8 @@ use super::config;
 use super::run::{Admission, Agents, RunKind, RunRequest, StopReason, content_text};
 use super::session::SessionMeta;
 use crate::gateway::methods::{Ctx, MethodTable, ScopeRule};
-use crate::gateway::protocol::{ErrorShape, Schema, now_ms, scopes, validate_params};
+use crate::gateway::protocol::{ErrorShape, Schema, scopes, validate_params};
+use crate::sys::time::now_ms;
 
 fn s() -> Schema {
     Schema::Str { min: 0, max: None }

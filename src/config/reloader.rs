@@ -46,13 +46,7 @@ pub trait ReloadHost: Send + Sync + 'static {
     fn status(&self) -> &Arc<Mutex<ReloadStatus>>;
 }
 
-/// Milliseconds since the epoch.
-fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
-}
+use crate::sys::time::now_ms;
 
 fn text_hash(raw: &str) -> u64 {
     use std::hash::{Hash, Hasher};

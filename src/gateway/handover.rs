@@ -52,11 +52,11 @@ use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 use super::auth::ResolvedAuth;
-use super::protocol::now_ms;
 use super::state::{ConnInfo, GatewayState};
 use crate::config::paths::Paths;
 use crate::service::systemd::fdstore::{self, Job, ManagerView, StoreConfig, Stored};
 use crate::service::systemd::notify::Notifier;
+use crate::sys::time::now_ms;
 
 /// Version of the state format; a mismatch closes the connections properly instead.
 const FORMAT_VERSION: u32 = 1;

@@ -6,8 +6,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-use super::protocol::now_ms;
 use super::state::GatewayState;
+use crate::sys::time::now_ms;
 
 /// Sampling period of the scheduling-delay probe.
 const PROBE_INTERVAL: Duration = Duration::from_millis(500);

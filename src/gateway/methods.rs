@@ -16,9 +16,10 @@ use std::sync::Arc;
 use serde_json::{Value, json};
 
 use super::health;
-use super::protocol::{self, ErrorShape, now_ms, scopes};
+use super::protocol::{self, ErrorShape, scopes};
 use super::state::{ConnInfo, GatewayState, Outbound};
 use crate::config::Config;
+use crate::sys::time::now_ms;
 
 /// A boxed handler future.
 pub type HandlerFuture = Pin<Box<dyn Future<Output = Result<Value, ErrorShape>> + Send>>;

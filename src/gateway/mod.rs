@@ -667,7 +667,8 @@ fn note_restart_error(
     paths: &Paths,
     e: &Error,
 ) {
-    let err = config_reload::ReloadError::from_error(&paths.config_path, e, protocol::now_ms());
+    let err =
+        config_reload::ReloadError::from_error(&paths.config_path, e, crate::sys::time::now_ms());
     let mut st = status.lock().unwrap_or_else(|p| p.into_inner());
     st.last_error = Some(err);
 }
@@ -999,7 +1000,7 @@ fn spawn_background(state: &Arc<GatewayState>) {
             }
             s.broadcast(
                 "tick",
-                &json!({"ts": protocol::now_ms()}),
+                &json!({"ts": crate::sys::time::now_ms()}),
                 Broadcast {
                     drop_if_slow: true,
                     ..Broadcast::default()

@@ -824,7 +824,7 @@ impl GatewayState {
             "reason": "self",
             "instanceId": self.boot_id,
             "text": format!("Gateway: {host} · app {} · mode gateway · reason self", crate::VERSION),
-            "ts": protocol::now_ms(),
+            "ts": crate::sys::time::now_ms(),
         })
     }
 
@@ -843,7 +843,7 @@ impl GatewayState {
         if info.is_ephemeral() || info.role != "operator" && info.role != "node" {
             return;
         }
-        let now = protocol::now_ms();
+        let now = crate::sys::time::now_ms();
         let reason = if connected { "connect" } else { "disconnect" };
         let name = info
             .display_name

@@ -33,9 +33,10 @@ use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 use super::auth::{self, Verdict};
 use super::handover::{ConnState, Quiesced};
 use super::methods::Ctx;
-use super::protocol::{self, ErrorShape, now_ms};
+use super::protocol::{self, ErrorShape};
 use super::state::{ConnInfo, GatewayState, OutMsg, Outbound, OutboundRx};
 use super::wsio::BoundaryIo;
+use crate::sys::time::now_ms;
 
 /// How long we wait for the peer's close reply after sending ours.
 const CLOSE_GRACE: Duration = Duration::from_secs(2);
