@@ -17,8 +17,9 @@ use std::time::Duration;
 
 use openclaw::config::Config;
 use openclaw::gateway::auth::{Mode, ResolvedAuth};
+use openclaw::gateway::outbound::Outbound;
 use openclaw::gateway::protocol::{self, Inbound, Preauth};
-use openclaw::gateway::state::{ConnInfo, GatewayState, Outbound, Settings, StateInit};
+use openclaw::gateway::state::{ConnInfo, GatewayState, Settings, StateInit};
 use openclaw::gateway::ws::{PeerInfo, UpgradeMeta};
 use serde_json::Value;
 
@@ -315,7 +316,7 @@ pub fn frame_postauth(data: &[u8]) {
                     );
                 }
                 while let Ok(m) = rx.try_recv() {
-                    if let openclaw::gateway::state::OutMsg::Text(t) = m {
+                    if let openclaw::gateway::outbound::OutMsg::Text(t) = m {
                         let v: Value = serde_json::from_str(&t).expect("interim frame is JSON");
                         assert_valid_res(&v);
                     }

@@ -442,7 +442,7 @@ mod tests {
 
         // The method answers from the cache, on the raw path and the Value path alike.
         let spec = state.methods.get("health").unwrap();
-        let (out, _rx) = crate::gateway::state::Outbound::new(1 << 20);
+        let (out, _rx) = crate::gateway::outbound::Outbound::new(1 << 20);
         let conn = Arc::new(crate::gateway::state::ConnInfo {
             id: "c".into(),
             client_id: "cli".into(),

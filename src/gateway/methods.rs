@@ -16,8 +16,9 @@ use std::sync::Arc;
 use serde_json::{Value, json};
 
 use super::health;
+use super::outbound::Outbound;
 use super::protocol::{self, ErrorShape, scopes};
-use super::state::{ConnInfo, GatewayState, Outbound};
+use super::state::{ConnInfo, GatewayState};
 use crate::config::Config;
 use crate::sys::time::now_ms;
 

@@ -22,6 +22,7 @@ pub mod identity;
 pub mod listener;
 pub mod methods;
 pub mod options;
+pub mod outbound;
 pub mod peer;
 pub mod protocol;
 pub mod reload;

@@ -33,8 +33,9 @@ use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 use super::auth::{self, Verdict};
 use super::handover::{ConnState, Quiesced};
 use super::methods::Ctx;
+use super::outbound::{OutMsg, Outbound, OutboundRx};
 use super::protocol::{self, ErrorShape};
-use super::state::{ConnInfo, GatewayState, OutMsg, Outbound, OutboundRx};
+use super::state::{ConnInfo, GatewayState};
 use super::wsio::BoundaryIo;
 use crate::sys::time::now_ms;
 
