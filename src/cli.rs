@@ -408,8 +408,8 @@ pub fn dispatch(cli: Cli) -> Result<Exit> {
     let paths = Paths::resolve(cli.profile.as_deref(), cli.dev, &ProcessEnv)?;
     match cli.command {
         Command::Gateway(g) => match g.command {
-            None => crate::gateway::run_daemon(&paths, g.run.into()),
-            Some(GatewaySub::Run(a)) => crate::gateway::run_daemon(&paths, a.into()),
+            None => crate::commands::gateway::run(&paths, g.run.into()),
+            Some(GatewaySub::Run(a)) => crate::commands::gateway::run(&paths, a.into()),
             Some(GatewaySub::Install(a)) => crate::service::commands::install(&paths, &a.into()),
             Some(GatewaySub::Start(a)) => crate::service::commands::start(&paths, &a.into()),
             Some(GatewaySub::Stop(a)) => crate::service::commands::stop(&paths, &a.into()),

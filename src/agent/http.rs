@@ -501,7 +501,7 @@ impl Drop for AbortOnDrop {
 /// and a receiver of text deltas. The run is never tied to the request future, so it always
 /// settles (events, transcript) even when the client leaves.
 fn spawn_run(state: &AppState, req: RunRequest) -> Result<Spawned, Response> {
-    let agents: Arc<Agents> = state.agents.clone();
+    let agents: Arc<Agents> = super::of(state);
     let run = match agents.admit(&req.run_id, &req.session_key, &req.agent_id, req.kind) {
         Admission::Started(r) => r,
         Admission::Closed => {
@@ -1109,7 +1109,8 @@ pub async fn hooks_intercept(State(state): State<AppState>, req: Request, next: 
     }
     let ip = peer_ip(req.extensions());
     let limits = hooks_rate_limit();
-    let limiter = &state.agents.hooks_limiter;
+    let agents = super::of(&state);
+    let limiter = &agents.hooks_limiter;
     let browser = req.headers().contains_key(header::ORIGIN);
     if let Some(ip) = ip
         && let Some(wait) = limiter.check(ip, browser, &limits)
@@ -1291,7 +1292,7 @@ fn hook_wake(
         Ok(k) => k,
         Err(r) => return r,
     };
-    let outcome = state.agents.queue_system_event(&key, text.trim());
+    let outcome = super::of(state).queue_system_event(&key, text.trim());
     tracing::info!(session = %key, mode, outcome, "hook wake queued a system event");
     json_response(
         StatusCode::OK,
@@ -1337,7 +1338,7 @@ async fn hook_agent(
         .unwrap_or_else(|| format!("hook-{}", uuid::Uuid::new_v4()));
     let wait = body.get("waitForCompletion").and_then(Value::as_bool) == Some(true);
     let name = body.get("name").and_then(Value::as_str).unwrap_or("Hook");
-    let agents = state.agents.clone();
+    let agents = super::of(&state);
     let completion = |f: &Finished| {
         let mut c = json!({"status": f.status.as_str()});
         if f.status == Status::Ok {

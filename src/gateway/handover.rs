@@ -788,26 +788,6 @@ pub async fn resume_all(state: &Arc<GatewayState>) {
     });
 }
 
-/// Test hook (debug builds or the `test-hooks` feature, and only with
-/// `OPENCLAW_TEST_METHODS=1`): `test.sleep {ms}` answers after `ms` (≤ 60 s), so a test can
-/// restart the gateway between a request and its response.
-pub fn register_test_methods(t: &mut super::methods::MethodTable) {
-    #[cfg(any(debug_assertions, feature = "test-hooks"))]
-    if std::env::var("OPENCLAW_TEST_METHODS").as_deref() == Ok("1") {
-        use super::methods::{Ctx, ScopeRule};
-        t.register("test.sleep", ScopeRule::Exempt, |ctx: Ctx| async move {
-            let ms = ctx
-                .param("ms")
-                .and_then(Value::as_u64)
-                .unwrap_or(0)
-                .min(60_000);
-            tokio::time::sleep(Duration::from_millis(ms)).await;
-            Ok(json!({"sleptMs": ms, "pid": std::process::id()}))
-        });
-    }
-    let _ = t;
-}
-
 /// Test hook: `OPENCLAW_TEST_NO_MANAGER_QUERY=1` makes the manager unreachable for [`plan`]
 /// (to prove what a stop does when the gateway could not tell it from a restart).
 fn manager_query_disabled() -> bool {

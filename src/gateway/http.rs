@@ -23,7 +23,7 @@ const TOOLS_INVOKE_MAX_BODY: usize = 2 * 1024 * 1024;
 
 /// The router for one gateway.
 pub fn router(state: AppState) -> Router {
-    Router::new()
+    let core = Router::new()
         .route("/health", get(live))
         .route("/healthz", get(live))
         .route("/ready", get(ready))
@@ -36,16 +36,16 @@ pub fn router(state: AppState) -> Router {
                 .fallback(method_not_allowed)
                 .layer(DefaultBodyLimit::max(TOOLS_INVOKE_MAX_BODY)),
         )
-        .merge(crate::agent::http::routes())
         .route("/v1", any(not_found))
         .route("/v1/{*rest}", any(not_found))
         .route("/api", any(not_found))
         .route("/api/{*rest}", any(not_found))
-        .fallback(fallback)
-        .layer(middleware::from_fn_with_state(
-            state.clone(),
-            crate::agent::http::hooks_intercept,
-        ))
+        .fallback(fallback);
+    // The wings' routes, then their interceptors around everything (inside the WS intercept).
+    let routed = state.features.merge_routes(core);
+    state
+        .features
+        .layer(routed, &state)
         .layer(middleware::from_fn_with_state(state.clone(), ws_intercept))
         .layer(middleware::map_response(security_headers))
         .with_state(state)

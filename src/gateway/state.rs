@@ -15,6 +15,7 @@ use serde_json::{Value, json};
 use tokio::sync::watch;
 
 use super::auth::{RateLimiter, ResolvedAuth};
+use super::feature::{FeatureInit, Features};
 use super::identity::Identity;
 use super::methods::MethodTable;
 use super::outbound::{Outbound, Sent};
@@ -234,8 +235,10 @@ pub struct GatewayState {
     health_version: AtomicU64,
     /// Pre-auth sockets (closed 1012 on shutdown too).
     pub pending: AtomicUsize,
-    /// Agent runs, sessions and their HTTP APIs.
-    pub agents: Arc<crate::agent::Agents>,
+    /// The feature wings this gateway is built from (see [`super::feature`]).
+    pub features: Features,
+    /// The wings' per-generation state, by type (see [`GatewayState::extension`]).
+    pub extensions: axum::http::Extensions,
     /// Zero-downtime restarts: quiesce, fd store, adoption (see [`super::handover`]).
     pub handover: super::handover::Coordinator,
 }
@@ -279,15 +282,53 @@ pub struct StateInit {
     pub shutdown: Shutdown,
     /// Reload state (secrets snapshot, shared `configReload` status, notifier).
     pub reload: super::reload::ReloadShared,
+    /// The wings (their state is created here; their methods are already in `methods`).
+    pub features: Features,
+}
+
+impl StateInit {
+    /// The kernel's test defaults: loopback on port 1, token `t`, default config and
+    /// settings, the core method table, no wings, the identity in `paths.state_dir`.
+    /// `crate::testing::StateFixture` composes the real wings on top of this; kernel unit
+    /// tests use it as is.
+    ///
+    /// # Panics
+    /// When the identity key cannot be created in the state dir.
+    #[doc(hidden)]
+    pub fn for_tests(paths: Paths) -> StateInit {
+        let identity =
+            Identity::load_or_create(&paths.state_dir).expect("test identity in the state dir");
+        StateInit {
+            paths,
+            port: 1,
+            listen: Vec::new(),
+            bind: super::listener::Bind::Loopback,
+            run_args: Default::default(),
+            settings: Settings::from_env(),
+            config: Config::default(),
+            auth: ResolvedAuth {
+                mode: super::auth::Mode::Token,
+                token: Some("t".into()),
+                password: None,
+                rate_limit: Default::default(),
+            },
+            file_log: None,
+            identity,
+            methods: super::methods::core_table(),
+            shutdown: Shutdown::new(),
+            reload: Default::default(),
+            features: Features::none(),
+        }
+    }
 }
 
 impl GatewayState {
     /// Builds the state.
     pub fn new(init: StateInit) -> Arc<GatewayState> {
-        let agents = Arc::new(crate::agent::Agents::new(
-            &init.paths.state_dir,
-            crate::agent::config::max_concurrent(&init.config),
-        ));
+        let extensions = init.features.init(&FeatureInit {
+            paths: &init.paths,
+            config: &init.config,
+        });
         let (config, _) = watch::channel(Arc::new(init.config));
         Arc::new(GatewayState {
             boot_id: uuid::Uuid::new_v4().to_string(),
@@ -316,9 +357,15 @@ impl GatewayState {
             presence_version: AtomicU64::new(1),
             health_version: AtomicU64::new(1),
             pending: AtomicUsize::new(0),
-            agents,
+            features: init.features,
+            extensions,
             handover: super::handover::Coordinator::default(),
         })
+    }
+
+    /// A wing's per-generation state of type `T` (`None` when no wing created one).
+    pub fn extension<T: Clone + Send + Sync + 'static>(&self) -> Option<&T> {
+        self.extensions.get::<T>()
     }
 
     /// Milliseconds since start.
