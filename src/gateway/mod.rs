@@ -27,6 +27,7 @@ pub mod outbound;
 pub mod peer;
 pub mod protocol;
 pub mod reload;
+pub mod reloader;
 pub mod setup;
 pub mod shutdown;
 pub mod state;
