@@ -17,13 +17,12 @@
 #![allow(clippy::result_large_err)]
 
 use std::convert::Infallible;
-use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
 use axum::body::{Body, Bytes};
-use axum::extract::{ConnectInfo, Request, State};
+use axum::extract::{Request, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
@@ -38,8 +37,8 @@ use super::run::{
     ActiveRun, Admission, Agents, Failure, Finished, RunKind, RunRequest, Status, StopReason,
 };
 use crate::config::RateLimitConfig;
+use crate::gateway::http_api;
 use crate::gateway::state::GatewayState;
-use crate::gateway::ws::PeerInfo;
 use crate::sys::time::now_ms;
 
 type AppState = Arc<GatewayState>;
@@ -101,62 +100,6 @@ pub fn api_error(status: StatusCode, kind: &str, message: impl Into<String>) -> 
 
 fn invalid(message: impl Into<String>) -> Response {
     api_error(StatusCode::BAD_REQUEST, "invalid_request_error", message)
-}
-
-fn bearer(headers: &HeaderMap) -> Option<String> {
-    let v = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
-    let (scheme, rest) = v.split_once(' ')?;
-    scheme
-        .eq_ignore_ascii_case("bearer")
-        .then(|| rest.trim().to_string())
-        .filter(|t| !t.is_empty())
-}
-
-fn peer_ip(req_ext: &axum::http::Extensions) -> Option<IpAddr> {
-    req_ext
-        .get::<ConnectInfo<PeerInfo>>()
-        .map(|c| c.0.remote.ip().to_canonical())
-}
-
-fn too_many(retry: Duration) -> Response {
-    let mut r = api_error(
-        StatusCode::TOO_MANY_REQUESTS,
-        "rate_limit_error",
-        "Too many failed authentication attempts; retry later",
-    );
-    let secs = retry.as_secs().max(1).to_string();
-    if let Ok(v) = HeaderValue::from_str(&secs) {
-        r.headers_mut().insert(header::RETRY_AFTER, v);
-    }
-    r
-}
-
-/// Gateway bearer auth for `/v1/*`; failures count against `gateway.auth.rateLimit`.
-fn check_bearer(state: &GatewayState, headers: &HeaderMap, ip: Option<IpAddr>) -> Option<Response> {
-    let auth = state.auth();
-    // A browser (an `Origin`) is limited even on loopback: any page can connect from there.
-    let browser = headers.contains_key(header::ORIGIN);
-    if let Some(ip) = ip
-        && let Some(wait) = state.rate_limiter.check(ip, browser, &auth.rate_limit)
-    {
-        return Some(too_many(wait));
-    }
-    if auth.verify_bearer(bearer(headers).as_deref()) {
-        if let Some(ip) = ip {
-            state.rate_limiter.record_success(ip);
-        }
-        return None;
-    }
-    if let Some(ip) = ip {
-        state
-            .rate_limiter
-            .record_failure(ip, browser, &auth.rate_limit);
-    }
-    Some(api_error(
-        StatusCode::UNAUTHORIZED,
-        "unauthorized",
-        "Unauthorized",
-    ))
 }
 
 async fn read_body(body: Body, limit: usize) -> Result<Bytes, Response> {
@@ -553,14 +496,8 @@ async fn gate(
     if req.method() != Method::POST {
         return Err(method_not_allowed("POST"));
     }
-    let ip = peer_ip(req.extensions());
     let (parts, body) = req.into_parts();
-    if let Some(r) = check_bearer(state, &parts.headers, ip) {
-        return Err(r);
-    }
-    if let Some(r) = crate::gateway::admission::authenticate_request(&parts.extensions) {
-        return Err(r);
-    }
+    http_api::authorize(state, &parts.headers, &parts.extensions)?;
     let bytes = read_body(body, API_MAX_BODY).await?;
     Ok((parse_json(&bytes)?, parts.headers))
 }
@@ -732,8 +669,7 @@ fn models_gate(state: &AppState, req: &Request) -> Option<Response> {
     if req.method() != Method::GET && req.method() != Method::HEAD {
         return Some(method_not_allowed("GET"));
     }
-    check_bearer(state, req.headers(), peer_ip(req.extensions()))
-        .or_else(|| crate::gateway::admission::authenticate_request(req.extensions()))
+    http_api::authorize(state, req.headers(), req.extensions()).err()
 }
 
 async fn models(State(state): State<AppState>, req: Request) -> Response {
@@ -1080,7 +1016,8 @@ fn hook_error(status: StatusCode, message: impl Into<String>) -> Response {
 }
 
 fn hook_token(headers: &HeaderMap) -> Option<String> {
-    bearer(headers).or_else(|| header_str(headers, "x-openclaw-token").map(str::to_string))
+    http_api::bearer(headers)
+        .or_else(|| header_str(headers, "x-openclaw-token").map(str::to_string))
 }
 
 /// Middleware serving `hooks.path` when hooks are enabled; everything else passes through
@@ -1107,7 +1044,7 @@ pub async fn hooks_intercept(State(state): State<AppState>, req: Request, next: 
             "hook tokens are not accepted in the URL query; send Authorization: Bearer <hooks.token> or x-openclaw-token",
         );
     }
-    let ip = peer_ip(req.extensions());
+    let ip = http_api::peer_ip(req.extensions());
     let limits = hooks_rate_limit();
     let agents = super::of(&state);
     let limiter = &agents.hooks_limiter;

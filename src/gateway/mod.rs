@@ -19,6 +19,7 @@ pub mod feature;
 pub mod handover;
 pub mod health;
 pub mod http;
+pub mod http_api;
 pub mod identity;
 pub mod listener;
 pub mod methods;
