@@ -114,8 +114,10 @@ pub(crate) fn idle_timeout(tick_ms: u64, env_ms: Option<u64>) -> Option<Duration
     }
 }
 
-/// Who is on the other end of an authenticated socket.
-#[derive(Debug, Clone)]
+/// Who is on the other end of an authenticated socket (serialized as part of a handover's
+/// [`super::handover::ConnState`]).
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct ConnInfo {
     /// `server.connId`.
     pub id: String,
@@ -144,7 +146,28 @@ pub struct ConnInfo {
     /// When hello-ok was sent.
     pub connected_at_ms: u64,
     /// How the socket authenticated (`hello-ok.auth.method`).
-    pub auth_method: &'static str,
+    #[serde(deserialize_with = "known_auth_method")]
+    pub auth_method: StaticStr,
+}
+
+/// `&'static str` under a name serde's derive does not read as a borrow from the input.
+pub type StaticStr = &'static str;
+
+/// What a serialized `authMethod` this version does not know reads as.
+pub const UNKNOWN_AUTH_METHOD: &str = "unknown";
+
+fn known_auth_method<'de, D: serde::Deserializer<'de>>(d: D) -> Result<&'static str, D::Error> {
+    let m = <String as serde::Deserialize>::deserialize(d)?;
+    Ok(match m.as_str() {
+        "none" => "none",
+        "token" => "token",
+        "password" => "password",
+        "device-token" => "device-token",
+        "bootstrap-token" => "bootstrap-token",
+        "trusted-proxy" => "trusted-proxy",
+        "tailscale" => "tailscale",
+        _ => UNKNOWN_AUTH_METHOD,
+    })
 }
 
 impl ConnInfo {
