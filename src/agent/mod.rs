@@ -12,21 +12,27 @@
 //! - [`dedupe`]: the 5 min / 1000 entry idempotency cache.
 //! - [`methods`]: WS methods `agent`, `agent.wait`, `chat.send`, `chat.abort`, `chat.history`,
 //!   `sessions.list`.
-//! - [`http`]: `/v1/chat/completions`, `/v1/models[/{id}]`, `/v1/responses`, `/hooks/*`.
+//! - [`http`]: the HTTP routes and what the endpoints share; `/v1/models[/{id}]`.
+//! - [`chat_completions`]: `/v1/chat/completions`.
+//! - [`responses`]: `/v1/responses`.
+//! - [`hooks`]: `/hooks/*` (own token and limiter).
 //!
 //! # Wiring
 //! [`AgentWing`] plugs the wing into the kernel (`gateway::feature`): each generation gets
 //! one [`Agents`] in the state's extension map (reached with [`of`]); the method table gets
 //! [`methods::register`]; the HTTP router merges [`http::routes`] and layers
-//! [`http::hooks_intercept`]; after READY the session store is indexed; shutdown calls
+//! [`hooks::hooks_intercept`]; after READY the session store is indexed; shutdown calls
 //! [`Agents::shutdown`] before sockets close so aborted runs report their errors to the
 //! clients waiting on them.
+pub mod chat_completions;
 pub mod config;
 pub mod dedupe;
 pub mod events;
+pub mod hooks;
 pub mod http;
 pub mod methods;
 pub mod openai;
+pub mod responses;
 pub mod run;
 pub mod session;
 
@@ -89,7 +95,7 @@ impl Feature for AgentWing {
     ) -> Router<Arc<GatewayState>> {
         router.layer(axum::middleware::from_fn_with_state(
             state.clone(),
-            http::hooks_intercept,
+            hooks::hooks_intercept,
         ))
     }
 
