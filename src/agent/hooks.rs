@@ -299,7 +299,7 @@ async fn hook_agent(
         .unwrap_or_else(|| format!("hook-{}", uuid::Uuid::new_v4()));
     let wait = body.get("waitForCompletion").and_then(Value::as_bool) == Some(true);
     let name = body.get("name").and_then(Value::as_str).unwrap_or("Hook");
-    let agents = super::of(&state);
+    let agents = super::of(state);
     let completion = |f: &Finished| {
         let mut c = json!({"status": f.status.as_str()});
         if f.status == Status::Ok {

@@ -13,9 +13,8 @@
 //! - [`methods`]: WS methods `agent`, `agent.wait`, `chat.send`, `chat.abort`, `chat.history`,
 //!   `sessions.list`.
 //! - [`http`]: the HTTP routes and what the endpoints share; `/v1/models[/{id}]`.
-//! - [`chat_completions`]: `/v1/chat/completions`.
-//! - [`responses`]: `/v1/responses`.
-//! - [`hooks`]: `/hooks/*` (own token and limiter).
+//! - [`chat_completions`] serves `/v1/chat/completions`, [`responses`] `/v1/responses`,
+//!   [`hooks`] `/hooks/*` (own token and limiter).
 //!
 //! # Wiring
 //! [`AgentWing`] plugs the wing into the kernel (`gateway::feature`): each generation gets

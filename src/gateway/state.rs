@@ -312,8 +312,8 @@ pub struct StateInit {
 impl StateInit {
     /// The kernel's test defaults: loopback on port 1, token `t`, default config and
     /// settings, the core method table, no wings, the identity in `paths.state_dir`.
-    /// `crate::testing::StateFixture` composes the real wings on top of this; kernel unit
-    /// tests use it as is.
+    /// The crate's test support (`testing::StateFixture`) composes the real wings on top of
+    /// this; kernel unit tests use it as is.
     ///
     /// # Panics
     /// When the identity key cannot be created in the state dir.
