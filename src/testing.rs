@@ -138,6 +138,65 @@ mod tests {
         assert_eq!(format!("{:?}", state.features), "[\"agent\"]");
     }
 
+    /// `/v1/*` and `/tools/invoke` share one bearer check: the same lockout, the same 429.
+    #[tokio::test]
+    async fn the_agent_wing_answers_a_lockout_with_the_gateways_429() {
+        use axum::extract::ConnectInfo;
+        use tower::ServiceExt;
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = Config::parse(
+            Path::new("/c"),
+            "{gateway:{http:{endpoints:{chatCompletions:{enabled:true}}}}}".into(),
+        )
+        .unwrap();
+        let state = StateFixture::in_home(dir.path())
+            .config(cfg)
+            .auth(ResolvedAuth {
+                mode: crate::gateway::auth::Mode::Token,
+                token: Some("t".into()),
+                password: None,
+                rate_limit: crate::config::RateLimitConfig {
+                    max_attempts: 1,
+                    window_ms: 60_000,
+                    lockout_ms: 60_000,
+                    exempt_loopback: false,
+                },
+            })
+            .build();
+        let peer = crate::gateway::ws::PeerInfo {
+            remote: "127.0.0.1:4000".parse().unwrap(),
+            local: "127.0.0.1:1".parse().unwrap(),
+        };
+        let send = |method: &str, path: &str| {
+            let mut req = axum::http::Request::builder()
+                .method(method)
+                .uri(path)
+                .header("authorization", "Bearer nope")
+                .body(axum::body::Body::empty())
+                .unwrap();
+            req.extensions_mut().insert(ConnectInfo(peer));
+            let app = crate::gateway::http::router(state.clone());
+            async move {
+                let res = app.oneshot(req).await.unwrap();
+                let status = res.status().as_u16();
+                let body = axum::body::to_bytes(res.into_body(), 1 << 16)
+                    .await
+                    .unwrap();
+                (status, serde_json::from_slice::<Value>(&body).unwrap())
+            }
+        };
+        let (status, body) = send("GET", "/v1/models").await;
+        assert_eq!(status, 401, "{body}");
+        let (status, v1) = send("GET", "/v1/models").await;
+        assert_eq!(status, 429, "{v1}");
+        let (status, tools) = send("POST", "/tools/invoke").await;
+        assert_eq!(status, 429, "{tools}");
+        assert_eq!(v1["error"]["type"], "rate_limited");
+        assert!(v1["error"]["retryAfterMs"].as_u64().unwrap() > 0);
+        assert_eq!(v1["error"]["message"], tools["error"]["message"]);
+        assert_eq!(v1["error"]["type"], tools["error"]["type"]);
+    }
+
     #[test]
     fn test_sleep_is_a_wing_method() {
         let mut t = MethodTable::default();

@@ -198,6 +198,75 @@ mod tests {
         assert_eq!(f.default_agent_id(&cfg), "ops");
     }
 
+    /// A wing that serves `/probe`, stamps every response, and records its hooks.
+    struct Recorder(&'static str, Arc<std::sync::Mutex<Vec<String>>>);
+    impl Feature for Recorder {
+        fn name(&self) -> &'static str {
+            self.0
+        }
+        fn routes(&self) -> Router<Arc<GatewayState>> {
+            let name = self.0;
+            Router::new().route(
+                &format!("/{name}"),
+                axum::routing::get(move || async move { name }),
+            )
+        }
+        fn layer(
+            &self,
+            router: Router<Arc<GatewayState>>,
+            _state: &Arc<GatewayState>,
+        ) -> Router<Arc<GatewayState>> {
+            let name = self.0;
+            router.layer(axum::middleware::map_response(
+                move |mut r: axum::response::Response| async move {
+                    r.headers_mut()
+                        .append("x-wing", axum::http::HeaderValue::from_static(name));
+                    r
+                },
+            ))
+        }
+        fn start(&self, _state: &Arc<GatewayState>) {
+            self.1.lock().unwrap().push(format!("start {}", self.0));
+        }
+        fn shutdown<'a>(&'a self, _state: &'a Arc<GatewayState>) -> BoxFuture<'a, ()> {
+            Box::pin(async move { self.1.lock().unwrap().push(format!("stop {}", self.0)) })
+        }
+    }
+
+    #[tokio::test]
+    async fn the_router_serves_wing_routes_inside_their_layers_and_hooks_run_in_order() {
+        use tower::ServiceExt;
+        let dir = tempfile::tempdir().unwrap();
+        let env: std::collections::HashMap<String, String> =
+            [("HOME".to_string(), dir.path().display().to_string())].into();
+        let paths = Paths::resolve(None, false, &env).unwrap();
+        let log = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let features = Features::new(vec![
+            Arc::new(Recorder("a", log.clone())),
+            Arc::new(Recorder("b", log.clone())),
+        ]);
+        let state = GatewayState::new(super::super::state::StateInit {
+            features,
+            ..super::super::state::StateInit::for_tests(paths)
+        });
+        let app = super::super::http::router(state.clone());
+        let req = axum::http::Request::get("/b")
+            .body(axum::body::Body::empty())
+            .unwrap();
+        let res = app.oneshot(req).await.unwrap();
+        assert_eq!(res.status(), 200);
+        let stamps: Vec<_> = res.headers().get_all("x-wing").iter().collect();
+        assert_eq!(stamps, ["a", "b"], "the first wing's layer is innermost");
+        let body = axum::body::to_bytes(res.into_body(), 64).await.unwrap();
+        assert_eq!(&body[..], b"b");
+        state.features.start(&state);
+        state.features.shutdown(&state).await;
+        assert_eq!(
+            *log.lock().unwrap(),
+            ["start a", "start b", "stop a", "stop b"]
+        );
+    }
+
     #[test]
     fn init_collects_each_wings_state_by_type() {
         let dir = tempfile::tempdir().unwrap();
