@@ -19,7 +19,6 @@
 
 use std::convert::Infallible;
 use std::sync::Arc;
-use std::time::Duration;
 
 use axum::Router;
 use axum::body::{Body, Bytes};
@@ -41,10 +40,6 @@ pub(crate) type AppState = Arc<GatewayState>;
 
 /// Body cap of the OpenAI-compatible endpoints (upstream: 20 MB).
 pub const API_MAX_BODY: usize = 20 * 1024 * 1024;
-/// Body cap of hooks (upstream: 256 KiB).
-pub const HOOKS_MAX_BODY: usize = 256 * 1024;
-/// Body read timeout of hooks (upstream: 30 s).
-pub const HOOKS_BODY_TIMEOUT: Duration = Duration::from_secs(30);
 /// Session key namespaces callers may not address (upstream).
 pub(super) const RESERVED_SESSION_PREFIXES: &[&str] = &["subagent:", "cron:", "acp:"];
 
@@ -61,12 +56,7 @@ pub fn routes() -> Router<AppState> {
 }
 
 pub(super) fn json_response(status: StatusCode, body: Value) -> Response {
-    (
-        status,
-        [(header::CONTENT_TYPE, "application/json; charset=utf-8")],
-        body.to_string(),
-    )
-        .into_response()
+    http_api::json(status, &body)
 }
 
 pub(super) fn text(status: StatusCode, body: &'static str) -> Response {
