@@ -24,7 +24,7 @@ use axum::Router;
 use axum::body::{Body, Bytes};
 use axum::extract::{Request, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use axum::routing::any;
 use serde_json::{Map, Value, json};
 use tokio::sync::mpsc;
@@ -60,12 +60,7 @@ pub(super) fn json_response(status: StatusCode, body: Value) -> Response {
 }
 
 pub(super) fn text(status: StatusCode, body: &'static str) -> Response {
-    (
-        status,
-        [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
-        body,
-    )
-        .into_response()
+    http_api::text(status, body)
 }
 
 pub(super) fn not_found() -> Response {

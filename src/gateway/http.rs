@@ -134,12 +134,7 @@ fn json_response(status: StatusCode, body: Value) -> Response {
 }
 
 fn text_response(status: StatusCode, body: &'static str) -> Response {
-    (
-        status,
-        [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
-        body,
-    )
-        .into_response()
+    http_api::text(status, body)
 }
 
 async fn live() -> Response {

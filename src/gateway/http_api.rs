@@ -25,6 +25,16 @@ pub fn json(status: StatusCode, body: &Value) -> Response {
         .into_response()
 }
 
+/// A plain-text body (`text/plain; charset=utf-8`).
+pub fn text(status: StatusCode, body: &'static str) -> Response {
+    (
+        status,
+        [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+        body,
+    )
+        .into_response()
+}
+
 /// A JSON body that must not be cached (`Cache-Control: no-store`).
 pub fn json_no_store(status: StatusCode, body: &Value) -> Response {
     let mut r = json(status, body);
