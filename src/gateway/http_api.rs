@@ -114,8 +114,8 @@ pub fn check_bearer(
     Err(unauthorized())
 }
 
-/// [`check_bearer`], then the admission check of the connection (see
-/// [`super::admission::authenticate_request`]).
+/// [`check_bearer`], then the admission check of the connection
+/// (`admission::authenticate_request`).
 pub fn authorize(
     state: &GatewayState,
     headers: &HeaderMap,
