@@ -28,6 +28,8 @@ pub mod ops;
 pub mod service;
 pub mod sys;
 pub mod telemetry;
+#[doc(hidden)]
+pub mod testing;
 
 /// The version this build reports to clients (`hello-ok.server.version`) and in `--version`.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

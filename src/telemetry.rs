@@ -217,7 +217,7 @@ impl FileLog {
                         "openclaw: cannot write the log file {}: {e}; the gateway keeps running and reports this in `health` (logFile). Free space or fix permissions, or set OPENCLAW_LOG_DIR.",
                         self.current_path().display()
                     );
-                    f.current = Some((e, crate::gateway::protocol::now_ms()));
+                    f.current = Some((e, crate::sys::time::now_ms()));
                 }
             }
         }

@@ -17,8 +17,9 @@ use std::time::Duration;
 
 use openclaw::config::Config;
 use openclaw::gateway::auth::{Mode, ResolvedAuth};
+use openclaw::gateway::outbound::Outbound;
 use openclaw::gateway::protocol::{self, Inbound, Preauth};
-use openclaw::gateway::state::{ConnInfo, GatewayState, Outbound, Settings, StateInit};
+use openclaw::gateway::state::{ConnInfo, GatewayState};
 use openclaw::gateway::ws::{PeerInfo, UpgradeMeta};
 use serde_json::Value;
 
@@ -69,21 +70,16 @@ pub fn harness() -> &'static Harness {
             config_path,
             default_identity: false,
         };
-        let identity =
-            openclaw::gateway::identity::Identity::load_or_create(&state_dir).expect("identity");
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
             .expect("runtime");
-        let state = GatewayState::new(StateInit {
-            paths,
-            port: 18789,
-            listen: vec!["127.0.0.1:18789".parse().unwrap()],
-            bind: openclaw::gateway::listener::Bind::Loopback,
-            run_args: Default::default(),
-            settings: Settings::from_env(),
-            config,
-            auth: ResolvedAuth {
+        // The real wings (their routes), but only the core methods: the frame targets
+        // dispatch arbitrary method names, and agent runs are not what they fuzz.
+        let state = openclaw::testing::StateFixture::new(paths)
+            .listen("127.0.0.1:18789".parse().unwrap())
+            .config(config)
+            .auth(ResolvedAuth {
                 mode: Mode::Token,
                 token: Some(TOKEN.into()),
                 password: None,
@@ -93,13 +89,9 @@ pub fn harness() -> &'static Harness {
                     lockout_ms: 1,
                     exempt_loopback: false,
                 },
-            },
-            file_log: None,
-            identity,
-            methods: openclaw::gateway::methods::core_table(),
-            shutdown: openclaw::gateway::shutdown::Shutdown::new(),
-            reload: Default::default(),
-        });
+            })
+            .methods(openclaw::gateway::methods::core_table())
+            .build();
         Harness {
             state,
             rt,
@@ -315,7 +307,7 @@ pub fn frame_postauth(data: &[u8]) {
                     );
                 }
                 while let Ok(m) = rx.try_recv() {
-                    if let openclaw::gateway::state::OutMsg::Text(t) = m {
+                    if let openclaw::gateway::outbound::OutMsg::Text(t) = m {
                         let v: Value = serde_json::from_str(&t).expect("interim frame is JSON");
                         assert_valid_res(&v);
                     }
@@ -400,7 +392,7 @@ pub fn config_load(data: &[u8]) {
             for s in secrets.iter().filter(|s| s.len() >= 8) {
                 assert!(!shown.contains(&s.as_str()), "config.get shows a secret");
             }
-            let _ = openclaw::gateway::methods::default_agent_id(&cfg);
+            let _ = openclaw::agent::config::default_agent_id(&cfg);
         }
     }
 }

@@ -151,9 +151,21 @@ pub fn agent_ids(cfg: &Config) -> Vec<String> {
     }
 }
 
-/// The default agent id.
+/// The configured default agent id: `agents.default`, else `main` when it is an entry, else
+/// the first entry, else `main`.
 pub fn default_agent_id(cfg: &Config) -> String {
-    crate::gateway::methods::default_agent_id(cfg)
+    cfg.get("agents.default")
+        .and_then(Value::as_str)
+        .map(str::to_string)
+        .or_else(|| {
+            let entries = cfg.get("agents.entries").and_then(Value::as_object)?;
+            if entries.contains_key("main") {
+                Some("main".into())
+            } else {
+                entries.keys().next().cloned()
+            }
+        })
+        .unwrap_or_else(|| "main".into())
 }
 
 /// Normalizes an agent id as upstream does (trimmed, lowercase).

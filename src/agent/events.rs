@@ -16,8 +16,9 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Map, Value, json};
 
-use crate::gateway::protocol::{now_ms, scopes};
+use crate::gateway::protocol::scopes;
 use crate::gateway::state::{Broadcast, GatewayState};
+use crate::sys::time::now_ms;
 
 /// Minimum spacing of `chat` delta events (upstream `LIVE_TEXT_PACING_MS`).
 pub const CHAT_DELTA_PACING: Duration = Duration::from_millis(75);

@@ -10,7 +10,8 @@ use super::config;
 use super::run::{Admission, Agents, RunKind, RunRequest, StopReason, content_text};
 use super::session::SessionMeta;
 use crate::gateway::methods::{Ctx, MethodTable, ScopeRule};
-use crate::gateway::protocol::{ErrorShape, Schema, now_ms, scopes, validate_params};
+use crate::gateway::protocol::{ErrorShape, Schema, scopes, validate_params};
+use crate::sys::time::now_ms;
 
 fn s() -> Schema {
     Schema::Str { min: 0, max: None }
@@ -282,7 +283,7 @@ fn shutting_down() -> ErrorShape {
 }
 
 fn agents(ctx: &Ctx) -> Arc<Agents> {
-    ctx.state.agents.clone()
+    super::of(&ctx.state)
 }
 
 async fn agent(ctx: Ctx) -> Result<Value, ErrorShape> {
@@ -597,6 +598,43 @@ async fn chat_history(ctx: Ctx) -> Result<Value, ErrorShape> {
     }))
 }
 
+/// `agents.list`: the configured agents with their workspaces and models.
+async fn agents_list(ctx: Ctx) -> Result<Value, ErrorShape> {
+    let cfg = ctx.state.config();
+    let state_dir = &ctx.state.paths.state_dir;
+    let agents: Vec<Value> = config::agent_ids(&cfg)
+        .into_iter()
+        .map(|id| {
+            let entry = cfg.get(&format!("agents.entries.{id}"));
+            let workspace = entry
+                .and_then(|e| e.get("workspace"))
+                .or_else(|| cfg.get("agents.defaults.workspace"))
+                .and_then(Value::as_str)
+                .map(str::to_string)
+                .unwrap_or_else(|| {
+                    let name = if id == "main" {
+                        "workspace".to_string()
+                    } else {
+                        format!("workspace-{id}")
+                    };
+                    state_dir.join(name).display().to_string()
+                });
+            let mut a = json!({"id": id, "workspace": workspace});
+            if let Some(m) = entry
+                .and_then(|e| e.get("model"))
+                .or_else(|| cfg.get("agents.defaults.model"))
+            {
+                a["model"] = m.clone();
+            }
+            a
+        })
+        .collect();
+    Ok(json!({
+        "defaultId": config::default_agent_id(&cfg), "mainKey": "main", "scope": "per-sender",
+        "agents": agents,
+    }))
+}
+
 /// Adds the agent methods and events to `t` (replacing any core stubs of the same name).
 pub fn register(t: &mut MethodTable) {
     let write = || ScopeRule::Fixed(scopes::WRITE);
@@ -621,6 +659,7 @@ pub fn register(t: &mut MethodTable) {
     t.register("chat.abort", write(), chat_abort);
     t.register("chat.history", read(), chat_history);
     t.register("sessions.list", read(), sessions_list);
+    t.register("agents.list", read(), agents_list);
     t.declare_event("agent");
     t.declare_event("chat");
 }

@@ -12,20 +12,103 @@
 //! - [`dedupe`]: the 5 min / 1000 entry idempotency cache.
 //! - [`methods`]: WS methods `agent`, `agent.wait`, `chat.send`, `chat.abort`, `chat.history`,
 //!   `sessions.list`.
-//! - [`http`]: `/v1/chat/completions`, `/v1/models[/{id}]`, `/v1/responses`, `/hooks/*`.
+//! - [`http`]: the HTTP routes and what the endpoints share; `/v1/models[/{id}]`.
+//! - [`chat_completions`] serves `/v1/chat/completions`, [`responses`] `/v1/responses`,
+//!   [`hooks`] `/hooks/*` (own token and limiter).
 //!
 //! # Wiring
-//! [`crate::gateway::state::GatewayState`] owns one [`Agents`] (`state.agents`); the method
-//! table gets [`methods::register`]; the HTTP router merges [`http::routes`] and layers
-//! [`http::hooks_intercept`]; shutdown calls [`Agents::shutdown`] before sockets close so
-//! aborted runs report their errors to the clients waiting on them.
+//! [`AgentWing`] plugs the wing into the kernel (`gateway::feature`): each generation gets
+//! one [`Agents`] in the state's extension map (reached with [`of`]); the method table gets
+//! [`methods::register`]; the HTTP router merges [`http::routes`] and layers
+//! [`hooks::hooks_intercept`]; after READY the session store is indexed; shutdown calls
+//! [`Agents::shutdown`] before sockets close so aborted runs report their errors to the
+//! clients waiting on them.
+pub mod chat_completions;
 pub mod config;
 pub mod dedupe;
 pub mod events;
+pub mod hooks;
 pub mod http;
 pub mod methods;
 pub mod openai;
+pub mod responses;
 pub mod run;
 pub mod session;
 
 pub use run::{Admission, Agents, Finished, RunKind, RunRequest, Status, StopReason};
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::http::Extensions;
+
+use crate::config::Config;
+use crate::gateway::feature::{BoxFuture, Feature, FeatureInit};
+use crate::gateway::methods::MethodTable;
+use crate::gateway::state::GatewayState;
+
+/// How long shutdown waits for aborted runs to report before the sockets close.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(3);
+
+/// The agent wing as the kernel sees it.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct AgentWing;
+
+/// This generation's [`Agents`].
+///
+/// # Panics
+/// When the gateway was built without [`AgentWing`] (then no agent method or route exists
+/// to call this).
+pub fn of(state: &GatewayState) -> Arc<Agents> {
+    state
+        .extension::<Arc<Agents>>()
+        .cloned()
+        .expect("the agent wing is part of this gateway")
+}
+
+impl Feature for AgentWing {
+    fn name(&self) -> &'static str {
+        "agent"
+    }
+
+    fn init(&self, init: &FeatureInit<'_>, ext: &mut Extensions) {
+        ext.insert(Arc::new(Agents::new(
+            &init.paths.state_dir,
+            config::max_concurrent(init.config),
+        )));
+    }
+
+    fn register_methods(&self, table: &mut MethodTable) {
+        methods::register(table);
+    }
+
+    fn routes(&self) -> Router<Arc<GatewayState>> {
+        http::routes()
+    }
+
+    fn layer(
+        &self,
+        router: Router<Arc<GatewayState>>,
+        state: &Arc<GatewayState>,
+    ) -> Router<Arc<GatewayState>> {
+        router.layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            hooks::hooks_intercept,
+        ))
+    }
+
+    fn start(&self, state: &Arc<GatewayState>) {
+        // Index the session transcripts off the request path (torn last lines are reported).
+        let agents = of(state);
+        tokio::task::spawn_blocking(move || agents.store.warm());
+    }
+
+    fn shutdown<'a>(&'a self, state: &'a Arc<GatewayState>) -> BoxFuture<'a, ()> {
+        Box::pin(async move { of(state).shutdown(SHUTDOWN_GRACE).await })
+    }
+
+    fn default_agent_id(&self, cfg: &Config) -> Option<String> {
+        Some(config::default_agent_id(cfg))
+    }
+}

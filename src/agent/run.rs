@@ -33,8 +33,9 @@ use super::dedupe::{self, Dedupe};
 use super::events::{RunEvents, obj, text_content};
 use super::openai::{Chunk, ModelClient, Msg, UpstreamError, Usage};
 use super::session::{SessionMeta, SessionStore, message_record, run_record};
-use crate::gateway::protocol::{ErrorShape, now_ms};
+use crate::gateway::protocol::ErrorShape;
 use crate::gateway::state::GatewayState;
+use crate::sys::time::now_ms;
 
 /// Default `agent.wait` timeout.
 pub const DEFAULT_WAIT_MS: u64 = 30_000;

@@ -82,7 +82,7 @@ fn dir_name(agent_id: &str) -> String {
 }
 
 fn now_ms() -> u64 {
-    crate::gateway::protocol::now_ms()
+    crate::sys::time::now_ms()
 }
 
 /// Applies one record to a session's meta.

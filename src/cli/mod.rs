@@ -410,8 +410,8 @@ pub(crate) fn dispatch(cli: Cli) -> Result<Exit> {
     let paths = Paths::resolve(cli.profile.as_deref(), cli.dev, &ProcessEnv)?;
     match cli.command {
         Command::Gateway(g) => match g.command {
-            None => crate::gateway::run_daemon(&paths, g.run.into()),
-            Some(GatewaySub::Run(a)) => crate::gateway::run_daemon(&paths, a.into()),
+            None => crate::commands::gateway::run(&paths, g.run.into()),
+            Some(GatewaySub::Run(a)) => crate::commands::gateway::run(&paths, a.into()),
             Some(GatewaySub::Install(a)) => crate::commands::service::install(&paths, &a.into()),
             Some(GatewaySub::Start(a)) => crate::commands::service::start(&paths, &a.into()),
             Some(GatewaySub::Stop(a)) => crate::commands::service::stop(&paths, &a.into()),

@@ -6,7 +6,6 @@
 //! file, line and column, and callers keep whatever config they had (reload keeps the last good).
 pub mod paths;
 pub mod reload;
-pub mod reloader;
 pub mod secrets;
 pub mod watch;
 pub mod write;

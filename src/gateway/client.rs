@@ -500,8 +500,8 @@ mod tests {
     use super::*;
     use crate::gateway::listener::GatewayListener;
     use crate::gateway::methods::{Ctx, ScopeRule, core_table};
-    use crate::gateway::state::{GatewayState, Settings, StateInit};
-    use crate::gateway::{auth, http, identity, listener, shutdown, ws};
+    use crate::gateway::state::{GatewayState, StateInit};
+    use crate::gateway::{http, ws};
 
     #[tokio::test]
     async fn expect_final_skips_the_accepted_ack_and_events_arrive() {
@@ -524,24 +524,10 @@ mod tests {
         std_l.set_nonblocking(true).unwrap();
         let addr = std_l.local_addr().unwrap();
         let state = GatewayState::new(StateInit {
-            paths: paths.clone(),
             port: addr.port(),
             listen: vec![addr],
-            bind: listener::Bind::Loopback,
-            run_args: Default::default(),
-            settings: Settings::from_env(),
-            config: crate::config::Config::default(),
-            auth: auth::ResolvedAuth {
-                mode: auth::Mode::Token,
-                token: Some("t".into()),
-                password: None,
-                rate_limit: Default::default(),
-            },
-            file_log: None,
-            identity: identity::Identity::load_or_create(&paths.state_dir).unwrap(),
             methods,
-            shutdown: shutdown::Shutdown::new(),
-            reload: Default::default(),
+            ..StateInit::for_tests(paths)
         });
         let gl = GatewayListener::new(
             vec![tokio::net::TcpListener::from_std(std_l).unwrap()],

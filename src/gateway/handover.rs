@@ -38,7 +38,6 @@
 //! listeners remain (socket unit or `listen-*` entries): no connect is refused, the clients
 //! see their socket close (FIN from the kernel) and reconnect.
 use std::collections::HashMap;
-use std::net::SocketAddr;
 use std::os::fd::{AsFd, OwnedFd};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
@@ -52,11 +51,11 @@ use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 use super::auth::ResolvedAuth;
-use super::protocol::now_ms;
-use super::state::{ConnInfo, GatewayState};
+use super::state::{ConnInfo, GatewayState, UNKNOWN_AUTH_METHOD};
 use crate::config::paths::Paths;
 use crate::service::systemd::fdstore::{self, Job, ManagerView, StoreConfig, Stored};
 use crate::service::systemd::notify::Notifier;
+use crate::sys::time::now_ms;
 
 /// Version of the state format; a mismatch closes the connections properly instead.
 const FORMAT_VERSION: u32 = 1;
@@ -80,75 +79,25 @@ pub fn inflight_budget() -> Duration {
         .unwrap_or(INFLIGHT_BUDGET)
 }
 
-/// One connection's state as the next process needs it.
+/// One connection's state as the next process needs it: its [`ConnInfo`] (embedded, so a
+/// field added there is carried over too; same JSON keys, flattened) plus the stream position.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ConnState {
-    /// `server.connId`.
-    pub id: String,
-    /// `client.id`.
-    pub client_id: String,
-    /// `client.mode`.
-    pub client_mode: String,
-    /// `client.version`.
-    pub client_version: String,
-    /// `client.platform`.
-    pub platform: String,
-    /// `client.deviceFamily`.
-    pub device_family: Option<String>,
-    /// `client.displayName`.
-    pub display_name: Option<String>,
-    /// `client.instanceId`.
-    pub instance_id: Option<String>,
-    /// `operator` / `node`.
-    pub role: String,
-    /// Effective scopes (as granted at connect).
-    pub scopes: Vec<String>,
-    /// `caps`.
-    pub caps: Vec<String>,
-    /// Peer address.
-    pub remote: SocketAddr,
-    /// When hello-ok was sent.
-    pub connected_at_ms: u64,
-    /// `hello-ok.auth.method`.
-    pub auth_method: String,
+    /// Who is connected (`authMethod` an unknown method reads as [`UNKNOWN_AUTH_METHOD`]).
+    #[serde(flatten)]
+    pub conn: ConnInfo,
     /// The last `seq` delivered; the next event carries `seq + 1`.
     pub seq: u64,
     /// Bytes read from the socket but not yet parsed (base64).
     pub pending: String,
 }
 
-fn static_method(m: &str) -> Option<&'static str> {
-    Some(match m {
-        "none" => "none",
-        "token" => "token",
-        "password" => "password",
-        "device-token" => "device-token",
-        "bootstrap-token" => "bootstrap-token",
-        "trusted-proxy" => "trusted-proxy",
-        "tailscale" => "tailscale",
-        _ => return None,
-    })
-}
-
 impl ConnState {
     /// Captures a session.
     pub fn capture(info: &ConnInfo, seq: u64, pending: &[u8]) -> ConnState {
         ConnState {
-            id: info.id.clone(),
-            client_id: info.client_id.clone(),
-            client_mode: info.client_mode.clone(),
-            client_version: info.client_version.clone(),
-            platform: info.platform.clone(),
-            device_family: info.device_family.clone(),
-            display_name: info.display_name.clone(),
-            instance_id: info.instance_id.clone(),
-            role: info.role.clone(),
-            scopes: info.scopes.clone(),
-            caps: info.caps.clone(),
-            remote: info.remote,
-            connected_at_ms: info.connected_at_ms,
-            auth_method: info.auth_method.to_string(),
+            conn: info.clone(),
             seq,
             pending: base64::engine::general_purpose::STANDARD.encode(pending),
         }
@@ -156,22 +105,7 @@ impl ConnState {
 
     /// The connection info, or `None` when a field is not one this version knows.
     pub fn info(&self) -> Option<ConnInfo> {
-        Some(ConnInfo {
-            id: self.id.clone(),
-            client_id: self.client_id.clone(),
-            client_mode: self.client_mode.clone(),
-            client_version: self.client_version.clone(),
-            platform: self.platform.clone(),
-            device_family: self.device_family.clone(),
-            display_name: self.display_name.clone(),
-            instance_id: self.instance_id.clone(),
-            role: self.role.clone(),
-            scopes: self.scopes.clone(),
-            caps: self.caps.clone(),
-            remote: self.remote,
-            connected_at_ms: self.connected_at_ms,
-            auth_method: static_method(&self.auth_method)?,
-        })
+        (self.conn.auth_method != UNKNOWN_AUTH_METHOD).then(|| self.conn.clone())
     }
 
     /// The unparsed bytes.
@@ -528,7 +462,7 @@ pub async fn hand_over(
     }
     let mut stored: Vec<Quiesced> = Vec::with_capacity(conns.len());
     for q in conns {
-        let name = fdstore::conn_name(&q.state.id);
+        let name = fdstore::conn_name(&q.state.conn.id);
         match notifier.store_fd(&name, q.fd.as_fd()) {
             Ok(()) => stored.push(q),
             Err(e) => {
@@ -561,7 +495,7 @@ pub async fn hand_over(
             "handover: storing the connection state failed ({e}); closing the connections"
         );
         for q in stored.drain(..) {
-            let _ = notifier.remove_stored(&fdstore::conn_name(&q.state.id));
+            let _ = notifier.remove_stored(&fdstore::conn_name(&q.state.conn.id));
             close_fd(q.fd, 1012, "service restart");
             out.closed += 1;
         }
@@ -666,7 +600,7 @@ impl Adopted {
         match parsed {
             Ok(mut file) => {
                 for cs in std::mem::take(&mut file.conns) {
-                    if let Some(fd) = fds.remove(&cs.id) {
+                    if let Some(fd) = fds.remove(&cs.conn.id) {
                         a.conns.push((cs, fd));
                     }
                     // No fd: the peer closed meanwhile and the manager dropped it.
@@ -731,7 +665,7 @@ pub async fn resume_all(state: &Arc<GatewayState>) {
         let stream = match stream {
             Ok(s) => s,
             Err(e) => {
-                tracing::warn!(conn = %cs.id, "resuming a connection failed: {e}");
+                tracing::warn!(conn = %cs.conn.id, "resuming a connection failed: {e}");
                 closed += 1;
                 continue;
             }
@@ -786,26 +720,6 @@ pub async fn resume_all(state: &Arc<GatewayState>) {
         closed,
         gap_ms,
     });
-}
-
-/// Test hook (debug builds or the `test-hooks` feature, and only with
-/// `OPENCLAW_TEST_METHODS=1`): `test.sleep {ms}` answers after `ms` (≤ 60 s), so a test can
-/// restart the gateway between a request and its response.
-pub fn register_test_methods(t: &mut super::methods::MethodTable) {
-    #[cfg(any(debug_assertions, feature = "test-hooks"))]
-    if std::env::var("OPENCLAW_TEST_METHODS").as_deref() == Ok("1") {
-        use super::methods::{Ctx, ScopeRule};
-        t.register("test.sleep", ScopeRule::Exempt, |ctx: Ctx| async move {
-            let ms = ctx
-                .param("ms")
-                .and_then(Value::as_u64)
-                .unwrap_or(0)
-                .min(60_000);
-            tokio::time::sleep(Duration::from_millis(ms)).await;
-            Ok(json!({"sleptMs": ms, "pid": std::process::id()}))
-        });
-    }
-    let _ = t;
 }
 
 /// Test hook: `OPENCLAW_TEST_NO_MANAGER_QUERY=1` makes the manager unreachable for [`plan`]
@@ -884,9 +798,37 @@ mod tests {
             ("c1", "token", 1)
         );
         assert_eq!(back.pending_bytes().unwrap(), b"\x81\x85partial");
-        let mut odd = cs.clone();
-        odd.auth_method = "future-method".into();
-        assert!(odd.info().is_none());
+        // Same keys as before ConnInfo was embedded (the previous process may be older).
+        let v: Value = serde_json::from_str(&text).unwrap();
+        let keys: Vec<&str> = v.as_object().unwrap().keys().map(String::as_str).collect();
+        assert_eq!(
+            keys,
+            [
+                "id",
+                "clientId",
+                "clientMode",
+                "clientVersion",
+                "platform",
+                "deviceFamily",
+                "displayName",
+                "instanceId",
+                "role",
+                "scopes",
+                "caps",
+                "remote",
+                "connectedAtMs",
+                "authMethod",
+                "seq",
+                "pending"
+            ]
+        );
+        let mut odd = v.clone();
+        odd["authMethod"] = "future-method".into();
+        let odd: ConnState = serde_json::from_value(odd).unwrap();
+        assert!(
+            odd.info().is_none(),
+            "an unknown auth method is not resumed"
+        );
     }
 
     #[test]

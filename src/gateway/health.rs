@@ -6,8 +6,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-use super::protocol::now_ms;
 use super::state::GatewayState;
+use crate::sys::time::now_ms;
 
 /// Sampling period of the scheduling-delay probe.
 const PROBE_INTERVAL: Duration = Duration::from_millis(500);
@@ -202,8 +202,9 @@ pub fn process_memory() -> Value {
     json!({"rssBytes": rss_bytes()})
 }
 
-/// The `health` payload (HealthSnapshot): this process's real state. No channels, plugins,
-/// agents runtime or sessions exist in this build yet, so those lists are empty.
+/// The `health` payload (HealthSnapshot): this process's real state. No channels or plugins
+/// exist in this build yet, so those lists are empty; the wings fill in what they own
+/// (`defaultAgentId`; the agent and session lists stay empty until a wing reports them).
 pub fn health_snapshot(state: &GatewayState) -> Value {
     let t0 = Instant::now();
     let cfg = state.config();
@@ -218,11 +219,12 @@ pub fn health_snapshot(state: &GatewayState) -> Value {
         "channelOrder": [],
         "channelLabels": {},
         "heartbeatSeconds": 0,
-        "defaultAgentId": super::methods::default_agent_id(&cfg),
+        "defaultAgentId": state.features.default_agent_id(&cfg),
         "agents": [],
         "sessions": {"count": 0, "recent": []},
         "eventLoop": state.event_loop.snapshot(),
     });
+    state.features.health(state, &mut v);
     // Degraded, not down: what still works is served; the reasons say what does not.
     let mut reasons: Vec<&str> = Vec::new();
     if v["eventLoop"]["degraded"] == true {
@@ -382,34 +384,14 @@ pub fn ready_body(state: &GatewayState) -> (bool, Value) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::gateway::methods::{Ctx, core_table};
-    use crate::gateway::state::{Settings, StateInit};
-    use crate::gateway::{auth, identity, listener, shutdown};
+    use crate::gateway::methods::Ctx;
+    use crate::gateway::state::StateInit;
 
     fn state(dir: &std::path::Path) -> Arc<GatewayState> {
         let env: std::collections::HashMap<String, String> =
             [("HOME".to_string(), dir.display().to_string())].into();
         let paths = crate::config::paths::Paths::resolve(None, false, &env).unwrap();
-        GatewayState::new(StateInit {
-            paths: paths.clone(),
-            port: 1,
-            listen: vec![],
-            bind: listener::Bind::Loopback,
-            run_args: Default::default(),
-            settings: Settings::from_env(),
-            config: crate::config::Config::default(),
-            auth: auth::ResolvedAuth {
-                mode: auth::Mode::Token,
-                token: Some("t".into()),
-                password: None,
-                rate_limit: Default::default(),
-            },
-            file_log: None,
-            identity: identity::Identity::load_or_create(&paths.state_dir).unwrap(),
-            methods: core_table(),
-            shutdown: shutdown::Shutdown::new(),
-            reload: Default::default(),
-        })
+        GatewayState::new(StateInit::for_tests(paths))
     }
 
     #[tokio::test]
@@ -442,7 +424,7 @@ mod tests {
 
         // The method answers from the cache, on the raw path and the Value path alike.
         let spec = state.methods.get("health").unwrap();
-        let (out, _rx) = crate::gateway::state::Outbound::new(1 << 20);
+        let (out, _rx) = crate::gateway::outbound::Outbound::new(1 << 20);
         let conn = Arc::new(crate::gateway::state::ConnInfo {
             id: "c".into(),
             client_id: "cli".into(),

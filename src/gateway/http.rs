@@ -12,9 +12,9 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get, post};
 use serde_json::{Value, json};
 
-use super::health;
 use super::state::GatewayState;
 use super::ws::{self, PeerInfo, UpgradeMeta};
+use super::{health, http_api};
 
 type AppState = Arc<GatewayState>;
 
@@ -23,7 +23,7 @@ const TOOLS_INVOKE_MAX_BODY: usize = 2 * 1024 * 1024;
 
 /// The router for one gateway.
 pub fn router(state: AppState) -> Router {
-    Router::new()
+    let core = Router::new()
         .route("/health", get(live))
         .route("/healthz", get(live))
         .route("/ready", get(ready))
@@ -36,16 +36,16 @@ pub fn router(state: AppState) -> Router {
                 .fallback(method_not_allowed)
                 .layer(DefaultBodyLimit::max(TOOLS_INVOKE_MAX_BODY)),
         )
-        .merge(crate::agent::http::routes())
         .route("/v1", any(not_found))
         .route("/v1/{*rest}", any(not_found))
         .route("/api", any(not_found))
         .route("/api/{*rest}", any(not_found))
-        .fallback(fallback)
-        .layer(middleware::from_fn_with_state(
-            state.clone(),
-            crate::agent::http::hooks_intercept,
-        ))
+        .fallback(fallback);
+    // The wings' routes, then their interceptors around everything (inside the WS intercept).
+    let routed = state.features.merge_routes(core);
+    state
+        .features
+        .layer(routed, &state)
         .layer(middleware::from_fn_with_state(state.clone(), ws_intercept))
         .layer(middleware::map_response(security_headers))
         .with_state(state)
@@ -130,24 +130,11 @@ async fn ws_intercept(State(state): State<AppState>, req: Request, next: Next) -
 const PREAUTH_READ_BUDGET: usize = 2 * super::protocol::MAX_PREAUTH_PAYLOAD_BYTES + 1024;
 
 fn json_response(status: StatusCode, body: Value) -> Response {
-    (
-        status,
-        [
-            (header::CONTENT_TYPE, "application/json; charset=utf-8"),
-            (header::CACHE_CONTROL, "no-store"),
-        ],
-        body.to_string(),
-    )
-        .into_response()
+    http_api::json_no_store(status, &body)
 }
 
 fn text_response(status: StatusCode, body: &'static str) -> Response {
-    (
-        status,
-        [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
-        body,
-    )
-        .into_response()
+    http_api::text(status, body)
 }
 
 async fn live() -> Response {
@@ -185,14 +172,6 @@ async fn method_not_allowed() -> Response {
     text_response(StatusCode::METHOD_NOT_ALLOWED, "Method Not Allowed")
 }
 
-fn bearer(headers: &HeaderMap) -> Option<String> {
-    let v = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
-    let (scheme, rest) = v.split_once(' ')?;
-    scheme
-        .eq_ignore_ascii_case("bearer")
-        .then(|| rest.trim().to_string())
-}
-
 fn invalid_request(message: String) -> Response {
     json_response(
         StatusCode::BAD_REQUEST,
@@ -200,60 +179,11 @@ fn invalid_request(message: String) -> Response {
     )
 }
 
-/// Bearer auth for HTTP endpoints, with the same failed-attempt limiter as WebSocket connects:
-/// `Err(401)` on a wrong/missing bearer, `Err(429 + Retry-After)` while the peer is locked out.
-/// Runs before the body is read, so unauthenticated peers cannot make us buffer it.
-pub fn check_bearer(
-    state: &GatewayState,
-    headers: &HeaderMap,
-    peer: Option<PeerInfo>,
-) -> Result<(), Response> {
-    let auth = state.auth();
-    // A browser (an `Origin`) is limited even on loopback: any page can connect from there.
-    let browser = headers.contains_key(header::ORIGIN);
-    let ip = peer.map(|p| p.remote.ip().to_canonical());
-    if let Some(ip) = ip
-        && let Some(wait) = state.rate_limiter.check(ip, browser, &auth.rate_limit)
-    {
-        let secs = wait.as_secs().max(1);
-        let mut res = json_response(
-            StatusCode::TOO_MANY_REQUESTS,
-            json!({"error": {"message": "Too many failed authentication attempts; retry later", "type": "rate_limited", "retryAfterMs": wait.as_millis() as u64}}),
-        );
-        if let Ok(v) = HeaderValue::from_str(&secs.to_string()) {
-            res.headers_mut().insert(header::RETRY_AFTER, v);
-        }
-        return Err(res);
-    }
-    if auth.verify_bearer(bearer(headers).as_deref()) {
-        if let Some(ip) = ip {
-            state.rate_limiter.record_success(ip);
-        }
-        return Ok(());
-    }
-    if let Some(ip) = ip
-        && state
-            .rate_limiter
-            .record_failure(ip, browser, &auth.rate_limit)
-            .is_some()
-    {
-        tracing::warn!(remote = %ip, "too many failed HTTP bearer attempts; locking out");
-    }
-    Err(json_response(
-        StatusCode::UNAUTHORIZED,
-        json!({"error": {"message": "Unauthorized", "type": "unauthorized"}}),
-    ))
-}
-
 /// `POST /tools/invoke`: bearer auth, JSON body `{tool|name, args?, …}` of at most 2 MB (413
 /// beyond). No tools are exposed over HTTP by this build, so every well-formed call is
 /// `404 Tool not available`.
 async fn tools_invoke(State(state): State<AppState>, req: Request) -> Response {
-    let peer = req.extensions().get::<ConnectInfo<PeerInfo>>().map(|c| c.0);
-    if let Err(res) = check_bearer(&state, req.headers(), peer) {
-        return res;
-    }
-    if let Some(res) = super::admission::authenticate_request(req.extensions()) {
+    if let Err(res) = http_api::authorize(&state, req.headers(), req.extensions()) {
         return res;
     }
     let too_large = || {

@@ -79,7 +79,7 @@ impl Identity {
                     "deviceId": id.device_id,
                     "publicKey": id.public_key,
                     "privateKeySeed": URL_SAFE_NO_PAD.encode(seed),
-                    "createdAtMs": super::protocol::now_ms(),
+                    "createdAtMs": crate::sys::time::now_ms(),
                 });
                 crate::config::write::write_config(&path, &doc)?;
                 Ok(id)

@@ -16,9 +16,11 @@ use std::sync::Arc;
 use serde_json::{Value, json};
 
 use super::health;
-use super::protocol::{self, ErrorShape, now_ms, scopes};
-use super::state::{ConnInfo, GatewayState, Outbound};
+use super::outbound::Outbound;
+use super::protocol::{self, ErrorShape, scopes};
+use super::state::{ConnInfo, GatewayState};
 use crate::config::Config;
+use crate::sys::time::now_ms;
 
 /// A boxed handler future.
 pub type HandlerFuture = Pin<Box<dyn Future<Output = Result<Value, ErrorShape>> + Send>>;
@@ -292,29 +294,6 @@ pub fn num_param(ctx: &Ctx, method: &str, key: &str) -> Result<Option<f64>, Erro
     }
 }
 
-/// The configured default agent id (`main` unless configured otherwise).
-pub fn default_agent_id(cfg: &Config) -> String {
-    cfg.get("agents.default")
-        .and_then(Value::as_str)
-        .map(str::to_string)
-        .or_else(|| {
-            let entries = cfg.get("agents.entries").and_then(Value::as_object)?;
-            if entries.contains_key("main") {
-                Some("main".into())
-            } else {
-                entries.keys().next().cloned()
-            }
-        })
-        .unwrap_or_else(|| "main".into())
-}
-
-fn agent_ids(cfg: &Config) -> Vec<String> {
-    match cfg.get("agents.entries").and_then(Value::as_object) {
-        Some(e) if !e.is_empty() => e.keys().cloned().collect(),
-        _ => vec!["main".into()],
-    }
-}
-
 fn config_hash(raw: &str) -> String {
     use base64::Engine;
     use sha2::{Digest, Sha256};
@@ -429,7 +408,7 @@ pub fn core_table() -> MethodTable {
     t.register("status", read(), |ctx: Ctx| async move {
         let s = &ctx.state;
         let cfg = s.config();
-        let default_agent = default_agent_id(&cfg);
+        let default_agent = s.features.default_agent_id(&cfg);
         Ok(json!({
             "runtimeVersion": crate::VERSION,
             "heartbeat": {"defaultAgentId": default_agent, "agents": []},
@@ -454,39 +433,12 @@ pub fn core_table() -> MethodTable {
     t.register("models.list", read(), |ctx: Ctx| async move {
         Ok(json!({"models": models_from_config(&ctx.state.config())}))
     });
+    // The agent wing replaces this (the slot keeps the advertised method order).
     t.register("agents.list", read(), |ctx: Ctx| async move {
         let cfg = ctx.state.config();
-        let state_dir = &ctx.state.paths.state_dir;
-        let agents: Vec<Value> = agent_ids(&cfg)
-            .into_iter()
-            .map(|id| {
-                let entry = cfg.get(&format!("agents.entries.{id}"));
-                let workspace = entry
-                    .and_then(|e| e.get("workspace"))
-                    .or_else(|| cfg.get("agents.defaults.workspace"))
-                    .and_then(Value::as_str)
-                    .map(str::to_string)
-                    .unwrap_or_else(|| {
-                        let name = if id == "main" {
-                            "workspace".to_string()
-                        } else {
-                            format!("workspace-{id}")
-                        };
-                        state_dir.join(name).display().to_string()
-                    });
-                let mut a = json!({"id": id, "workspace": workspace});
-                if let Some(m) = entry
-                    .and_then(|e| e.get("model"))
-                    .or_else(|| cfg.get("agents.defaults.model"))
-                {
-                    a["model"] = m.clone();
-                }
-                a
-            })
-            .collect();
         Ok(json!({
-            "defaultId": default_agent_id(&cfg), "mainKey": "main", "scope": "per-sender",
-            "agents": agents,
+            "defaultId": ctx.state.features.default_agent_id(&cfg), "mainKey": "main",
+            "scope": "per-sender", "agents": [],
         }))
     });
     t.register("last-heartbeat", read(), |ctx: Ctx| async move {

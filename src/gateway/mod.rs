@@ -15,16 +15,20 @@ pub mod admission;
 pub mod auth;
 pub mod client;
 pub mod conn;
+pub mod feature;
 pub mod handover;
 pub mod health;
 pub mod http;
+pub mod http_api;
 pub mod identity;
 pub mod listener;
 pub mod methods;
 pub mod options;
+pub mod outbound;
 pub mod peer;
 pub mod protocol;
 pub mod reload;
+pub mod reloader;
 pub mod shutdown;
 pub mod state;
 pub mod statelock;
@@ -394,7 +398,7 @@ pub(crate) fn argv_secret_warning(flag: &str) -> String {
 /// restarts in-process: it re-reads the config from disk (never a cached copy), keeps the
 /// listening sockets open when the address is unchanged (pending connections wait in the
 /// backlog), and serves a new generation.
-pub fn run_daemon(paths: &Paths, args: RunOptions) -> Result<Exit> {
+pub fn run_daemon(paths: &Paths, args: RunOptions, features: feature::Features) -> Result<Exit> {
     // Must happen before any thread exists: it unsets LISTEN_* variables.
     let mut inherited = listener::take_inherited()?;
     // Under systemd, stderr already is the journal: log natively (fields, priorities) and
@@ -511,8 +515,7 @@ pub fn run_daemon(paths: &Paths, args: RunOptions) -> Result<Exit> {
             }
             let mut methods = methods::core_table();
             reload::register_methods(&mut methods);
-            handover::register_test_methods(&mut methods);
-            crate::agent::methods::register(&mut methods);
+            features.register_methods(&mut methods);
             let state = GatewayState::new(StateInit {
                 paths: paths.clone(),
                 port,
@@ -533,6 +536,7 @@ pub fn run_daemon(paths: &Paths, args: RunOptions) -> Result<Exit> {
                     notifier.clone(),
                     inherited_listeners,
                 ),
+                features: features.clone(),
             });
             if let Some(a) = adopted_now {
                 state.handover.set_adopted(a);
@@ -589,7 +593,8 @@ fn note_restart_error(
     paths: &Paths,
     e: &Error,
 ) {
-    let err = config_reload::ReloadError::from_error(&paths.config_path, e, protocol::now_ms());
+    let err =
+        config_reload::ReloadError::from_error(&paths.config_path, e, crate::sys::time::now_ms());
     let mut st = status.lock().unwrap_or_else(|p| p.into_inner());
     st.last_error = Some(err);
 }
@@ -680,9 +685,8 @@ pub async fn serve(
         state.connection_count(),
         state.handover.status_suffix()
     ));
-    // Index the session transcripts off the request path (torn last lines are reported here).
-    let agents = state.agents.clone();
-    tokio::task::spawn_blocking(move || agents.store.warm());
+    // The wings' background work (e.g. indexing session transcripts off the request path).
+    state.features.start(&state);
     // WATCHDOG=1 only while a request through our own accept loop succeeds (see watchdog.rs).
     if let Some(addr) = probe_addr {
         crate::service::systemd::watchdog::spawn_for_listener(notifier.clone(), addr);
@@ -767,9 +771,10 @@ pub async fn serve(
     state
         .draining
         .store(true, std::sync::atomic::Ordering::Relaxed);
-    // Abort agent runs first, so their error events and final responses reach the clients
-    // waiting on them (before the sockets close, or before they are handed over).
-    state.agents.shutdown(Duration::from_secs(3)).await;
+    // The wings stop first (agent runs are aborted), so their error events and final
+    // responses reach the clients waiting on them (before the sockets close, or before they
+    // are handed over).
+    state.features.shutdown(&state).await;
     let mut drain_cap = None;
     if let Some((max, why)) = handing_over {
         notifier.extend_timeout(handover::inflight_budget() + Duration::from_secs(15));
@@ -921,7 +926,7 @@ fn spawn_background(state: &Arc<GatewayState>) {
             }
             s.broadcast(
                 "tick",
-                &json!({"ts": protocol::now_ms()}),
+                &json!({"ts": crate::sys::time::now_ms()}),
                 Broadcast {
                     drop_if_slow: true,
                     ..Broadcast::default()

@@ -19,12 +19,12 @@ use tokio::sync::watch;
 use super::auth::Mode;
 use super::methods::{Ctx, MethodTable, ScopeRule};
 use super::protocol::{ErrorShape, scopes};
+use super::reloader::{ReloadHost, Reloader};
 use super::state::GatewayState;
 use super::{AuthProblem, bind_from, resolve_auth};
 use crate::config::Config;
 use crate::config::paths::{Paths, ProcessEnv};
 use crate::config::reload::{self, ReloadStatus, Supervisor};
-use crate::config::reloader::{ReloadHost, Reloader};
 use crate::config::secrets::SecretsSnapshot;
 use crate::service::systemd::notify::Notifier;
 

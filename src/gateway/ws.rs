@@ -33,9 +33,11 @@ use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 use super::auth::{self, Verdict};
 use super::handover::{ConnState, Quiesced};
 use super::methods::Ctx;
-use super::protocol::{self, ErrorShape, now_ms};
-use super::state::{ConnInfo, GatewayState, OutMsg, Outbound, OutboundRx};
+use super::outbound::{OutMsg, Outbound, OutboundRx};
+use super::protocol::{self, ErrorShape};
+use super::state::{ConnInfo, GatewayState};
 use super::wsio::BoundaryIo;
+use crate::sys::time::now_ms;
 
 /// How long we wait for the peer's close reply after sending ours.
 const CLOSE_GRACE: Duration = Duration::from_secs(2);
@@ -997,7 +999,7 @@ pub fn connect(
 
 /// The `hello-ok` payload.
 fn hello_ok(state: &GatewayState, info: &ConnInfo, health: &Value) -> Value {
-    let cfg = state.config();
+    let default_agent = state.features.default_agent_id(&state.config());
     let auth = state.auth();
     let mut snapshot = json!({
         "presence": state.presence_list(),
@@ -1005,9 +1007,9 @@ fn hello_ok(state: &GatewayState, info: &ConnInfo, health: &Value) -> Value {
         "stateVersion": state.state_version(),
         "uptimeMs": state.uptime_ms(),
         "sessionDefaults": {
-            "defaultAgentId": super::methods::default_agent_id(&cfg),
+            "defaultAgentId": default_agent,
             "mainKey": "main",
-            "mainSessionKey": format!("agent:{}:main", super::methods::default_agent_id(&cfg)),
+            "mainSessionKey": format!("agent:{}:main", default_agent),
             "scope": "per-sender",
         },
         "authMode": auth.mode.as_str(),

@@ -15,6 +15,7 @@ mod macos;
 #[cfg(all(feature = "macos-check", not(target_os = "macos")))]
 #[doc(hidden)]
 pub mod macos_stub;
+pub mod time;
 
 use std::io;
 use std::os::fd::OwnedFd;

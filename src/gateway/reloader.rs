@@ -15,13 +15,13 @@ use serde::Deserialize;
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
-use super::paths::Env;
-use super::reload::{
+use crate::config::paths::Env;
+use crate::config::reload::{
     self, Action, Class, Mode, Plan, ReloadError, ReloadResult, ReloadStatus, Trigger,
 };
-use super::secrets::{self, Activation, SecretsSnapshot};
-use super::watch::ConfigWatcher;
-use super::{Config, GatewayConfig};
+use crate::config::secrets::{self, Activation, SecretsSnapshot};
+use crate::config::watch::ConfigWatcher;
+use crate::config::{Config, GatewayConfig};
 use crate::service::systemd::notify::Notifier;
 
 /// What the reloader needs from the running gateway.
@@ -46,13 +46,7 @@ pub trait ReloadHost: Send + Sync + 'static {
     fn status(&self) -> &Arc<Mutex<ReloadStatus>>;
 }
 
-/// Milliseconds since the epoch.
-fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
-}
+use crate::sys::time::now_ms;
 
 fn text_hash(raw: &str) -> u64 {
     use std::hash::{Hash, Hasher};
