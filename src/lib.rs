@@ -1,21 +1,31 @@
 //! OpenClaw Gateway in Rust: the gateway daemon and its operator CLI.
 //!
-//! # Layout
-//! - [`agent`]: agent runs through OpenAI-compatible model endpoints: providers, the run
-//!   engine, session transcripts, the agent/chat WS methods and the `/v1/*` + hooks HTTP APIs.
-//! - [`cli`]: the command line (clap), `dispatch`, and `cli::assets` (completions and man
-//!   pages generated from the clap tree).
-//! - [`error`]: the crate error type and the stable exit-code table.
-//! - [`config`]: profiles, state dir and config paths (pure, from an injected environment),
-//!   the JSON5 config loader and its validation.
-//! - [`gateway`]: the network service: listener acquisition, the accept loop, HTTP and the
-//!   WebSocket protocol v4, shutdown, and the protocol [`gateway::client`] used by our CLI.
-//! - [`service`]: service-manager adapters (systemd units, launchd plists), each built as
-//!   render → plan → parse (pure) plus a thin command runner.
-//! - [`sys`]: the only place with `cfg(target_os)`: OS primitives (fd adoption, launchd FFI).
-//! - [`telemetry`]: stderr logs and the JSONL file log `logs.tail` serves.
-//! - [`ops`]: operator client commands (health, call, probe, status, logs, channels).
-//! - [`doctor`]: checks that detect and repair drift between what is installed and what should be.
+//! # The house, top to bottom
+//! Code may only name modules on a floor below its own; modules on one floor are peers and never
+//! import each other. `tests/it/architecture.rs` holds the same table and fails on any arrow up
+//! or sideways, so this picture stays true without review.
+//!
+//! ```text
+//!  12  testing     test hooks and the one GatewayState fixture (doc-hidden; tests, bench, fuzz)
+//!  11  cli         clap: parse argv, convert into plain option structs, dispatch; completions, man
+//!  10  commands    the verbs, one file per family; `commands::gateway` is the composition root
+//!   9  doctor      checks and repairs of drift between what is installed and what should be
+//!   8  ops agent   wings: the client library (target, RPC session, reach/probe, status) · agent
+//!      test_hooks  runs, chat/sessions methods, `/v1/*` and hooks · test-only methods
+//!                  (channels and control_ui join this floor)
+//!   6  gateway     the kernel: state, protocol v4, method registry and scopes, outbound queues,
+//!                  listener acquisition, HTTP/WS serving, auth, admission, reload, shutdown,
+//!                  handover, the protocol client; wings plug in through `gateway::feature`
+//!   5  service     service-manager adapters: systemd and launchd, render → plan → parse behind a
+//!                  runner, plus the runtime side (sd_notify, activation fds, fd store, watchdog)
+//!   4  config      profiles and paths (from an injected environment), JSON5 loader, validation,
+//!      telemetry   reload plans, secrets · stderr/journald logs and the JSONL file log
+//!   2  sys         OS primitives (fd adoption, launchd FFI, clocks)
+//!   1  error       the crate error type and the stable exit-code table
+//! ```
+//!
+//! `cfg(target_os)` lives in `sys/` and at the launchd FFI edge of `service/launchd/`. The design
+//! facts the comments cite are in `docs/` (protocol, lifecycle, service managers).
 
 pub mod agent;
 pub mod cli;
@@ -28,6 +38,7 @@ pub mod ops;
 pub mod service;
 pub mod sys;
 pub mod telemetry;
+pub mod test_hooks;
 #[doc(hidden)]
 pub mod testing;
 

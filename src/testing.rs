@@ -3,7 +3,7 @@
 //!
 //! # Test hooks
 //! All of them work only in debug builds or with the `test-hooks` feature:
-//! - `OPENCLAW_TEST_METHODS=1`: the gateway serves `test.sleep {ms}` ([`TestHooks`]), which
+//! - `OPENCLAW_TEST_METHODS=1`: the gateway serves `test.sleep {ms}` (the `test_hooks` wing), which
 //!   answers after `ms` (≤ 60 s) so a test can restart the gateway between a request and its
 //!   response;
 //! - `OPENCLAW_TEST_NO_MANAGER_QUERY=1`: a handover cannot ask the service manager whether a
@@ -17,15 +17,11 @@
 use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
-use std::time::Duration;
-
-use serde_json::{Value, json};
 
 use crate::config::Config;
 use crate::config::paths::Paths;
 use crate::gateway::auth::ResolvedAuth;
-use crate::gateway::feature::Feature;
-use crate::gateway::methods::{Ctx, MethodTable, ScopeRule};
+use crate::gateway::methods::MethodTable;
 use crate::gateway::state::{GatewayState, StateInit};
 
 /// Paths with `HOME=home` and no profile (the state dir is `home/.openclaw`).
@@ -93,36 +89,6 @@ impl StateFixture {
     }
 }
 
-/// The test-hook wing: `test.sleep` when `OPENCLAW_TEST_METHODS=1` in a debug or
-/// `test-hooks` build (see the module docs); `None` otherwise.
-pub fn test_hooks() -> Option<TestHooks> {
-    let on = cfg!(any(debug_assertions, feature = "test-hooks"))
-        && std::env::var("OPENCLAW_TEST_METHODS").as_deref() == Ok("1");
-    on.then_some(TestHooks)
-}
-
-/// See [`test_hooks`].
-#[derive(Debug, Clone, Copy)]
-pub struct TestHooks;
-
-impl Feature for TestHooks {
-    fn name(&self) -> &'static str {
-        "test-hooks"
-    }
-
-    fn register_methods(&self, t: &mut MethodTable) {
-        t.register("test.sleep", ScopeRule::Exempt, |ctx: Ctx| async move {
-            let ms = ctx
-                .param("ms")
-                .and_then(Value::as_u64)
-                .unwrap_or(0)
-                .min(60_000);
-            tokio::time::sleep(Duration::from_millis(ms)).await;
-            Ok(json!({"sleptMs": ms, "pid": std::process::id()}))
-        });
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -182,7 +148,10 @@ mod tests {
                 let body = axum::body::to_bytes(res.into_body(), 1 << 16)
                     .await
                     .unwrap();
-                (status, serde_json::from_slice::<Value>(&body).unwrap())
+                (
+                    status,
+                    serde_json::from_slice::<serde_json::Value>(&body).unwrap(),
+                )
             }
         };
         let (status, body) = send("GET", "/v1/models").await;
@@ -195,12 +164,5 @@ mod tests {
         assert!(v1["error"]["retryAfterMs"].as_u64().unwrap() > 0);
         assert_eq!(v1["error"]["message"], tools["error"]["message"]);
         assert_eq!(v1["error"]["type"], tools["error"]["type"]);
-    }
-
-    #[test]
-    fn test_sleep_is_a_wing_method() {
-        let mut t = MethodTable::default();
-        TestHooks.register_methods(&mut t);
-        assert_eq!(t.method_names(), vec!["test.sleep"]);
     }
 }

@@ -12,7 +12,7 @@ use crate::gateway::options::RunOptions;
 /// the core methods, where it always was).
 pub fn wings() -> Features {
     let mut wings: Vec<Arc<dyn Feature>> = Vec::new();
-    if let Some(hooks) = crate::testing::test_hooks() {
+    if let Some(hooks) = crate::test_hooks::test_hooks() {
         wings.push(Arc::new(hooks));
     }
     wings.push(Arc::new(crate::agent::AgentWing));

@@ -9,10 +9,10 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
+use crate::commands::client::GatewayStatusOptions;
 use crate::config::Config;
 use crate::config::paths::{Paths, ProcessEnv};
 use crate::error::{Error, Exit, Result};
-use crate::commands::client::GatewayStatusOptions;
 use crate::service::{Action, NativeOptions, Report, ServiceManager, ServiceSpec, ServiceStatus};
 
 /// `gateway install`.

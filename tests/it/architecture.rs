@@ -20,7 +20,7 @@ const FLOORS: &[(u8, &[&str])] = &[
     // Checks and repairs across the wings below.
     (9, &["doctor"]),
     // Wings: the client library, agent runs, and (later) channels and the Control UI.
-    (8, &["ops", "agent", "channels", "control_ui"]),
+    (8, &["ops", "agent", "channels", "control_ui", "test_hooks"]),
     // The gateway kernel: it never names a wing.
     (6, &["gateway"]),
     // Service-manager adapters, both sides (install, and talking to the manager at runtime).
