@@ -100,7 +100,7 @@ pub fn harness() -> &'static Harness {
     })
 }
 
-/// The Node client's frame guard for `res` frames (protocol.md §1): non-empty string `id`,
+/// The Node client's frame guard for `res` frames (docs/protocol.md §1): non-empty string `id`,
 /// boolean `ok`, `error` (if present) with string `code` + `message`, boolean `retryable?`,
 /// non-negative integer `retryAfterMs?`. Also: the frame survives a JSON round trip.
 pub fn assert_valid_res(frame: &Value) {

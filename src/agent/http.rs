@@ -1,4 +1,4 @@
-//! What the agent wing's HTTP APIs share (protocol.md §5, docs openai-http-api /
+//! What the agent wing's HTTP APIs share (docs/protocol.md §5; upstream's docs openai-http-api /
 //! openresponses-http-api / config-hooks): the routes, JSON/SSE responses, body reading,
 //! request validation, run spawning, and `GET /v1/models[/{id}]` (served when
 //! `gateway.http.endpoints.chatCompletions.enabled` or `…responses.enabled`). The endpoints:

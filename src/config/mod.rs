@@ -17,7 +17,7 @@ use serde_json::Value;
 
 use crate::error::{Error, Result};
 
-/// The typed view of `gateway.*` (lifecycle.md §8). Unknown keys under `gateway` are kept in
+/// The typed view of `gateway.*` (docs/lifecycle.md §8). Unknown keys under `gateway` are kept in
 /// the raw document; keys we act on are typed here.
 #[derive(Debug, Clone, Default, Deserialize, PartialEq)]
 #[serde(rename_all = "camelCase", default)]

@@ -1,7 +1,7 @@
 //! Profile, state-dir, config-path and port resolution, computed from an injected environment
 //! so every precedence rule is table-testable (`std::env` is read only by [`ProcessEnv`]).
 //!
-//! Rules (lifecycle.md §1, §7; runbook "Port and bind precedence"):
+//! Rules (docs/lifecycle.md §1, §7; docs/lifecycle.md §7):
 //! - profile: `--dev` = profile `dev`; else `--profile P`; else `OPENCLAW_PROFILE`; `default` = none.
 //!   Names match `^[a-z0-9][a-z0-9_-]{0,63}$` (case-insensitive input, stored lowercase).
 //! - state dir: `OPENCLAW_STATE_DIR` (`~` expanded) → `<home>/.openclaw[-P]`, where home is
@@ -267,7 +267,7 @@ mod tests {
         assert!(Paths::resolve(Some("x"), true, &e).is_err());
         let ops = Paths::resolve(Some("ops"), false, &e).unwrap();
         assert_eq!(ops.launchd_label(), "ai.openclaw.ops");
-        // Values verified against upstream's resolver (lifecycle.md §7).
+        // Values verified against upstream's resolver (docs/lifecycle.md §7).
         assert_eq!(profile_port("ops"), 55291);
         assert_eq!(profile_port("rescue"), 23532);
         assert_eq!(profile_port("work"), 41984);

@@ -108,7 +108,7 @@ impl Rule {
 }
 
 /// The published hot/restart table: `(dotted prefix, rule, note)`. Longest prefix wins; a path
-/// matching no prefix needs a restart. Derived from upstream's planner (lifecycle.md §8), with
+/// matching no prefix needs a restart. Derived from upstream's planner (docs/lifecycle.md §8), with
 /// listener, auth-mode and TLS settings kept restart-required.
 pub const RELOAD_RULES: &[(&str, Rule, &str)] = &[
     // Bookkeeping.

@@ -1,5 +1,5 @@
 //! SecretRefs: secrets named in the config instead of written into it, resolved eagerly into an
-//! in-memory [`SecretsSnapshot`] that request paths read (lifecycle.md §9).
+//! in-memory [`SecretsSnapshot`] that request paths read (docs/lifecycle.md §9).
 //!
 //! Surfaces: `gateway.auth.token`, `gateway.auth.password` and `models.providers.<name>.apiKey`.
 //! Each holds a plain string, a ref object `{source: "env"|"file"|"exec", provider?, id}`, or the

@@ -24,7 +24,7 @@ pub const KNOWN_OLD: &[(&str, &str, &str)] = &[
     // systemd < 253 got Type=notify + ExecReload; after a systemd upgrade these are outdated.
     ("Service", "Type", "notify"),
     ("Service", "ExecReload", "/bin/kill -HUP $MAINPID"),
-    // Upstream OpenClaw's units (lifecycle.md §2.1): a unit migrated from the Node gateway.
+    // Upstream OpenClaw's units (docs/lifecycle.md §2.1): a unit migrated from the Node gateway.
     ("Service", "Restart", "always"),
     ("Service", "RestartSec", "5"),
     ("Service", "TimeoutStopSec", "330"),

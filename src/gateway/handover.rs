@@ -1,5 +1,5 @@
 //! Zero-downtime restarts: live WebSocket connections move to the next process through
-//! systemd's file-descriptor store (service-managers.md A3, E1).
+//! systemd's file-descriptor store (docs/service-managers.md A3, E1).
 //!
 //! # Old process (planned restart)
 //! [`plan`] decides whether a stop is a restart (below). [`hand_over`] then asks every

@@ -1,4 +1,4 @@
-//! HTTP on the gateway port (protocol.md §5): probes, `/tools/invoke`, disabled-endpoint 404s,
+//! HTTP on the gateway port (docs/protocol.md §5): probes, `/tools/invoke`, disabled-endpoint 404s,
 //! the minimal Control UI page, security headers on every response, and WebSocket upgrades on
 //! any path (intercepted before routing).
 use std::sync::Arc;
@@ -252,7 +252,7 @@ async fn fallback(State(state): State<AppState>, method: Method) -> Response {
     not_found().await
 }
 
-/// The page's Content-Security-Policy, as upstream's Control UI sends it (control-ui.md): only
+/// The page's Content-Security-Policy, as upstream's Control UI sends it (docs/protocol.md §5): only
 /// our own inline script and style (by hash), sockets back to us, no framing, plugins, base or
 /// form targets. `X-Frame-Options: DENY` goes with it for browsers without `frame-ancestors`.
 fn control_ui_csp() -> &'static str {

@@ -1,7 +1,7 @@
 //! The gateway's own device identity: an Ed25519 keypair persisted in
 //! `<state>/identity/gateway.json` (0600, dir 0700), created on first start.
 //! `deviceId` = lowercase hex SHA-256 of the raw 32-byte public key; `publicKey` = base64url
-//! (no padding) of the raw key — the encodings of protocol.md §2.4.
+//! (no padding) of the raw key — the encodings of docs/protocol.md §2.4.
 use std::path::{Path, PathBuf};
 
 use base64::Engine;

@@ -1,6 +1,6 @@
 //! The RPC method table (name → scope rule → handler) and the core read-only methods.
 //!
-//! Authorization order per request (protocol.md §3.1): `health` always allowed; node-only
+//! Authorization order per request (docs/protocol.md §3.1): `health` always allowed; node-only
 //! methods → `unauthorized role: operator`; admin → allowed; otherwise the method's scope
 //! (unknown methods need `operator.admin`); only then the existence check
 //! (`unknown method: X`). Other modules add methods with [`MethodTable::register`]

@@ -108,7 +108,7 @@ fn env_secret(key: &str) -> Option<String> {
     std::env::var(key).ok().filter(|v| !v.is_empty())
 }
 
-/// The startup guards and resolution of protocol.md §6 (pure apart from config writes).
+/// The startup guards and resolution of docs/protocol.md §6 (pure apart from config writes).
 pub fn prepare(paths: &Paths, args: &RunOptions) -> Result<Plan> {
     prepare_with(paths, args, None)
 }

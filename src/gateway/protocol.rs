@@ -280,7 +280,7 @@ fn check_request(v: &Value) -> Result<(), FrameError> {
     })
 }
 
-/// What the first inbound frame of a socket amounts to (protocol.md §2.7, §10 step 2). Pure, so
+/// What the first inbound frame of a socket amounts to (docs/protocol.md §2.7, §10 step 2). Pure, so
 /// the handshake's decisions can be fuzzed without a socket.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Preauth {
@@ -332,7 +332,7 @@ pub fn decode_preauth(bytes: &[u8]) -> Preauth {
     }
 }
 
-/// What an inbound frame after `hello-ok` amounts to (protocol.md §1 "post-handshake frame
+/// What an inbound frame after `hello-ok` amounts to (docs/protocol.md §1 "post-handshake frame
 /// errors").
 #[derive(Debug, Clone, PartialEq)]
 pub enum Inbound {

@@ -1,6 +1,6 @@
 //! Which gateway a client command talks to, and with which credentials.
 //!
-//! Rules (protocol.md §8, runbook "Port and bind precedence"):
+//! Rules (docs/protocol.md §8, docs/lifecycle.md §7):
 //! - `--url ws://…` is an explicit target: it needs `--token` or `--password` on the command
 //!   line (environment and config credentials are *not* used for it, so a local token never
 //!   leaks to another host): otherwise `gateway url override requires explicit credentials`.

@@ -1,5 +1,5 @@
 //! One-shot gateway sessions for CLI commands: a current-thread runtime, the client identity
-//! each command presents (as the official CLI does, protocol.md §8), a connect that retries
+//! each command presents (as the official CLI does, docs/protocol.md §8), a connect that retries
 //! only the gateway's "still starting" answer, and failures phrased as what failed, where, and
 //! what to do next.
 use std::time::{Duration, Instant};

@@ -6,7 +6,7 @@
 //! resolves (URL, port and which rule picked it, auth mode — never a secret), reachability,
 //! latency, version and pid of the gateway (RPC `status`), and what the service manager
 //! reports (installed/enabled/running, pid, linger, reload pending, logs). Then the
-//! cross-checks that the upstream CLI misses (lifecycle.md §10 items 7 and 9): the port the
+//! cross-checks that the upstream CLI misses (docs/lifecycle.md §10 items 7 and 9): the port the
 //! *service* uses vs the port the CLI resolves, the pid answering on the port vs the service's
 //! pid, CLI vs gateway version. Each problem yields a next-step hint. The verb that prints it
 //! is `openclaw status` (informational, exit 0; `openclaw health` is the scriptable check).

@@ -1,5 +1,5 @@
 //! Helpers shared by the agent tests: a gateway configured with the fake model as provider
-//! `fake` (the protocol.md Appendix A setup), operator sockets, and frame collection.
+//! `fake` (the docs/protocol.md Appendix A setup), operator sockets, and frame collection.
 #![allow(dead_code)]
 
 use std::time::Duration;

@@ -1,5 +1,5 @@
 //! The OpenAI-compatible HTTP APIs and hooks against a real gateway and the fake model:
-//! error shapes as captured (http-captures.md), JSON and SSE completions, `/v1/models`,
+//! error shapes as captured (docs/protocol.md §5), JSON and SSE completions, `/v1/models`,
 //! `/v1/responses`, client disconnect cancelling the upstream request, hooks with their own
 //! token, and persistence of sessions across a gateway restart (torn line included).
 use std::io::{BufRead, BufReader, Read, Write};

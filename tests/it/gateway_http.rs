@@ -1,4 +1,4 @@
-//! HTTP on the gateway port (protocol.md §5, http-captures.md).
+//! HTTP on the gateway port (docs/protocol.md §5, docs/protocol.md §5).
 use serde_json::json;
 
 use crate::support::{Gateway, http};

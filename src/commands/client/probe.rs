@@ -123,7 +123,7 @@ pub(crate) fn render(report: &Value) -> String {
 }
 
 /// `openclaw gateway status --url ws://… --token …`: the client side of `gateway status`
-/// for an explicit (possibly remote) gateway, as upstream (protocol.md §8): a connect-only
+/// for an explicit (possibly remote) gateway, as upstream (docs/protocol.md §8): a connect-only
 /// probe as `cli`/`probe` (`Connectivity probe: ok`, `Capability: …`), or with
 /// `--require-rpc` a `gateway-client`/`backend` connection that must answer `status`. No
 /// service section: the service manager only knows local services. Exit 0 unless

@@ -134,7 +134,7 @@ fn take_passed(env: &dyn Env, pid: u32) -> Result<Option<Inherited>> {
     let mut activation_fds = 0;
     for PassedFd { fd, name } in fds {
         match kind_of(&name) {
-            // fd-store entries (service-managers.md A3): ours by name, the rest is removed
+            // fd-store entries (docs/service-managers.md A3): ours by name, the rest is removed
             // from the store by the handover code.
             FdKind::StoredListener => match activation::adopt(fd) {
                 Ok(l) => stored_listeners.push((name, l)),

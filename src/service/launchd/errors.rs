@@ -3,7 +3,7 @@
 //! launchctl reports failures as `<Verb> failed: <N>: <strerror>` on stderr and (mostly) exits
 //! with N. Numbers below 107 are errno values; 107+ are launchd's own table (`launchctl error
 //! <N>` prints the text). Which number a situation produces varies between macOS releases
-//! (service-managers.md B4), so decoding looks at the verb and at what we observed (e.g. a
+//! (docs/service-managers.md B4), so decoding looks at the verb and at what we observed (e.g. a
 //! persisted disable) before giving advice.
 use std::fmt;
 use std::path::PathBuf;

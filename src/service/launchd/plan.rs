@@ -1,6 +1,6 @@
 //! The launchctl plan: pure `plan(op, desired, observed) -> Vec<Step>`.
 //!
-//! The sequences are the ones the field converged on (service-managers.md B4, lifecycle.md
+//! The sequences are the ones the field converged on (docs/service-managers.md B4, docs/lifecycle.md
 //! §3.2, §10 item 2) and avoid every reported failure mode:
 //! - install: write the plist atomically → `enable` (clears a persisted disable, the cause of
 //!   `Bootstrap failed: 5`) → if loaded and different: `bootout`, **poll until the label is

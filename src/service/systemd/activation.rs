@@ -1,4 +1,4 @@
-//! Socket activation (`sd_listen_fds` protocol, service-managers.md A1).
+//! Socket activation (`sd_listen_fds` protocol, docs/service-managers.md A1).
 //!
 //! The manager passes listening sockets as fds 3, 4, … with `LISTEN_FDS` (count),
 //! `LISTEN_PID` (must be our pid, otherwise the variables belong to someone else and are

@@ -1,4 +1,4 @@
-//! How the gateway uses systemd's file-descriptor store (service-managers.md A3): fd names,
+//! How the gateway uses systemd's file-descriptor store (docs/service-managers.md A3): fd names,
 //! whether the store is configured for this process, and what the manager is doing to the
 //! unit when SIGTERM arrives (a restart job keeps the store, a stop releases it).
 //!

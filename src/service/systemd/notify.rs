@@ -1,4 +1,4 @@
-//! The sd_notify protocol (service-managers.md A2): one `AF_UNIX`/`SOCK_DGRAM` datagram of
+//! The sd_notify protocol (docs/service-managers.md A2): one `AF_UNIX`/`SOCK_DGRAM` datagram of
 //! newline-separated `KEY=VALUE` lines per message to `$NOTIFY_SOCKET`.
 //!
 //! Hand-rolled on purpose: the `sd-notify` crate (0.5) treats `@name` as a file path, so it
@@ -7,7 +7,7 @@
 //! ([`encode`]); sending never fails the caller: errors are logged once. Nothing is sent when
 //! `NOTIFY_SOCKET` is absent.
 //!
-//! # File-descriptor store (service-managers.md A3)
+//! # File-descriptor store (docs/service-managers.md A3)
 //! [`Notifier::send_with_fds`] attaches fds as `SCM_RIGHTS` (nix `sendmsg`, to the same path or
 //! abstract target; `sd-notify`'s `notify_with_fds` has the abstract-socket gap above, and
 //! libsystemd would be a second notify stack): `FDSTORE=1` + `FDNAME=` uploads, and

@@ -1,6 +1,6 @@
 //! A recording, simulated launchd behind the `CommandRunner` trait, and a fake clock.
 //!
-//! The simulation follows the behaviour reported in the field (service-managers.md B4):
+//! The simulation follows the behaviour reported in the field (docs/service-managers.md B4):
 //! `bootout` is asynchronous (the label stays visible to `print` for a few polls),
 //! `bootstrap` during that teardown answers 37, bootstrapping a disabled or already-loaded
 //! label answers 5, a missing GUI domain answers 125 (bootstrap) / 112 (print), an unknown

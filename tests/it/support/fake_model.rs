@@ -225,7 +225,7 @@ impl FakeModel {
     }
 
     /// Config keys (JSON5, for splicing into a top-level object) that make this server provider
-    /// `fake` with model `fake-1`, the default agent's primary model (protocol.md Appendix A).
+    /// `fake` with model `fake-1`, the default agent's primary model (docs/protocol.md Appendix A).
     /// `api_key` is a JSON5 value: a quoted string or a SecretRef object.
     pub fn provider_config(&self, api_key: &str) -> String {
         format!(
