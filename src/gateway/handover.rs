@@ -331,26 +331,9 @@ fn intent_path(paths: &Paths) -> PathBuf {
 
 /// `openclaw gateway restart`: tells the gateway with `pid` that the coming SIGTERM is a
 /// restart (so it hands its connections over). Best effort.
-pub fn write_restart_intent(paths: &Paths, pid: u32) -> std::io::Result<()> {
-    use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
+pub fn write_restart_intent(paths: &Paths, pid: u32) -> crate::error::Result<()> {
     let body = json!({"pid": pid, "atMs": now_ms()}).to_string();
-    let path = intent_path(paths);
-    let tmp = path.with_extension(format!("tmp-{}", std::process::id()));
-    let r = (|| {
-        let mut f = std::fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(0o600)
-            .open(&tmp)?;
-        f.write_all(body.as_bytes())?;
-        std::fs::rename(&tmp, &path)
-    })();
-    if r.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    r
+    crate::config::write::write_atomic(&intent_path(paths), body.as_bytes(), 0o600)
 }
 
 /// Consumes the intent file: true when it names this process and is recent.
