@@ -29,7 +29,7 @@
 
 pub mod agent;
 pub mod cli;
-pub mod commands;
+pub(crate) mod commands;
 pub mod config;
 pub mod doctor;
 pub mod error;
@@ -37,8 +37,8 @@ pub mod gateway;
 pub mod ops;
 pub mod service;
 pub mod sys;
-pub mod telemetry;
-pub mod test_hooks;
+pub(crate) mod telemetry;
+pub(crate) mod test_hooks;
 #[doc(hidden)]
 pub mod testing;
 

@@ -27,20 +27,20 @@ use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::{Layer, Registry};
 
 /// A layer that can be added to the logging stack (e.g. journald).
-pub type BoxedLayer = Box<dyn Layer<Registry> + Send + Sync + 'static>;
+pub(crate) type BoxedLayer = Box<dyn Layer<Registry> + Send + Sync + 'static>;
 
 /// Server-side cap of `logs.tail` `limit`.
-pub const MAX_TAIL_LIMIT: usize = 5000;
+pub(crate) const MAX_TAIL_LIMIT: usize = 5000;
 /// Server-side cap of `logs.tail` `maxBytes`.
-pub const MAX_TAIL_BYTES: u64 = 1_000_000;
+pub(crate) const MAX_TAIL_BYTES: u64 = 1_000_000;
 /// Default `logs.tail` `limit`.
-pub const DEFAULT_TAIL_LIMIT: usize = 500;
+pub(crate) const DEFAULT_TAIL_LIMIT: usize = 500;
 /// Default `logs.tail` `maxBytes`.
-pub const DEFAULT_TAIL_BYTES: u64 = 250_000;
+pub(crate) const DEFAULT_TAIL_BYTES: u64 = 250_000;
 
 /// Logging options.
 #[derive(Debug, Clone, Default)]
-pub struct Options {
+pub(crate) struct Options {
     /// DEBUG instead of INFO for our own targets.
     pub verbose: bool,
     /// Profile name: selects `openclaw-<profile>-DATE.log`.
@@ -56,14 +56,14 @@ pub struct Options {
 
 /// Handle returned by [`init`].
 #[derive(Debug, Clone)]
-pub struct Telemetry {
+pub(crate) struct Telemetry {
     /// The file log, when enabled.
     pub file: Option<Arc<FileLog>>,
 }
 
 /// Installs the global subscriber. Safe to call once per process; later calls only return the
 /// handle without reinstalling (tests in one process).
-pub fn init(opts: &Options, extra: Vec<BoxedLayer>) -> Telemetry {
+pub(crate) fn init(opts: &Options, extra: Vec<BoxedLayer>) -> Telemetry {
     let ours = if opts.verbose {
         LevelFilter::DEBUG
     } else {
@@ -106,7 +106,7 @@ pub fn init(opts: &Options, extra: Vec<BoxedLayer>) -> Telemetry {
 /// created), else `/tmp/openclaw-<uid>` when that is ours (or can be created), else the state
 /// dir's `logs/`. Never a directory another user owns or could write: they could swap the day's
 /// file for a link to one of ours, or read every line.
-pub fn resolve_log_dir(state_dir: Option<&Path>) -> PathBuf {
+pub(crate) fn resolve_log_dir(state_dir: Option<&Path>) -> PathBuf {
     if let Some(d) = std::env::var_os("OPENCLAW_LOG_DIR").filter(|d| !d.is_empty()) {
         return PathBuf::from(d);
     }
@@ -133,7 +133,7 @@ pub(crate) fn log_dir_under(tmp: &Path, state_dir: Option<&Path>) -> PathBuf {
 }
 
 /// Log file name prefix for a profile: `openclaw` or `openclaw-<profile>`.
-pub fn file_prefix(profile: Option<&str>) -> String {
+pub(crate) fn file_prefix(profile: Option<&str>) -> String {
     match profile {
         Some(p) => format!("openclaw-{p}"),
         None => "openclaw".to_string(),
@@ -342,7 +342,7 @@ impl FileLog {
 }
 
 /// [`FileLog::tail`] on an explicit path (pure apart from reading the file).
-pub fn tail_file(path: &Path, cursor: Option<u64>, limit: usize, max_bytes: u64) -> Value {
+pub(crate) fn tail_file(path: &Path, cursor: Option<u64>, limit: usize, max_bytes: u64) -> Value {
     let limit = limit.clamp(1, MAX_TAIL_LIMIT);
     let max_bytes = max_bytes.clamp(1, MAX_TAIL_BYTES);
     let file = path.display().to_string();
@@ -450,7 +450,7 @@ fn timestamp() -> (String, String) {
 }
 
 /// The host name (for log records and presence).
-pub fn hostname() -> String {
+pub(crate) fn hostname() -> String {
     nix::sys::utsname::uname()
         .ok()
         .and_then(|u| u.nodename().to_str().map(str::to_string))
@@ -459,7 +459,7 @@ pub fn hostname() -> String {
 }
 
 /// `openclaw::gateway::ws` → `gateway/ws`.
-pub fn subsystem(target: &str) -> String {
+pub(crate) fn subsystem(target: &str) -> String {
     let t = target.strip_prefix("openclaw::").unwrap_or(target);
     t.replace("::", "/")
 }

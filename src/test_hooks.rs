@@ -10,7 +10,7 @@ use crate::gateway::methods::{Ctx, MethodTable, ScopeRule};
 
 /// The test-hook wing: `test.sleep` when `OPENCLAW_TEST_METHODS=1` in a debug or
 /// `test-hooks` build (see the module docs); `None` otherwise.
-pub fn test_hooks() -> Option<TestHooks> {
+pub(crate) fn test_hooks() -> Option<TestHooks> {
     let on = cfg!(any(debug_assertions, feature = "test-hooks"))
         && std::env::var("OPENCLAW_TEST_METHODS").as_deref() == Ok("1");
     on.then_some(TestHooks)
@@ -18,7 +18,7 @@ pub fn test_hooks() -> Option<TestHooks> {
 
 /// See [`test_hooks`].
 #[derive(Debug, Clone, Copy)]
-pub struct TestHooks;
+pub(crate) struct TestHooks;
 
 impl Feature for TestHooks {
     fn name(&self) -> &'static str {

@@ -6,13 +6,13 @@ use std::collections::{HashMap, VecDeque};
 use std::time::{Duration, Instant};
 
 /// Upstream's dedupe TTL.
-pub const TTL: Duration = Duration::from_secs(5 * 60);
+pub(crate) const TTL: Duration = Duration::from_secs(5 * 60);
 /// Upstream's dedupe capacity.
-pub const MAX_ENTRIES: usize = 1000;
+pub(crate) const MAX_ENTRIES: usize = 1000;
 
 /// A TTL + capacity bounded map. Time is passed in so tests need no sleeps.
 #[derive(Debug)]
-pub struct Dedupe<V> {
+pub(crate) struct Dedupe<V> {
     ttl: Duration,
     max: usize,
     map: HashMap<String, (Instant, V)>,
@@ -21,7 +21,7 @@ pub struct Dedupe<V> {
 
 impl<V: Clone> Dedupe<V> {
     /// An empty cache.
-    pub fn new(ttl: Duration, max: usize) -> Self {
+    pub(crate) fn new(ttl: Duration, max: usize) -> Self {
         Dedupe {
             ttl,
             max: max.max(1),
@@ -31,13 +31,13 @@ impl<V: Clone> Dedupe<V> {
     }
 
     /// The live entry for `key` at `now`.
-    pub fn get(&mut self, key: &str, now: Instant) -> Option<V> {
+    pub(crate) fn get(&mut self, key: &str, now: Instant) -> Option<V> {
         self.prune(now);
         self.map.get(key).map(|(_, v)| v.clone())
     }
 
     /// Stores (or replaces) `key`.
-    pub fn insert(&mut self, key: String, v: V, now: Instant) {
+    pub(crate) fn insert(&mut self, key: String, v: V, now: Instant) {
         self.prune(now);
         self.order.push_back((key.clone(), now));
         self.map.insert(key, (now, v));
@@ -53,14 +53,10 @@ impl<V: Clone> Dedupe<V> {
         }
     }
 
+    #[cfg(test)]
     /// Live entries.
-    pub fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.map.len()
-    }
-
-    /// True when empty.
-    pub fn is_empty(&self) -> bool {
-        self.map.is_empty()
     }
 
     fn prune(&mut self, now: Instant) {

@@ -21,10 +21,10 @@ use crate::gateway::state::{Broadcast, GatewayState};
 use crate::sys::time::now_ms;
 
 /// Minimum spacing of `chat` delta events (upstream `LIVE_TEXT_PACING_MS`).
-pub const CHAT_DELTA_PACING: Duration = Duration::from_millis(75);
+pub(crate) const CHAT_DELTA_PACING: Duration = Duration::from_millis(75);
 
 /// Builds an object with keys in the given order.
-pub fn obj(fields: Vec<(&str, Value)>) -> Value {
+pub(crate) fn obj(fields: Vec<(&str, Value)>) -> Value {
     let mut m = Map::new();
     for (k, v) in fields {
         m.insert(k.to_string(), v);
@@ -33,13 +33,13 @@ pub fn obj(fields: Vec<(&str, Value)>) -> Value {
 }
 
 /// The text content shape of chat messages.
-pub fn text_content(text: &str) -> Value {
+pub(crate) fn text_content(text: &str) -> Value {
     json!([{"type": "text", "text": text}])
 }
 
 /// Event emitter for one run.
 #[derive(Debug)]
-pub struct RunEvents {
+pub(crate) struct RunEvents {
     state: Arc<GatewayState>,
     /// Run id.
     pub run_id: String,
@@ -58,7 +58,7 @@ pub struct RunEvents {
 
 impl RunEvents {
     /// An emitter.
-    pub fn new(
+    pub(crate) fn new(
         state: Arc<GatewayState>,
         run_id: &str,
         session_key: &str,
@@ -75,11 +75,6 @@ impl RunEvents {
             seq: AtomicU64::new(0),
             chat_sent: Mutex::new((String::new(), None)),
         }
-    }
-
-    /// The last `seq` used.
-    pub fn last_seq(&self) -> u64 {
-        self.seq.load(Ordering::Relaxed)
     }
 
     fn next_seq(&self) -> u64 {
@@ -132,7 +127,7 @@ impl RunEvents {
     }
 
     /// `chat.send` startup phase: `chat status` then `agent run_status` with the same seq.
-    pub fn run_status(&self, phase: &str) {
+    pub(crate) fn run_status(&self, phase: &str) {
         let seq = self.next_seq();
         self.chat(seq, "status", vec![("phase", phase.into())], true);
         let payload = obj(vec![
@@ -149,7 +144,7 @@ impl RunEvents {
     }
 
     /// `lifecycle start`.
-    pub fn start(&self, started_at: u64) {
+    pub(crate) fn start(&self, started_at: u64) {
         let mut f = self.head_with_session();
         f.push(("stream", "lifecycle".into()));
         f.push(("data", json!({"phase": "start", "startedAt": started_at})));
@@ -157,7 +152,7 @@ impl RunEvents {
     }
 
     /// `lifecycle model` with the provider/model about to be called.
-    pub fn model(&self, provider: &str, model: &str) {
+    pub(crate) fn model(&self, provider: &str, model: &str) {
         let mut f = self.head_with_session();
         f.push(("stream", "lifecycle".into()));
         f.push((
@@ -168,7 +163,7 @@ impl RunEvents {
     }
 
     /// `lifecycle model` with nulls (upstream clears the model status when the attempt ends).
-    pub fn model_cleared(&self) {
+    pub(crate) fn model_cleared(&self) {
         let mut f = vec![
             ("runId", Value::from(self.run_id.clone())),
             ("agentId", self.agent_id.clone().into()),
@@ -188,7 +183,7 @@ impl RunEvents {
 
     /// An `assistant` delta (cumulative `text`); returns its seq. The `chat` mirror is
     /// [`RunEvents::chat_delta`], paced by the caller.
-    pub fn assistant(&self, text: &str, delta: &str, item_id: &str) -> u64 {
+    pub(crate) fn assistant(&self, text: &str, delta: &str, item_id: &str) -> u64 {
         self.agent(
             vec![
                 ("runId", self.run_id.clone().into()),
@@ -205,7 +200,7 @@ impl RunEvents {
     }
 
     /// When the next `chat` delta may go out (`None`: now).
-    pub fn chat_delta_due(&self) -> Option<Instant> {
+    pub(crate) fn chat_delta_due(&self) -> Option<Instant> {
         let g = self.chat_sent.lock().unwrap_or_else(|p| p.into_inner());
         g.1.map(|at| at + CHAT_DELTA_PACING)
             .filter(|due| *due > Instant::now())
@@ -213,7 +208,7 @@ impl RunEvents {
 
     /// A `chat delta` with the text not yet mirrored (`deltaText`) and the cumulative
     /// `message`, carrying `seq`. No-op when everything was mirrored already.
-    pub fn chat_delta(&self, seq: u64, text: &str) {
+    pub(crate) fn chat_delta(&self, seq: u64, text: &str) {
         let delta = {
             let mut g = self.chat_sent.lock().unwrap_or_else(|p| p.into_inner());
             if g.0 == text {
@@ -239,7 +234,7 @@ impl RunEvents {
     }
 
     /// `usage` (`outputTokens`).
-    pub fn usage(&self, output_tokens: u64) {
+    pub(crate) fn usage(&self, output_tokens: u64) {
         self.agent(
             vec![
                 ("runId", self.run_id.clone().into()),
@@ -253,7 +248,7 @@ impl RunEvents {
     }
 
     /// `lifecycle finishing`.
-    pub fn finishing(&self, stop_reason: &str, ended_at: u64) {
+    pub(crate) fn finishing(&self, stop_reason: &str, ended_at: u64) {
         let mut f = self.head_with_session();
         f.push(("stream", "lifecycle".into()));
         f.push((
@@ -275,7 +270,7 @@ impl RunEvents {
     }
 
     /// `lifecycle end` then `chat final` (same seq).
-    pub fn end_ok(&self, data: Value, stop_reason: &str, text: &str) {
+    pub(crate) fn end_ok(&self, data: Value, stop_reason: &str, text: &str) {
         let fields = if self.chat_send {
             vec![
                 ("runId", Value::from(self.run_id.clone())),
@@ -306,7 +301,13 @@ impl RunEvents {
     }
 
     /// `lifecycle error` then `chat error` (same seq).
-    pub fn error(&self, started_at: Option<u64>, ended_at: u64, message: &str, kind: Option<&str>) {
+    pub(crate) fn error(
+        &self,
+        started_at: Option<u64>,
+        ended_at: u64,
+        message: &str,
+        kind: Option<&str>,
+    ) {
         let mut data = Map::new();
         data.insert("phase".into(), "error".into());
         if let Some(s) = started_at {
@@ -325,7 +326,7 @@ impl RunEvents {
 
     /// `chat aborted` then `lifecycle end {status:"cancelled", aborted:true}` (upstream's
     /// abort order; both take the next seq).
-    pub fn aborted(
+    pub(crate) fn aborted(
         &self,
         stop_reason: &str,
         partial: &str,

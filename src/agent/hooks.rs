@@ -21,9 +21,9 @@ use crate::config::RateLimitConfig;
 use crate::gateway::http_api;
 
 /// Body cap of hooks (upstream: 256 KiB).
-pub const HOOKS_MAX_BODY: usize = 256 * 1024;
+pub(crate) const HOOKS_MAX_BODY: usize = 256 * 1024;
 /// Body read timeout of hooks (upstream: 30 s).
-pub const HOOKS_BODY_TIMEOUT: Duration = Duration::from_secs(30);
+pub(crate) const HOOKS_BODY_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Failed hook authentications allowed per client per minute (upstream: 20; loopback not exempt).
 fn hooks_rate_limit() -> RateLimitConfig {
@@ -46,7 +46,11 @@ fn hook_token(headers: &HeaderMap) -> Option<String> {
 
 /// Middleware serving `hooks.path` when hooks are enabled; everything else passes through
 /// (disabled hooks fall through to the rest of the routing, as upstream).
-pub async fn hooks_intercept(State(state): State<AppState>, req: Request, next: Next) -> Response {
+pub(crate) async fn hooks_intercept(
+    State(state): State<AppState>,
+    req: Request,
+    next: Next,
+) -> Response {
     let cfg = state.config();
     let hc = config::hooks(&cfg);
     let path = req.uri().path();

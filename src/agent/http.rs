@@ -39,12 +39,12 @@ use crate::gateway::state::GatewayState;
 pub(crate) type AppState = Arc<GatewayState>;
 
 /// Body cap of the OpenAI-compatible endpoints (upstream: 20 MB).
-pub const API_MAX_BODY: usize = 20 * 1024 * 1024;
+pub(crate) const API_MAX_BODY: usize = 20 * 1024 * 1024;
 /// Session key namespaces callers may not address (upstream).
 pub(super) const RESERVED_SESSION_PREFIXES: &[&str] = &["subagent:", "cron:", "acp:"];
 
 /// The `/v1/*` routes (merged into the gateway router; other `/v1/*` paths stay 404).
-pub fn routes() -> Router<AppState> {
+pub(crate) fn routes() -> Router<AppState> {
     Router::new()
         .route(
             "/v1/chat/completions",
@@ -75,7 +75,7 @@ pub(super) fn method_not_allowed(allow: &'static str) -> Response {
 }
 
 /// `{"error":{"message","type"}}`.
-pub fn api_error(status: StatusCode, kind: &str, message: impl Into<String>) -> Response {
+pub(crate) fn api_error(status: StatusCode, kind: &str, message: impl Into<String>) -> Response {
     json_response(
         status,
         json!({"error": {"message": message.into(), "type": kind}}),

@@ -27,7 +27,7 @@ fn int1() -> Schema {
 }
 
 /// `AgentParamsSchema` (closed; the fields a client may send).
-pub fn agent_schema() -> Schema {
+pub(crate) fn agent_schema() -> Schema {
     let mut props = vec![("message", ne())];
     for k in [
         "agentId",
@@ -214,7 +214,7 @@ fn str_param<'a>(p: &'a Value, k: &str) -> Option<&'a str> {
 }
 
 /// `agent:<agentId>:<rest>` → the agent id.
-pub fn agent_of_session_key(key: &str) -> Option<&str> {
+pub(crate) fn agent_of_session_key(key: &str) -> Option<&str> {
     let rest = key.strip_prefix("agent:")?;
     let (id, tail) = rest.split_once(':')?;
     (!id.is_empty() && !tail.is_empty()).then_some(id)
@@ -223,7 +223,7 @@ pub fn agent_of_session_key(key: &str) -> Option<&str> {
 /// Resolves (agent id, canonical session key) from optional `agentId` / `sessionKey`:
 /// `agent:<id>:<rest>` keys name their agent; bare keys (`main`, `work`) are scoped to the
 /// requested or default agent; no key is the agent's main session.
-pub fn resolve_target(
+pub(crate) fn resolve_target(
     cfg: &crate::config::Config,
     agent_id: Option<&str>,
     session_key: Option<&str>,
@@ -636,7 +636,7 @@ async fn agents_list(ctx: Ctx) -> Result<Value, ErrorShape> {
 }
 
 /// Adds the agent methods and events to `t` (replacing any core stubs of the same name).
-pub fn register(t: &mut MethodTable) {
+pub(crate) fn register(t: &mut MethodTable) {
     let write = || ScopeRule::Fixed(scopes::WRITE);
     let read = || ScopeRule::Fixed(scopes::READ);
     t.register(

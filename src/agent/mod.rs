@@ -23,17 +23,17 @@
 //! [`hooks::hooks_intercept`]; after READY the session store is indexed; shutdown calls
 //! [`Agents::shutdown`] before sockets close so aborted runs report their errors to the
 //! clients waiting on them.
-pub mod chat_completions;
+pub(crate) mod chat_completions;
 pub mod config;
-pub mod dedupe;
-pub mod events;
-pub mod hooks;
-pub mod http;
-pub mod methods;
-pub mod openai;
-pub mod responses;
-pub mod run;
-pub mod session;
+pub(crate) mod dedupe;
+pub(crate) mod events;
+pub(crate) mod hooks;
+pub(crate) mod http;
+pub(crate) mod methods;
+pub(crate) mod openai;
+pub(crate) mod responses;
+pub(crate) mod run;
+pub(crate) mod session;
 
 pub use run::{Admission, Agents, Finished, RunKind, RunRequest, Status, StopReason};
 

@@ -27,7 +27,7 @@ static CRYPTO: Once = Once::new();
 /// Installs rustls' `ring` provider as the process default (once). reqwest is built with
 /// `rustls-no-provider`, so this must happen before the first client is built. (macOS builds
 /// use the system TLS instead; nothing to install there.)
-pub fn install_crypto_provider() {
+pub(crate) fn install_crypto_provider() {
     CRYPTO.call_once(|| {
         // Err means another provider was installed first; either way one is in place.
         #[cfg(not(target_os = "macos"))]
@@ -57,7 +57,7 @@ pub struct Usage {
 
 /// One parsed stream chunk.
 #[derive(Debug, Clone, PartialEq)]
-pub enum Chunk {
+pub(crate) enum Chunk {
     /// Assistant text (may be empty-free: empty deltas are not reported).
     Delta(String),
     /// `finish_reason` of the choice.
@@ -70,7 +70,7 @@ pub enum Chunk {
 
 /// Why a model call failed.
 #[derive(Debug, Clone, PartialEq)]
-pub struct UpstreamError {
+pub(crate) struct UpstreamError {
     /// Client-facing message (what failed, where, what to do next).
     pub message: String,
     /// HTTP status when the server answered with an error status.
@@ -86,7 +86,7 @@ impl std::fmt::Display for UpstreamError {
 }
 
 /// Sampling/limit fields forwarded verbatim when a caller (HTTP API) sets them.
-pub const FORWARDED_FIELDS: &[&str] = &[
+pub(crate) const FORWARDED_FIELDS: &[&str] = &[
     "temperature",
     "top_p",
     "max_tokens",
@@ -99,13 +99,13 @@ pub const FORWARDED_FIELDS: &[&str] = &[
 
 /// The shared HTTP client.
 #[derive(Debug, Clone)]
-pub struct ModelClient {
+pub(crate) struct ModelClient {
     http: reqwest::Client,
 }
 
 impl ModelClient {
     /// Builds the client (installs the crypto provider first).
-    pub fn new() -> Result<ModelClient, String> {
+    pub(crate) fn new() -> Result<ModelClient, String> {
         install_crypto_provider();
         let http = reqwest::Client::builder()
             .connect_timeout(CONNECT_TIMEOUT)
@@ -117,7 +117,7 @@ impl ModelClient {
     }
 
     /// The request body for a streamed completion.
-    pub fn request_body(
+    pub(crate) fn request_body(
         target: &ResolvedModel,
         messages: &[Msg],
         extra: &Map<String, Value>,
@@ -142,7 +142,7 @@ impl ModelClient {
 
     /// Opens a streamed chat completion. Resolves once response headers arrived (an error
     /// status is read and turned into an [`UpstreamError`]).
-    pub async fn open(
+    pub(crate) async fn open(
         &self,
         target: &ResolvedModel,
         messages: &[Msg],
@@ -277,7 +277,7 @@ type ByteStream =
     std::pin::Pin<Box<dyn futures_util::Stream<Item = reqwest::Result<Bytes>> + Send>>;
 
 /// A streamed completion in progress. Drop it to cancel the upstream request.
-pub struct ChatStream {
+pub(crate) struct ChatStream {
     provider: String,
     url: String,
     events: EventStream<ByteStreamAdapter>,
@@ -297,7 +297,7 @@ impl std::fmt::Debug for ChatStream {
 }
 
 /// reqwest's byte stream, boxed so [`ChatStream`] has a nameable type.
-pub struct ByteStreamAdapter(ByteStream);
+pub(crate) struct ByteStreamAdapter(ByteStream);
 
 impl std::fmt::Debug for ByteStreamAdapter {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -316,7 +316,7 @@ impl futures_util::Stream for ByteStreamAdapter {
 }
 
 /// Parses one `data:` payload into chunks. `Ok(None)` is the `[DONE]` sentinel.
-pub fn parse_data(data: &str) -> Result<Option<Vec<Chunk>>, String> {
+pub(crate) fn parse_data(data: &str) -> Result<Option<Vec<Chunk>>, String> {
     let data = data.trim();
     if data == "[DONE]" {
         return Ok(None);
@@ -384,7 +384,7 @@ pub fn parse_data(data: &str) -> Result<Option<Vec<Chunk>>, String> {
 impl ChatStream {
     /// The next chunk; `None` when the stream completed normally (`[DONE]`, or the body ended
     /// after a `finish_reason`). A body that ends before either is an error (cut stream).
-    pub async fn next(&mut self) -> Option<Result<Chunk, UpstreamError>> {
+    pub(crate) async fn next(&mut self) -> Option<Result<Chunk, UpstreamError>> {
         loop {
             if !self.pending.is_empty() {
                 let c = self.pending.remove(0);

@@ -38,7 +38,7 @@ use crate::gateway::state::GatewayState;
 use crate::sys::time::now_ms;
 
 /// Default `agent.wait` timeout.
-pub const DEFAULT_WAIT_MS: u64 = 30_000;
+pub(crate) const DEFAULT_WAIT_MS: u64 = 30_000;
 /// Queued wake texts kept per session.
 const MAX_WAKES: usize = 20;
 /// Approximate characters per token when fitting history into the context window.
@@ -328,7 +328,7 @@ impl std::fmt::Debug for Agents {
 }
 
 /// Text of a stored message's content.
-pub fn content_text(content: &Value) -> String {
+pub(crate) fn content_text(content: &Value) -> String {
     match content {
         Value::String(s) => s.clone(),
         Value::Array(parts) => parts
@@ -341,7 +341,7 @@ pub fn content_text(content: &Value) -> String {
 }
 
 /// Keeps the newest messages that fit into `budget_chars` (oldest dropped first).
-pub fn fit_history(history: Vec<Msg>, budget_chars: u64) -> Vec<Msg> {
+pub(crate) fn fit_history(history: Vec<Msg>, budget_chars: u64) -> Vec<Msg> {
     let mut used = 0u64;
     let mut keep = Vec::new();
     for m in history.into_iter().rev() {

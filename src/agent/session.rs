@@ -450,12 +450,12 @@ impl SessionStore {
 }
 
 /// A transcript message record.
-pub fn message_record(run_id: &str, message: Value) -> Value {
+pub(crate) fn message_record(run_id: &str, message: Value) -> Value {
     json!({"type": "message", "runId": run_id, "message": message})
 }
 
 /// A run-outcome record (failed or aborted turns).
-pub fn run_record(run_id: &str, status: &str, error: Option<&str>) -> Value {
+pub(crate) fn run_record(run_id: &str, status: &str, error: Option<&str>) -> Value {
     let mut r = json!({"type": "run", "runId": run_id, "status": status, "timestamp": now_ms()});
     if let Some(e) = error {
         r["error"] = e.into();

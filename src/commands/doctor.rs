@@ -6,12 +6,16 @@ use crate::error::{Exit, Result};
 
 /// `doctor`.
 #[derive(Debug, Clone, Default)]
-pub struct DoctorOptions {
+pub(crate) struct DoctorOptions {
     /// Apply the repairs (backing up anything rewritten).
     pub repair: bool,
     /// JSON output.
     pub json: bool,
     /// Never prompt.
+    #[expect(
+        dead_code,
+        reason = "doctor never prompts, so --non-interactive changes nothing"
+    )]
     pub non_interactive: bool,
     /// Accept the recommended repairs (same as --repair).
     pub yes: bool,
@@ -22,7 +26,7 @@ pub struct DoctorOptions {
 }
 
 /// `openclaw doctor`.
-pub fn run(paths: &Paths, args: &DoctorOptions) -> Result<Exit> {
+pub(crate) fn run(paths: &Paths, args: &DoctorOptions) -> Result<Exit> {
     let repair = args.repair || args.yes;
     let all = checks::all();
     let ctx = checks::real_ctx(paths, args.deep, Some(reinstall));

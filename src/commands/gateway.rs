@@ -10,7 +10,7 @@ use crate::gateway::options::RunOptions;
 /// routes merged, background work started, shutdown steps awaited).
 /// The test-hook wing comes first when enabled (its `test.sleep` is advertised right after
 /// the core methods, where it always was).
-pub fn wings() -> Features {
+pub(crate) fn wings() -> Features {
     let mut wings: Vec<Arc<dyn Feature>> = Vec::new();
     if let Some(hooks) = crate::test_hooks::test_hooks() {
         wings.push(Arc::new(hooks));
@@ -20,6 +20,6 @@ pub fn wings() -> Features {
 }
 
 /// `openclaw gateway [run]`: runs the daemon built from [`wings`] until it stops.
-pub fn run(paths: &Paths, opts: RunOptions) -> Result<Exit> {
+pub(crate) fn run(paths: &Paths, opts: RunOptions) -> Result<Exit> {
     crate::gateway::run_daemon(paths, opts, wings())
 }

@@ -17,7 +17,7 @@ use crate::service::{Action, NativeOptions, Report, ServiceManager, ServiceSpec,
 
 /// `gateway install`.
 #[derive(Debug, Clone, Default)]
-pub struct InstallOptions {
+pub(crate) struct InstallOptions {
     /// Port the service listens on (also written into config when it has none).
     pub port: Option<u16>,
     /// Rewrite and restart even when the installed unit is current.
@@ -34,7 +34,7 @@ pub struct InstallOptions {
 
 /// start/stop/restart/uninstall.
 #[derive(Debug, Clone, Default)]
-pub struct ServiceOptions {
+pub(crate) struct ServiceOptions {
     /// Act on the system-scope unit.
     pub system: bool,
     /// Print the plan, change nothing.
@@ -88,7 +88,7 @@ fn profile_flag(paths: &Paths) -> String {
 
 /// What install changed (or would change) in the config.
 #[derive(Debug, Default)]
-pub struct ConfigPlan {
+pub(crate) struct ConfigPlan {
     /// Human notes, one per change.
     pub notes: Vec<String>,
     /// The document to write, when something changes.
@@ -100,7 +100,11 @@ pub struct ConfigPlan {
 /// Decides what install must change so the gateway can run from `cfg`: `gateway.mode=local`,
 /// a token when auth is token-based and none exists, and `gateway.port` when `--port` was given
 /// (one source of truth for clients). Pure apart from token generation.
-pub fn plan_config(paths: &Paths, cfg: &Config, port_flag: Option<u16>) -> Result<ConfigPlan> {
+pub(crate) fn plan_config(
+    paths: &Paths,
+    cfg: &Config,
+    port_flag: Option<u16>,
+) -> Result<ConfigPlan> {
     let mut doc = cfg.doc.clone();
     let mut notes = Vec::new();
     match cfg.gateway.mode.as_deref() {
@@ -226,11 +230,11 @@ fn installed_port(paths: &Paths) -> Result<u16> {
 }
 
 /// The result of one readiness probe.
-pub type Probe = std::result::Result<(), String>;
+pub(crate) type Probe = std::result::Result<(), String>;
 
 /// Credentials for the RPC probe (never printed).
 #[derive(Debug, Clone, Default)]
-pub struct ProbeAuth {
+pub(crate) struct ProbeAuth {
     token: Option<String>,
     password: Option<String>,
 }
@@ -238,7 +242,7 @@ pub struct ProbeAuth {
 impl ProbeAuth {
     /// `OPENCLAW_GATEWAY_TOKEN`/`_PASSWORD`, else the config's `gateway.auth.*` (SecretRefs
     /// resolved), as the gateway itself resolves them.
-    pub fn from_config(paths: &Paths) -> ProbeAuth {
+    pub(crate) fn from_config(paths: &Paths) -> ProbeAuth {
         let cfg = Config::load(&paths.config_path).ok();
         let pick = |env: &str, key: &str| {
             std::env::var(env)
@@ -261,7 +265,7 @@ impl ProbeAuth {
 
 /// Probes the gateway on loopback: `GET /healthz` must answer `{"ok":true,…}`, then a real
 /// protocol-v4 RPC (connect handshake + `health`) must succeed ([`crate::ops::probe::local_ready`]).
-pub fn probe(port: u16, timeout: Duration, auth: &ProbeAuth) -> Probe {
+pub(crate) fn probe(port: u16, timeout: Duration, auth: &ProbeAuth) -> Probe {
     crate::ops::probe::local_ready(
         port,
         timeout,
@@ -302,7 +306,7 @@ fn describe_failure(st: &ServiceStatus, spec: &ServiceSpec) -> Error {
 }
 
 /// Names of systemd's own exit codes (systemd.exec(5) "Process Exit Codes").
-pub fn systemd_exit_name(c: i32) -> &'static str {
+pub(crate) fn systemd_exit_name(c: i32) -> &'static str {
     match c {
         200 => "CHDIR: the working directory is missing",
         203 => "EXEC: the binary could not be executed",
@@ -318,7 +322,7 @@ pub fn systemd_exit_name(c: i32) -> &'static str {
 /// Waits until the manager reports the service active with a main pid (different from
 /// `old_pid` when given) and the gateway answers the probe. Polls with a deadline: the
 /// manager offers no event a CLI could wait on without D-Bus.
-pub fn wait_ready(
+pub(crate) fn wait_ready(
     mgr: &dyn ServiceManager,
     spec: &ServiceSpec,
     timeout: Duration,
@@ -367,7 +371,7 @@ pub fn wait_ready(
 }
 
 /// `gateway install`.
-pub fn install(paths: &Paths, args: &InstallOptions) -> Result<Exit> {
+pub(crate) fn install(paths: &Paths, args: &InstallOptions) -> Result<Exit> {
     gate(paths, "install")?;
     let owner = if args.system {
         Some(system_account(args)?)
@@ -560,24 +564,24 @@ fn verb(a: Action) -> &'static str {
 }
 
 /// `gateway start`.
-pub fn start(paths: &Paths, args: &ServiceOptions) -> Result<Exit> {
+pub(crate) fn start(paths: &Paths, args: &ServiceOptions) -> Result<Exit> {
     service_cmd(paths, args, Action::Start)
 }
 /// `gateway stop`.
-pub fn stop(paths: &Paths, args: &ServiceOptions) -> Result<Exit> {
+pub(crate) fn stop(paths: &Paths, args: &ServiceOptions) -> Result<Exit> {
     service_cmd(paths, args, Action::Stop)
 }
 /// `gateway restart` (waits for a new, answering instance).
-pub fn restart(paths: &Paths, args: &ServiceOptions) -> Result<Exit> {
+pub(crate) fn restart(paths: &Paths, args: &ServiceOptions) -> Result<Exit> {
     service_cmd(paths, args, Action::Restart)
 }
 /// `gateway uninstall`.
-pub fn uninstall(paths: &Paths, args: &ServiceOptions) -> Result<Exit> {
+pub(crate) fn uninstall(paths: &Paths, args: &ServiceOptions) -> Result<Exit> {
     service_cmd(paths, args, Action::Uninstall)
 }
 
 /// `gateway status` (service part + RPC probe).
-pub fn status(paths: &Paths, args: &GatewayStatusOptions) -> Result<Exit> {
+pub(crate) fn status(paths: &Paths, args: &GatewayStatusOptions) -> Result<Exit> {
     if args.conn.url.is_some() {
         // An explicit (maybe remote) gateway: the client-side probe only, with upstream's
         // explicit-credentials rule (ops::conn).
@@ -702,7 +706,7 @@ fn listening_line(s: &ServiceStatus, kernel: &[SocketAddr], port: u16) -> String
 
 /// The human status report. `kernel`: the addresses the kernel has listening on the ports
 /// involved (`None`: unknown on this platform).
-pub fn render_status(
+pub(crate) fn render_status(
     st: &Result<ServiceStatus>,
     rpc: &Probe,
     port: u16,

@@ -5,10 +5,10 @@
 //! Loading never half-succeeds: a file that does not parse or validate is an error naming the
 //! file, line and column, and callers keep whatever config they had (reload keeps the last good).
 pub mod paths;
-pub mod reload;
+pub(crate) mod reload;
 pub mod secrets;
-pub mod watch;
-pub mod write;
+pub(crate) mod watch;
+pub(crate) mod write;
 
 use std::path::{Path, PathBuf};
 

@@ -82,7 +82,7 @@ pub enum Class {
 
 /// A rule of the published table.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Rule {
+pub(crate) enum Rule {
     /// Always [`Class::None`].
     None,
     /// Always [`Class::Hot`].
@@ -96,6 +96,7 @@ pub enum Rule {
 }
 
 impl Rule {
+    #[cfg(test)]
     fn describe(self) -> &'static str {
         match self {
             Rule::None => "no effect",
@@ -110,7 +111,7 @@ impl Rule {
 /// The published hot/restart table: `(dotted prefix, rule, note)`. Longest prefix wins; a path
 /// matching no prefix needs a restart. Derived from upstream's planner (docs/lifecycle.md §8), with
 /// listener, auth-mode and TLS settings kept restart-required.
-pub const RELOAD_RULES: &[(&str, Rule, &str)] = &[
+pub(crate) const RELOAD_RULES: &[(&str, Rule, &str)] = &[
     // Bookkeeping.
     ("$schema", Rule::None, "editor metadata"),
     ("meta", Rule::None, "written by our own config writes"),
@@ -206,7 +207,7 @@ pub const RELOAD_RULES: &[(&str, Rule, &str)] = &[
 
 /// The rule deciding `path` (longest matching prefix) and the prefix that matched, or `None`
 /// when no rule matches (unknown ⇒ restart).
-pub fn rule_for(path: &[String]) -> Option<(&'static str, Rule)> {
+pub(crate) fn rule_for(path: &[String]) -> Option<(&'static str, Rule)> {
     let mut best: Option<(usize, &'static str, Rule)> = None;
     for (prefix, rule, _) in RELOAD_RULES {
         let segs: Vec<&str> = prefix.split('.').collect();
@@ -220,7 +221,7 @@ pub fn rule_for(path: &[String]) -> Option<(&'static str, Rule)> {
 
 /// Classifies one changed path. `auth_mode_changed` is whether the effective auth mode of the
 /// candidate differs from the running one.
-pub fn classify(path: &[String], auth_mode_changed: bool) -> Class {
+pub(crate) fn classify(path: &[String], auth_mode_changed: bool) -> Class {
     match rule_for(path).map(|(_, r)| r) {
         None | Some(Rule::Restart) => Class::Restart,
         Some(Rule::None) => Class::None,
@@ -244,11 +245,12 @@ pub fn classify(path: &[String], auth_mode_changed: bool) -> Class {
 
 /// A changed path: its segments, and their dotted rendering for logs and status.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ConfigPath(pub Vec<String>);
+pub(crate) struct ConfigPath(pub Vec<String>);
 
 impl ConfigPath {
+    #[cfg(test)]
     /// The path from dotted text (for tests and tables).
-    pub fn dotted(s: &str) -> ConfigPath {
+    pub(crate) fn dotted(s: &str) -> ConfigPath {
         ConfigPath(s.split('.').map(str::to_string).collect())
     }
 }
@@ -262,7 +264,7 @@ impl fmt::Display for ConfigPath {
 /// Every leaf path whose value differs between `old` and `new`. Objects are descended (also
 /// when only one side has them, so a new section is classified key by key), arrays and scalars
 /// compared whole; `null`, `{}` and a missing key are equal. The result is sorted.
-pub fn diff(old: &Value, new: &Value) -> Vec<ConfigPath> {
+pub(crate) fn diff(old: &Value, new: &Value) -> Vec<ConfigPath> {
     let mut out = Vec::new();
     let mut prefix = Vec::new();
     diff_into(Some(old), Some(new), &mut prefix, &mut out);
@@ -330,7 +332,7 @@ fn diff_into(
 
 /// The auth mode a config runs with: `gateway.auth.mode` when set, else `token` when a token is
 /// configured (config or `OPENCLAW_GATEWAY_TOKEN`), else `password` likewise, else `none`.
-pub fn effective_auth_mode(doc: &Value, env: &dyn Env) -> String {
+pub(crate) fn effective_auth_mode(doc: &Value, env: &dyn Env) -> String {
     let auth = doc.get("gateway").and_then(|g| g.get("auth"));
     let field = |k: &str| auth.and_then(|a| a.get(k)).filter(|v| !v.is_null());
     if let Some(m) = field("mode").and_then(Value::as_str) {
@@ -423,7 +425,7 @@ impl Plan {
 }
 
 /// Diffs two documents and classifies each changed path.
-pub fn plan(old: &Value, new: &Value, env: &dyn Env) -> Plan {
+pub(crate) fn plan(old: &Value, new: &Value, env: &dyn Env) -> Plan {
     let auth_mode_changed = effective_auth_mode(old, env) != effective_auth_mode(new, env);
     let changes = diff(old, new)
         .into_iter()
@@ -443,7 +445,7 @@ pub fn plan(old: &Value, new: &Value, env: &dyn Env) -> Plan {
 /// What the gateway does with a valid candidate config.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
-pub enum Action {
+pub(crate) enum Action {
     /// The candidate equals the running config: nothing to do.
     Unchanged,
     /// Mode `off`: keep running as is; every difference is reported as pending.
@@ -466,7 +468,7 @@ pub enum Action {
 /// | hot     | Unchanged | Apply          | Apply            | ApplyWithPending |
 /// | restart | Unchanged | Apply          | Restart          | Restart          |
 /// | hybrid  | Unchanged | Apply          | Apply            | Restart          |
-pub fn decide(mode: Mode, plan: &Plan) -> Action {
+pub(crate) fn decide(mode: Mode, plan: &Plan) -> Action {
     if plan.changes.is_empty() {
         return Action::Unchanged;
     }
@@ -481,7 +483,7 @@ pub fn decide(mode: Mode, plan: &Plan) -> Action {
 
 /// The document to run with under [`Action::ApplyWithPending`]: `new`, with the values at
 /// `keep_old` paths taken from `old` (removed where `old` has none).
-pub fn merge_keeping(old: &Value, new: &Value, keep_old: &[&[String]]) -> Value {
+pub(crate) fn merge_keeping(old: &Value, new: &Value, keep_old: &[&[String]]) -> Value {
     let mut out = new.clone();
     for path in keep_old {
         let old_v = path
@@ -789,8 +791,9 @@ impl Supervisor {
     }
 }
 
+#[cfg(test)]
 /// The hot/restart table as a Markdown section for the README.
-pub fn rules_markdown() -> String {
+pub(crate) fn rules_markdown() -> String {
     let mut s =
         String::from("| config path (longest prefix wins) | on change | note |\n|---|---|---|\n");
     let mut rows: Vec<_> = RELOAD_RULES.iter().collect();

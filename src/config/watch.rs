@@ -19,17 +19,17 @@ use notify_debouncer_full::{DebounceEventResult, Debouncer, RecommendedCache, ne
 use crate::error::{Error, Result};
 
 /// How long a burst of file events must be quiet before we act (upstream uses 300 ms).
-pub const DEBOUNCE: Duration = Duration::from_millis(300);
+pub(crate) const DEBOUNCE: Duration = Duration::from_millis(300);
 
 /// One settled change of the config file.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ConfigChanged {
+pub(crate) struct ConfigChanged {
     /// The watched paths (config file or symlink target) that the burst touched.
     pub paths: Vec<PathBuf>,
 }
 
 /// A running watcher; dropping it stops watching.
-pub struct ConfigWatcher {
+pub(crate) struct ConfigWatcher {
     _debouncer: Debouncer<RecommendedWatcher, RecommendedCache>,
     watched_dirs: Vec<PathBuf>,
 }
@@ -65,7 +65,7 @@ fn relevant_kind(kind: &EventKind) -> bool {
 impl ConfigWatcher {
     /// Starts watching `config_path`'s directory. `on_change` runs on the watcher's thread once per
     /// settled burst that touched the config file; keep it cheap (send on a channel).
-    pub fn start(
+    pub(crate) fn start(
         config_path: &Path,
         mut on_change: impl FnMut(ConfigChanged) + Send + 'static,
     ) -> Result<ConfigWatcher> {
@@ -120,8 +120,9 @@ impl ConfigWatcher {
         })
     }
 
+    #[cfg(test)]
     /// The directories being watched.
-    pub fn watched_dirs(&self) -> &[PathBuf] {
+    pub(crate) fn watched_dirs(&self) -> &[PathBuf] {
         &self.watched_dirs
     }
 }

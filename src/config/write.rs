@@ -12,7 +12,7 @@ use serde_json::{Map, Value};
 use crate::error::{Error, Result};
 
 /// Creates `dir` (and parents) with mode 0700 when missing.
-pub fn ensure_private_dir(dir: &Path) -> Result<()> {
+pub(crate) fn ensure_private_dir(dir: &Path) -> Result<()> {
     if dir.is_dir() {
         return Ok(());
     }
@@ -29,7 +29,7 @@ pub fn ensure_private_dir(dir: &Path) -> Result<()> {
 /// Like [`ensure_private_dir`] for the state directory, which also holds secrets (config,
 /// identity): an existing one that we own but that group/others can access is tightened to
 /// 0700 (with a note on stderr), so every command that writes state leaves it private.
-pub fn ensure_state_dir(dir: &Path) -> Result<()> {
+pub(crate) fn ensure_state_dir(dir: &Path) -> Result<()> {
     use std::os::unix::fs::MetadataExt;
     ensure_private_dir(dir)?;
     let m = fs::metadata(dir).map_err(|e| Error::io("inspecting", dir, e))?;
@@ -49,7 +49,7 @@ pub fn ensure_state_dir(dir: &Path) -> Result<()> {
 /// it outside the state dir, and an editor or `cp` may have left it 0644): one we own that group
 /// or others can read is tightened to 0600 (with a note on stderr); one we do not own is left as
 /// it is, with a warning naming the path. Returns the note or warning it printed.
-pub fn ensure_private_config(path: &Path) -> Option<String> {
+pub(crate) fn ensure_private_config(path: &Path) -> Option<String> {
     use std::os::unix::fs::MetadataExt;
     let m = fs::metadata(path).ok().filter(|m| m.is_file())?;
     let mode = m.permissions().mode() & 0o777;
@@ -97,7 +97,7 @@ fn tmp_name(path: &Path, tag: &str) -> PathBuf {
 /// The one atomic file writer: `bytes` land in `path` with `mode` (no other user ever sees a
 /// partial or wider-moded file): a fresh temporary beside it (`O_EXCL`, created with `mode`),
 /// fsync, rename over `path`, fsync of the directory. The directory must exist.
-pub fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> Result<()> {
+pub(crate) fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> Result<()> {
     let dir = path
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
@@ -130,7 +130,7 @@ pub fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> Result<()> {
 
 /// Writes a private file (config, secrets): its directory made private (0700) if needed, the
 /// previous content kept in `<path>.bak` (0600), then [`write_atomic`] with mode 0600.
-pub fn write_private_with_backup(path: &Path, bytes: &[u8]) -> Result<()> {
+pub(crate) fn write_private_with_backup(path: &Path, bytes: &[u8]) -> Result<()> {
     let dir = path
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
@@ -148,7 +148,7 @@ pub fn write_private_with_backup(path: &Path, bytes: &[u8]) -> Result<()> {
 }
 
 /// Serializes a config document (pretty JSON, which is valid JSON5) and writes it atomically.
-pub fn write_config(path: &Path, doc: &Value) -> Result<()> {
+pub(crate) fn write_config(path: &Path, doc: &Value) -> Result<()> {
     let mut text = serde_json::to_string_pretty(doc)
         .map_err(|e| Error::Msg(format!("serializing config for {}: {e}", path.display())))?;
     text.push('\n');
@@ -157,7 +157,11 @@ pub fn write_config(path: &Path, doc: &Value) -> Result<()> {
 
 /// Sets a dotted path (`gateway.auth.token`) in a document, creating objects on the way.
 /// Fails when an intermediate value exists and is not an object.
-pub fn set_path(doc: &mut Value, dotted: &str, value: Value) -> std::result::Result<(), String> {
+pub(crate) fn set_path(
+    doc: &mut Value,
+    dotted: &str,
+    value: Value,
+) -> std::result::Result<(), String> {
     let mut cur = doc;
     let parts: Vec<&str> = dotted.split('.').collect();
     for (i, k) in parts.iter().enumerate() {
@@ -180,7 +184,7 @@ pub fn set_path(doc: &mut Value, dotted: &str, value: Value) -> std::result::Res
 }
 
 /// Generates a gateway token: 24 random bytes, hex (48 chars).
-pub fn generate_token() -> String {
+pub(crate) fn generate_token() -> String {
     let mut b = [0u8; 24];
     getrandom::fill(&mut b).expect("the OS random source is unavailable");
     hex::encode(b)

@@ -20,7 +20,7 @@ use crate::service::systemd::unit_file::{self, Entry};
 
 /// Values earlier renderer versions wrote, per (section, key): seeing one means "outdated
 /// default", not "operator edit".
-pub const KNOWN_OLD: &[(&str, &str, &str)] = &[
+pub(crate) const KNOWN_OLD: &[(&str, &str, &str)] = &[
     // systemd < 253 got Type=notify + ExecReload; after a systemd upgrade these are outdated.
     ("Service", "Type", "notify"),
     ("Service", "ExecReload", "/bin/kill -HUP $MAINPID"),
@@ -40,15 +40,15 @@ pub const KNOWN_OLD: &[(&str, &str, &str)] = &[
 ];
 
 /// Keys an older renderer wrote that the current one no longer does.
-pub const KNOWN_RETIRED: &[(&str, &str)] = &[("Service", "ExecReload")];
+pub(crate) const KNOWN_RETIRED: &[(&str, &str)] = &[("Service", "ExecReload")];
 
 /// Environment variables that carry secrets.
-pub const SECRET_ENV: &[&str] = &["OPENCLAW_GATEWAY_TOKEN", "OPENCLAW_GATEWAY_PASSWORD"];
+pub(crate) const SECRET_ENV: &[&str] = &["OPENCLAW_GATEWAY_TOKEN", "OPENCLAW_GATEWAY_PASSWORD"];
 
 /// Drift classes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]
 #[serde(rename_all = "kebab-case")]
-pub enum Class {
+pub(crate) enum Class {
     /// Outdated default (auto-repairable).
     Outdated,
     /// ExecStart runs another binary (auto-repairable).
@@ -63,7 +63,7 @@ pub enum Class {
 
 impl Class {
     /// Whether doctor rewrites for this class without `--force`.
-    pub fn auto(self) -> bool {
+    pub(crate) fn auto(self) -> bool {
         self != Class::OperatorEdit
     }
 }
@@ -71,7 +71,7 @@ impl Class {
 /// One differing key.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "camelCase")]
-pub struct Item {
+pub(crate) struct Item {
     /// Class.
     pub class: Class,
     /// `Section.Key` (or `Service.Environment.NAME`).
@@ -86,7 +86,7 @@ pub struct Item {
 
 impl Item {
     /// One human line.
-    pub fn describe(&self) -> String {
+    pub(crate) fn describe(&self) -> String {
         let at = self
             .line
             .map(|l| format!(" (line {l})"))
@@ -102,26 +102,27 @@ impl Item {
 
 /// The classified difference.
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
-pub struct Drift {
+pub(crate) struct Drift {
     /// Differing keys.
     pub items: Vec<Item>,
 }
 
 impl Drift {
     /// No difference.
-    pub fn is_empty(&self) -> bool {
+    pub(crate) fn is_empty(&self) -> bool {
         self.items.is_empty()
     }
     /// Classes present.
-    pub fn classes(&self) -> BTreeSet<Class> {
+    pub(crate) fn classes(&self) -> BTreeSet<Class> {
         self.items.iter().map(|i| i.class).collect()
     }
+    #[cfg(test)]
     /// Only auto-repairable classes.
-    pub fn auto_repairable(&self) -> bool {
+    pub(crate) fn auto_repairable(&self) -> bool {
         !self.items.is_empty() && self.items.iter().all(|i| i.class.auto())
     }
     /// Items of one class.
-    pub fn of(&self, c: Class) -> impl Iterator<Item = &Item> {
+    pub(crate) fn of(&self, c: Class) -> impl Iterator<Item = &Item> {
         self.items.iter().filter(move |i| i.class == c)
     }
 }
@@ -166,7 +167,7 @@ fn port_arg(argv: &[String]) -> (Vec<String>, Option<String>) {
 
 /// Compares an installed unit with the desired one. `this_binary` is the canonical path of
 /// the running CLI (the binary install would pin).
-pub fn classify(installed: &str, desired: &str, this_binary: &Path) -> Drift {
+pub(crate) fn classify(installed: &str, desired: &str, this_binary: &Path) -> Drift {
     let a = unit_file::parse(installed);
     let b = unit_file::parse(desired);
     let ka = keyed(&a);

@@ -15,7 +15,7 @@
 //!   checks run again on a fresh context: a second `--repair` has nothing to do.
 //! - Exit 1 when any check fails after repairs, else 0.
 pub mod checks;
-pub mod drift;
+pub(crate) mod drift;
 pub mod repair;
 
 use std::collections::HashMap;

@@ -61,13 +61,13 @@ impl Default for Limits {
 }
 
 /// A loopback peer holding fewer unauthenticated sockets than this may use the reserve.
-pub const RESERVE_PEER_MAX: usize = 2;
+pub(crate) const RESERVE_PEER_MAX: usize = 2;
 
 /// Refusals (503 being written, the peer's request drained) in flight at once.
-pub const MAX_CONCURRENT_REFUSALS: usize = 64;
+pub(crate) const MAX_CONCURRENT_REFUSALS: usize = 64;
 
 /// How long one refusal may take (write the 503, drain what the peer sent, close).
-pub const REFUSAL_LINGER: Duration = Duration::from_secs(1);
+pub(crate) const REFUSAL_LINGER: Duration = Duration::from_secs(1);
 
 /// The refusal, written before reading the request (so it is the same for every request).
 const REFUSAL: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\nRetry-After: 1\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: 57\r\nConnection: close\r\nCache-Control: no-store\r\n\r\nGateway at its connection limit; retry after 1 second(s)\n";

@@ -18,19 +18,19 @@ use super::shutdown::Shutdown;
 use super::ws::PeerInfo;
 
 /// Default deadline for a complete request head (first request and each keep-alive one).
-pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+pub(crate) const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The most a connection buffers, and the largest request head (start line + headers): a
 /// bigger head is refused with 431. hyper's default is ~408 KiB, which an unfinished head
 /// could hold for the whole header deadline (1,000 such sockets: 400 MB). Real heads are far
 /// smaller (browsers cap a cookie at 4 KiB; bearer tokens are short).
-pub const MAX_BUF_SIZE: usize = 32 * 1024;
+pub(crate) const MAX_BUF_SIZE: usize = 32 * 1024;
 
 /// Header fields per request (hyper's default, stated: more is refused with 431).
-pub const MAX_HEADERS: usize = 100;
+pub(crate) const MAX_HEADERS: usize = 100;
 
 /// The header-read deadline: `OPENCLAW_HEADER_READ_TIMEOUT_MS` or [`HEADER_READ_TIMEOUT`].
-pub fn header_read_timeout() -> Duration {
+pub(crate) fn header_read_timeout() -> Duration {
     ms_knob("OPENCLAW_HEADER_READ_TIMEOUT_MS", HEADER_READ_TIMEOUT)
 }
 
@@ -45,13 +45,13 @@ fn ms_knob(key: &str, default: Duration) -> Duration {
 }
 
 /// Default deadline for an authenticated request's whole body.
-pub const BODY_READ_TIMEOUT: Duration = Duration::from_secs(30);
+pub(crate) const BODY_READ_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// The body-read deadline of every authenticated HTTP route:
 /// `OPENCLAW_BODY_READ_TIMEOUT_MS` or [`BODY_READ_TIMEOUT`]. A peer that passed auth but
 /// trickles (or never sends) its body would otherwise hold the connection and its buffer.
 /// Read from the environment once per process, not on every request.
-pub fn body_read_timeout() -> Duration {
+pub(crate) fn body_read_timeout() -> Duration {
     static T: std::sync::OnceLock<Duration> = std::sync::OnceLock::new();
     *T.get_or_init(|| ms_knob("OPENCLAW_BODY_READ_TIMEOUT_MS", BODY_READ_TIMEOUT))
 }
@@ -65,7 +65,7 @@ pub(crate) fn body_timeout_message(t: Duration) -> String {
 }
 
 /// Accepts until shutdown begins, serving each connection on its own tracked task.
-pub async fn serve(mut listener: GatewayListener, app: Router, shutdown: Shutdown) {
+pub(crate) async fn serve(mut listener: GatewayListener, app: Router, shutdown: Shutdown) {
     let timeout = header_read_timeout();
     let token = shutdown.token().clone();
     loop {

@@ -29,7 +29,7 @@ use crate::config::Config;
 use crate::config::paths::Paths;
 
 /// A boxed future a wing's async hook returns.
-pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+pub(crate) type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
 /// What a wing may read while creating its per-generation state.
 #[derive(Debug)]
@@ -41,7 +41,7 @@ pub struct FeatureInit<'a> {
 }
 
 /// The session key namespace's default agent when no wing names one (upstream's `main`).
-pub const DEFAULT_AGENT_ID: &str = "main";
+pub(crate) const DEFAULT_AGENT_ID: &str = "main";
 
 /// One feature wing. Every hook has a no-op default.
 pub trait Feature: Send + Sync + 'static {

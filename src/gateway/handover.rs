@@ -60,7 +60,7 @@ use crate::sys::time::now_ms;
 /// Version of the state format; a mismatch closes the connections properly instead.
 const FORMAT_VERSION: u32 = 1;
 /// How long a quiescing session may take to reach a message boundary.
-pub const BOUNDARY_BUDGET: Duration = Duration::from_secs(2);
+pub(crate) const BOUNDARY_BUDGET: Duration = Duration::from_secs(2);
 /// Pre-auth handshakes get this long to finish before the handover (they are then carried).
 const PREAUTH_GRACE: Duration = Duration::from_millis(1000);
 /// Default budget for in-flight requests (`OPENCLAW_HANDOVER_INFLIGHT_MS`).
@@ -71,7 +71,7 @@ const STATE_MAX_BYTES: u64 = 256 * 1024 * 1024;
 const INTENT_FILE: &str = "gateway.restart-intent";
 
 /// Budget for requests still running when a handover starts.
-pub fn inflight_budget() -> Duration {
+pub(crate) fn inflight_budget() -> Duration {
     std::env::var("OPENCLAW_HANDOVER_INFLIGHT_MS")
         .ok()
         .and_then(|v| v.trim().parse().ok())
@@ -119,7 +119,7 @@ impl ConnState {
 /// The memfd's content.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct StateFile {
+pub(crate) struct StateFile {
     /// [`FORMAT_VERSION`].
     pub version: u32,
     /// The old process.
@@ -140,7 +140,7 @@ pub struct StateFile {
 }
 
 /// The auth digest for `auth` with `salt`.
-pub fn auth_digest(auth: &ResolvedAuth, salt: &[u8]) -> String {
+pub(crate) fn auth_digest(auth: &ResolvedAuth, salt: &[u8]) -> String {
     let mut h = Sha256::new();
     h.update(salt);
     h.update(auth.mode.as_str().as_bytes());
@@ -279,7 +279,7 @@ impl Coordinator {
 
 /// Why a handover happens.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Trigger {
+pub(crate) enum Trigger {
     /// SIGTERM from the manager (restart or stop).
     Signal,
     /// A restart-required reload (the process exits 75 and `Restart=` brings it back).
@@ -288,7 +288,7 @@ pub enum Trigger {
 
 /// What to do with live connections on the way out.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Decision {
+pub(crate) enum Decision {
     /// Store them; room for this many fds.
     HandOver {
         /// `FileDescriptorStoreMax`.
@@ -301,7 +301,7 @@ pub enum Decision {
 }
 
 /// The rule (pure, table-tested): see the module docs.
-pub fn decide(intent: bool, view: Option<&ManagerView>, announced_max: usize) -> Decision {
+pub(crate) fn decide(intent: bool, view: Option<&ManagerView>, announced_max: usize) -> Decision {
     let max = view.and_then(|v| v.store_max).unwrap_or(announced_max);
     if max == 0 {
         return Decision::Close("the unit has FileDescriptorStoreMax=0");
@@ -331,7 +331,7 @@ fn intent_path(paths: &Paths) -> PathBuf {
 
 /// `openclaw gateway restart`: tells the gateway with `pid` that the coming SIGTERM is a
 /// restart (so it hands its connections over). Best effort.
-pub fn write_restart_intent(paths: &Paths, pid: u32) -> crate::error::Result<()> {
+pub(crate) fn write_restart_intent(paths: &Paths, pid: u32) -> crate::error::Result<()> {
     let body = json!({"pid": pid, "atMs": now_ms()}).to_string();
     crate::config::write::write_atomic(&intent_path(paths), body.as_bytes(), 0o600)
 }
@@ -353,7 +353,7 @@ fn take_restart_intent(paths: &Paths) -> bool {
 }
 
 /// Decides (asking the manager when needed) whether to hand connections over.
-pub async fn plan(state: &GatewayState, trigger: Trigger, store: &StoreConfig) -> Decision {
+pub(crate) async fn plan(state: &GatewayState, trigger: Trigger, store: &StoreConfig) -> Decision {
     let intent = trigger == Trigger::RestartRequested || take_restart_intent(&state.paths);
     let view = if manager_query_disabled() {
         None
@@ -367,7 +367,7 @@ pub async fn plan(state: &GatewayState, trigger: Trigger, store: &StoreConfig) -
 
 /// Result of [`hand_over`].
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Outcome {
+pub(crate) struct Outcome {
     /// Connections in the store.
     pub stored: usize,
     /// Connections closed instead (store full or upload failed).
@@ -387,7 +387,7 @@ async fn wait_until(mut cond: impl FnMut() -> bool, budget: Duration) -> bool {
 
 /// Writes a close frame on a stored/adopted connection and closes it. Safe because such a
 /// connection's write side is at a frame boundary.
-pub fn close_fd(fd: OwnedFd, code: u16, reason: &str) {
+pub(crate) fn close_fd(fd: OwnedFd, code: u16, reason: &str) {
     use std::io::Write;
     let mut s = std::net::TcpStream::from(fd);
     let _ = s.set_nonblocking(false);
@@ -398,7 +398,7 @@ pub fn close_fd(fd: OwnedFd, code: u16, reason: &str) {
 
 /// The old process's side (see the module docs). `reserved` fds of the store are taken by
 /// listeners.
-pub async fn hand_over(
+pub(crate) async fn hand_over(
     state: &Arc<GatewayState>,
     notifier: &Notifier,
     max: usize,
@@ -607,7 +607,7 @@ impl Adopted {
 }
 
 /// The new process's side: resumes the adopted sessions (first generation only).
-pub async fn resume_all(state: &Arc<GatewayState>) {
+pub(crate) async fn resume_all(state: &Arc<GatewayState>) {
     let Some(mut adopted) = state
         .handover
         .adopted

@@ -116,7 +116,7 @@ fn process_cpu_seconds() -> Option<f64> {
 }
 
 /// Resident set size in bytes (`/proc/self/status` VmRSS).
-pub fn rss_bytes() -> Option<u64> {
+pub(crate) fn rss_bytes() -> Option<u64> {
     let s = std::fs::read_to_string("/proc/self/status").ok()?;
     let line = s.lines().find(|l| l.starts_with("VmRSS:"))?;
     let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
@@ -125,7 +125,7 @@ pub fn rss_bytes() -> Option<u64> {
 
 /// Number of CPUs available, read once: std reads the cgroup CPU quota files on every call,
 /// which made it the most expensive part of a `health` round trip.
-pub fn cpu_count() -> usize {
+pub(crate) fn cpu_count() -> usize {
     static N: OnceLock<usize> = OnceLock::new();
     *N.get_or_init(|| {
         std::thread::available_parallelism()
@@ -136,29 +136,25 @@ pub fn cpu_count() -> usize {
 
 /// `uname` facts.
 #[derive(Debug, Clone)]
-pub struct Uname {
+pub(crate) struct Uname {
     /// Kernel release.
     pub release: String,
-    /// Machine (x86_64, aarch64).
-    pub machine: String,
 }
 
 /// Reads `uname(2)`.
-pub fn uname() -> Uname {
+pub(crate) fn uname() -> Uname {
     match nix::sys::utsname::uname() {
         Ok(u) => Uname {
             release: u.release().to_string_lossy().into_owned(),
-            machine: u.machine().to_string_lossy().into_owned(),
         },
         Err(_) => Uname {
             release: String::new(),
-            machine: std::env::consts::ARCH.into(),
         },
     }
 }
 
 /// Node-style arch name (`x64`, `arm64`).
-pub fn arch() -> &'static str {
+pub(crate) fn arch() -> &'static str {
     match std::env::consts::ARCH {
         "x86_64" => "x64",
         "aarch64" => "arm64",
@@ -198,14 +194,14 @@ fn cpu_model() -> Option<String> {
 }
 
 /// `processMemory`.
-pub fn process_memory() -> Value {
+pub(crate) fn process_memory() -> Value {
     json!({"rssBytes": rss_bytes()})
 }
 
 /// The `health` payload (HealthSnapshot): this process's real state. No channels or plugins
 /// exist in this build yet, so those lists are empty; the wings fill in what they own
 /// (`defaultAgentId`; the agent and session lists stay empty until a wing reports them).
-pub fn health_snapshot(state: &GatewayState) -> Value {
+pub(crate) fn health_snapshot(state: &GatewayState) -> Value {
     let t0 = Instant::now();
     let cfg = state.config();
     let mut v = json!({
@@ -245,7 +241,7 @@ pub fn health_snapshot(state: &GatewayState) -> Value {
 /// How long a `health` snapshot is reused. The protocol allows a snapshot up to ~60 s old;
 /// its `ts` and `durationMs` always describe when it was taken and how long that took. A change
 /// of what it reports on (see [`Inputs`]) replaces it at once.
-pub const HEALTH_CACHE_TTL: Duration = Duration::from_secs(1);
+pub(crate) const HEALTH_CACHE_TTL: Duration = Duration::from_secs(1);
 
 /// A `health` snapshot with its JSON text, as served from [`HealthCache`].
 #[derive(Debug)]
@@ -325,7 +321,7 @@ impl HealthCache {
 }
 
 /// `system.info`.
-pub fn system_info(state: &GatewayState) -> Value {
+pub(crate) fn system_info(state: &GatewayState) -> Value {
     let u = uname();
     let host = crate::telemetry::hostname();
     let (total, avail) = meminfo();
@@ -367,7 +363,7 @@ pub fn system_info(state: &GatewayState) -> Value {
 }
 
 /// `/readyz` body.
-pub fn ready_body(state: &GatewayState) -> (bool, Value) {
+pub(crate) fn ready_body(state: &GatewayState) -> (bool, Value) {
     let draining = state.draining.load(std::sync::atomic::Ordering::Relaxed);
     let failing: Vec<&str> = if draining { vec!["draining"] } else { vec![] };
     (

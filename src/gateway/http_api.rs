@@ -16,7 +16,7 @@ use super::state::GatewayState;
 use super::ws::PeerInfo;
 
 /// A JSON body (`application/json; charset=utf-8`).
-pub fn json(status: StatusCode, body: &Value) -> Response {
+pub(crate) fn json(status: StatusCode, body: &Value) -> Response {
     (
         status,
         [(header::CONTENT_TYPE, "application/json; charset=utf-8")],
@@ -26,7 +26,7 @@ pub fn json(status: StatusCode, body: &Value) -> Response {
 }
 
 /// A plain-text body (`text/plain; charset=utf-8`).
-pub fn text(status: StatusCode, body: &'static str) -> Response {
+pub(crate) fn text(status: StatusCode, body: &'static str) -> Response {
     (
         status,
         [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
@@ -36,7 +36,7 @@ pub fn text(status: StatusCode, body: &'static str) -> Response {
 }
 
 /// A JSON body that must not be cached (`Cache-Control: no-store`).
-pub fn json_no_store(status: StatusCode, body: &Value) -> Response {
+pub(crate) fn json_no_store(status: StatusCode, body: &Value) -> Response {
     let mut r = json(status, body);
     r.headers_mut()
         .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
@@ -44,7 +44,7 @@ pub fn json_no_store(status: StatusCode, body: &Value) -> Response {
 }
 
 /// The `Authorization: Bearer <token>` value (`None` when absent, not bearer, or empty).
-pub fn bearer(headers: &HeaderMap) -> Option<String> {
+pub(crate) fn bearer(headers: &HeaderMap) -> Option<String> {
     let v = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
     let (scheme, rest) = v.split_once(' ')?;
     scheme
@@ -54,14 +54,14 @@ pub fn bearer(headers: &HeaderMap) -> Option<String> {
 }
 
 /// The peer's address (canonical: IPv4-mapped IPv6 reads as IPv4).
-pub fn peer_ip(ext: &Extensions) -> Option<IpAddr> {
+pub(crate) fn peer_ip(ext: &Extensions) -> Option<IpAddr> {
     ext.get::<ConnectInfo<PeerInfo>>()
         .map(|c| c.0.remote.ip().to_canonical())
 }
 
 /// The 429 of a locked-out peer: `Retry-After` in whole seconds (at least 1) and
 /// `{"error":{"message","type":"rate_limited","retryAfterMs"}}`.
-pub fn rate_limited(wait: std::time::Duration) -> Response {
+pub(crate) fn rate_limited(wait: std::time::Duration) -> Response {
     let mut res = json_no_store(
         StatusCode::TOO_MANY_REQUESTS,
         &json!({"error": {"message": "Too many failed authentication attempts; retry later", "type": "rate_limited", "retryAfterMs": wait.as_millis() as u64}}),
@@ -73,7 +73,7 @@ pub fn rate_limited(wait: std::time::Duration) -> Response {
 }
 
 /// `401 {"error":{"message":"Unauthorized","type":"unauthorized"}}`.
-pub fn unauthorized() -> Response {
+pub(crate) fn unauthorized() -> Response {
     json_no_store(
         StatusCode::UNAUTHORIZED,
         &json!({"error": {"message": "Unauthorized", "type": "unauthorized"}}),
@@ -84,7 +84,7 @@ pub fn unauthorized() -> Response {
 /// `Err(429 + Retry-After)` while the peer is locked out; failures count against
 /// `gateway.auth.rateLimit`. Runs before the body is read, so unauthenticated peers cannot
 /// make us buffer it.
-pub fn check_bearer(
+pub(crate) fn check_bearer(
     state: &GatewayState,
     headers: &HeaderMap,
     ip: Option<IpAddr>,
@@ -116,7 +116,7 @@ pub fn check_bearer(
 
 /// [`check_bearer`], then the admission check of the connection
 /// (`admission::authenticate_request`).
-pub fn authorize(
+pub(crate) fn authorize(
     state: &GatewayState,
     headers: &HeaderMap,
     ext: &Extensions,

@@ -11,29 +11,29 @@
 //!    `READY=1` is sent and `listening on ws://…` logged;
 //! 5. SIGTERM/SIGINT: `STOPPING=1`, `shutdown` event, close 1012, bounded drain; a second
 //!    signal exits at once.
-pub mod admission;
+pub(crate) mod admission;
 pub mod auth;
 pub mod client;
-pub mod conn;
-pub mod feature;
-pub mod handover;
-pub mod health;
+pub(crate) mod conn;
+pub(crate) mod feature;
+pub(crate) mod handover;
+pub(crate) mod health;
 pub mod http;
-pub mod http_api;
-pub mod identity;
+pub(crate) mod http_api;
+pub(crate) mod identity;
 pub mod listener;
 pub mod methods;
-pub mod options;
+pub(crate) mod options;
 pub mod outbound;
-pub mod peer;
+pub(crate) mod peer;
 pub mod protocol;
-pub mod reload;
-pub mod reloader;
-pub mod shutdown;
+pub(crate) mod reload;
+pub(crate) mod reloader;
+pub(crate) mod shutdown;
 pub mod state;
-pub mod statelock;
+pub(crate) mod statelock;
 pub mod ws;
-pub mod wsio;
+pub(crate) mod wsio;
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::Arc;

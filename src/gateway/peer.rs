@@ -7,7 +7,7 @@
 use std::net::{IpAddr, Ipv6Addr};
 
 /// The key a peer's connection and failed-auth budgets are counted under.
-pub fn peer_key(ip: IpAddr) -> IpAddr {
+pub(crate) fn peer_key(ip: IpAddr) -> IpAddr {
     match ip {
         IpAddr::V4(_) => ip,
         IpAddr::V6(v6) => match v6.to_ipv4_mapped() {

@@ -29,7 +29,7 @@ use crate::config::secrets::SecretsSnapshot;
 use crate::service::systemd::notify::Notifier;
 
 /// The reloader of one gateway generation.
-pub type GatewayReloader = Reloader<GatewayHost>;
+pub(crate) type GatewayReloader = Reloader<GatewayHost>;
 
 /// Reload-owned state held by [`GatewayState::reload`].
 pub struct ReloadShared {
@@ -146,13 +146,13 @@ impl ReloadShared {
 
 /// [`ReloadHost`] for a running gateway generation.
 #[derive(Debug)]
-pub struct GatewayHost {
+pub(crate) struct GatewayHost {
     state: Arc<GatewayState>,
 }
 
 /// The startup guards of `prepare`, without side effects: `Err` says why `candidate` could
 /// not start (a reload is then rejected and the running config stays).
-pub fn check_startable(
+pub(crate) fn check_startable(
     paths: &Paths,
     args: &crate::gateway::options::RunOptions,
     candidate: &Config,
@@ -289,7 +289,7 @@ impl ReloadHost for GatewayHost {
 }
 
 /// Starts the watcher + SIGHUP handler for this generation (call before `READY=1`).
-pub fn start(state: &Arc<GatewayState>) {
+pub(crate) fn start(state: &Arc<GatewayState>) {
     let host = Arc::new(GatewayHost {
         state: state.clone(),
     });
@@ -303,7 +303,7 @@ pub fn start(state: &Arc<GatewayState>) {
 }
 
 /// Drops this generation's reloader (it holds the state: breaks the cycle).
-pub fn stop(state: &GatewayState) {
+pub(crate) fn stop(state: &GatewayState) {
     state
         .reload
         .reloader
@@ -313,7 +313,7 @@ pub fn stop(state: &GatewayState) {
 }
 
 /// Registers `secrets.reload` (admin).
-pub fn register_methods(t: &mut MethodTable) {
+pub(crate) fn register_methods(t: &mut MethodTable) {
     t.register(
         "secrets.reload",
         ScopeRule::Fixed(scopes::ADMIN),

@@ -25,7 +25,7 @@ use crate::config::{Config, GatewayConfig};
 use crate::service::systemd::notify::Notifier;
 
 /// What the reloader needs from the running gateway.
-pub trait ReloadHost: Send + Sync + 'static {
+pub(crate) trait ReloadHost: Send + Sync + 'static {
     /// The config the gateway runs with now.
     fn config(&self) -> Arc<Config>;
     /// The secrets it runs with now.
@@ -80,7 +80,7 @@ fn config_from_doc(path: &Path, raw: String, doc: Value) -> Result<Config, Strin
 }
 
 /// Drives reloads for one running gateway (one generation, under in-process restarts).
-pub struct Reloader<H: ReloadHost> {
+pub(crate) struct Reloader<H: ReloadHost> {
     host: Arc<H>,
     env: Arc<dyn Env + Send + Sync>,
     lock: tokio::sync::Mutex<()>,
@@ -110,7 +110,7 @@ fn read(path: &Path) -> Read {
 
 impl<H: ReloadHost> Reloader<H> {
     /// A reloader for `host`; `env` is what SecretRefs and auth resolution read.
-    pub fn new(host: Arc<H>, env: Arc<dyn Env + Send + Sync>) -> Arc<Reloader<H>> {
+    pub(crate) fn new(host: Arc<H>, env: Arc<dyn Env + Send + Sync>) -> Arc<Reloader<H>> {
         let seen = text_hash(&host.config().raw);
         {
             let mut st = host.status().lock().unwrap_or_else(|p| p.into_inner());
@@ -176,7 +176,7 @@ impl<H: ReloadHost> Reloader<H> {
     }
 
     /// Evaluates the config file once (see the module doc). Serialized with other evaluations.
-    pub async fn evaluate(&self, trigger: Trigger) -> ReloadResult {
+    pub(crate) async fn evaluate(&self, trigger: Trigger) -> ReloadResult {
         let _guard = self.lock.lock().await;
         let path = self.host.config().path.clone();
         let (raw, missing) = match read(&path) {
@@ -379,7 +379,7 @@ impl<H: ReloadHost> Reloader<H> {
     /// `secrets.reload`: re-resolves every SecretRef of the running config. Owners that fail
     /// keep their last good value (reported `stale`) or stay unavailable (`cold`); the result
     /// lists them (never values). Gateway auth fails closed: nothing is swapped then.
-    pub async fn reload_secrets(&self) -> Value {
+    pub(crate) async fn reload_secrets(&self) -> Value {
         let _guard = self.lock.lock().await;
         let running = self.host.config();
         let prev = self.host.secrets();
@@ -410,7 +410,7 @@ impl<H: ReloadHost> Reloader<H> {
 
     /// Starts the file watcher and the SIGHUP handler; both stop when `stop` is cancelled.
     /// Call before `READY=1` so an early `systemctl reload` never hits SIGHUP's default action.
-    pub fn spawn(self: &Arc<Self>, stop: CancellationToken) -> tokio::task::JoinHandle<()> {
+    pub(crate) fn spawn(self: &Arc<Self>, stop: CancellationToken) -> tokio::task::JoinHandle<()> {
         use tokio::signal::unix::{SignalKind, signal};
         let mut hup = match signal(SignalKind::hangup()) {
             Ok(s) => Some(s),

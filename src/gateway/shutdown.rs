@@ -7,7 +7,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 /// Default drain deadline (`OPENCLAW_SHUTDOWN_TIMEOUT_MS` overrides).
-pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
+pub(crate) const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The shutdown handle shared by the accept loop, the WS sessions and background tasks.
 #[derive(Debug, Clone, Default)]

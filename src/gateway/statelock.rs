@@ -19,29 +19,23 @@ use crate::error::{Error, Result};
 /// is read-only: nothing can be written there, so there is nothing to protect, and a gateway
 /// on a read-only state dir must still start.
 #[derive(Debug)]
-pub struct StateLock {
+pub(crate) struct StateLock {
     _lock: Option<Flock<File>>,
-    path: PathBuf,
 }
 
 /// `<state>/gateway.lock`.
-pub fn lock_path(state_dir: &Path) -> PathBuf {
+pub(crate) fn lock_path(state_dir: &Path) -> PathBuf {
     state_dir.join("gateway.lock")
 }
 
 impl StateLock {
-    /// The lock file.
-    pub fn path(&self) -> &Path {
-        &self.path
-    }
-
     /// Takes the lock or fails at once with the refusal (exit 78).
-    pub fn acquire(state_dir: &Path) -> Result<StateLock> {
+    pub(crate) fn acquire(state_dir: &Path) -> Result<StateLock> {
         Self::acquire_within(state_dir, Duration::ZERO)
     }
 
     /// Takes the lock, retrying for up to `wait` (e.g. after `--force` stopped the holder).
-    pub fn acquire_within(state_dir: &Path, wait: Duration) -> Result<StateLock> {
+    pub(crate) fn acquire_within(state_dir: &Path, wait: Duration) -> Result<StateLock> {
         let path = lock_path(state_dir);
         let deadline = Instant::now() + wait;
         loop {
@@ -59,7 +53,7 @@ impl StateLock {
                         "state directory {} is read-only: running without the state-dir lock (nothing can be written there)",
                         state_dir.display()
                     );
-                    return Ok(StateLock { _lock: None, path });
+                    return Ok(StateLock { _lock: None });
                 }
                 Err(e) => return Err(Error::io("opening the state-dir lock", &path, e)),
             };
@@ -69,10 +63,7 @@ impl StateLock {
                     let _ = lock.seek(SeekFrom::Start(0));
                     let _ = writeln!(lock, "{}", std::process::id());
                     let _ = lock.sync_data();
-                    return Ok(StateLock {
-                        _lock: Some(lock),
-                        path,
-                    });
+                    return Ok(StateLock { _lock: Some(lock) });
                 }
                 Err((mut file, nix::errno::Errno::EWOULDBLOCK)) => {
                     if Instant::now() < deadline {
@@ -130,7 +121,7 @@ mod tests {
         assert!(msg.contains("OPENCLAW_STATE_DIR"), "{msg}");
         assert_eq!(e.exit(), crate::error::Exit::Config);
         use std::os::unix::fs::PermissionsExt;
-        let mode = std::fs::metadata(first.path())
+        let mode = std::fs::metadata(lock_path(d.path()))
             .unwrap()
             .permissions()
             .mode();

@@ -26,7 +26,7 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 /// Where frames and messages begin and end, fed with the bytes delivered to tungstenite.
 #[derive(Debug, Default, Clone)]
-pub struct FrameParser {
+pub(crate) struct FrameParser {
     hdr: [u8; 14],
     got: usize,
     remaining: u64,
@@ -58,13 +58,13 @@ fn payload_len(h: &[u8]) -> u64 {
 
 impl FrameParser {
     /// True between messages: no frame partly delivered and no fragmented message open.
-    pub fn at_message_boundary(&self) -> bool {
+    pub(crate) fn at_message_boundary(&self) -> bool {
         !self.in_payload && self.got == 0 && !self.fragmented
     }
 
     /// How many of `avail` (the next undelivered bytes) may be delivered without crossing
     /// the end of the current frame. At least 1 when `avail` is not empty.
-    pub fn deliverable(&self, avail: &[u8]) -> usize {
+    pub(crate) fn deliverable(&self, avail: &[u8]) -> usize {
         if avail.is_empty() {
             return 0;
         }
@@ -96,7 +96,7 @@ impl FrameParser {
     }
 
     /// Advances over bytes that were delivered.
-    pub fn consume(&mut self, mut bytes: &[u8]) {
+    pub(crate) fn consume(&mut self, mut bytes: &[u8]) {
         while !bytes.is_empty() {
             if self.in_payload {
                 let k = self.remaining.min(bytes.len() as u64);
@@ -142,7 +142,7 @@ impl FrameParser {
 /// upgrade, a connection adopted from the fd store, or (served by something other than our
 /// HTTP server) hyper's opaque upgraded stream, which cannot be handed over.
 #[derive(Debug)]
-pub enum Inner {
+pub(crate) enum Inner {
     /// Accepted by our listener (connection cap and read budget included).
     Capped(crate::gateway::listener::CappedStream),
     /// Adopted from the previous process.
@@ -326,7 +326,7 @@ impl AsyncWrite for BoundaryIo {
 }
 
 /// A server (unmasked) close frame: code + reason (truncated to fit a control frame).
-pub fn close_frame(code: u16, reason: &str) -> Vec<u8> {
+pub(crate) fn close_frame(code: u16, reason: &str) -> Vec<u8> {
     let mut r = reason.as_bytes();
     if r.len() > 123 {
         let mut end = 123;

@@ -9,9 +9,9 @@
 //! answer in milliseconds against a local gateway.
 pub mod conn;
 pub(crate) mod logs;
-pub mod probe;
+pub(crate) mod probe;
 pub(crate) mod rpc;
-pub mod status;
+pub(crate) mod status;
 
 use serde_json::Value;
 

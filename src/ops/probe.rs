@@ -166,7 +166,7 @@ pub(crate) fn build_report(reach: &Reach, methods: Value) -> Value {
 /// The service verbs' local readiness probe (install/start/restart waits, `gateway status`):
 /// [`healthz`] on loopback `port` must answer ok, then a protocol connect as `cli`/`probe` with
 /// the given credentials and one `health` RPC must succeed. The error says which step failed.
-pub fn local_ready(
+pub(crate) fn local_ready(
     port: u16,
     timeout: std::time::Duration,
     token: Option<&str>,
@@ -196,7 +196,7 @@ pub fn local_ready(
 
 /// `GET /healthz` on loopback `port` must answer 200 with `"ok":true`; a silent or closing
 /// peer is told apart from a refusing one.
-pub fn healthz(port: u16, timeout: std::time::Duration) -> std::result::Result<(), String> {
+pub(crate) fn healthz(port: u16, timeout: std::time::Duration) -> std::result::Result<(), String> {
     let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
     let mut s = std::net::TcpStream::connect_timeout(&addr, timeout)
         .map_err(|e| format!("connect {addr}: {e}"))?;

@@ -14,8 +14,8 @@
 mod macos;
 #[cfg(all(feature = "macos-check", not(target_os = "macos")))]
 #[doc(hidden)]
-pub mod macos_stub;
-pub mod time;
+pub(crate) mod macos_stub;
+pub(crate) mod time;
 
 use std::io;
 use std::os::fd::OwnedFd;

@@ -11,5 +11,5 @@ pub(crate) mod logs;
 pub(crate) mod probe;
 pub(crate) mod status;
 
-pub use probe::GatewayStatusOptions;
+pub(crate) use probe::GatewayStatusOptions;
 pub(crate) use probe::remote_status;

@@ -17,7 +17,7 @@ use nix::sys::socket::{SockType, getsockopt, sockopt};
 use super::job::SOCKET_NAME;
 
 /// Takes the launchd-activated listeners (see the module doc).
-pub fn take_listeners() -> io::Result<Option<Vec<TcpListener>>> {
+pub(crate) fn take_listeners() -> io::Result<Option<Vec<TcpListener>>> {
     match crate::sys::launchd_activate_socket(SOCKET_NAME) {
         Ok(Some(fds)) => listeners_from_fds(fds).map(Some),
         Ok(None) => Ok(None),
@@ -29,7 +29,7 @@ pub fn take_listeners() -> io::Result<Option<Vec<TcpListener>>> {
 
 /// Adopts descriptors as listeners after checking each is a listening stream socket; sets
 /// them non-blocking. An empty set is an error (launchd gave us nothing to serve on).
-pub fn listeners_from_fds(fds: Vec<OwnedFd>) -> io::Result<Vec<TcpListener>> {
+pub(crate) fn listeners_from_fds(fds: Vec<OwnedFd>) -> io::Result<Vec<TcpListener>> {
     if fds.is_empty() {
         return Err(io::Error::new(
             io::ErrorKind::InvalidInput,

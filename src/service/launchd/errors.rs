@@ -62,7 +62,7 @@ impl Code {
 
 /// Extracts the failure number from launchctl's output, falling back to its exit status.
 /// `Could not find service` (print/kickstart of an unloaded label) is 113 whatever the status.
-pub fn code_of(status: i32, stderr: &str, stdout: &str) -> Code {
+pub(crate) fn code_of(status: i32, stderr: &str, stdout: &str) -> Code {
     let text = format!("{stderr}\n{stdout}");
     if let Some(i) = text.find("failed: ") {
         let rest = &text[i + 8..];
@@ -82,7 +82,7 @@ pub fn code_of(status: i32, stderr: &str, stdout: &str) -> Code {
 
 /// What we knew when a launchctl command failed, to make the advice specific.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Context {
+pub(crate) struct Context {
     /// `launchctl print-disabled` shows a persisted disable for the label.
     pub disabled: bool,
     /// The service target (`gui/501/<label>`).
@@ -94,7 +94,7 @@ pub struct Context {
 }
 
 /// What to do next for a failed launchctl `verb` with `code`.
-pub fn advice(verb: &str, code: Code, ctx: &Context) -> String {
+pub(crate) fn advice(verb: &str, code: Code, ctx: &Context) -> String {
     let enable = format!("launchctl enable {}", ctx.target);
     let plist = ctx.plist.display();
     match code.0 {

@@ -25,12 +25,12 @@
 //! with a 503. It is not respawned; socket activation restarts it only on a new connection,
 //! which again gets the 503 with the reason until the config is fixed. Outside launchd a
 //! refusal still exits 78. Details and rejected alternatives: [`policy`].
-pub mod activation;
-pub mod domain;
-pub mod errors;
+pub(crate) mod activation;
+pub(crate) mod domain;
+pub(crate) mod errors;
 pub mod handoff;
 pub mod job;
-pub mod manager;
+pub(crate) mod manager;
 pub mod plan;
 pub mod plist;
 pub mod policy;

@@ -20,11 +20,11 @@ use crate::config::paths::Env;
 use crate::error::{Error, Result};
 
 /// The first passed fd (`SD_LISTEN_FDS_START`).
-pub const LISTEN_FDS_START: i32 = 3;
+pub(crate) const LISTEN_FDS_START: i32 = 3;
 /// `FileDescriptorName=` our socket units set.
-pub const FD_NAME: &str = "gateway";
+pub(crate) const FD_NAME: &str = "gateway";
 /// The variables of the protocol (removed after use).
-pub const VARS: [&str; 4] = [
+pub(crate) const VARS: [&str; 4] = [
     "LISTEN_PID",
     "LISTEN_FDS",
     "LISTEN_FDNAMES",
@@ -33,7 +33,7 @@ pub const VARS: [&str; 4] = [
 
 /// One fd announced by the manager.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PassedFd {
+pub(crate) struct PassedFd {
     /// The fd number (3, 4, …).
     pub fd: i32,
     /// Its name from `LISTEN_FDNAMES` (`unknown` when none was given).
@@ -42,7 +42,7 @@ pub struct PassedFd {
 
 /// Reads the protocol variables from `env` for process `pid`. `Ok(None)`: no activation (no
 /// `LISTEN_FDS`, or `LISTEN_PID` missing or someone else's). Errors name the bad variable.
-pub fn parse(env: &dyn Env, pid: u32) -> Result<Option<Vec<PassedFd>>> {
+pub(crate) fn parse(env: &dyn Env, pid: u32) -> Result<Option<Vec<PassedFd>>> {
     let Some(count) = env.var("LISTEN_FDS") else {
         return Ok(None);
     };
@@ -84,7 +84,7 @@ pub fn parse(env: &dyn Env, pid: u32) -> Result<Option<Vec<PassedFd>>> {
 /// `FileDescriptorName=gateway`, an unnamed fd, or the default name systemd gives fds of an
 /// operator-written socket unit (`<unit>.socket`). fdstore entries (`stored`, custom
 /// `FDNAME=`s) and `Accept=yes` connections (`connection`) are not listeners.
-pub fn is_listener_name(name: &str) -> bool {
+pub(crate) fn is_listener_name(name: &str) -> bool {
     name == FD_NAME || name == "unknown" || name.ends_with(".socket")
 }
 

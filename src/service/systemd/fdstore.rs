@@ -22,16 +22,16 @@ use std::time::Duration;
 use crate::config::paths::Env;
 
 /// Prefix of stored listeners.
-pub const LISTEN_PREFIX: &str = "listen-";
+pub(crate) const LISTEN_PREFIX: &str = "listen-";
 /// Prefix of stored connections.
-pub const CONN_PREFIX: &str = "ws-";
+pub(crate) const CONN_PREFIX: &str = "ws-";
 /// The state memfd.
-pub const STATE_NAME: &str = "ws-state";
+pub(crate) const STATE_NAME: &str = "ws-state";
 /// `FileDescriptorStoreMax=` our units set (connections + listeners + the state memfd).
-pub const STORE_MAX: usize = 4096;
+pub(crate) const STORE_MAX: usize = 4096;
 
 /// The name of a stored listener (`:` is not allowed in fd names).
-pub fn listener_name(addr: SocketAddr) -> String {
+pub(crate) fn listener_name(addr: SocketAddr) -> String {
     format!(
         "{LISTEN_PREFIX}{}-{}",
         addr.ip().to_string().replace(':', "_"),
@@ -40,13 +40,13 @@ pub fn listener_name(addr: SocketAddr) -> String {
 }
 
 /// The name of a stored connection.
-pub fn conn_name(conn_id: &str) -> String {
+pub(crate) fn conn_name(conn_id: &str) -> String {
     format!("{CONN_PREFIX}{conn_id}")
 }
 
 /// What a passed fd's name says it is.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Stored {
+pub(crate) enum Stored {
     /// A listener we stored.
     Listener,
     /// A connection (id).
@@ -58,7 +58,7 @@ pub enum Stored {
 }
 
 /// Classifies an fd name from `LISTEN_FDNAMES`.
-pub fn classify(name: &str) -> Stored {
+pub(crate) fn classify(name: &str) -> Stored {
     if name == STATE_NAME {
         Stored::State
     } else if let Some(id) = name.strip_prefix(CONN_PREFIX) {
@@ -72,7 +72,7 @@ pub fn classify(name: &str) -> Stored {
 
 /// The fd store as this process sees it.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct StoreConfig {
+pub(crate) struct StoreConfig {
     /// `FileDescriptorStoreMax=` as announced (`$FDSTORE` on systemd ≥ 254, else our unit's
     /// `OPENCLAW_FDSTORE_MAX`).
     pub max: usize,
@@ -84,7 +84,7 @@ pub struct StoreConfig {
 
 impl StoreConfig {
     /// `None` unless a manager listens (`NOTIFY_SOCKET`) and announced a store.
-    pub fn from_env(env: &dyn Env) -> Option<StoreConfig> {
+    pub(crate) fn from_env(env: &dyn Env) -> Option<StoreConfig> {
         env.var("NOTIFY_SOCKET")?;
         if env.var("OPENCLAW_FDSTORE").as_deref() == Some("off") {
             return None;
@@ -104,7 +104,7 @@ impl StoreConfig {
 
 /// The job systemd runs on our unit.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Job {
+pub(crate) enum Job {
     /// `restart` (and `try-restart`, `reload-or-restart`): the store is kept.
     Restart,
     /// `stop`: the store is released when we exit.
@@ -117,7 +117,7 @@ pub enum Job {
 
 /// Parses `systemctl list-jobs --no-legend` output for `unit`
 /// (`  42 openclaw-gateway.service restart running`).
-pub fn parse_jobs(out: &str, unit: &str) -> Job {
+pub(crate) fn parse_jobs(out: &str, unit: &str) -> Job {
     for line in out.lines() {
         let f: Vec<&str> = line.split_whitespace().collect();
         if f.len() >= 3 && f[1] == unit {
@@ -133,7 +133,7 @@ pub fn parse_jobs(out: &str, unit: &str) -> Job {
 
 /// What the manager says right now.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ManagerView {
+pub(crate) struct ManagerView {
     /// Our unit's current job.
     pub job: Job,
     /// `FileDescriptorStoreMax` as the manager has it (drop-ins included).
@@ -142,7 +142,7 @@ pub struct ManagerView {
 
 /// Asks the manager (`systemctl [--user] list-jobs` and `show -p FileDescriptorStoreMax`),
 /// bounded by `timeout`. `None` when it cannot be asked (no unit name, no systemctl, no bus).
-pub async fn query_manager(cfg: &StoreConfig, timeout: Duration) -> Option<ManagerView> {
+pub(crate) async fn query_manager(cfg: &StoreConfig, timeout: Duration) -> Option<ManagerView> {
     let unit = cfg.unit.clone()?;
     let run = |args: Vec<String>| {
         let user = cfg.user;

@@ -5,13 +5,13 @@
 use std::os::unix::fs::MetadataExt;
 
 /// Parses `$JOURNAL_STREAM` (`<dev>:<ino>`, decimal).
-pub fn parse_stream(v: &str) -> Option<(u64, u64)> {
+pub(crate) fn parse_stream(v: &str) -> Option<(u64, u64)> {
     let (d, i) = v.trim().split_once(':')?;
     Some((d.parse().ok()?, i.parse().ok()?))
 }
 
 /// Whether stderr is connected to the journal (`JOURNAL_STREAM` matches fd 2's device/inode).
-pub fn stderr_is_journal() -> bool {
+pub(crate) fn stderr_is_journal() -> bool {
     let Ok(v) = std::env::var("JOURNAL_STREAM") else {
         return false;
     };
@@ -23,14 +23,14 @@ pub fn stderr_is_journal() -> bool {
 }
 
 /// Whether a `JOURNAL_STREAM` value names the file with this device and inode.
-pub fn stream_matches(journal_stream: &str, dev: u64, ino: u64) -> bool {
+pub(crate) fn stream_matches(journal_stream: &str, dev: u64, ino: u64) -> bool {
     parse_stream(journal_stream) == Some((dev, ino))
 }
 
 /// The journald layer: INFO → priority 6 (informational, not tracing-journald's default 5 =
 /// notice), fields without the `F_` prefix, `SYSLOG_IDENTIFIER=openclaw`. `None` when stderr is
 /// not the journal or the journal socket is unreachable (then use plain stderr).
-pub fn layer() -> Option<tracing_journald::Layer> {
+pub(crate) fn layer() -> Option<tracing_journald::Layer> {
     if !stderr_is_journal() {
         return None;
     }
@@ -44,7 +44,7 @@ pub fn layer() -> Option<tracing_journald::Layer> {
 
 /// [`layer`] boxed for `telemetry::init`, filtered like the stderr layer (our targets at INFO,
 /// DEBUG with `verbose`; others at WARN).
-pub fn boxed_layer(verbose: bool) -> Option<crate::telemetry::BoxedLayer> {
+pub(crate) fn boxed_layer(verbose: bool) -> Option<crate::telemetry::BoxedLayer> {
     use tracing::level_filters::LevelFilter;
     use tracing_subscriber::Layer as _;
     let ours = if verbose {
@@ -59,7 +59,7 @@ pub fn boxed_layer(verbose: bool) -> Option<crate::telemetry::BoxedLayer> {
 }
 
 /// ERROR 3, WARN 4, INFO 6, DEBUG 7, TRACE 7 (what `journalctl -p info` users expect).
-pub fn priorities() -> tracing_journald::PriorityMappings {
+pub(crate) fn priorities() -> tracing_journald::PriorityMappings {
     use tracing_journald::Priority;
     tracing_journald::PriorityMappings {
         error: Priority::Error,

@@ -9,17 +9,17 @@
 //!   (`systemctl`, `loginctl`, `systemd-analyze`), plans, executes, and fills a
 //!   [`crate::service::Report`] instead of printing.
 //! - [`errors`]: [`SystemdError`], the typed failures with their user text.
-pub mod activation;
-pub mod env;
-pub mod errors;
-pub mod fdstore;
-pub mod journal;
+pub(crate) mod activation;
+pub(crate) mod env;
+pub(crate) mod errors;
+pub(crate) mod fdstore;
+pub(crate) mod journal;
 pub mod manager;
-pub mod notify;
-pub mod plan;
+pub(crate) mod notify;
+pub(crate) mod plan;
 pub mod unit;
-pub mod unit_file;
-pub mod watchdog;
+pub(crate) mod unit_file;
+pub(crate) mod watchdog;
 
 pub use env::SystemdEnv;
 pub use errors::SystemdError;

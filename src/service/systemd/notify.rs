@@ -56,17 +56,17 @@ pub enum Msg {
 }
 
 /// systemd's rule for `FDNAME=` (`fdname_is_valid`): 1–255 printable ASCII characters, no `:`.
-pub fn valid_fd_name(name: &str) -> bool {
+pub(crate) fn valid_fd_name(name: &str) -> bool {
     !name.is_empty()
         && name.len() <= 255
         && name.bytes().all(|b| (0x20..0x7f).contains(&b) && b != b':')
 }
 
 /// Most fds one datagram may carry (`SCM_MAX_FD`).
-pub const MAX_FDS_PER_MESSAGE: usize = 253;
+pub(crate) const MAX_FDS_PER_MESSAGE: usize = 253;
 
 /// Encodes fields as one datagram payload.
-pub fn encode(msgs: &[Msg]) -> String {
+pub(crate) fn encode(msgs: &[Msg]) -> String {
     let mut out = String::new();
     for m in msgs {
         match m {
@@ -97,7 +97,7 @@ pub fn encode(msgs: &[Msg]) -> String {
 
 /// Where `NOTIFY_SOCKET` points.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Target {
+pub(crate) enum Target {
     /// A filesystem socket (`/run/user/1000/systemd/notify`).
     Path(PathBuf),
     /// A Linux abstract-namespace socket (`@name`, sent as `\0name`).
@@ -105,7 +105,7 @@ pub enum Target {
 }
 
 /// Parses `NOTIFY_SOCKET`. `None` when absent or unusable (e.g. `vsock:`, unsupported here).
-pub fn parse_target(v: &str) -> Option<Target> {
+pub(crate) fn parse_target(v: &str) -> Option<Target> {
     if let Some(name) = v.strip_prefix('@') {
         Some(Target::Abstract(name.as_bytes().to_vec()))
     } else if v.starts_with('/') {
@@ -116,7 +116,7 @@ pub fn parse_target(v: &str) -> Option<Target> {
 }
 
 /// The watchdog ping interval: half of `WATCHDOG_USEC`, when `WATCHDOG_PID` is absent or ours.
-pub fn watchdog_interval(env: &dyn Env, pid: u32) -> Option<Duration> {
+pub(crate) fn watchdog_interval(env: &dyn Env, pid: u32) -> Option<Duration> {
     let usec: u64 = env.var("WATCHDOG_USEC")?.trim().parse().ok()?;
     if usec == 0 {
         return None;
@@ -411,7 +411,7 @@ fn send_fds_to(
 }
 
 /// CLOCK_MONOTONIC in microseconds (the clock systemd compares `MONOTONIC_USEC` with).
-pub fn monotonic_usec() -> Option<u64> {
+pub(crate) fn monotonic_usec() -> Option<u64> {
     match sd_notify::NotifyState::monotonic_usec_now() {
         Ok(sd_notify::NotifyState::MonotonicUsec(u)) => u64::try_from(u).ok(),
         _ => None,

@@ -110,7 +110,7 @@ impl Desired {
 
 /// A unit that install would compete with or shadow.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Shadow {
+pub(crate) enum Shadow {
     /// A same-named system unit (refused even with `--force`: two gateways, one port).
     System {
         /// Its path, or the unit name when systemd has it from elsewhere.
@@ -132,7 +132,7 @@ pub enum Shadow {
 
 /// A unit file as found on disk.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct OnDisk {
+pub(crate) struct OnDisk {
     /// Its content (`None`: absent or unreadable).
     pub content: Option<String>,
     /// `<path>.bak` exists.
@@ -141,7 +141,7 @@ pub struct OnDisk {
 
 /// What was observed before planning.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Observed {
+pub(crate) struct Observed {
     /// The service unit is loaded (`LoadState=loaded`).
     pub loaded: bool,
     /// The service is `ActiveState=active`.
@@ -158,7 +158,7 @@ pub struct Observed {
 
 /// Plans `op`. Refusals (a competing unit, not installed) are errors returned before anything
 /// changes.
-pub fn plan(op: Op, desired: &Desired, obs: &Observed) -> Result<Vec<Step>, SystemdError> {
+pub(crate) fn plan(op: Op, desired: &Desired, obs: &Observed) -> Result<Vec<Step>, SystemdError> {
     let (sock, svc) = (desired.socket(), desired.service());
     let (sock, svc) = (sock.as_str(), svc.as_str());
     let mut steps = Vec::new();

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 /// One `Key=value` assignment.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Entry {
+pub(crate) struct Entry {
     /// `Unit`, `Service`, `Install`, …
     pub section: String,
     /// Key.
@@ -18,7 +18,7 @@ pub struct Entry {
 
 /// Parses unit text. Comments (`#`, `;`) and blank lines are skipped; a trailing backslash
 /// continues the value on the next line.
-pub fn parse(text: &str) -> Vec<Entry> {
+pub(crate) fn parse(text: &str) -> Vec<Entry> {
     let mut out = Vec::new();
     let mut section = String::new();
     let mut pending: Option<Entry> = None;
@@ -72,7 +72,7 @@ pub fn parse(text: &str) -> Vec<Entry> {
 
 /// All values of `section.key`, in order. An empty assignment resets the list (systemd
 /// semantics for list settings such as `ExecStart=` in drop-ins).
-pub fn values<'a>(entries: &'a [Entry], section: &str, key: &str) -> Vec<&'a str> {
+pub(crate) fn values<'a>(entries: &'a [Entry], section: &str, key: &str) -> Vec<&'a str> {
     let mut v = Vec::new();
     for e in entries
         .iter()
@@ -88,14 +88,14 @@ pub fn values<'a>(entries: &'a [Entry], section: &str, key: &str) -> Vec<&'a str
 }
 
 /// The last value of `section.key`.
-pub fn last<'a>(entries: &'a [Entry], section: &str, key: &str) -> Option<&'a str> {
+pub(crate) fn last<'a>(entries: &'a [Entry], section: &str, key: &str) -> Option<&'a str> {
     values(entries, section, key).last().copied()
 }
 
 /// Splits a command line the way systemd does for `ExecStart=`: whitespace-separated words,
 /// double/single quotes, C escapes inside quotes; a leading `-`, `@`, `+`, `!`, `:` prefix is
 /// dropped; `%%` → `%`, `$$` → `$`.
-pub fn split_command(value: &str) -> Vec<String> {
+pub(crate) fn split_command(value: &str) -> Vec<String> {
     let mut words = Vec::new();
     let mut cur = String::new();
     let mut in_word = false;
@@ -155,7 +155,7 @@ pub fn split_command(value: &str) -> Vec<String> {
 }
 
 /// `Environment=` values → ordered map (later assignments win).
-pub fn environment(entries: &[Entry]) -> BTreeMap<String, String> {
+pub(crate) fn environment(entries: &[Entry]) -> BTreeMap<String, String> {
     let mut m = BTreeMap::new();
     for v in values(entries, "Service", "Environment") {
         for w in split_command(&format!("x {v}")).into_iter().skip(1) {
@@ -168,7 +168,7 @@ pub fn environment(entries: &[Entry]) -> BTreeMap<String, String> {
 }
 
 /// `Environment=` names → the line of the assignment that wins (the last one).
-pub fn environment_lines(entries: &[Entry]) -> BTreeMap<String, usize> {
+pub(crate) fn environment_lines(entries: &[Entry]) -> BTreeMap<String, usize> {
     let mut m = BTreeMap::new();
     for e in entries
         .iter()
@@ -189,7 +189,7 @@ pub fn environment_lines(entries: &[Entry]) -> BTreeMap<String, usize> {
 
 /// The port a gateway command line or environment names: `--port N` / `--port=N` in
 /// `ExecStart=`, else `OPENCLAW_GATEWAY_PORT`.
-pub fn service_port(entries: &[Entry]) -> Option<u16> {
+pub(crate) fn service_port(entries: &[Entry]) -> Option<u16> {
     if let Some(exec) = last(entries, "Service", "ExecStart") {
         let argv = split_command(exec);
         let mut it = argv.iter();

@@ -16,7 +16,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use super::notify::Notifier;
 
 /// Where to probe a listener bound to `addr` (wildcards are probed on loopback).
-pub fn probe_addr(addr: SocketAddr) -> SocketAddr {
+pub(crate) fn probe_addr(addr: SocketAddr) -> SocketAddr {
     let ip = match addr.ip() {
         IpAddr::V4(v) if v.is_unspecified() => IpAddr::V4(Ipv4Addr::LOCALHOST),
         IpAddr::V6(v) if v.is_unspecified() => IpAddr::V6(Ipv6Addr::LOCALHOST),
@@ -26,7 +26,7 @@ pub fn probe_addr(addr: SocketAddr) -> SocketAddr {
 }
 
 /// One self-check: `GET /healthz` on `addr` must answer 200.
-pub async fn healthz(addr: SocketAddr) -> Result<(), String> {
+pub(crate) async fn healthz(addr: SocketAddr) -> Result<(), String> {
     let mut s = tokio::net::TcpStream::connect(addr)
         .await
         .map_err(|e| format!("connect {addr}: {e}"))?;
@@ -51,7 +51,7 @@ pub async fn healthz(addr: SocketAddr) -> Result<(), String> {
 
 /// Spawns the watchdog on the current runtime when the manager asked for one
 /// (`WATCHDOG_USEC`); `check` is the liveness check (normally [`healthz`] on our listener).
-pub fn spawn<F, Fut>(notifier: Notifier, check: F) -> Option<tokio::task::JoinHandle<()>>
+pub(crate) fn spawn<F, Fut>(notifier: Notifier, check: F) -> Option<tokio::task::JoinHandle<()>>
 where
     F: Fn() -> Fut + Send + 'static,
     Fut: Future<Output = Result<(), String>> + Send,
@@ -95,7 +95,7 @@ where
 
 /// Keeps `systemctl status` current: every `every`, sends `STATUS=<status()>` when the text
 /// changed (e.g. "listening on …; 3 clients"). Nothing runs without a service manager.
-pub fn spawn_status<F>(
+pub(crate) fn spawn_status<F>(
     notifier: Notifier,
     every: std::time::Duration,
     status: F,
@@ -122,7 +122,7 @@ where
 }
 
 /// Convenience: the watchdog for a gateway listening on `addr`.
-pub fn spawn_for_listener(
+pub(crate) fn spawn_for_listener(
     notifier: Notifier,
     addr: SocketAddr,
 ) -> Option<tokio::task::JoinHandle<()>> {
