@@ -88,19 +88,10 @@ pub(super) async fn chat_completions(State(state): State<AppState>, req: Request
         Err(r) => return r,
     };
     if !stream {
-        let guard = AbortOnDrop(Some(run));
-        let fin = join(handle).await;
-        guard.disarm();
-        let Some(fin) = fin else {
-            return api_error(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "api_error",
-                "the run failed",
-            );
+        let fin = match finished(run, handle).await {
+            Ok(fin) => fin,
+            Err(r) => return r,
         };
-        if let Some((status, kind, msg)) = run_error(&fin) {
-            return api_error(status, kind, msg);
-        }
         let u = fin.usage.unwrap_or_default();
         return json_response(
             StatusCode::OK,

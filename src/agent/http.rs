@@ -468,6 +468,28 @@ pub(super) async fn join(
     }
 }
 
+/// A non-streamed run, awaited: the run is aborted if the client goes away first (the future
+/// is dropped), and a failed run becomes the API's error response.
+pub(super) async fn finished(
+    run: Arc<ActiveRun>,
+    handle: impl std::future::Future<Output = Result<Arc<Finished>, tokio::task::JoinError>>,
+) -> Result<Arc<Finished>, Response> {
+    let guard = AbortOnDrop(Some(run));
+    let fin = join(handle).await;
+    guard.disarm();
+    let Some(fin) = fin else {
+        return Err(api_error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "api_error",
+            "the run failed",
+        ));
+    };
+    if let Some((status, kind, msg)) = run_error(&fin) {
+        return Err(api_error(status, kind, msg));
+    }
+    Ok(fin)
+}
+
 /// Common gate of the OpenAI-compatible endpoints: enabled → method → auth → JSON body.
 pub(super) async fn gate(
     state: &AppState,

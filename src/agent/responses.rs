@@ -144,19 +144,10 @@ pub(super) async fn responses(State(state): State<AppState>, req: Request) -> Re
         json!({"input_tokens": u.input, "output_tokens": u.output, "total_tokens": u.total})
     };
     if !stream {
-        let guard = AbortOnDrop(Some(run));
-        let fin = join(handle).await;
-        guard.disarm();
-        let Some(fin) = fin else {
-            return api_error(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "api_error",
-                "the run failed",
-            );
+        let fin = match finished(run, handle).await {
+            Ok(fin) => fin,
+            Err(r) => return r,
         };
-        if let Some((status, kind, msg)) = run_error(&fin) {
-            return api_error(status, kind, msg);
-        }
         let status = if fin.finish_reason.as_deref() == Some("length") {
             "incomplete"
         } else {
