@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use crate::agent_common::*;
+use crate::support::agent::*;
 use crate::support::fake_model::{FakeModel, Outcome, Reply, StreamSpec};
 use crate::support::{Gateway, WAIT, http};
 

@@ -9,7 +9,7 @@ use std::time::Duration;
 use openclaw::gateway::client::{ConnectOptions, GatewayClient};
 use serde_json::{Value, json};
 
-use crate::agent_common::*;
+use crate::support::agent::*;
 use crate::support::fake_model::{FakeModel, Outcome, Reply, StreamSpec};
 use crate::support::{Frame, Gateway, WAIT};
 

@@ -3,7 +3,6 @@
 #![allow(unreachable_pub, missing_debug_implementations)]
 mod support;
 
-mod agent_common;
 mod agent_http;
 mod agent_ws;
 mod architecture;
@@ -16,7 +15,6 @@ mod ops_client;
 mod ops_doctor;
 mod ops_logs;
 mod ops_status;
-mod ops_support;
 mod ops_systemd;
 mod packaging;
 mod reliability_degraded;

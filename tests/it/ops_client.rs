@@ -5,7 +5,7 @@ use std::net::TcpListener;
 
 use serde_json::json;
 
-use crate::ops_support::{Gw, Local, local_config, run, write_config};
+use crate::support::ops::{Gw, Local, local_config, run, write_config};
 use crate::support::{free_port, random_token};
 
 #[test]

@@ -14,7 +14,7 @@ use openclaw::doctor::{Ctx, Level, ManagerKind, Repair, Report, ServiceCtx, repa
 use openclaw::service::ServiceSpec;
 use openclaw::service::systemd::unit::{Scope, UnitOptions, render_service, render_socket};
 
-use crate::ops_support::{run, write_config};
+use crate::support::ops::{run, write_config};
 use crate::support::free_port;
 
 fn mode(p: &Path) -> u32 {

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::ops_support::{Gw, Local, Streaming, run};
+use crate::support::ops::{Gw, Local, Streaming, run};
 
 const WAIT: Duration = Duration::from_secs(15);
 

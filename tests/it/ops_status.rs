@@ -1,6 +1,6 @@
 //! `openclaw status` against a real gateway, a broken config and nothing at all: one
 //! consistent story, next steps, and never a secret.
-use crate::ops_support::{Local, run, write_config};
+use crate::support::ops::{Local, run, write_config};
 use crate::support::free_port;
 
 #[test]

@@ -1,9 +1,17 @@
 //! Shared helpers: a real gateway process on a free loopback port with a private HOME and log
 //! dir, a raw WebSocket speaking frames as-is, a tiny HTTP/1.1 client, and waits with deadlines.
+//!
+//! Every helper a suite shares lives under `support/` (one file per concern: `agent` for the fake
+//! model setup and operator sockets, `ops` for CLI runs against a gateway, `fake_model`,
+//! `fake_systemctl`, `sandbox` for the private systemd user manager); a suite file holds tests
+//! only. In-process `GatewayState`s come from the library's one fixture,
+//! `openclaw::testing::StateFixture`.
 #![allow(dead_code)]
 
+pub mod agent;
 pub mod fake_model;
 pub mod fake_systemctl;
+pub mod ops;
 pub mod sandbox;
 
 // The skip policy lives with the sandbox (which the benchmark harness includes too).
