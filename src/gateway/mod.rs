@@ -27,6 +27,7 @@ pub(crate) mod options;
 pub mod outbound;
 pub(crate) mod peer;
 pub mod protocol;
+pub(crate) mod refusal;
 pub(crate) mod reload;
 pub(crate) mod reloader;
 pub(crate) mod shutdown;
@@ -43,6 +44,7 @@ use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use self::options::{AuthMode, BindMode, RunOptions};
+use self::refusal::Refusal;
 use crate::config::paths::{Paths, ProcessEnv};
 use crate::config::reload as config_reload;
 use crate::config::secrets::{self, SecretsSnapshot};
@@ -69,18 +71,13 @@ pub struct Plan {
     pub secrets: SecretsSnapshot,
 }
 
-pub(crate) fn bind_from(args: &RunOptions, cfg: &Config) -> Result<Bind> {
+pub(crate) fn bind_from(args: &RunOptions, cfg: &Config) -> std::result::Result<Bind, Refusal> {
     let custom_host = || {
         args.host
             .clone()
             .or_else(|| cfg.gateway.custom_bind_host.clone())
             .filter(|h| !h.trim().is_empty())
-            .ok_or_else(|| {
-                Error::Config(
-                    "bind mode custom needs a host: pass --host ADDR or set gateway.customBindHost"
-                        .into(),
-                )
-            })
+            .ok_or(Refusal::CustomBindNeedsHost)
     };
     match args.bind {
         Some(BindMode::Loopback) => return Ok(Bind::Loopback),
@@ -93,14 +90,13 @@ pub(crate) fn bind_from(args: &RunOptions, cfg: &Config) -> Result<Bind> {
         None | Some("loopback") | Some("auto") => Ok(Bind::Loopback),
         Some("lan") => Ok(Bind::Lan),
         Some("custom") => Ok(Bind::Custom(custom_host()?)),
-        Some("tailnet") => Err(Error::Config(format!(
-            "gateway.bind=\"tailnet\" is not supported by this build; set gateway.bind to loopback, lan or custom in {}",
-            cfg.path.display()
-        ))),
-        Some(other) => Err(Error::Config(format!(
-            "invalid gateway.bind {other:?} in {}: use loopback, lan or custom",
-            cfg.path.display()
-        ))),
+        Some("tailnet") => Err(Refusal::TailnetUnsupported {
+            path: cfg.path.clone(),
+        }),
+        Some(other) => Err(Refusal::InvalidBind {
+            value: other.to_string(),
+            path: cfg.path.clone(),
+        }),
     }
 }
 
@@ -141,24 +137,25 @@ pub fn prepare_with(
     }
     if !args.allow_unconfigured {
         if !config.exists {
-            return Err(Error::Config(format!(
-                "Missing config. Run `openclaw setup` or set gateway.mode=local (or pass --allow-unconfigured).\nConfig path: {}\nFirst run? `openclaw gateway run --init` creates it with a generated token.",
-                paths.config_path.display()
-            )));
+            return Err(Refusal::MissingConfig {
+                path: paths.config_path.clone(),
+            }
+            .into());
         }
         match config.gateway.mode.as_deref() {
             Some("local") => {}
             None => {
-                return Err(Error::Config(format!(
-                    "Gateway start blocked: existing config is missing gateway.mode. Treat this as suspicious or clobbered config. Run `openclaw setup` or set gateway.mode=local (or pass --allow-unconfigured).\nConfig file: {}",
-                    paths.config_path.display()
-                )));
+                return Err(Refusal::ModeMissing {
+                    path: paths.config_path.clone(),
+                }
+                .into());
             }
             Some(m) => {
-                return Err(Error::Config(format!(
-                    "Gateway start blocked: set gateway.mode=local (current: {m}) or pass --allow-unconfigured.\nConfig file: {}",
-                    paths.config_path.display()
-                )));
+                return Err(Refusal::ModeNotLocal {
+                    mode: m.to_string(),
+                    path: paths.config_path.clone(),
+                }
+                .into());
             }
         }
     }
@@ -173,10 +170,10 @@ pub fn prepare_with(
             let t = write::generate_token();
             let mut doc = config.doc.clone();
             write::set_path(&mut doc, "gateway.auth.token", Value::String(t)).map_err(|e| {
-                Error::Config(format!(
-                    "cannot store a generated token in {}: {e}; fix the file",
-                    config.path.display()
-                ))
+                Refusal::TokenNotStorable {
+                    path: config.path.clone(),
+                    detail: e,
+                }
             })?;
             write::write_config(&config.path, &doc)?;
             tracing::info!(
@@ -206,30 +203,27 @@ pub fn prepare_with(
 pub enum AuthProblem {
     /// Token mode without a token (startup generates one on loopback; reload refuses).
     MissingToken,
-    /// Anything else, phrased for the user (exit 78).
-    Fatal(Error),
+    /// Anything else (exit 78).
+    Fatal(Refusal),
 }
 
 impl AuthProblem {
     /// The user-facing error (a missing token off loopback is the "without auth" refusal).
     pub fn into_error(self) -> Error {
         match self {
-            AuthProblem::MissingToken => Error::Config(
-                "Refusing to start: gateway.auth.mode is token but no token is set; set gateway.auth.token or OPENCLAW_GATEWAY_TOKEN (or pass --token)".into(),
-            ),
-            AuthProblem::Fatal(e) => e,
+            AuthProblem::MissingToken => Refusal::TokenMissing.into(),
+            AuthProblem::Fatal(r) => r.into(),
         }
     }
 }
 
-fn refuse_unauthenticated(bind: &Bind) -> Error {
-    Error::Config(format!(
-        "Refusing to bind gateway to {} without auth.\nSet gateway.auth.token (or OPENCLAW_GATEWAY_TOKEN) or gateway.auth.password (or OPENCLAW_GATEWAY_PASSWORD), or use --bind loopback.",
-        match bind {
-            Bind::Custom(h) => h.as_str(),
-            other => other.name(),
-        }
-    ))
+fn refuse_unauthenticated(bind: &Bind) -> Refusal {
+    Refusal::UnauthenticatedBind {
+        host: match bind {
+            Bind::Custom(h) => h.clone(),
+            other => other.name().to_string(),
+        },
+    }
 }
 
 /// Resolves the auth snapshot: token `--token` → `OPENCLAW_GATEWAY_TOKEN` →
@@ -272,11 +266,7 @@ pub fn resolve_auth(
         Some(p) => Ok(Some(p)),
         None => from_snapshot("gateway.auth.password"),
     };
-    let unresolved = |e: String| {
-        fatal(Error::Config(format!(
-            "{e}\nThe gateway does not run without its configured auth secret (fail closed); fix the reference or the secret, then start (or reload) again."
-        )))
-    };
+    let unresolved = |detail: String| fatal(Refusal::SecretUnresolved { detail });
     let explicit_mode = match args.auth {
         Some(AuthMode::Token) => Some(Mode::Token),
         Some(AuthMode::Password) => Some(Mode::Password),
@@ -287,10 +277,10 @@ pub fn resolve_auth(
             Some("password") => Some(Mode::Password),
             Some("none") => Some(Mode::None),
             Some(other) => {
-                return Err(fatal(Error::Config(format!(
-                    "gateway.auth.mode {other:?} is not supported by this build (use token, password or none) in {}",
-                    config.path.display()
-                ))));
+                return Err(fatal(Refusal::UnsupportedAuthMode {
+                    mode: other.to_string(),
+                    path: config.path.clone(),
+                }));
             }
         },
     };
@@ -304,9 +294,7 @@ pub fn resolve_auth(
     let mode = match explicit_mode {
         Some(m) => m,
         None if token.is_some() && password.is_some() => {
-            return Err(fatal(Error::Config(
-                "both a gateway token and a gateway password are set but gateway.auth.mode is not; set gateway.auth.mode to \"token\" or \"password\" (or pass --auth)".into(),
-            )));
+            return Err(fatal(Refusal::AmbiguousAuth));
         }
         None if token.is_none() && password.is_some() => Mode::Password,
         None => Mode::Token,
@@ -318,9 +306,7 @@ pub fn resolve_auth(
         }
         Mode::Token if token.is_none() => return Err(AuthProblem::MissingToken),
         Mode::Password if password.is_none() => {
-            return Err(fatal(Error::Config(
-                "gateway.auth.mode is password but no password is set; set gateway.auth.password or OPENCLAW_GATEWAY_PASSWORD (or pass --password)".into(),
-            )));
+            return Err(fatal(Refusal::PasswordMissing));
         }
         _ => {}
     }
@@ -1002,7 +988,7 @@ mod tests {
         let both = cfg("{gateway:{auth:{password:'pw',token:'t'}}}");
         assert!(matches!(
             ra(&RunOptions::default(), &both, &lo),
-            Err(AuthProblem::Fatal(_))
+            Err(AuthProblem::Fatal(Refusal::AmbiguousAuth))
         ));
         let empty = cfg("{}");
         assert!(matches!(
@@ -1010,10 +996,9 @@ mod tests {
             Err(AuthProblem::MissingToken)
         ));
         match ra(&RunOptions::default(), &empty, &Bind::Lan) {
-            Err(AuthProblem::Fatal(e)) => assert!(
-                e.to_string()
-                    .starts_with("Refusing to bind gateway to lan without auth.")
-            ),
+            Err(AuthProblem::Fatal(Refusal::UnauthenticatedBind { host })) => {
+                assert_eq!(host, "lan")
+            }
             other => panic!("{other:?}"),
         }
         let none = RunOptions {
@@ -1025,12 +1010,8 @@ mod tests {
         // An unresolvable auth SecretRef fails closed (never "no token" → generated/none) ...
         let unset = cfg("{gateway:{auth:{token:'${OPENCLAW_TEST_SURELY_UNSET}'}}}");
         match ra(&RunOptions::default(), &unset, &lo) {
-            Err(AuthProblem::Fatal(e)) => {
-                let e = e.to_string();
-                assert!(
-                    e.contains("OPENCLAW_TEST_SURELY_UNSET") && e.contains("fail closed"),
-                    "{e}"
-                );
+            Err(AuthProblem::Fatal(Refusal::SecretUnresolved { detail })) => {
+                assert!(detail.contains("OPENCLAW_TEST_SURELY_UNSET"), "{detail}");
             }
             other => panic!("{other:?}"),
         }
@@ -1057,7 +1038,17 @@ mod tests {
             bind_from(&RunOptions::default(), &cfg("{}")).unwrap(),
             Bind::Loopback
         );
-        assert!(bind_from(&RunOptions::default(), &cfg("{gateway:{bind:'custom'}}")).is_err());
-        assert!(bind_from(&RunOptions::default(), &cfg("{gateway:{bind:'tailnet'}}")).is_err());
+        assert_eq!(
+            bind_from(&RunOptions::default(), &cfg("{gateway:{bind:'custom'}}")),
+            Err(Refusal::CustomBindNeedsHost)
+        );
+        assert!(matches!(
+            bind_from(&RunOptions::default(), &cfg("{gateway:{bind:'tailnet'}}")),
+            Err(Refusal::TailnetUnsupported { .. })
+        ));
+        assert!(matches!(
+            bind_from(&RunOptions::default(), &cfg("{gateway:{bind:'wan'}}")),
+            Err(Refusal::InvalidBind { value, .. }) if value == "wan"
+        ));
     }
 }
