@@ -24,8 +24,10 @@
 //!   1  error       the crate error type and the stable exit-code table
 //! ```
 //!
-//! `cfg(target_os)` lives in `sys/` and at the launchd FFI edge of `service/launchd/`. The design
-//! facts the comments cite are in `docs/` (protocol, lifecycle, service managers).
+//! `cfg(target_os)` is confined to: `sys/` (OS primitives, the launchd FFI), `service::native`
+//! (which manager this platform has), `service::systemd::notify` (Linux abstract sockets),
+//! `doctor::checks` (which platform context to gather) and `agent::openai` (one TLS default).
+//! The design facts the comments cite are in `docs/` (protocol, lifecycle, service managers).
 
 pub mod agent;
 pub mod cli;

@@ -14,8 +14,8 @@ use openclaw::doctor::{Ctx, Level, ManagerKind, Repair, Report, ServiceCtx, repa
 use openclaw::service::ServiceSpec;
 use openclaw::service::systemd::unit::{Scope, UnitOptions, render_service, render_socket};
 
-use crate::support::ops::{run, write_config};
 use crate::support::free_port;
+use crate::support::ops::{run, write_config};
 
 fn mode(p: &Path) -> u32 {
     std::fs::metadata(p).unwrap().permissions().mode() & 0o777

@@ -1,7 +1,7 @@
 //! `openclaw status` against a real gateway, a broken config and nothing at all: one
 //! consistent story, next steps, and never a secret.
-use crate::support::ops::{Local, run, write_config};
 use crate::support::free_port;
+use crate::support::ops::{Local, run, write_config};
 
 #[test]
 fn status_of_a_running_gateway_is_consistent_and_secret_free() {

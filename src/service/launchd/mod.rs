@@ -13,7 +13,7 @@
 //!   clock-injected waits and retries.
 //! - [`handoff`]: the detached helper used when a restart is requested from inside the service.
 //! - [`activation`]: the gateway side of socket activation (`Sockets` → `Listeners`), on top of
-//!   `sys::launchd_activate_socket` (the only `cfg(target_os)` code, in `src/sys/`).
+//!   `sys::launchd_activate_socket` (the FFI, behind `cfg(target_os = "macos")` in `src/sys/`).
 //! - [`policy`]: the KeepAlive / exit-78 decision, summarised here:
 //!
 //! # KeepAlive and config refusals (exit 78)
