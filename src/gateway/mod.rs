@@ -36,12 +36,11 @@ pub(crate) mod statelock;
 pub mod ws;
 pub(crate) mod wsio;
 
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use self::options::{AuthMode, BindMode, RunOptions};
 use self::refusal::Refusal;
@@ -656,7 +655,11 @@ pub async fn serve(
     // hit SIGHUP's default action, which would terminate us).
     reload::start(&state);
 
-    let probe_addr = state.listen.first().copied().map(probe_target);
+    let probe_addr = state
+        .listen
+        .first()
+        .copied()
+        .map(crate::service::systemd::watchdog::probe_addr);
     if let Some(addr) = probe_addr {
         self_probe(addr).await?;
     }
@@ -825,33 +828,12 @@ pub async fn serve(
     })
 }
 
-fn probe_target(a: SocketAddr) -> SocketAddr {
-    match a.ip() {
-        IpAddr::V4(v) if v.is_unspecified() => {
-            SocketAddr::new(Ipv4Addr::LOCALHOST.into(), a.port())
-        }
-        IpAddr::V6(v) if v.is_unspecified() => {
-            SocketAddr::new(Ipv6Addr::LOCALHOST.into(), a.port())
-        }
-        _ => a,
-    }
-}
-
-/// Proves the server answers before READY: `GET /healthz` must return 200.
+/// Proves the server answers before READY: `GET /healthz` through our own accept loop must
+/// return 200 within 5 s (the same check the watchdog repeats afterwards).
 async fn self_probe(addr: SocketAddr) -> Result<()> {
-    let attempt = async {
-        let mut s = tokio::net::TcpStream::connect(addr).await?;
-        s.write_all(b"GET /healthz HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
-            .await?;
-        let mut buf = Vec::new();
-        s.read_to_end(&mut buf).await?;
-        Ok::<bool, std::io::Error>(buf.starts_with(b"HTTP/1.1 200"))
-    };
-    match tokio::time::timeout(Duration::from_secs(5), attempt).await {
-        Ok(Ok(true)) => Ok(()),
-        Ok(Ok(false)) => Err(Error::Msg(format!(
-            "gateway self-check failed: GET http://{addr}/healthz did not return 200"
-        ))),
+    use crate::service::systemd::watchdog::healthz;
+    match tokio::time::timeout(Duration::from_secs(5), healthz(addr)).await {
+        Ok(Ok(())) => Ok(()),
         Ok(Err(e)) => Err(Error::Msg(format!(
             "gateway self-check failed: GET http://{addr}/healthz: {e}"
         ))),
