@@ -7,7 +7,8 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 use openclaw::config::paths::Paths;
-use openclaw::service::systemd::{Op, SystemdEnv, SystemdError, SystemdManager};
+use openclaw::service::Action;
+use openclaw::service::systemd::{SystemdEnv, SystemdError, SystemdManager};
 use openclaw::service::{NativeOptions, Report, ServiceManager, ServiceSpec};
 
 use crate::support::fake_systemctl::FakeSystemctl;
@@ -73,14 +74,14 @@ impl Rig {
             .join(format!("home/.config/systemd/user/openclaw-gateway.{ext}"))
     }
 
-    fn apply(&self, op: Op) -> (Result<(), SystemdError>, Report) {
+    fn apply(&self, op: Action) -> (Result<(), SystemdError>, Report) {
         let mut report = Report::default();
         let r = self.manager().apply(op, &self.spec, &mut report);
         (r, report)
     }
 
     fn install(&self) -> Report {
-        let (r, report) = self.apply(Op::Install { force: false });
+        let (r, report) = self.apply(Action::Install { force: false });
         r.unwrap();
         report
     }
@@ -155,7 +156,7 @@ fn a_current_running_install_changes_nothing_and_force_rewrites_with_a_private_b
     )
     .unwrap();
     rig.fake.clear_calls();
-    let (r, report) = rig.apply(Op::Install { force: true });
+    let (r, report) = rig.apply(Action::Install { force: true });
     r.unwrap();
     let bak = PathBuf::from(format!("{}.bak", svc.display()));
     assert_eq!(
@@ -183,7 +184,7 @@ fn start_stop_restart_act_on_both_units() {
     let loaded = user(&format!("show {SVC} --property=LoadState"));
 
     rig.fake.clear_calls();
-    rig.apply(Op::Stop).0.unwrap();
+    rig.apply(Action::Stop).0.unwrap();
     assert_eq!(
         rig.fake.calls(),
         [
@@ -195,7 +196,7 @@ fn start_stop_restart_act_on_both_units() {
     assert_eq!(rig.fake.0.borrow().pid, 0);
 
     rig.fake.clear_calls();
-    rig.apply(Op::Start).0.unwrap();
+    rig.apply(Action::Start).0.unwrap();
     assert_eq!(
         rig.fake.calls(),
         [
@@ -209,7 +210,7 @@ fn start_stop_restart_act_on_both_units() {
     assert_ne!(first, 0);
 
     rig.fake.clear_calls();
-    let (r, report) = rig.apply(Op::Restart);
+    let (r, report) = rig.apply(Action::Restart);
     r.unwrap();
     assert!(report.lines.is_empty());
     assert_eq!(
@@ -229,7 +230,7 @@ fn start_stop_restart_act_on_both_units() {
 #[test]
 fn restart_of_a_unit_that_is_not_installed_fails_typed_before_acting() {
     let rig = Rig::new();
-    let (r, report) = rig.apply(Op::Restart);
+    let (r, report) = rig.apply(Action::Restart);
     match r {
         Err(SystemdError::NotInstalled { unit, .. }) => assert_eq!(unit, SVC),
         other => panic!("expected NotInstalled, got {other:?}"),
@@ -259,7 +260,7 @@ fn restart_of_a_unit_that_is_not_installed_fails_typed_before_acting() {
 fn a_step_that_fails_part_way_keeps_what_was_done_in_the_report() {
     let rig = Rig::new();
     rig.fake.fail_next("daemon-reload", 1, "Access denied");
-    let (r, report) = rig.apply(Op::Install { force: false });
+    let (r, report) = rig.apply(Action::Install { force: false });
     match r {
         Err(SystemdError::Failed { argv, status, .. }) => {
             assert_eq!(argv.join(" "), user("daemon-reload"));
@@ -312,10 +313,10 @@ fn status_of_a_failed_unit_reads_its_exit_and_linger() {
 fn uninstall_removes_what_install_wrote_and_keeps_foreign_files() {
     let rig = Rig::new();
     rig.install();
-    rig.apply(Op::Install { force: true }).0.unwrap(); // leaves .bak files
+    rig.apply(Action::Install { force: true }).0.unwrap(); // leaves .bak files
     std::fs::write(rig.unit("socket"), "[Socket]\nListenStream=1\n").unwrap();
     rig.fake.clear_calls();
-    let (r, report) = rig.apply(Op::Uninstall);
+    let (r, report) = rig.apply(Action::Uninstall);
     let sock = rig.unit("socket").display().to_string();
     match r {
         Err(SystemdError::ForeignFilesKept { files }) => assert_eq!(files, [sock.as_str()]),
@@ -346,7 +347,7 @@ fn uninstall_removes_what_install_wrote_and_keeps_foreign_files() {
 fn no_user_manager_is_said_precisely_without_running_systemctl() {
     let rig = Rig::new();
     std::fs::remove_file(rig.dir.path().join("run/bus")).unwrap();
-    let (r, _) = rig.apply(Op::Start);
+    let (r, _) = rig.apply(Action::Start);
     assert!(
         matches!(r, Err(SystemdError::NoUserManager { uid: 1000, .. })),
         "{r:?}"

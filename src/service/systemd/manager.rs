@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 
 use super::env::SystemdEnv;
 use super::errors::SystemdError;
-use super::plan::{Desired, Observed, OnDisk, Op, Shadow, Step, plan};
+use super::plan::{Desired, Observed, OnDisk, Shadow, Step, plan};
 use super::unit::{self, Scope, UnitOptions};
 use crate::config::write::write_atomic;
 use crate::error::{Error, Result};
@@ -375,7 +375,7 @@ impl SystemdManager {
     /// manager's version for install.
     fn observe(
         &self,
-        op: Op,
+        op: Action,
         spec: &ServiceSpec,
     ) -> std::result::Result<(Observed, Option<u32>), SystemdError> {
         let version = self.connect()?;
@@ -393,7 +393,7 @@ impl SystemdManager {
             ..Default::default()
         };
         match op {
-            Op::Install { .. } => {
+            Action::Install { .. } => {
                 obs.shadow = self.observe_shadow(spec)?;
                 let before = self.show(&svc, SERVICE_PROPS)?;
                 let is = |k: &str, v: &str| before.get(k).map(String::as_str) == Some(v);
@@ -402,17 +402,21 @@ impl SystemdManager {
                 obs.reload_pending = is("NeedDaemonReload", "yes");
                 Ok((obs, Some(version)))
             }
-            Op::Start | Op::Stop | Op::Restart => {
+            Action::Start | Action::Stop | Action::Restart => {
                 let m = self.show(&svc, "LoadState")?;
                 obs.loaded = m.get("LoadState").map(String::as_str) == Some("loaded");
                 Ok((obs, None))
             }
-            Op::Uninstall => Ok((obs, None)),
+            Action::Uninstall => Ok((obs, None)),
         }
     }
 
     /// Observes and plans without changing anything.
-    pub fn plan(&self, op: Op, spec: &ServiceSpec) -> std::result::Result<Vec<Step>, SystemdError> {
+    pub fn plan(
+        &self,
+        op: Action,
+        spec: &ServiceSpec,
+    ) -> std::result::Result<Vec<Step>, SystemdError> {
         let (obs, version) = self.observe(op, spec)?;
         plan(op, &self.desired(spec, version)?, &obs)
     }
@@ -421,7 +425,7 @@ impl SystemdManager {
     /// (also when a step fails part-way, so the caller can print what was done).
     pub fn apply(
         &self,
-        op: Op,
+        op: Action,
         spec: &ServiceSpec,
         report: &mut Report,
     ) -> std::result::Result<(), SystemdError> {
@@ -684,23 +688,23 @@ fn write_unit_file(
 
 impl ServiceManager for SystemdManager {
     fn install(&self, spec: &ServiceSpec, force: bool, report: &mut Report) -> Result<()> {
-        Ok(self.apply(Op::Install { force }, spec, report)?)
+        Ok(self.apply(Action::Install { force }, spec, report)?)
     }
 
     fn start(&self, spec: &ServiceSpec, report: &mut Report) -> Result<()> {
-        Ok(self.apply(Op::Start, spec, report)?)
+        Ok(self.apply(Action::Start, spec, report)?)
     }
 
     fn stop(&self, spec: &ServiceSpec, report: &mut Report) -> Result<()> {
-        Ok(self.apply(Op::Stop, spec, report)?)
+        Ok(self.apply(Action::Stop, spec, report)?)
     }
 
     fn restart(&self, spec: &ServiceSpec, report: &mut Report) -> Result<()> {
-        Ok(self.apply(Op::Restart, spec, report)?)
+        Ok(self.apply(Action::Restart, spec, report)?)
     }
 
     fn uninstall(&self, spec: &ServiceSpec, report: &mut Report) -> Result<()> {
-        Ok(self.apply(Op::Uninstall, spec, report)?)
+        Ok(self.apply(Action::Uninstall, spec, report)?)
     }
 
     fn status(&self, spec: &ServiceSpec) -> Result<ServiceStatus> {

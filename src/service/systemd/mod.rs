@@ -24,4 +24,4 @@ pub(crate) mod watchdog;
 pub use env::SystemdEnv;
 pub use errors::SystemdError;
 pub use manager::SystemdManager;
-pub use plan::{Op, Step};
+pub use plan::Step;

@@ -20,24 +20,7 @@ use std::path::PathBuf;
 
 use super::errors::SystemdError;
 use super::manager::MARKER;
-
-/// What the user asked for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Op {
-    /// `gateway install [--force]`.
-    Install {
-        /// Rewrite and restart even when current (and override a packaged/foreign user unit).
-        force: bool,
-    },
-    /// `gateway start`.
-    Start,
-    /// `gateway stop`.
-    Stop,
-    /// `gateway restart`.
-    Restart,
-    /// `gateway uninstall`.
-    Uninstall,
-}
+use crate::service::Action;
 
 /// One step. File steps run in-process; `Run` goes through the command runner.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -158,7 +141,11 @@ pub(crate) struct Observed {
 
 /// Plans `op`. Refusals (a competing unit, not installed) are errors returned before anything
 /// changes.
-pub(crate) fn plan(op: Op, desired: &Desired, obs: &Observed) -> Result<Vec<Step>, SystemdError> {
+pub(crate) fn plan(
+    op: Action,
+    desired: &Desired,
+    obs: &Observed,
+) -> Result<Vec<Step>, SystemdError> {
     let (sock, svc) = (desired.socket(), desired.service());
     let (sock, svc) = (sock.as_str(), svc.as_str());
     let mut steps = Vec::new();
@@ -172,7 +159,7 @@ pub(crate) fn plan(op: Op, desired: &Desired, obs: &Observed) -> Result<Vec<Step
             .unwrap_or_default(),
     };
     match op {
-        Op::Install { force } => {
+        Action::Install { force } => {
             match &obs.shadow {
                 Some(Shadow::System { path }) => {
                     return Err(SystemdError::SystemUnitExists {
@@ -227,20 +214,20 @@ pub(crate) fn plan(op: Op, desired: &Desired, obs: &Observed) -> Result<Vec<Step
                 steps.push(Step::run(&["start", "--no-block", sock, svc]));
             }
         }
-        Op::Start => {
+        Action::Start => {
             if !obs.loaded {
                 return Err(not_installed());
             }
             steps.push(Step::try_run(&["reset-failed", svc, sock]));
             steps.push(Step::run(&["start", "--no-block", sock, svc]));
         }
-        Op::Stop => {
+        Action::Stop => {
             if !obs.loaded {
                 return Err(not_installed());
             }
             steps.push(Step::run(&["stop", svc, sock]));
         }
-        Op::Restart => {
+        Action::Restart => {
             if !obs.loaded {
                 return Err(not_installed());
             }
@@ -248,7 +235,7 @@ pub(crate) fn plan(op: Op, desired: &Desired, obs: &Observed) -> Result<Vec<Step
             steps.push(Step::run(&["start", "--no-block", sock]));
             steps.push(Step::run(&["restart", "--no-block", svc]));
         }
-        Op::Uninstall => {
+        Action::Uninstall => {
             steps.push(Step::try_run(&["disable", "--now", sock, svc]));
             steps.push(Step::try_run(&["reset-failed", svc, sock]));
             let mut kept = Vec::new();
@@ -307,7 +294,7 @@ mod tests {
     #[test]
     fn a_fresh_install_writes_reloads_enables_and_starts() {
         let steps = plan(
-            Op::Install { force: false },
+            Action::Install { force: false },
             &desired(),
             &Observed::default(),
         )
@@ -343,7 +330,7 @@ mod tests {
             },
             ..Default::default()
         };
-        let steps = plan(Op::Install { force: false }, &d, &obs).unwrap();
+        let steps = plan(Action::Install { force: false }, &d, &obs).unwrap();
         assert_eq!(
             runs(&steps),
             ["enable openclaw-gateway.socket openclaw-gateway.service"]
@@ -353,7 +340,7 @@ mod tests {
             ..obs.clone()
         };
         assert_eq!(
-            runs(&plan(Op::Install { force: false }, &d, &stopped).unwrap()),
+            runs(&plan(Action::Install { force: false }, &d, &stopped).unwrap()),
             [
                 "enable openclaw-gateway.socket openclaw-gateway.service",
                 "reset-failed openclaw-gateway.service openclaw-gateway.socket",
@@ -372,7 +359,7 @@ mod tests {
             ..Default::default()
         };
         assert!(matches!(
-            plan(Op::Install { force: true }, &d, &sys),
+            plan(Action::Install { force: true }, &d, &sys),
             Err(SystemdError::SystemUnitExists { .. })
         ));
         let pkg = Observed {
@@ -383,16 +370,16 @@ mod tests {
             ..Default::default()
         };
         assert!(matches!(
-            plan(Op::Install { force: false }, &d, &pkg),
+            plan(Action::Install { force: false }, &d, &pkg),
             Err(SystemdError::PackagedUnitExists { .. })
         ));
-        assert!(plan(Op::Install { force: true }, &d, &pkg).is_ok());
+        assert!(plan(Action::Install { force: true }, &d, &pkg).is_ok());
     }
 
     #[test]
     fn lifecycle_verbs_need_a_loaded_unit() {
         let d = desired();
-        for op in [Op::Start, Op::Stop, Op::Restart] {
+        for op in [Action::Start, Action::Stop, Action::Restart] {
             assert!(matches!(
                 plan(op, &d, &Observed::default()),
                 Err(SystemdError::NotInstalled { .. })
@@ -403,7 +390,7 @@ mod tests {
             ..Default::default()
         };
         assert_eq!(
-            runs(&plan(Op::Restart, &d, &loaded).unwrap()),
+            runs(&plan(Action::Restart, &d, &loaded).unwrap()),
             [
                 "reset-failed openclaw-gateway.service openclaw-gateway.socket",
                 "start --no-block openclaw-gateway.socket",
@@ -427,7 +414,7 @@ mod tests {
             ..Default::default()
         };
         assert_eq!(
-            runs(&plan(Op::Uninstall, &d, &obs).unwrap()),
+            runs(&plan(Action::Uninstall, &d, &obs).unwrap()),
             [
                 "disable --now openclaw-gateway.socket openclaw-gateway.service",
                 "reset-failed openclaw-gateway.service openclaw-gateway.socket",
