@@ -162,14 +162,25 @@ impl Config {
                 message: "the top level must be an object".into(),
             });
         }
+        let (line, column) = locate_key(&raw, "gateway");
+        Self::from_doc(path, raw, doc).map_err(|e| Error::ConfigSyntax {
+            path: path.to_path_buf(),
+            line,
+            column,
+            message: format!("gateway: {e}"),
+        })
+    }
+
+    /// A config around an already-parsed object `doc` whose text is `raw` (also for merged
+    /// documents); fails only when `gateway` does not have the typed shape.
+    pub(crate) fn from_doc(
+        path: &Path,
+        raw: String,
+        doc: Value,
+    ) -> std::result::Result<Config, serde_json::Error> {
         let gateway = match doc.get("gateway") {
             None | Some(Value::Null) => GatewayConfig::default(),
-            Some(g) => GatewayConfig::deserialize(g).map_err(|e| Error::ConfigSyntax {
-                path: path.to_path_buf(),
-                line: locate_key(&raw, "gateway").0,
-                column: locate_key(&raw, "gateway").1,
-                message: format!("gateway: {e}"),
-            })?,
+            Some(g) => GatewayConfig::deserialize(g)?,
         };
         Ok(Config {
             path: path.to_path_buf(),

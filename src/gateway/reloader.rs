@@ -11,17 +11,16 @@
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
-use serde::Deserialize;
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
+use crate::config::Config;
 use crate::config::paths::Env;
 use crate::config::reload::{
     self, Action, Class, Mode, Plan, ReloadError, ReloadResult, ReloadStatus, Trigger,
 };
 use crate::config::secrets::{self, Activation, SecretsSnapshot};
 use crate::config::watch::ConfigWatcher;
-use crate::config::{Config, GatewayConfig};
 use crate::service::systemd::notify::Notifier;
 
 /// What the reloader needs from the running gateway.
@@ -62,21 +61,6 @@ fn applied_paths(pl: &Plan) -> Vec<String> {
         .filter(|c| c.class != Class::Restart)
         .map(|c| c.path.clone())
         .collect()
-}
-
-/// Builds a [`Config`] around an already-parsed document (for merged documents).
-fn config_from_doc(path: &Path, raw: String, doc: Value) -> Result<Config, String> {
-    let gateway = match doc.get("gateway") {
-        None | Some(Value::Null) => GatewayConfig::default(),
-        Some(g) => GatewayConfig::deserialize(g).map_err(|e| format!("gateway: {e}"))?,
-    };
-    Ok(Config {
-        path: path.to_path_buf(),
-        exists: true,
-        raw,
-        doc,
-        gateway,
-    })
 }
 
 /// Drives reloads for one running gateway (one generation, under in-process restarts).
@@ -300,7 +284,9 @@ impl<H: ReloadHost> Reloader<H> {
                         .map(|c| c.segments.as_slice())
                         .collect();
                     let doc = reload::merge_keeping(&running.doc, &candidate.doc, &keep);
-                    match config_from_doc(path, raw.clone(), doc) {
+                    match Config::from_doc(path, raw.clone(), doc)
+                        .map_err(|e| format!("gateway: {e}"))
+                    {
                         Ok(c) => c,
                         Err(e) => return self.reject_msg(&raw, path, e, trigger),
                     }
