@@ -7,35 +7,40 @@
 
 use std::ffi::{c_char, c_int};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::Mutex;
 
 use nix::libc;
 
 /// What the next `launch_activate_socket` call answers.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Reply {
+pub(crate) enum Reply {
     /// Return this error number.
     Error(c_int),
     /// Return these descriptors in a freshly `malloc`ed array.
+    #[cfg_attr(not(test), expect(dead_code, reason = "scripted by the unit tests only"))]
     Fds(Vec<c_int>),
 }
 
 static REPLY: Mutex<Option<Reply>> = Mutex::new(None);
+#[cfg(test)]
 static SERIAL: Mutex<()> = Mutex::new(());
 static ALLOCATED: AtomicUsize = AtomicUsize::new(0);
 
 /// Serialises tests that script the stub.
-pub fn lock() -> MutexGuard<'static, ()> {
+#[cfg(test)]
+pub(crate) fn lock() -> std::sync::MutexGuard<'static, ()> {
     SERIAL.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 /// Scripts the next answer (it stays until replaced).
-pub fn set_reply(r: Reply) {
+#[cfg(test)]
+pub(crate) fn set_reply(r: Reply) {
     *REPLY.lock().unwrap_or_else(|p| p.into_inner()) = Some(r);
 }
 
 /// How many descriptor arrays the stand-in has `malloc`ed so far (the shim must free each).
-pub fn arrays_handed_out() -> usize {
+#[cfg(test)]
+pub(crate) fn arrays_handed_out() -> usize {
     ALLOCATED.load(Ordering::SeqCst)
 }
 
@@ -44,7 +49,7 @@ pub fn arrays_handed_out() -> usize {
 /// # Safety
 /// `fds` and `cnt` must be valid for writes.
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn launch_activate_socket(
+pub(crate) unsafe extern "C" fn launch_activate_socket(
     _name: *const c_char,
     fds: *mut *mut c_int,
     cnt: *mut usize,
