@@ -31,6 +31,7 @@ pub mod agent;
 pub mod cli;
 pub mod commands;
 pub mod config;
+pub mod control_ui;
 pub mod doctor;
 pub mod error;
 pub mod gateway;
