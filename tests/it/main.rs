@@ -7,6 +7,7 @@ mod agent_common;
 mod agent_http;
 mod agent_ws;
 mod architecture;
+mod control_ui_browser;
 mod control_ui_dashboard;
 mod control_ui_serve;
 mod gateway_http;
