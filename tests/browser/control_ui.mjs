@@ -252,8 +252,26 @@ async function fullSteps() {
   });
 
   await step("sessions-lists-the-session", async () => {
+    const since = frames.length;
     await page.goto(`${base}/sessions`, { waitUntil: "load" });
-    await waitFor("the main session row", async () => /agent:main:main|\bmain\b/.test(await bodyText()), 15000);
+    // The page's own sessions.list answer holds the chat's session, and the page shows it.
+    const row = await waitFor("a sessions.list answer with a session", () => {
+      for (const f of frames.slice(since)) {
+        if (f.dir !== "in" || !f.data.includes('"sessions"')) continue;
+        try {
+          const v = JSON.parse(f.data);
+          const s = v.ok && v.payload?.sessions?.[0];
+          if (s?.key) return s;
+        } catch {}
+      }
+      return null;
+    }, 15000);
+    const shown = [row.key, row.displayName, row.label].filter((x) => typeof x === "string" && x.length > 4);
+    await waitFor(`the row ${JSON.stringify(shown)} on the page`, async () => {
+      const t = await bodyText();
+      return shown.some((x) => t.includes(x));
+    }, 15000);
+    return row.key;
   });
 
   await step("logs-show-gateway-lines", async () => {
@@ -266,24 +284,36 @@ async function fullSteps() {
     // hash, then config.patch guarded by it; the gateway must apply it by hot reload.
     const result = await page.evaluate(async () => {
       const app = document.querySelector("openclaw-app");
-      const client = app?.client ?? app?.gateway ?? null;
+      // The app's gateway client (not a public API: adjust here if the bundle renames it).
+      const client = app?.client ?? app?.loginConnectionClient ?? null;
       if (!client?.request) return { error: "the app exposes no client to drive the save" };
       const cfg = await client.request("config.get", {});
-      return client.request("config.patch", {
+      const patched = await client.request("config.patch", {
         baseHash: cfg.hash,
         raw: JSON.stringify({ gateway: { controlUi: { allowedOrigins: ["https://browser-test.example"] } } }),
       });
+      // Applied: the running gateway reports the new value (hot reload, no restart).
+      for (let i = 0; i < 100; i++) {
+        const now = await client.request("config.get", {});
+        if (JSON.stringify(now).includes("https://browser-test.example")) return { patched };
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      return { error: "config.get never showed the saved value" };
     });
     if (result?.error) throw new Error(JSON.stringify(result.error));
-    return JSON.stringify(result).slice(0, 200);
+    return JSON.stringify(result.patched).slice(0, 200);
   });
 
   await step("devices-lists-the-browser", async () => {
+    // The device id this browser proved in its connect.
+    const sent = frames.find((f) => f.dir === "out" && f.data.includes('"method":"connect"'));
+    const id = sent ? JSON.parse(sent.data).params?.device?.id : null;
+    if (!id) throw new Error("the UI sent no device id");
+    const since = frames.length;
     await page.goto(`${base}/settings/devices`, { waitUntil: "load" });
-    const id = hello?.payload?.auth?.deviceId ?? null;
-    await waitFor("this browser's device", async () => {
-      const t = await bodyText();
-      return id ? t.includes(id.slice(0, 8)) : /openclaw-control-ui|Control UI/i.test(t);
-    }, 15000);
+    await waitFor("device.pair.list naming this browser", () =>
+      frames.slice(since).some((f) => f.dir === "in" && f.data.includes(id)), 15000);
+    await waitFor("this browser's device on the page", async () => (await bodyText()).includes(id.slice(0, 8)), 15000);
+    return id.slice(0, 12);
   });
 }
