@@ -418,3 +418,44 @@ fn control_ui_without_root_serves_the_own_page_telling_how_to_get_the_official_u
     );
     assert_eq!(http(gw.port, "GET", "/x.json", &[HTML], "").status, 404);
 }
+
+#[test]
+fn control_ui_disabled_serves_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = fake_root(dir.path());
+    let b = Gateway::builder();
+    let token = b.token.clone();
+    let gw = b
+        .config(&format!(
+            "{{ gateway: {{ mode: 'local', auth: {{ mode: 'token', token: '{token}' }}, \
+               controlUi: {{ enabled: false, root: '{}' }} }} }}",
+            root.display()
+        ))
+        .start();
+    for path in ["/", "/assets/app-1.js", "/chat/main"] {
+        let r = http(gw.port, "GET", path, &[HTML], "");
+        assert_eq!(r.status, 404, "{path}");
+        assert!(!r.body.contains("<openclaw-app>"), "{path}");
+    }
+}
+
+#[test]
+fn control_ui_base_path_that_is_not_a_plain_path_is_refused_at_startup() {
+    for bad in ["/ui?x=1", "/a/../b", "/a b", "/\"x"] {
+        let b = Gateway::builder();
+        let token = b.token.clone();
+        let done = b
+            .config(&format!(
+                "{{ gateway: {{ mode: 'local', auth: {{ mode: 'token', token: '{token}' }}, \
+                   controlUi: {{ basePath: {} }} }} }}",
+                serde_json::to_string(bad).unwrap()
+            ))
+            .run_to_exit();
+        assert_eq!(done.status.code(), Some(78), "{bad}: {}", done.stderr);
+        assert!(
+            done.stderr.contains("controlUi.basePath") && done.stderr.contains("/openclaw"),
+            "{bad}: {}",
+            done.stderr
+        );
+    }
+}
