@@ -13,6 +13,7 @@
 //! naming the path, and the own page is served.
 mod csp;
 mod page;
+mod retain;
 mod serve;
 
 use std::path::{Path, PathBuf};
@@ -52,6 +53,8 @@ struct ControlUi {
     enabled: bool,
     base_path: String,
     root: Root,
+    /// Where earlier asset generations are kept (`<state>/control-ui-assets`).
+    retained: PathBuf,
 }
 
 /// `basePath` as upstream normalizes it: `""` for none or `/`, else a leading and no trailing
@@ -110,12 +113,13 @@ fn resolve_root(raw: Option<&str>, home: &Path) -> Root {
 }
 
 impl ControlUi {
-    fn from_config(cfg: &Config, home: &Path) -> ControlUi {
+    fn from_config(cfg: &Config, home: &Path, state_dir: &Path) -> ControlUi {
         let c = &cfg.gateway.control_ui;
         ControlUi {
             enabled: c.enabled.unwrap_or(true),
             base_path: normalize_base_path(c.base_path.as_deref()),
             root: resolve_root(c.root.as_deref(), home),
+            retained: state_dir.join("control-ui-assets"),
         }
     }
 
@@ -151,7 +155,7 @@ impl Feature for ControlUiWing {
     }
 
     fn init(&self, init: &FeatureInit<'_>, ext: &mut Extensions) {
-        let ui = ControlUi::from_config(init.config, &init.paths.home);
+        let ui = ControlUi::from_config(init.config, &init.paths.home, &init.paths.state_dir);
         match (&ui.root, ui.enabled) {
             (Root::Unusable { path, reason }, true) => tracing::warn!(
                 root = %path.display(),
@@ -173,6 +177,41 @@ impl Feature for ControlUiWing {
 
     fn routes(&self) -> Router<Arc<GatewayState>> {
         Router::new()
+    }
+
+    /// Keeps this bundle's asset generation for tabs that outlive an upgrade (off the
+    /// startup path).
+    fn start(&self, state: &Arc<GatewayState>) {
+        let Some(ui) = state.extension::<Arc<ControlUi>>().cloned() else {
+            return;
+        };
+        let Root::Ready(real) = ui.root.clone() else {
+            return;
+        };
+        if !ui.enabled {
+            return;
+        }
+        tokio::task::spawn_blocking(move || {
+            let Ok(index) = std::fs::read_to_string(real.join("index.html")) else {
+                return;
+            };
+            let Some(build) = serve::build_id(&index) else {
+                return;
+            };
+            match retain::keep(&real, build, &ui.retained) {
+                Ok(()) => tracing::info!(
+                    dir = %ui.retained.display(),
+                    "kept the Control UI assets of build {build} for tabs that outlive an upgrade"
+                ),
+                Err(e) => {
+                    tracing::warn!(
+                    dir = %ui.retained.display(),
+                    "could not keep the Control UI assets of build {build} for tabs that \
+                     outlive an upgrade: {e}"
+                    );
+                }
+            }
+        });
     }
 
     fn layer(
@@ -256,6 +295,7 @@ async fn intercept(State(state): State<Arc<GatewayState>>, req: Request, next: N
                 Root::Ready(real) => {
                     let (real, ui_path, base) =
                         (real.clone(), ui_path.to_string(), ui.base_path.clone());
+                    let retained = ui.retained.clone();
                     tokio::task::spawn_blocking(move || {
                         serve::serve(
                             &real,
@@ -265,6 +305,7 @@ async fn intercept(State(state): State<Arc<GatewayState>>, req: Request, next: N
                                 query: query.as_deref(),
                                 headers: &headers,
                                 base_path: &base,
+                                retained: &retained,
                             },
                         )
                     })

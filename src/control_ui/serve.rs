@@ -117,6 +117,8 @@ pub(super) struct Ask<'a> {
     pub headers: &'a HeaderMap,
     /// The normalized base path (`""` or `/x`).
     pub base_path: &'a str,
+    /// Where earlier asset generations are kept (`retain`).
+    pub retained: &'a Path,
 }
 
 /// Whether the client takes an HTML answer (no `Accept`, or one admitting `text/html` or
@@ -299,6 +301,17 @@ pub(super) fn serve(root_real: &Path, ask: &Ask<'_>) -> Option<Response> {
         Some(f) if !is_index => return Some(static_file(root_real, &file_rel, &ext, f, ask)),
         Some(f) => f,
         None => {
+            // A tab still running the previous bundle: its assets from a kept generation.
+            if file_rel.starts_with("assets/") {
+                for generation in super::retain::generations(ask.retained) {
+                    let Ok(real) = std::fs::canonicalize(&generation) else {
+                        continue;
+                    };
+                    if let Some(f) = open_inside(&real, &file_rel) {
+                        return Some(static_file(&real, &file_rel, &ext, f, ask));
+                    }
+                }
+            }
             if is_asset_extension(&ext) {
                 return Some(not_found());
             }

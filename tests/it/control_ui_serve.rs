@@ -459,3 +459,61 @@ fn control_ui_base_path_that_is_not_a_plain_path_is_refused_at_startup() {
         );
     }
 }
+
+#[test]
+fn control_ui_keeps_serving_the_previous_asset_generation_after_an_upgrade() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = fake_root(dir.path());
+    let b = Gateway::builder();
+    let token = b.token.clone();
+    let config = format!(
+        "{{ gateway: {{ mode: 'local', auth: {{ mode: 'token', token: '{token}' }}, \
+           controlUi: {{ root: '{}' }} }} }}",
+        root.display()
+    );
+    let gw = b.clone().config(&config).start();
+    assert!(
+        gw.wait_for_line(
+            "kept the Control UI assets of build b-1",
+            crate::support::WAIT
+        )
+        .is_some(),
+        "{}",
+        gw.stderr()
+    );
+    let home = gw.stop_keep_home();
+    // The upgrade: a new build replaces the old one's files.
+    std::fs::remove_dir_all(root.join("assets")).unwrap();
+    std::fs::create_dir(root.join("assets")).unwrap();
+    std::fs::write(root.join("assets/app-2.js"), "console.log('v2')").unwrap();
+    let index = std::fs::read_to_string(root.join("index.html")).unwrap();
+    std::fs::write(
+        root.join("index.html"),
+        index.replace("b-1", "b-2").replace("app-1.js", "app-2.js"),
+    )
+    .unwrap();
+    let gw = b.config(&config).start_in(home);
+    let old = http(
+        gw.port,
+        "GET",
+        "/assets/app-1.js",
+        &[("accept-encoding", "br")],
+        "",
+    );
+    assert_eq!(
+        old.status, 200,
+        "an open tab of build b-1 still loads its assets"
+    );
+    assert_eq!(old.body, "BROTLI-BYTES");
+    assert_eq!(
+        http(gw.port, "GET", "/assets/app-2.js", &[], "").body,
+        "console.log('v2')"
+    );
+    assert_eq!(http(gw.port, "GET", "/assets/none.js", &[], "").status, 404);
+    // Kept generations never serve what the root refuses either.
+    for leak in ["/assets/escape.js", "/assets/hard.js"] {
+        let r = http(gw.port, "GET", leak, &[], "");
+        assert_eq!(r.status, 404, "{leak}");
+        assert!(!r.body.contains("TOP-SECRET"), "{leak}");
+    }
+}
