@@ -11,8 +11,8 @@
 //!  10  commands    the verbs, one file per family; `commands::gateway` is the composition root
 //!   9  doctor      checks and repairs of drift between what is installed and what should be
 //!   8  ops agent   wings: the client library (target, RPC session, reach/probe, status) · agent
-//!      test_hooks  runs, chat/sessions methods, `/v1/*` and hooks · test-only methods
-//!                  (channels and control_ui join this floor)
+//!      control_ui  runs, chat/sessions methods, `/v1/*` and hooks · the Control UI bundle and
+//!      test_hooks  page · test-only methods (channels joins this floor)
 //!   6  gateway     the kernel: state, protocol v4, method registry and scopes, outbound queues,
 //!                  listener acquisition, HTTP/WS serving, auth, admission, reload, shutdown,
 //!                  handover, the protocol client; wings plug in through `gateway::feature`
@@ -33,6 +33,7 @@ pub mod agent;
 pub mod cli;
 pub(crate) mod commands;
 pub mod config;
+pub mod control_ui;
 pub mod doctor;
 pub mod error;
 pub mod gateway;

@@ -50,6 +50,8 @@ pub(crate) enum Command {
     },
     /// Create the state dir and a local config with a generated token (idempotent).
     Setup(SetupArgs),
+    /// Open the Control UI with your gateway token (prints the URL; the browser gets the token).
+    Dashboard(DashboardArgs),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell) to stdout.
     Completions(CompletionsArgs),
     /// Print the man page (roff), or write every page into --out-dir (for packagers).
@@ -371,6 +373,20 @@ pub(crate) struct SetupArgs {
     pub(crate) port: Option<u16>,
 }
 
+/// `dashboard` (upstream's flags).
+#[derive(Debug, Clone, Default, Args)]
+pub(crate) struct DashboardArgs {
+    /// Print the URL but do not launch a browser.
+    #[arg(long)]
+    pub(crate) no_open: bool,
+    /// Print one machine-readable connection object (no browser, clipboard or prompt).
+    #[arg(long)]
+    pub(crate) json: bool,
+    /// Accepted for compatibility; this command never installs or starts the gateway.
+    #[arg(long)]
+    pub(crate) yes: bool,
+}
+
 /// `completions`.
 #[derive(Debug, Clone, Args)]
 pub(crate) struct CompletionsArgs {
@@ -440,6 +456,7 @@ pub(crate) fn dispatch(cli: Cli) -> Result<Exit> {
             command: ChannelsCmd::Status { probe, json, conn },
         } => crate::commands::client::channels::status(&paths, probe, json, &conn.into()),
         Command::Setup(a) => crate::commands::setup::setup(&paths, &a.into()),
+        Command::Dashboard(a) => crate::commands::dashboard::run(&paths, &a.into()),
         Command::Completions(a) => assets::completions(&a),
         Command::Man(a) => assets::man(&a),
     }
@@ -465,6 +482,7 @@ use crate::commands::client::health::{HealthOptions, Style};
 use crate::commands::client::logs::LogsOptions;
 use crate::commands::client::probe::{GatewayStatusOptions, ProbeOptions};
 use crate::commands::client::status::StatusOptions;
+use crate::commands::dashboard::DashboardOptions;
 use crate::commands::doctor::DoctorOptions;
 use crate::commands::service::{InstallOptions, ServiceOptions};
 use crate::commands::setup::SetupOptions;
@@ -480,6 +498,7 @@ plain!(ProbeArgs => ProbeOptions { json; conn });
 plain!(LogsArgs => LogsOptions { follow, json, limit, interval, max_bytes, no_color; conn });
 plain!(DoctorArgs => DoctorOptions { repair, json, non_interactive, yes, force, deep });
 plain!(SetupArgs => SetupOptions { port });
+plain!(DashboardArgs => DashboardOptions { no_open, json, yes });
 plain!(InstallArgs => InstallOptions { port, force, system, user, dry_run, timeout });
 plain!(ServiceArgs => ServiceOptions { system, dry_run, timeout });
 

@@ -16,6 +16,7 @@ pub(crate) fn wings() -> Features {
         wings.push(Arc::new(hooks));
     }
     wings.push(Arc::new(crate::agent::AgentWing));
+    wings.push(Arc::new(crate::control_ui::ControlUiWing));
     Features::new(wings)
 }
 

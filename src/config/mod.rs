@@ -83,10 +83,38 @@ impl Default for RateLimitConfig {
 pub struct ControlUiConfig {
     /// Serve the Control UI page (default true).
     pub enabled: Option<bool>,
-    /// Base path of the UI.
+    /// Base path the UI is served under (`/` or empty: the root; validated as a URL path).
+    #[serde(deserialize_with = "base_path")]
     pub base_path: Option<String>,
+    /// A directory holding a built Control UI (`index.html`, `assets/`), e.g. an unpacked
+    /// `openclaw@2026.9.6` package's `dist/control-ui`; unset: the gateway's own page.
+    pub root: Option<String>,
     /// Browser origins allowed to open WebSockets besides the gateway's own host.
     pub allowed_origins: Vec<String>,
+}
+
+/// `gateway.controlUi.basePath`: a URL path (`/openclaw`), nothing a URL or HTML would read
+/// differently (no query, fragment, `..`, whitespace, quotes or angle brackets).
+fn base_path<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> std::result::Result<Option<String>, D::Error> {
+    let v = Option::<String>::deserialize(d)?;
+    if let Some(p) = &v {
+        let bad = p
+            .chars()
+            .find(|c| c.is_whitespace() || c.is_control() || "?#\\\"'<>%".contains(*c));
+        if let Some(c) = bad {
+            return Err(serde::de::Error::custom(format!(
+                "controlUi.basePath {p:?} contains {c:?}: use a plain URL path such as \"/openclaw\""
+            )));
+        }
+        if p.split('/').any(|seg| seg == ".." || seg == ".") {
+            return Err(serde::de::Error::custom(format!(
+                "controlUi.basePath {p:?} contains a dot segment: use a plain URL path such as \"/openclaw\""
+            )));
+        }
+    }
+    Ok(v)
 }
 
 /// `gateway.reload`.

@@ -1,12 +1,12 @@
 //! HTTP on the gateway port (docs/protocol.md §5): probes, `/tools/invoke`, disabled-endpoint 404s,
-//! the minimal Control UI page, security headers on every response, and WebSocket upgrades on
-//! any path (intercepted before routing).
+//! security headers on every response, and WebSocket upgrades on any path (intercepted before
+//! routing). Unrouted requests are a marked 404 a wing (the Control UI) may answer.
 use std::sync::Arc;
 
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{ConnectInfo, DefaultBodyLimit, Request, State};
-use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get, post};
@@ -233,141 +233,14 @@ async fn tools_invoke(State(state): State<AppState>, req: Request) -> Response {
     )
 }
 
-/// Unmatched requests: GET/HEAD → the Control UI page (when enabled); anything else 404.
-async fn fallback(State(state): State<AppState>, method: Method) -> Response {
-    let ui_enabled = state.config().gateway.control_ui.enabled.unwrap_or(true);
-    if (method == Method::GET || method == Method::HEAD) && ui_enabled {
-        return (
-            StatusCode::OK,
-            [
-                (header::CONTENT_TYPE, "text/html; charset=utf-8"),
-                (header::CACHE_CONTROL, "no-store"),
-                (header::CONTENT_SECURITY_POLICY, control_ui_csp()),
-                (header::X_FRAME_OPTIONS, "DENY"),
-            ],
-            CONTROL_UI_HTML,
-        )
-            .into_response();
-    }
-    not_found().await
-}
+/// Marks the kernel's answer to a request no route matched (a plain 404), so a wing's
+/// interceptor (the Control UI's static files and app shell) may answer it instead.
+#[derive(Debug, Clone, Copy)]
+pub struct Unrouted;
 
-/// The page's Content-Security-Policy, as upstream's Control UI sends it (docs/protocol.md §5): only
-/// our own inline script and style (by hash), sockets back to us, no framing, plugins, base or
-/// form targets. `X-Frame-Options: DENY` goes with it for browsers without `frame-ancestors`.
-fn control_ui_csp() -> &'static str {
-    static CSP: std::sync::OnceLock<String> = std::sync::OnceLock::new();
-    CSP.get_or_init(|| {
-        let hash = |open: &str, close: &str| {
-            let start = CONTROL_UI_HTML.find(open).expect("page has the element") + open.len();
-            let len = CONTROL_UI_HTML[start..]
-                .find(close)
-                .expect("element is closed");
-            let digest =
-                <sha2::Sha256 as sha2::Digest>::digest(&CONTROL_UI_HTML[start..start + len]);
-            format!(
-                "'sha256-{}'",
-                base64::Engine::encode(&base64::engine::general_purpose::STANDARD, digest)
-            )
-        };
-        format!(
-            "default-src 'self'; base-uri 'none'; object-src 'none'; frame-ancestors 'none'; \
-             form-action 'none'; script-src {}; style-src {}; connect-src 'self' ws: wss:",
-            hash("<script>", "</script>"),
-            hash("<style>", "</style>"),
-        )
-    })
+/// Unmatched requests: `404 Not Found`, marked [`Unrouted`].
+async fn fallback() -> Response {
+    let mut res = not_found().await;
+    res.extensions_mut().insert(Unrouted);
+    res
 }
-
-/// The minimal Control UI: connect over WS with a token the user types, show health and
-/// presence, follow events. Browsers send `Origin`, so device-less scopes are cleared and only
-/// `health` is callable; presence comes from the hello snapshot.
-const CONTROL_UI_HTML: &str = r#"<!doctype html>
-<html lang="en" data-openclaw-control-ui-base-path="">
-<head>
-<meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<title>OpenClaw Gateway</title>
-<style>
- body{font:14px system-ui,sans-serif;margin:2rem;max-width:60rem;color:#222}
- input,button{font:inherit;padding:.3rem .6rem}
- pre{background:#f4f4f4;padding:.8rem;overflow:auto;max-height:22rem}
- .ok{color:#0a7d32}.err{color:#b00020}
- table{border-collapse:collapse}td,th{border-bottom:1px solid #ddd;padding:.2rem .6rem;text-align:left}
-</style>
-</head>
-<body>
-<h1>OpenClaw Gateway</h1>
-<form id="f">
- <label>Gateway token <input id="token" type="password" autocomplete="off" size="40"></label>
- <button>Connect</button> <span id="status">disconnected</span>
-</form>
-<h2>Health</h2><pre id="health">–</pre>
-<h2>Presence</h2><table><thead><tr><th>mode</th><th>client</th><th>host</th><th>reason</th><th>since</th></tr></thead><tbody id="presence"></tbody></table>
-<h2>Events</h2><pre id="events"></pre>
-<script>
-"use strict";
-let ws = null, n = 0, pending = {}, timer = null;
-const $ = (id) => document.getElementById(id);
-function setStatus(t, cls) { const s = $("status"); s.textContent = t; s.className = cls || ""; }
-function logEvent(e) { const p = $("events"); p.textContent = (JSON.stringify(e) + "\n" + p.textContent).slice(0, 20000); }
-function showPresence(list) {
-  const tb = $("presence"); tb.textContent = "";
-  for (const p of list || []) {
-    const tr = document.createElement("tr");
-    for (const v of [p.mode, p.clientId || "", p.host || "", p.reason || "", p.onlineSince ? new Date(p.onlineSince).toLocaleTimeString() : ""]) {
-      const td = document.createElement("td"); td.textContent = v; tr.appendChild(td);
-    }
-    tb.appendChild(tr);
-  }
-}
-function call(method, params) {
-  const id = "ui-" + (++n);
-  ws.send(JSON.stringify({ type: "req", id, method, params: params || {} }));
-  return new Promise((res, rej) => { pending[id] = { res, rej }; });
-}
-async function refreshHealth() {
-  try { $("health").textContent = JSON.stringify(await call("health"), null, 2); }
-  catch (e) { $("health").textContent = String(e); }
-}
-function connect(token) {
-  if (ws) ws.close();
-  const url = location.origin.replace(/^http/, "ws") + "/";
-  ws = new WebSocket(url);
-  setStatus("connecting…");
-  ws.onmessage = (m) => {
-    let f; try { f = JSON.parse(m.data); } catch { return; }
-    if (f.type === "event" && f.event === "connect.challenge") {
-      ws.send(JSON.stringify({ type: "req", id: "connect", method: "connect", params: {
-        minProtocol: 4, maxProtocol: 4,
-        client: { id: "webchat-ui", version: "control-ui", platform: navigator.platform || "web", mode: "webchat" },
-        role: "operator", scopes: ["operator.read"], caps: [], auth: { token } } }));
-      return;
-    }
-    if (f.type === "res" && f.id === "connect") {
-      if (!f.ok) { setStatus(f.error.message, "err"); return; }
-      const h = f.payload;
-      setStatus("connected to " + h.server.version + " (conn " + h.server.connId.slice(0, 8) + ")", "ok");
-      $("health").textContent = JSON.stringify(h.snapshot.health, null, 2);
-      showPresence(h.snapshot.presence);
-      clearInterval(timer); timer = setInterval(refreshHealth, 10000);
-      return;
-    }
-    if (f.type === "res" && pending[f.id]) {
-      const p = pending[f.id]; delete pending[f.id];
-      f.ok ? p.res(f.payload) : p.rej(new Error(f.error.code + ": " + f.error.message));
-      return;
-    }
-    if (f.type === "event") {
-      logEvent({ event: f.event, seq: f.seq, payload: f.payload });
-      if (f.event === "health") $("health").textContent = JSON.stringify(f.payload, null, 2);
-      if (f.event === "presence") showPresence(f.payload.presence);
-    }
-  };
-  ws.onclose = (e) => { clearInterval(timer); setStatus("closed " + e.code + (e.reason ? " " + e.reason : ""), e.code === 1000 ? "" : "err"); };
-}
-$("f").onsubmit = (e) => { e.preventDefault(); connect($("token").value); };
-</script>
-</body>
-</html>
-"#;
