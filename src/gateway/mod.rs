@@ -15,6 +15,7 @@ pub mod admission;
 pub mod auth;
 pub mod client;
 pub mod conn;
+pub(crate) mod device;
 pub mod feature;
 pub mod handover;
 pub mod health;
