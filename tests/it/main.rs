@@ -7,6 +7,7 @@ mod agent_common;
 mod agent_http;
 mod agent_ws;
 mod architecture;
+mod devices_cli;
 mod devices_pairing;
 mod gateway_http;
 mod gateway_session;
