@@ -204,6 +204,23 @@ async fn loopback_device_is_paired_and_reconnects_with_its_device_token() {
         "{l}"
     );
 
+    // With the shared secret and its device token, the client keeps the same token.
+    let (dt, tk) = (device_token.clone(), g.token.clone());
+    let (raw3, res) = attempt(&g, &hdr, |n| {
+        dev.params(
+            UI,
+            "operator",
+            ALL,
+            json!({"token": tk, "deviceToken": dt}),
+            n,
+            now_ms(),
+        )
+    })
+    .await;
+    assert_eq!(res["ok"], true, "{res}");
+    assert_eq!(res["payload"]["auth"]["method"], "token");
+    assert_eq!(res["payload"]["auth"]["deviceToken"], device_token.as_str());
+    drop(raw3);
     // A wrong device token is refused.
     let (raw2, res) = attempt(&g, &hdr, |n| {
         dev.params(

@@ -307,6 +307,19 @@ pub(crate) fn admit(state: &GatewayState, a: Attempt<'_>) -> Result<Admitted, Re
             ));
         }
     }
+    // A client that sent its live device token with the shared secret keeps it (tokens are
+    // stored hashed, so any other case mints a fresh one for `hello-ok.auth.deviceToken`).
+    if let Some(tok) = explicit
+        && let Some(rec) = devices.check(&proven.device_id, a.role, tok)
+        && paired_allows(&rec.scopes, &scopes)
+    {
+        return Ok(Admitted {
+            device_id: proven.device_id,
+            method,
+            scopes,
+            token: Some((tok.to_string(), rec)),
+        });
+    }
     let token = match devices.issue(&proven.device_id, a.role, &scopes, now) {
         Ok(t) => t,
         Err(e) => {
@@ -404,7 +417,7 @@ fn pairing_required(
 /// authenticated HTTP reads, e.g. `/control-ui-config.json`; not `/v1/*` or hooks): a live
 /// `operator` device token passes with that token's scopes (`Some`), the shared secret passes
 /// as [`super::http_api::check_bearer`] does (`None`: the caller's usual scopes).
-#[allow(dead_code)] // the Control UI wing's read routes call it
+#[allow(dead_code)] // for the Control UI wing's authenticated read routes (issue 15 item 3)
 pub(crate) fn check_ui_bearer(
     state: &GatewayState,
     headers: &axum::http::HeaderMap,
@@ -417,4 +430,55 @@ pub(crate) fn check_ui_bearer(
         return Ok(Some(t.scopes));
     }
     super::http_api::check_bearer(state, headers, ip).map(|()| None)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::gateway::state::StateInit;
+    use axum::http::{HeaderMap, HeaderValue, header};
+
+    fn bearer(v: &str) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        h.insert(
+            header::AUTHORIZATION,
+            HeaderValue::from_str(&format!("Bearer {v}")).unwrap(),
+        );
+        h
+    }
+
+    #[test]
+    fn ui_reads_accept_a_live_operator_device_token_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let env: std::collections::HashMap<String, String> =
+            [("HOME".to_string(), dir.path().display().to_string())].into();
+        let paths = crate::config::paths::Paths::resolve(None, false, &env).unwrap();
+        let state = GatewayState::new(StateInit::for_tests(paths));
+        let d = &state.devices;
+        let sc = vec!["operator.read".to_string()];
+        let ip: IpAddr = [127, 0, 0, 1].into();
+        let r = d
+            .request(
+                "dev",
+                "pk",
+                "operator",
+                &sc,
+                ClientMeta::default(),
+                true,
+                ip,
+                1,
+            )
+            .unwrap();
+        d.approve(&r.request.request_id, Some("local"), 2).unwrap();
+        let (tok, _) = d.issue("dev", "operator", &sc, 3).unwrap().unwrap();
+        assert_eq!(
+            check_ui_bearer(&state, &bearer(&tok), None).unwrap(),
+            Some(sc.clone())
+        );
+        d.revoke("dev", "operator", 4).unwrap();
+        assert!(check_ui_bearer(&state, &bearer(&tok), None).is_err());
+        assert!(check_ui_bearer(&state, &bearer("junk"), None).is_err());
+        // The shared secret still passes, with the caller's usual scopes.
+        assert_eq!(check_ui_bearer(&state, &bearer("t"), None).unwrap(), None);
+    }
 }
