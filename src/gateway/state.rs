@@ -425,7 +425,12 @@ impl GatewayState {
 
     /// Swaps the auth snapshot (credential rotation).
     pub fn set_auth(&self, new: ResolvedAuth) {
-        *self.auth.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(new);
+        let new = Arc::new(new);
+        let old = std::mem::replace(
+            &mut *self.auth.write().unwrap_or_else(|p| p.into_inner()),
+            new.clone(),
+        );
+        super::device::on_auth_change(self, &old, &new);
     }
 
     /// `{presence, health}`.

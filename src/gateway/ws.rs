@@ -942,13 +942,15 @@ fn admit(
                 {
                     tracing::warn!(remote = %peer.remote, lockout_ms = lock.as_millis() as u64, "too many failed auth attempts; locking out");
                 }
-                let reason = protocol::close_reason(
-                    r.close_reason.as_deref().unwrap_or(&r.error.message),
-                    MAX_CLOSE_REASON,
-                );
+                let (code, reason) = match (&r.close, &r.error) {
+                    (Some((c, why)), _) => (*c, why.as_str()),
+                    (None, Some(e)) => (1008, e.message.as_str()),
+                    (None, None) => (1008, ""),
+                };
+                let reason = protocol::close_reason(reason, MAX_CLOSE_REASON);
                 return Err(Reject {
-                    error: Some(r.error),
-                    code: 1008,
+                    error: r.error,
+                    code,
                     reason,
                 });
             }

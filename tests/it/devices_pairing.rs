@@ -615,3 +615,75 @@ async fn a_control_ui_without_a_device_or_a_device_without_credentials_is_refuse
     let (e, _) = refused(raw, &res).await;
     assert_eq!(e["details"]["code"], "AUTH_TOKEN_MISSING", "{e}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_shared_secret_change_closes_ui_sessions_and_retires_their_device_tokens() {
+    let g = Gateway::builder().start();
+    let dev = Device::new();
+    let token = g.token.clone();
+    let (shared_s, res) = attempt(&g, &[], |n| {
+        dev.params(UI, "operator", ALL, json!({"token": token}), n, now_ms())
+    })
+    .await;
+    assert_eq!(res["ok"], true, "{res}");
+    let dt = res["payload"]["auth"]["deviceToken"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let dt2 = dt.clone();
+    let (device_s, res) = attempt(&g, &[], |n| {
+        dev.params(
+            UI,
+            "operator",
+            ALL,
+            json!({"deviceToken": dt2}),
+            n,
+            now_ms(),
+        )
+    })
+    .await;
+    assert_eq!(res["ok"], true, "{res}");
+    // Rotate the shared token (atomic rename, as editors do).
+    let new = support::random_token();
+    let p = g.config_path();
+    let tmp = p.with_file_name(".openclaw.json.swp");
+    std::fs::write(
+        &tmp,
+        format!("{{ gateway: {{ mode: 'local', auth: {{ mode: 'token', token: '{new}' }} }} }}"),
+    )
+    .unwrap();
+    std::fs::rename(&tmp, &p).unwrap();
+    for mut s in [shared_s, device_s] {
+        let ((code, reason), _) = s.until_close().await;
+        assert_eq!((code, reason.as_str()), (4001, "gateway auth changed"));
+    }
+    // The device token issued under the old secret no longer admits.
+    let mut raw = Raw::connect(&g.url()).await;
+    let c = raw.challenge().await;
+    let n = c["payload"]["nonce"].as_str().unwrap().to_string();
+    raw.req(
+        "c1",
+        "connect",
+        Some(dev.params(
+            UI,
+            "operator",
+            ALL,
+            json!({"deviceToken": dt}),
+            &n,
+            now_ms(),
+        )),
+    )
+    .await;
+    let ((code, reason), frames) = raw.until_close().await;
+    assert_eq!(
+        (code, reason.as_str()),
+        (4001, "gateway auth changed"),
+        "{frames:?}"
+    );
+    // The new secret pairs it again at once (loopback).
+    let (_s, res) = attempt(&g, &[], |n| {
+        dev.params(UI, "operator", ALL, json!({"token": new}), n, now_ms())
+    })
+    .await;
+    assert_eq!(res["ok"], true, "{res}");
+}

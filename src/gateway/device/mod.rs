@@ -74,13 +74,13 @@ impl Admitted {
     }
 }
 
-/// A refused device connect: the error and the close reason.
+/// A refused device connect: the error and the close.
 #[derive(Debug)]
 pub(crate) struct Refusal {
-    /// The `res` error.
-    pub(crate) error: ErrorShape,
-    /// The close reason (when it differs from the message).
-    pub(crate) close_reason: Option<String>,
+    /// The `res` error (none: only the close, as for a stale shared-secret generation).
+    pub(crate) error: Option<ErrorShape>,
+    /// Close code and reason when they differ from 1008 and the message.
+    pub(crate) close: Option<(u16, String)>,
     /// Counts as a failed credential (rate limiting).
     pub(crate) bad_credential: bool,
 }
@@ -88,8 +88,8 @@ pub(crate) struct Refusal {
 impl From<ErrorShape> for Refusal {
     fn from(error: ErrorShape) -> Refusal {
         Refusal {
-            error,
-            close_reason: None,
+            error: Some(error),
+            close: None,
             bad_credential: false,
         }
     }
@@ -171,22 +171,33 @@ pub(crate) fn admit(state: &GatewayState, a: Attempt<'_>) -> Result<Admitted, Re
                 && explicit.is_none()
             {
                 return Err(Refusal {
-                    error: e,
-                    close_reason: None,
+                    error: Some(e),
+                    close: None,
                     bad_credential: true,
                 });
             }
             return Err(Refusal {
-                error: super::auth::auth_error(
+                error: Some(super::auth::auth_error(
                     "unauthorized: device token mismatch (rotate/reissue device token)",
                     "AUTH_DEVICE_TOKEN_MISMATCH",
                     "device_token_mismatch",
                     "update_auth_credentials",
-                ),
-                close_reason: None,
+                )),
+                close: None,
                 bad_credential: true,
             });
         };
+        if rec
+            .generation
+            .as_ref()
+            .is_some_and(|g| Some(g) != generation(&state.auth()).as_ref())
+        {
+            return Err(Refusal {
+                error: None,
+                close: Some((4001, "gateway auth changed".into())),
+                bad_credential: false,
+            });
+        }
         let grant = paired.as_ref().filter(|p| p.allows(a.role, &scopes));
         // Reusing a token without naming scopes: the token's own scopes.
         let effective = if requested.is_empty() && a.role == "operator" {
@@ -196,13 +207,13 @@ pub(crate) fn admit(state: &GatewayState, a: Attempt<'_>) -> Result<Admitted, Re
         };
         if grant.is_none() || (!requested.is_empty() && !paired_allows(&rec.scopes, &effective)) {
             return Err(Refusal {
-                error: super::auth::auth_error(
+                error: Some(super::auth::auth_error(
                     "unauthorized: device token does not cover the requested role or scopes (approve the device's scope upgrade or re-pair it)",
                     "AUTH_SCOPE_MISMATCH",
                     "scope_mismatch",
                     "review_auth_configuration",
-                ),
-                close_reason: None,
+                )),
+                close: None,
                 bad_credential: false,
             });
         }
@@ -217,8 +228,8 @@ pub(crate) fn admit(state: &GatewayState, a: Attempt<'_>) -> Result<Admitted, Re
         Shared::Ok(m) => m,
         Shared::Mismatch(e) => {
             return Err(Refusal {
-                error: e,
-                close_reason: None,
+                error: Some(e),
+                close: None,
                 bad_credential: true,
             });
         }
@@ -320,7 +331,11 @@ pub(crate) fn admit(state: &GatewayState, a: Attempt<'_>) -> Result<Admitted, Re
             token: Some((tok.to_string(), rec)),
         });
     }
-    let token = match devices.issue(&proven.device_id, a.role, &scopes, now) {
+    // Upstream binds tokens a browser UI gets through shared-secret auth to that secret.
+    let generation = (a.is_control_ui && matches!(method, "token" | "password"))
+        .then(|| generation(&state.auth()))
+        .flatten();
+    let token = match devices.issue(&proven.device_id, a.role, &scopes, generation, now) {
         Ok(t) => t,
         Err(e) => {
             tracing::warn!("device token not persisted: {e}");
@@ -407,8 +422,8 @@ fn pairing_required(
         }
     }
     Refusal {
-        close_reason: Some(format!("{message} (requestId: {request_id})")),
-        error: ErrorShape::new("NOT_PAIRED", message).with_details(details),
+        close: Some((1008, format!("{message} (requestId: {request_id})"))),
+        error: Some(ErrorShape::new("NOT_PAIRED", message).with_details(details)),
         bad_credential: false,
     }
 }
@@ -470,7 +485,7 @@ mod tests {
             )
             .unwrap();
         d.approve(&r.request.request_id, Some("local"), 2).unwrap();
-        let (tok, _) = d.issue("dev", "operator", &sc, 3).unwrap().unwrap();
+        let (tok, _) = d.issue("dev", "operator", &sc, None, 3).unwrap().unwrap();
         assert_eq!(
             check_ui_bearer(&state, &bearer(&tok), None).unwrap(),
             Some(sc.clone())
@@ -480,5 +495,57 @@ mod tests {
         assert!(check_ui_bearer(&state, &bearer("junk"), None).is_err());
         // The shared secret still passes, with the caller's usual scopes.
         assert_eq!(check_ui_bearer(&state, &bearer("t"), None).unwrap(), None);
+    }
+}
+
+/// The shared-secret generation of an auth snapshot: a hash of the mode's secret (`None` when
+/// auth is off).
+pub(crate) fn generation(auth: &super::auth::ResolvedAuth) -> Option<String> {
+    use super::auth::Mode;
+    let (tag, secret) = match auth.mode {
+        Mode::Token => ("token", auth.token.as_deref()?),
+        Mode::Password => ("password", auth.password.as_deref()?),
+        Mode::None => return None,
+    };
+    let mut h = Sha256::new();
+    h.update(b"openclaw-shared-auth-generation\0");
+    h.update(tag.as_bytes());
+    h.update(b"\0");
+    h.update(secret.as_bytes());
+    Some(hex::encode(h.finalize()))
+}
+
+/// After the shared secret changed: closes device-token sessions whose token was bound to the
+/// old secret (4001 `gateway auth changed`, as upstream); sessions that used the secret itself
+/// are closed by the reload.
+pub(crate) fn on_auth_change(
+    state: &GatewayState,
+    old: &super::auth::ResolvedAuth,
+    new: &super::auth::ResolvedAuth,
+) {
+    let Some(old_gen) = generation(old) else {
+        return;
+    };
+    if generation(new).as_ref() == Some(&old_gen) {
+        return;
+    }
+    let n = state.close_where(
+        |c| {
+            c.auth_method == "device-token"
+                && c.device_id.as_deref().is_some_and(|d| {
+                    state
+                        .devices
+                        .paired(d)
+                        .and_then(|p| p.tokens.get(&c.role).cloned())
+                        .is_some_and(|t| t.generation.as_ref() == Some(&old_gen))
+                })
+        },
+        4001,
+        "gateway auth changed",
+    );
+    if n > 0 {
+        tracing::info!(
+            "gateway auth changed: closed {n} device-token session(s) bound to the old secret"
+        );
     }
 }

@@ -39,6 +39,10 @@ pub(crate) struct TokenRec {
     pub(crate) rotated_at_ms: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) revoked_at_ms: Option<u64>,
+    /// The shared-secret generation a Control UI token was issued under (upstream binds
+    /// those to it: after the secret changes the token no longer admits).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) generation: Option<String>,
 }
 
 impl TokenRec {
@@ -392,13 +396,15 @@ impl Store {
         Ok(Some(d))
     }
 
-    /// Mints a device token for an approved role (replacing any previous one for the role);
-    /// returns the bearer value and its record.
+    /// Mints a device token for an approved role (replacing any previous one for the role),
+    /// bound to a shared-secret `generation` when given; returns the bearer value and its
+    /// record.
     pub(crate) fn issue(
         &self,
         device_id: &str,
         role: &str,
         scopes: &[String],
+        generation: Option<String>,
         now: u64,
     ) -> Result<Option<(String, TokenRec)>> {
         let mut doc = self.lock();
@@ -421,6 +427,7 @@ impl Store {
             created_at_ms: created.unwrap_or(now),
             rotated_at_ms: created.map(|_| now),
             revoked_at_ms: None,
+            generation,
         };
         d.tokens.insert(role.to_string(), rec.clone());
         self.save(&mut doc)?;
@@ -456,7 +463,7 @@ impl Store {
         scopes: Option<&[String]>,
         now: u64,
     ) -> std::result::Result<(String, TokenRec), TokenRefused> {
-        let current = {
+        let (current, generation) = {
             let doc = self.lock();
             let d = doc
                 .paired
@@ -476,9 +483,12 @@ impl Store {
             if !d.allows(role, &scopes) {
                 return Err(TokenRefused::ScopeOutsideApproval);
             }
-            scopes
+            (
+                scopes,
+                d.tokens.get(role).and_then(|t| t.generation.clone()),
+            )
         };
-        match self.issue(device_id, role, &current, now) {
+        match self.issue(device_id, role, &current, generation, now) {
             Ok(Some(x)) => Ok(x),
             Ok(None) => Err(TokenRefused::UnknownDevice),
             Err(e) => {
@@ -558,7 +568,10 @@ mod tests {
             .unwrap()
             .unwrap();
         assert_eq!(p.roles, vec!["operator"]);
-        let (tok, rec) = s.issue("dev1", "operator", &sc, 3000).unwrap().unwrap();
+        let (tok, rec) = s
+            .issue("dev1", "operator", &sc, None, 3000)
+            .unwrap()
+            .unwrap();
         assert!(s.check("dev1", "operator", &tok).is_some());
         assert!(s.check("dev1", "operator", "nope").is_none());
         let text = std::fs::read_to_string(Store::path_for(d.path())).unwrap();
