@@ -687,3 +687,51 @@ async fn a_shared_secret_change_closes_ui_sessions_and_retires_their_device_toke
     .await;
     assert_eq!(res["ok"], true, "{res}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_with_a_valid_proof_pairs_on_loopback_and_reconnects_with_its_token() {
+    let g = Gateway::builder().start();
+    let dev = Device::new();
+    let node = ("node-host", "node");
+    let token = g.token.clone();
+    let (raw, res) = attempt(&g, &[], |n| {
+        dev.params(node, "node", &[], json!({"token": token}), n, now_ms())
+    })
+    .await;
+    assert_eq!(res["ok"], true, "{res}");
+    let auth = &res["payload"]["auth"];
+    assert_eq!(
+        (auth["role"].as_str(), auth["scopes"].clone()),
+        (Some("node"), json!([]))
+    );
+    assert!(
+        auth.get("recoveryScope").is_none(),
+        "operator-only field: {auth}"
+    );
+    let dt = auth["deviceToken"].as_str().unwrap().to_string();
+    drop(raw);
+    let (_raw, res) = attempt(&g, &[], |n| {
+        dev.params(node, "node", &[], json!({"deviceToken": dt}), n, now_ms())
+    })
+    .await;
+    assert_eq!(res["ok"], true, "{res}");
+    assert_eq!(res["payload"]["auth"]["method"], "device-token");
+    // Its operator token does not exist: the node token cannot open an operator session.
+    let dt2 = res["payload"]["auth"]["deviceToken"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let (raw, res) = attempt(&g, &[], |n| {
+        dev.params(
+            node,
+            "operator",
+            &[],
+            json!({"deviceToken": dt2}),
+            n,
+            now_ms(),
+        )
+    })
+    .await;
+    let (e, _) = refused(raw, &res).await;
+    assert_eq!(e["details"]["code"], "AUTH_DEVICE_TOKEN_MISMATCH", "{e}");
+}
