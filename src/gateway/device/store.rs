@@ -6,6 +6,8 @@
 //! Pending requests expire after 5 minutes (upstream's TTL), are capped at
 //! [`MAX_PENDING`], and each remote address may open at most [`REQUESTS_PER_WINDOW`] new
 //! requests per [`REQUEST_WINDOW_MS`]: a request flood is bounded in memory and on disk.
+//! (Requests come only from connects that passed shared-secret auth; silent ones — local
+//! auto-approval — are approved at once and not limited.)
 use std::collections::{BTreeMap, HashMap};
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
@@ -277,7 +279,9 @@ impl Store {
                 superseded: Vec::new(),
             });
         }
-        {
+        // A silent request (local auto-approval) is approved at once: it never waits in the
+        // list, so only requests that wait for an operator are limited.
+        if !silent {
             let mut recent = self.recent.lock().unwrap_or_else(|p| p.into_inner());
             recent.retain(|_, (start, _)| now.saturating_sub(*start) < REQUEST_WINDOW_MS);
             let e = recent.entry(from).or_insert((now, 0));
@@ -650,6 +654,20 @@ mod tests {
         let (pending, _) = s.list(30);
         assert_eq!(pending.len(), MAX_PENDING);
         assert!(full > 0);
+        // Silent (auto-approved) requests are not limited.
+        for i in 0..(REQUESTS_PER_WINDOW + 2) {
+            s.request(
+                &format!("s{i}"),
+                "pk",
+                "operator",
+                &[],
+                ClientMeta::default(),
+                true,
+                ip(2),
+                25,
+            )
+            .unwrap();
+        }
         let (pending, _) = s.list(30 + PENDING_TTL_MS);
         assert!(pending.is_empty(), "requests expire");
     }
