@@ -735,3 +735,63 @@ async fn a_node_with_a_valid_proof_pairs_on_loopback_and_reconnects_with_its_tok
     let (e, _) = refused(raw, &res).await;
     assert_eq!(e["details"]["code"], "AUTH_DEVICE_TOKEN_MISMATCH", "{e}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_device_rotating_its_own_token_gets_it_in_band_before_its_session_closes() {
+    let g = Gateway::builder().start();
+    let dev = Device::new();
+    let sc: &[&str] = &["operator.read", "operator.pairing"];
+    let token = g.token.clone();
+    let (raw, res) = attempt(&g, &[], |n| {
+        dev.params(UI, "operator", sc, json!({"token": token}), n, now_ms())
+    })
+    .await;
+    assert_eq!(res["ok"], true, "{res}");
+    drop(raw);
+    let dt = res["payload"]["auth"]["deviceToken"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let (mut s, res) = attempt(&g, &[], |n| {
+        dev.params(UI, "operator", sc, json!({"deviceToken": dt}), n, now_ms())
+    })
+    .await;
+    assert_eq!(res["ok"], true, "{res}");
+    // Self-scoped: another device is not its business.
+    let r = call(
+        &mut s,
+        "x",
+        "device.token.revoke",
+        json!({"deviceId": "0".repeat(64), "role": "operator"}),
+    )
+    .await;
+    assert_eq!(
+        r["error"]["message"], "device token revocation denied",
+        "{r}"
+    );
+    let r = call(
+        &mut s,
+        "r",
+        "device.token.rotate",
+        json!({"deviceId": dev.id, "role": "operator"}),
+    )
+    .await;
+    assert_eq!(r["ok"], true, "{r}");
+    assert_eq!(r["payload"]["tokenDelivery"], "in-band");
+    let fresh = r["payload"]["token"].as_str().unwrap().to_string();
+    assert_ne!(fresh, dt);
+    let ((code, reason), _) = s.until_close().await;
+    assert_eq!((code, reason.as_str()), (4001, "device removed"));
+    let (_s, res) = attempt(&g, &[], |n| {
+        dev.params(
+            UI,
+            "operator",
+            sc,
+            json!({"deviceToken": fresh}),
+            n,
+            now_ms(),
+        )
+    })
+    .await;
+    assert_eq!(res["ok"], true, "{res}");
+}

@@ -88,8 +88,8 @@ pub(crate) fn register(t: &mut MethodTable) {
             .map_err(|e| ErrorShape::unavailable(format!("device pairing not saved: {e}")))?
             .ok_or_else(|| ErrorShape::invalid("unknown deviceId"))?;
         tracing::info!(device = %id, "device pairing removed");
-        disconnect(&ctx.state, &id, None);
-        Ok(json!({"deviceId": removed.device_id, "removedAtMs": now_ms()}))
+        let out = json!({"deviceId": removed.device_id, "removedAtMs": now_ms()});
+        Ok(answer_then_disconnect(&ctx, out, &id, None))
     });
     t.register("device.token.rotate", pairing(), |ctx: Ctx| async move {
         let id = str_param(&ctx, "device.token.rotate", "deviceId")?;
@@ -124,7 +124,6 @@ pub(crate) fn register(t: &mut MethodTable) {
             })?;
         tracing::info!(device = %id, role = %rec.role, scopes = %rec.scopes.join(","), "device token rotated");
         let in_band = own_device(&ctx.conn).is_some_and(|d| d == id);
-        disconnect(&ctx.state, &id, Some(&role));
         let mut out = json!({"deviceId": id, "role": rec.role});
         if in_band {
             out["token"] = token.into();
@@ -132,7 +131,7 @@ pub(crate) fn register(t: &mut MethodTable) {
         out["scopes"] = json!(rec.scopes);
         out["rotatedAtMs"] = rec.issued_at_ms().into();
         out["tokenDelivery"] = if in_band { "in-band" } else { "withheld-cross-device" }.into();
-        Ok(out)
+        Ok(answer_then_disconnect(&ctx, out, &id, Some(&role)))
     });
     t.register("device.token.revoke", pairing(), |ctx: Ctx| async move {
         let id = str_param(&ctx, "device.token.revoke", "deviceId")?;
@@ -156,8 +155,8 @@ pub(crate) fn register(t: &mut MethodTable) {
                 denied()
             })?;
         tracing::info!(device = %id, role = %role, "device token revoked");
-        disconnect(&ctx.state, &id, Some(&role));
-        Ok(json!({"deviceId": id, "role": rec.role, "revokedAtMs": rec.revoked_at_ms.unwrap_or_else(now_ms)}))
+        let out = json!({"deviceId": id, "role": rec.role, "revokedAtMs": rec.revoked_at_ms.unwrap_or_else(now_ms)});
+        Ok(answer_then_disconnect(&ctx, out, &id, Some(&role)))
     });
     for e in ["device.pair.requested", "device.pair.resolved"] {
         t.declare_event(e);
@@ -189,6 +188,14 @@ fn connected(state: &GatewayState, device_id: &str) -> bool {
         .connections()
         .iter()
         .any(|c| c.device_id.as_deref() == Some(device_id))
+}
+
+/// Answers first (a caller managing its own device still gets the answer, e.g. its rotated
+/// token), then closes the device's sessions. The returned value is ignored by the dispatcher.
+fn answer_then_disconnect(ctx: &Ctx, out: Value, device_id: &str, role: Option<&str>) -> Value {
+    ctx.respond_final(crate::gateway::protocol::res_ok(&ctx.req_id, out));
+    disconnect(&ctx.state, device_id, role);
+    Value::Null
 }
 
 /// Closes the sessions of `device_id` (of `role`, when given).
