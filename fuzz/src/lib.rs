@@ -237,6 +237,7 @@ fn admin_conn(scopes: &[&str], role: &str) -> ConnInfo {
         remote: "127.0.0.1:40000".parse().unwrap(),
         connected_at_ms: 0,
         auth_method: "token",
+        device_id: None,
     }
 }
 

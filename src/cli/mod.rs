@@ -43,6 +43,11 @@ pub(crate) enum Command {
         #[command(subcommand)]
         command: SecretsCmd,
     },
+    /// Device pairing and auth tokens (list, approve, reject, remove, rotate, revoke).
+    Devices {
+        #[command(subcommand)]
+        command: DevicesCmd,
+    },
     /// Channel operations.
     Channels {
         #[command(subcommand)]
@@ -348,6 +353,77 @@ pub(crate) enum SecretsCmd {
     },
 }
 
+/// Flags every `devices` verb takes (upstream's: `--url`, `--token`, `--password`,
+/// `--timeout`, `--json`).
+#[derive(Debug, Clone, Default, Args)]
+pub(crate) struct DevicesCommon {
+    /// JSON output (recommended for scripting).
+    #[arg(long)]
+    pub(crate) json: bool,
+    /// Connection.
+    #[command(flatten)]
+    pub(crate) conn: ConnArgs,
+}
+
+/// `devices …`.
+#[derive(Debug, Subcommand)]
+pub(crate) enum DevicesCmd {
+    /// List pending pairing requests and paired devices.
+    List(DevicesCommon),
+    /// Approve a pending request by exact id; without one (or with --latest) preview the newest and exit 1.
+    Approve {
+        /// Pending request id.
+        request_id: Option<String>,
+        /// Show the most recent pending request to approve explicitly.
+        #[arg(long)]
+        latest: bool,
+        #[command(flatten)]
+        common: DevicesCommon,
+    },
+    /// Reject a pending device pairing request.
+    Reject {
+        /// Pending request id.
+        request_id: String,
+        #[command(flatten)]
+        common: DevicesCommon,
+    },
+    /// Remove a paired device entry.
+    Remove {
+        /// Paired device id.
+        device_id: String,
+        #[command(flatten)]
+        common: DevicesCommon,
+    },
+    /// Rotate a device token for a role (prints JSON).
+    Rotate {
+        /// Device id.
+        #[arg(long)]
+        device: String,
+        /// Role name.
+        #[arg(long)]
+        role: String,
+        /// Scopes to attach to the token (repeatable).
+        #[arg(long = "scope", num_args = 1.., conflicts_with = "no_scopes")]
+        scope: Vec<String>,
+        /// Rotate with an empty scope set.
+        #[arg(long)]
+        no_scopes: bool,
+        #[command(flatten)]
+        common: DevicesCommon,
+    },
+    /// Revoke a device token for a role (prints JSON).
+    Revoke {
+        /// Device id.
+        #[arg(long)]
+        device: String,
+        /// Role name.
+        #[arg(long)]
+        role: String,
+        #[command(flatten)]
+        common: DevicesCommon,
+    },
+}
+
 /// `channels …`.
 #[derive(Debug, Subcommand)]
 pub(crate) enum ChannelsCmd {
@@ -452,6 +528,7 @@ pub(crate) fn dispatch(cli: Cli) -> Result<Exit> {
         Command::Secrets {
             command: SecretsCmd::Reload { json, conn },
         } => crate::commands::secrets::reload(&paths, json, &conn.into()),
+        Command::Devices { command } => crate::commands::devices::run(&paths, &command.into()),
         Command::Channels {
             command: ChannelsCmd::Status { probe, json, conn },
         } => crate::commands::client::channels::status(&paths, probe, json, &conn.into()),
@@ -501,6 +578,53 @@ plain!(SetupArgs => SetupOptions { port });
 plain!(DashboardArgs => DashboardOptions { no_open, json, yes });
 plain!(InstallArgs => InstallOptions { port, force, system, user, dry_run, timeout });
 plain!(ServiceArgs => ServiceOptions { system, dry_run, timeout });
+
+impl From<DevicesCmd> for crate::commands::devices::DevicesOptions {
+    fn from(c: DevicesCmd) -> Self {
+        use crate::commands::devices::DevicesVerb as V;
+        let (verb, common) = match c {
+            DevicesCmd::List(common) => (V::List, common),
+            DevicesCmd::Approve {
+                request_id,
+                latest,
+                common,
+            } => (V::Approve { request_id, latest }, common),
+            DevicesCmd::Reject { request_id, common } => (V::Reject { request_id }, common),
+            DevicesCmd::Remove { device_id, common } => (V::Remove { device_id }, common),
+            DevicesCmd::Rotate {
+                device,
+                role,
+                scope,
+                no_scopes,
+                common,
+            } => {
+                let scopes = if no_scopes {
+                    Some(Vec::new())
+                } else {
+                    (!scope.is_empty()).then_some(scope)
+                };
+                (
+                    V::Rotate {
+                        device,
+                        role,
+                        scopes,
+                    },
+                    common,
+                )
+            }
+            DevicesCmd::Revoke {
+                device,
+                role,
+                common,
+            } => (V::Revoke { device, role }, common),
+        };
+        Self {
+            verb,
+            json: common.json,
+            conn: common.conn.into(),
+        }
+    }
+}
 
 impl From<BindMode> for run::BindMode {
     fn from(b: BindMode) -> run::BindMode {

@@ -27,7 +27,10 @@ pub(crate) struct DashboardOptions {
     pub json: bool,
     /// Accepted for compatibility (upstream: install/start the service without asking); this
     /// command never starts a gateway.
-    #[expect(dead_code, reason = "accepted for upstream compatibility; never prompts")]
+    #[expect(
+        dead_code,
+        reason = "accepted for upstream compatibility; never prompts"
+    )]
     pub yes: bool,
 }
 

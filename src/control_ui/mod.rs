@@ -373,7 +373,9 @@ fn with_ui_headers(mut res: Response, host: Option<&str>) -> Response {
 /// else upstream's field set with this gateway's values. Features this gateway does not have
 /// (the terminal, CLI agents, plugin frames) are reported off, as upstream reports them disabled.
 fn config_json(state: &GatewayState, ui: &ControlUi, req: &Request) -> Response {
-    if let Err(res) = http_api::authorize(state, req.headers(), req.extensions()) {
+    if let Err(res) =
+        crate::gateway::device::authorize_ui_read(state, req.headers(), req.extensions())
+    {
         return res;
     }
     let cfg = state.config();

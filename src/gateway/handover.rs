@@ -766,6 +766,7 @@ mod tests {
             remote: "127.0.0.1:5555".parse().unwrap(),
             connected_at_ms: 7,
             auth_method: "token",
+            device_id: None,
         }
     }
 

@@ -436,6 +436,7 @@ mod tests {
             remote: "127.0.0.1:1".parse().unwrap(),
             connected_at_ms: 0,
             auth_method: "token",
+            device_id: None,
         });
         let ctx = Ctx::new(state.clone(), conn, "1".into(), None, out);
         let raw = (spec.raw.as_ref().expect("health has a raw handler"))(&ctx).unwrap();

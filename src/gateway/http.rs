@@ -116,6 +116,7 @@ async fn ws_intercept(State(state): State<AppState>, req: Request, next: Next) -
             .cloned()
             .unwrap_or_default(),
         slot: parts.extensions.get::<super::admission::Slot>().cloned(),
+        challenge_nonce: String::new(),
     };
     // Until hello-ok the peer may send one frame of at most 64 KiB (plus control frames); the
     // budget stops it from making us buffer more than this before the size check runs.

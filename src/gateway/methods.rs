@@ -465,6 +465,7 @@ pub fn core_table() -> MethodTable {
     t.register("system.info", read(), |ctx: Ctx| async move {
         Ok(health::system_info(&ctx.state))
     });
+    super::device::methods::register(&mut t);
     for e in [
         "connect.challenge",
         "tick",
@@ -498,6 +499,7 @@ mod tests {
             remote: "127.0.0.1:1".parse().unwrap(),
             connected_at_ms: 0,
             auth_method: "token",
+            device_id: None,
         }
     }
 

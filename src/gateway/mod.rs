@@ -15,6 +15,7 @@ pub(crate) mod admission;
 pub mod auth;
 pub mod client;
 pub(crate) mod conn;
+pub(crate) mod device;
 pub(crate) mod feature;
 pub(crate) mod handover;
 pub(crate) mod health;

@@ -148,6 +148,9 @@ pub struct ConnInfo {
     /// How the socket authenticated (`hello-ok.auth.method`).
     #[serde(deserialize_with = "known_auth_method")]
     pub auth_method: StaticStr,
+    /// The verified device identity (`connect.params.device.id`), if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub device_id: Option<String>,
 }
 
 /// `&'static str` under a name serde's derive does not read as a borrow from the input.
@@ -264,6 +267,8 @@ pub struct GatewayState {
     pub extensions: axum::http::Extensions,
     /// Zero-downtime restarts: quiesce, fd store, adoption (see [`super::handover`]).
     pub handover: super::handover::Coordinator,
+    /// Paired devices, pending pairing requests and device tokens (see [`super::device`]).
+    pub(crate) devices: super::device::store::Store,
 }
 
 impl std::fmt::Debug for GatewayState {
@@ -352,6 +357,7 @@ impl GatewayState {
             paths: &init.paths,
             config: &init.config,
         });
+        let devices = super::device::store::Store::open(&init.paths.state_dir);
         let (config, _) = watch::channel(Arc::new(init.config));
         Arc::new(GatewayState {
             boot_id: uuid::Uuid::new_v4().to_string(),
@@ -383,6 +389,7 @@ impl GatewayState {
             features: init.features,
             extensions,
             handover: super::handover::Coordinator::default(),
+            devices,
         })
     }
 
@@ -418,7 +425,12 @@ impl GatewayState {
 
     /// Swaps the auth snapshot (credential rotation).
     pub fn set_auth(&self, new: ResolvedAuth) {
-        *self.auth.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(new);
+        let new = Arc::new(new);
+        let old = std::mem::replace(
+            &mut *self.auth.write().unwrap_or_else(|p| p.into_inner()),
+            new.clone(),
+        );
+        super::device::on_auth_change(self, &old, &new);
     }
 
     /// `{presence, health}`.
@@ -664,6 +676,10 @@ impl GatewayState {
         }
         if let Some(i) = &info.instance_id {
             entry["instanceId"] = i.clone().into();
+        }
+        if let Some(d) = &info.device_id {
+            entry["deviceId"] = d.clone().into();
+            entry["scopes"] = info.scopes.clone().into();
         }
         {
             let mut p = self.presence.lock().unwrap_or_else(|p| p.into_inner());

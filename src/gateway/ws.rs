@@ -31,6 +31,7 @@ use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role, WebSocketConfig
 use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 
 use super::auth::{self, Verdict};
+use super::device;
 use super::handover::{ConnState, Quiesced};
 use super::methods::Ctx;
 use super::outbound::{OutMsg, Outbound, OutboundRx};
@@ -185,6 +186,8 @@ pub struct UpgradeMeta {
     pub read_budget: super::listener::ReadBudget,
     /// The connection's admission slot: moved to the authenticated budget at hello-ok.
     pub slot: Option<super::admission::Slot>,
+    /// The nonce of this connection's `connect.challenge` (a device proof must sign it).
+    pub challenge_nonce: String,
 }
 
 /// Peer and local addresses of the TCP connection.
@@ -573,15 +576,16 @@ async fn open(
     out: Outbound,
 ) -> (Conn, Option<Arc<ConnInfo>>, bool) {
     match start {
-        Start::Fresh(meta) => {
+        Start::Fresh(mut meta) => {
             let conn_id = uuid::Uuid::new_v4().to_string();
+            meta.challenge_nonce = uuid::Uuid::new_v4().to_string();
             state
                 .pending
                 .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             out.send_value(&protocol::event(
                 "connect.challenge",
                 json!({
-                    "nonce": uuid::Uuid::new_v4().to_string(),
+                    "nonce": meta.challenge_nonce,
                     "ts": now_ms(),
                     "capabilities": protocol::CHALLENGE_CAPABILITIES,
                 }),
@@ -785,7 +789,7 @@ async fn handshake(
                 return None;
             }
         };
-        match connect(state, peer, meta, conn_id, &params) {
+        match admit(state, peer, meta, conn_id, &params) {
             Ok(_) if meta.slot.as_ref().is_some_and(|s| !s.authenticate()) => {
                 // Authenticated budget full: a retryable refusal instead of hello-ok.
                 let mut e = ErrorShape::unavailable(
@@ -798,9 +802,9 @@ async fn handshake(
                 out.close(1013, "try again later");
                 return None;
             }
-            Ok(info) => {
+            Ok((info, device)) => {
                 let health = state.health_cache.get(state);
-                let hello = hello_ok(state, &info, &health.value);
+                let hello = hello_ok(state, &info, device.as_ref(), &health.value);
                 out.send_text(protocol::res_ok_text(&id, &hello));
                 drop(hello);
                 let info = Arc::new(info);
@@ -837,6 +841,18 @@ pub fn connect(
     conn_id: &str,
     params: &Value,
 ) -> Result<ConnInfo, Reject> {
+    admit(state, peer, meta, conn_id, params).map(|(info, _)| info)
+}
+
+/// [`connect`], plus the device admission (`hello-ok.auth` device fields) when a device proof
+/// verified.
+fn admit(
+    state: &GatewayState,
+    peer: &PeerInfo,
+    meta: &UpgradeMeta,
+    conn_id: &str,
+    params: &Value,
+) -> Result<(ConnInfo, Option<device::Admitted>), Reject> {
     protocol::validate_connect_params(params).map_err(|m| {
         Reject::with_error(ErrorShape::invalid(format!("invalid connect params: {m}")))
     })?;
@@ -894,19 +910,69 @@ pub fn connect(
     let token = a.and_then(|a| str_field(a, "token"));
     let password = a.and_then(|a| str_field(a, "password"));
     let has_device = params.get("device").is_some();
-    let method = match authn.verify(token, password) {
+    let verdict = authn.verify(token, password);
+    if has_device {
+        let is_control_ui = matches!(
+            client_id,
+            "openclaw-control-ui" | "openclaw-tui" | "openclaw-browser-copilot"
+        ) || mode == "webchat";
+        let shared = match verdict {
+            Verdict::Ok { method } => device::Shared::Ok(method),
+            Verdict::NoCredentials => device::Shared::Missing,
+            Verdict::Mismatch(e) => device::Shared::Mismatch(e),
+        };
+        let attempt = device::Attempt {
+            params,
+            role,
+            nonce: &meta.challenge_nonce,
+            shared,
+            // Upstream's auto-approval: a direct loopback peer without proxy headers.
+            direct_local: peer_loopback && !meta.forwarded,
+            remote_ip: ip,
+            is_control_ui,
+        };
+        let adm = match device::admit(state, attempt) {
+            Ok(a) => a,
+            Err(r) => {
+                if r.bad_credential
+                    && let Some(lock) =
+                        state
+                            .rate_limiter
+                            .record_failure(ip, browser, &authn.rate_limit)
+                {
+                    tracing::warn!(remote = %peer.remote, lockout_ms = lock.as_millis() as u64, "too many failed auth attempts; locking out");
+                }
+                let (code, reason) = match (&r.close, &r.error) {
+                    (Some((c, why)), _) => (*c, why.as_str()),
+                    (None, Some(e)) => (1008, e.message.as_str()),
+                    (None, None) => (1008, ""),
+                };
+                let reason = protocol::close_reason(reason, MAX_CLOSE_REASON);
+                return Err(Reject {
+                    error: r.error,
+                    code,
+                    reason,
+                });
+            }
+        };
+        state.rate_limiter.record_success(ip);
+        let mut scopes = adm.scopes.clone();
+        cap_scopes(&mut scopes, meta.scopes_header.as_deref());
+        let info = conn_info(
+            conn_id,
+            params,
+            peer,
+            role,
+            scopes,
+            adm.method,
+            Some(adm.device_id.clone()),
+        );
+        return Ok((info, Some(adm)));
+    }
+    let method = match verdict {
         Verdict::Ok { method } => {
             state.rate_limiter.record_success(ip);
             method
-        }
-        Verdict::NoCredentials if has_device => {
-            return Err(Reject::with_error(
-                ErrorShape::new(
-                    "NOT_PAIRED",
-                    "pairing required (this gateway does not pair devices yet; connect with the gateway token)",
-                )
-                .with_details(json!({"code": "PAIRING_REQUIRED"})),
-            ));
         }
         Verdict::NoCredentials => {
             return Err(Reject::with_error(auth::device_identity_required()));
@@ -959,7 +1025,16 @@ pub fn connect(
             }
         }
     }
-    if let Some(cap) = &meta.scopes_header {
+    cap_scopes(&mut scopes, meta.scopes_header.as_deref());
+    Ok((
+        conn_info(conn_id, params, peer, role, scopes, method, None),
+        None,
+    ))
+}
+
+/// `x-openclaw-scopes` caps the granted scopes (comma list; empty → none).
+fn cap_scopes(scopes: &mut Vec<String>, header: Option<&str>) {
+    if let Some(cap) = header {
         let allowed: Vec<&str> = cap
             .split(',')
             .map(str::trim)
@@ -967,6 +1042,18 @@ pub fn connect(
             .collect();
         scopes.retain(|s| allowed.contains(&s.as_str()));
     }
+}
+
+fn conn_info(
+    conn_id: &str,
+    params: &Value,
+    peer: &PeerInfo,
+    role: &str,
+    scopes: Vec<String>,
+    method: &'static str,
+    device_id: Option<String>,
+) -> ConnInfo {
+    let client = &params["client"];
     let strings = |key: &str| -> Vec<String> {
         params
             .get(key)
@@ -979,10 +1066,10 @@ pub fn connect(
             })
             .unwrap_or_default()
     };
-    Ok(ConnInfo {
+    ConnInfo {
         id: conn_id.to_string(),
-        client_id: client_id.to_string(),
-        client_mode: mode.to_string(),
+        client_id: str_field(client, "id").unwrap_or_default().into(),
+        client_mode: str_field(client, "mode").unwrap_or_default().into(),
         client_version: str_field(client, "version").unwrap_or_default().into(),
         platform: str_field(client, "platform").unwrap_or_default().into(),
         device_family: str_field(client, "deviceFamily").map(str::to_string),
@@ -994,11 +1081,17 @@ pub fn connect(
         remote: peer.remote,
         connected_at_ms: now_ms(),
         auth_method: method,
-    })
+        device_id,
+    }
 }
 
 /// The `hello-ok` payload.
-fn hello_ok(state: &GatewayState, info: &ConnInfo, health: &Value) -> Value {
+fn hello_ok(
+    state: &GatewayState,
+    info: &ConnInfo,
+    device: Option<&device::Admitted>,
+    health: &Value,
+) -> Value {
     let default_agent = state.features.default_agent_id(&state.config());
     let auth = state.auth();
     let mut snapshot = json!({
@@ -1018,6 +1111,14 @@ fn hello_ok(state: &GatewayState, info: &ConnInfo, health: &Value) -> Value {
         snapshot["configPath"] = state.paths.config_path.display().to_string().into();
         snapshot["stateDir"] = state.paths.state_dir.display().to_string().into();
     }
+    let mut auth = json!({
+        "method": info.auth_method,
+        "role": info.role,
+        "scopes": info.scopes,
+    });
+    if let Some(d) = device {
+        d.hello_auth(&info.role, &mut auth);
+    }
     json!({
         "type": "hello-ok",
         "protocol": protocol::PROTOCOL_VERSION,
@@ -1031,11 +1132,7 @@ fn hello_ok(state: &GatewayState, info: &ConnInfo, health: &Value) -> Value {
             "events": state.methods.event_names(),
         },
         "snapshot": snapshot,
-        "auth": {
-            "method": info.auth_method,
-            "role": info.role,
-            "scopes": info.scopes,
-        },
+        "auth": auth,
         "policy": {
             "maxPayload": protocol::MAX_PAYLOAD_BYTES,
             "maxBufferedBytes": state.settings.max_buffered_bytes,

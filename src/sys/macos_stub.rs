@@ -6,8 +6,8 @@
 #![allow(unsafe_code)]
 
 use std::ffi::{c_char, c_int};
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use nix::libc;
 
@@ -17,7 +17,10 @@ pub(crate) enum Reply {
     /// Return this error number.
     Error(c_int),
     /// Return these descriptors in a freshly `malloc`ed array.
-    #[cfg_attr(not(test), expect(dead_code, reason = "scripted by the unit tests only"))]
+    #[cfg_attr(
+        not(test),
+        expect(dead_code, reason = "scripted by the unit tests only")
+    )]
     Fds(Vec<c_int>),
 }
 

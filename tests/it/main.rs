@@ -9,6 +9,8 @@ mod architecture;
 mod control_ui_browser;
 mod control_ui_dashboard;
 mod control_ui_serve;
+mod devices_cli;
+mod devices_pairing;
 mod gateway_http;
 mod gateway_session;
 mod gateway_startup;
