@@ -6,6 +6,7 @@
 //! file, line and column, and callers keep whatever config they had (reload keeps the last good).
 pub mod paths;
 pub mod reload;
+pub mod schema;
 pub mod secrets;
 pub mod watch;
 pub mod write;

@@ -465,6 +465,8 @@ pub fn core_table() -> MethodTable {
     t.register("system.info", read(), |ctx: Ctx| async move {
         Ok(health::system_info(&ctx.state))
     });
+    super::config_methods::register(&mut t);
+    super::boot_methods::register(&mut t);
     for e in [
         "connect.challenge",
         "tick",

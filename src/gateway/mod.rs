@@ -13,7 +13,9 @@
 //!    signal exits at once.
 pub mod admission;
 pub mod auth;
+pub mod boot_methods;
 pub mod client;
+pub mod config_methods;
 pub mod conn;
 pub mod feature;
 pub mod handover;
