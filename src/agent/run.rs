@@ -313,6 +313,10 @@ pub struct Agents {
     closed: CancellationToken,
     /// Failed hook authentications (own limits: 20/min, loopback not exempt).
     pub hooks_limiter: crate::gateway::auth::RateLimiter,
+    /// The live session feed (`sessions.subscribe`, `sessions.messages.subscribe`).
+    pub feed: super::feed::Feed,
+    /// Runs allowed at once (`agents.defaults.maxConcurrent`, read at startup).
+    pub max_concurrent: usize,
 }
 
 impl std::fmt::Debug for Agents {
@@ -399,6 +403,8 @@ impl Agents {
             wakes: Mutex::new(HashMap::new()),
             closed: CancellationToken::new(),
             hooks_limiter: Default::default(),
+            feed: Default::default(),
+            max_concurrent: max_concurrent.max(1),
         }
     }
 
@@ -459,6 +465,21 @@ impl Agents {
             .unwrap_or_else(|p| p.into_inner())
             .get(run_id)
             .cloned()
+    }
+
+    /// Every active (not yet settled) run: (running, queued behind a session or a permit).
+    pub fn run_counts(&self) -> (usize, usize) {
+        let active = self.active.lock().unwrap_or_else(|p| p.into_inner());
+        let live = active.values().filter(|a| !a.is_settled());
+        let (mut running, mut queued) = (0, 0);
+        for a in live {
+            if a.queued.load(std::sync::atomic::Ordering::Relaxed) {
+                queued += 1;
+            } else {
+                running += 1;
+            }
+        }
+        (running, queued)
     }
 
     /// Active (not yet settled) runs on a session, oldest first.
