@@ -77,9 +77,9 @@ impl Feed {
         }
     }
 
-    /// True when `conn` is on the `sessions.changed` list.
-    pub fn is_session_subscriber(&self, conn: &str) -> bool {
-        lock(&self.sessions).contains(conn)
+    /// True when a message appended to `key` has anyone to go to.
+    pub fn has_message_listeners(&self, key: &str) -> bool {
+        !lock(&self.sessions).is_empty() || lock(&self.messages).contains_key(key)
     }
 
     /// Message subscribers of `key` plus every session subscriber.

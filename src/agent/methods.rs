@@ -1,6 +1,8 @@
 //! The WS methods of the agent runtime, registered into the core method table:
 //! `agent` (two-stage), `agent.wait`, `chat.send`, `chat.abort`, `chat.history`,
 //! `sessions.list`, and the `agent`/`chat` events.
+// ErrorShape is the wire error; handlers return it by value on purpose.
+#![allow(clippy::result_large_err)]
 use std::sync::Arc;
 use std::time::Duration;
 

@@ -115,6 +115,9 @@ impl Feature for AgentWing {
                 return;
             };
             let rt = of(&state);
+            if !rt.feed.has_message_listeners(&meta.key) {
+                return;
+            }
             let row = methods::session_row_of(&rt, meta);
             rt.feed.appended(&state, meta, records, &row);
         }));
