@@ -77,6 +77,11 @@ impl Feed {
         }
     }
 
+    /// True when someone watches every session (`sessions.subscribe`).
+    pub fn has_session_listeners(&self) -> bool {
+        !lock(&self.sessions).is_empty()
+    }
+
     /// True when a message appended to `key` has anyone to go to.
     pub fn has_message_listeners(&self, key: &str) -> bool {
         !lock(&self.sessions).is_empty() || lock(&self.messages).contains_key(key)
@@ -165,6 +170,34 @@ impl Feed {
         p.insert("sessionKey".into(), key.into());
         p.insert("agentId".into(), agent_id.into());
         p.insert("reason".into(), reason.into());
+        p.insert("ts".into(), crate::sys::time::now_ms().into());
+        if let Some(row) = row {
+            snapshot_into(&mut p, row);
+        }
+        self.send(state, targets, "sessions.changed", &Value::Object(p));
+    }
+}
+
+impl Feed {
+    /// `sessions.changed` for a run's lifecycle (`phase`: `start`, `end`, `error`).
+    pub fn lifecycle(
+        &self,
+        state: &GatewayState,
+        key: &str,
+        agent_id: &str,
+        run_id: &str,
+        phase: &str,
+        row: Option<&Value>,
+    ) {
+        let targets: Vec<String> = lock(&self.sessions).iter().cloned().collect();
+        if targets.is_empty() {
+            return;
+        }
+        let mut p = Map::new();
+        p.insert("sessionKey".into(), key.into());
+        p.insert("agentId".into(), agent_id.into());
+        p.insert("phase".into(), phase.into());
+        p.insert("runId".into(), run_id.into());
         p.insert("ts".into(), crate::sys::time::now_ms().into());
         if let Some(row) = row {
             snapshot_into(&mut p, row);

@@ -686,7 +686,33 @@ impl Agents {
         );
         deliver(&fin);
         self.publish(&run, fin.clone());
+        let phase = if fin.status == Status::Error {
+            "error"
+        } else {
+            "end"
+        };
+        self.session_lifecycle(state, &req.session_key, &req.agent_id, &req.run_id, phase);
         fin
+    }
+
+    /// `sessions.changed` for a run's start or end (its row's status follows).
+    fn session_lifecycle(
+        &self,
+        state: &GatewayState,
+        key: &str,
+        agent_id: &str,
+        run_id: &str,
+        phase: &str,
+    ) {
+        if !self.feed.has_session_listeners() {
+            return;
+        }
+        let row = self
+            .store
+            .get(key)
+            .map(|m| super::methods::session_row_of(self, &m));
+        self.feed
+            .lifecycle(state, key, agent_id, run_id, phase, row.as_ref());
     }
 
     /// Moves a run from the active map to the finished cache and wakes its waiters.
@@ -894,6 +920,7 @@ impl Agents {
         let started_at = now_ms();
         p.started_at = Some(started_at);
         ev.start(started_at);
+        self.session_lifecycle(state, &req.session_key, &req.agent_id, &req.run_id, "start");
         if ev.chat_send {
             ev.run_status("starting_model");
         }

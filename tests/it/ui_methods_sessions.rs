@@ -208,6 +208,25 @@ async fn session_edits_are_kept_filtered_and_announced() {
         .await
         .unwrap();
     chat(&mut c, "agent:main:work", "hi", "edit-run-1").await;
+    // The run's start and end reach the session feed with the row's status.
+    let mut phases = Vec::new();
+    while phases.len() < 2 {
+        let e = event(&mut feed, "sessions.changed").await;
+        if e["runId"] == "edit-run-1" {
+            phases.push((
+                e["phase"].clone(),
+                e["status"].clone(),
+                e["hasActiveRun"].clone(),
+            ));
+        }
+    }
+    assert_eq!(
+        phases,
+        [
+            (json!("start"), json!("running"), json!(true)),
+            (json!("end"), json!("idle"), json!(false))
+        ]
+    );
 
     // patch: label, pin, archive; the row says so and subscribers hear it.
     let r = c
