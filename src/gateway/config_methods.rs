@@ -2,7 +2,8 @@
 //! (admin), as the Control UI's settings pages use them.
 //!
 //! A write is guarded by the base hash `config.get` returned (`baseHash`; required once the
-//! file exists): a stale one is refused and nothing is written. The candidate then passes, in
+//! file exists): a stale one is refused and nothing is written. Writes are serialized, so two
+//! editors holding the same hash cannot both win. The candidate then passes, in
 //! order: JSON5 syntax, the schema ([`crate::config::schema::validate`], each problem named by
 //! its path), redacted values restored from the running config (`__OPENCLAW_REDACTED__` from
 //! `config.get` keeps the secret it stands for), the loader itself ([`Config::parse`]) and
@@ -214,7 +215,11 @@ fn candidate(ctx: &Ctx, kind: Kind, raw: &str, running: &Config) -> Result<Strin
     Ok(text)
 }
 
+/// One config write at a time: the base-hash check and the write it guards are one step.
+static WRITES: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 async fn write(ctx: Ctx, kind: Kind) -> Result<Value, ErrorShape> {
+    let _one_at_a_time = WRITES.lock().await;
     let method = kind.method();
     let p = ctx.params.clone().unwrap_or_else(|| json!({}));
     validate_params(&params_schema(kind), &p)
