@@ -626,7 +626,21 @@ pub(crate) async fn history_payload(
             .map(|(i, t)| json!({"id": format!("system-{i}"), "kind": "system", "text": t})),
     );
     let is_main = key == format!("agent:{agent_id}:main");
-    Ok(json!({
+    // The chat run streaming into this session right now, with its text so far.
+    let in_flight = rt
+        .active_for_session(&key)
+        .into_iter()
+        .filter(|r| r.kind == RunKind::ChatSend && !r.is_settled())
+        .filter(|r| r.started_at.load(std::sync::atomic::Ordering::Relaxed) > 0)
+        .max_by_key(|r| r.started_at.load(std::sync::atomic::Ordering::Relaxed))
+        .map(|r| {
+            json!({
+                "runId": r.run_id,
+                "text": *r.streamed.lock().unwrap_or_else(|x| x.into_inner()),
+                "startedAt": r.started_at.load(std::sync::atomic::Ordering::Relaxed),
+            })
+        });
+    let mut out = json!({
         "sessionKey": key,
         "sessionId": meta.as_ref().map(|m| m.session_id.clone()),
         "messages": page,
@@ -653,7 +667,11 @@ pub(crate) async fn history_payload(
             "activeRunIds": active,
             "lastMessagePreview": messages.last().map(|m| content_text(&m["content"])),
         },
-    }))
+    });
+    if let Some(f) = in_flight {
+        out["inFlightRun"] = f;
+    }
+    Ok(out)
 }
 
 /// `agents.list`: the configured agents with their workspaces and models.

@@ -235,6 +235,11 @@ pub struct ActiveRun {
     pub message: Mutex<String>,
     /// True while waiting for its session's queue (`chat.history` `pendingInputs`).
     pub queued: std::sync::atomic::AtomicBool,
+    /// When the model call started (ms; 0 before), and the reply text streamed so far
+    /// (`chat.history` `inFlightRun`).
+    pub started_at: std::sync::atomic::AtomicU64,
+    /// See `started_at`.
+    pub streamed: Mutex<String>,
     /// Set once its outcome is persisted, just before the terminal events go out: from then
     /// on the session counts as idle and the run can no longer be aborted.
     settled: std::sync::atomic::AtomicBool,
@@ -446,6 +451,8 @@ impl Agents {
             accepted_at: now_ms(),
             message: Mutex::new(String::new()),
             queued: std::sync::atomic::AtomicBool::new(true),
+            started_at: std::sync::atomic::AtomicU64::new(0),
+            streamed: Mutex::new(String::new()),
             settled: std::sync::atomic::AtomicBool::new(false),
             accepted: Instant::now(),
             cancel: CancellationToken::new(),
@@ -920,6 +927,8 @@ impl Agents {
         let started_at = now_ms();
         p.started_at = Some(started_at);
         ev.start(started_at);
+        run.started_at
+            .store(started_at, std::sync::atomic::Ordering::Relaxed);
         self.session_lifecycle(state, &req.session_key, &req.agent_id, &req.run_id, "start");
         if ev.chat_send {
             ev.run_status("starting_model");
@@ -999,6 +1008,10 @@ impl Agents {
                 Some(Err(e)) => return Ending::Failed(upstream_failure(e), None),
                 Some(Ok(Chunk::Delta(t))) => {
                     p.text.push_str(&t);
+                    run.streamed
+                        .lock()
+                        .unwrap_or_else(|x| x.into_inner())
+                        .push_str(&t);
                     last_seq = ev.assistant(&p.text, &t, &item_id);
                     if let Some(tx) = deltas {
                         let _ = tx.send(t);

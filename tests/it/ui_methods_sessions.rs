@@ -366,3 +366,46 @@ async fn session_edits_are_kept_filtered_and_announced() {
         .unwrap();
     assert_eq!(again["deleted"], false);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_page_opened_mid_run_gets_the_text_streamed_so_far() {
+    use crate::support::fake_model::{Reply, StreamSpec};
+    let fake = FakeModel::start();
+    // The first delta at once, the next one only after the test has aborted the run.
+    fake.push(Reply::Stream(
+        StreamSpec::text(&["Partial", " rest"]).slow(Duration::ZERO, Duration::from_secs(30)),
+    ));
+    let gw = builder(&fake, "").start();
+    let mut c = ui_client(&gw).await;
+    c.call(
+        "chat.send",
+        Some(json!({"sessionKey": "main", "message": "go", "idempotencyKey": "mid-run-1"})),
+    )
+    .await
+    .unwrap();
+    loop {
+        let e = event(&mut c, "chat").await;
+        if e["runId"] == "mid-run-1" && e["state"] == "delta" {
+            break;
+        }
+    }
+    let st = c
+        .call("chat.startup", Some(json!({"sessionKey": "main"})))
+        .await
+        .unwrap();
+    let f = &st["inFlightRun"];
+    assert_eq!(f["runId"], "mid-run-1");
+    assert_eq!(f["text"], "Partial");
+    assert!(f["startedAt"].as_u64().unwrap() > 0);
+    c.call(
+        "chat.abort",
+        Some(json!({"sessionKey": "main", "runId": "mid-run-1"})),
+    )
+    .await
+    .unwrap();
+    let after = c
+        .call("chat.history", Some(json!({"sessionKey": "main"})))
+        .await
+        .unwrap();
+    assert!(after.get("inFlightRun").is_none(), "{after}");
+}
