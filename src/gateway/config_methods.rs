@@ -304,12 +304,14 @@ async fn write(ctx: Ctx, kind: Kind) -> Result<Value, ErrorShape> {
                 "kind": if kind == Kind::Patch { "config-patch" } else { "config-apply" },
                 "status": "ok",
                 "ts": now_ms(),
-                "sessionKey": p.get("sessionKey"),
                 "message": p.get("note").cloned().unwrap_or(Value::Null),
                 "stats": {"mode": method, "root": path.display().to_string(),
                           "requiresRestart": !pl.paths(plan::Class::Restart).is_empty()},
             },
         });
+        if let Some(k) = p.get("sessionKey") {
+            payload["sentinel"]["payload"]["sessionKey"] = k.clone();
+        }
     }
     if restarts {
         // Answer first: the restart closes this socket. The reloader re-checks that the new
