@@ -199,6 +199,7 @@ fn sessions_list_schema() -> Schema {
             ("activeOnly", Schema::Bool),
             ("activeMinutes", int1()),
             ("hasBoard", Schema::Bool),
+            ("includeLastMessage", Schema::Bool),
             ("spawnedBy", ne()),
             ("archived", Schema::Any),
         ],
@@ -545,12 +546,37 @@ pub(crate) async fn sessions_list_payload(ctx: &Ctx) -> Result<Value, ErrorShape
     let total = rows.len();
     let offset = p.get("offset").and_then(Value::as_u64).unwrap_or(0) as usize;
     let limit = p.get("limit").and_then(Value::as_u64).map(|l| l as usize);
-    let page: Vec<Value> = rows
+    let mut page: Vec<Value> = rows
         .iter()
         .skip(offset)
         .take(limit.unwrap_or(usize::MAX))
         .map(|(m, ids)| session_row(m, ids))
         .collect();
+    if p.get("includeLastMessage").and_then(Value::as_bool) == Some(true) {
+        // The newest message's text, read from each listed transcript.
+        let keys: Vec<String> = page
+            .iter()
+            .filter_map(|r| r["key"].as_str().map(str::to_string))
+            .collect();
+        let store = rt.store.clone();
+        let previews = tokio::task::spawn_blocking(move || {
+            keys.iter()
+                .map(|k| {
+                    store
+                        .messages(k)
+                        .ok()
+                        .and_then(|m| m.last().map(|m| content_text(&m["content"])))
+                })
+                .collect::<Vec<_>>()
+        })
+        .await
+        .map_err(|e| ErrorShape::unavailable(format!("sessions.list failed: {e}")))?;
+        for (row, preview) in page.iter_mut().zip(previews) {
+            if let Some(t) = preview.filter(|t| !t.is_empty()) {
+                row["lastMessagePreview"] = t.into();
+            }
+        }
+    }
     let end = offset + page.len();
     let has_more = end < total;
     let cfg = ctx.state.config();

@@ -298,6 +298,17 @@ async fn session_edits_are_kept_filtered_and_announced() {
         keys(&list(json!({"hasBoard": false, "archived": "all"})).await).len(),
         1
     );
+    // The newest message's text when asked for (the UI asks), absent otherwise.
+    let rows = list(json!({"archived": "all", "includeLastMessage": true})).await;
+    assert_eq!(
+        rows["sessions"][0]["lastMessagePreview"],
+        "Hello from the fake model."
+    );
+    assert!(
+        list(json!({"archived": "all"})).await["sessions"][0]
+            .get("lastMessagePreview")
+            .is_none()
+    );
     let with_list = c
         .call("sessions.subscribe", Some(json!({"archived": true})))
         .await
