@@ -1,6 +1,8 @@
 //! The WS methods of the agent runtime, registered into the core method table:
 //! `agent` (two-stage), `agent.wait`, `chat.send`, `chat.abort`, `chat.history`,
 //! `sessions.list`, and the `agent`/`chat` events.
+// ErrorShape is the wire error; handlers return it by value on purpose.
+#![allow(clippy::result_large_err)]
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -13,16 +15,16 @@ use crate::gateway::methods::{Ctx, MethodTable, ScopeRule};
 use crate::gateway::protocol::{ErrorShape, Schema, scopes, validate_params};
 use crate::sys::time::now_ms;
 
-fn s() -> Schema {
+pub(crate) fn s() -> Schema {
     Schema::Str { min: 0, max: None }
 }
-fn ne() -> Schema {
+pub(crate) fn ne() -> Schema {
     Schema::Str { min: 1, max: None }
 }
-fn int0() -> Schema {
+pub(crate) fn int0() -> Schema {
     Schema::Int { min: Some(0) }
 }
-fn int1() -> Schema {
+pub(crate) fn int1() -> Schema {
     Schema::Int { min: Some(1) }
 }
 
@@ -159,7 +161,7 @@ fn chat_abort_schema() -> Schema {
     }
 }
 
-fn chat_history_schema() -> Schema {
+pub(crate) fn chat_history_schema() -> Schema {
     Schema::Object {
         props: vec![
             ("sessionKey", ne()),
@@ -196,20 +198,24 @@ fn sessions_list_schema() -> Schema {
             ("offset", int0()),
             ("activeOnly", Schema::Bool),
             ("activeMinutes", int1()),
+            ("hasBoard", Schema::Bool),
+            ("includeLastMessage", Schema::Bool),
+            ("spawnedBy", ne()),
+            ("archived", Schema::Any),
         ],
         required: &[],
         closed: false,
     }
 }
 
-fn validated(ctx: &Ctx, method: &str, schema: &Schema) -> Result<Value, ErrorShape> {
+pub(crate) fn validated(ctx: &Ctx, method: &str, schema: &Schema) -> Result<Value, ErrorShape> {
     let p = ctx.params.clone().unwrap_or_else(|| json!({}));
     validate_params(schema, &p)
         .map_err(|m| ErrorShape::invalid(format!("invalid {method} params: {m}")))?;
     Ok(p)
 }
 
-fn str_param<'a>(p: &'a Value, k: &str) -> Option<&'a str> {
+pub(crate) fn str_param<'a>(p: &'a Value, k: &str) -> Option<&'a str> {
     p.get(k).and_then(Value::as_str)
 }
 
@@ -282,7 +288,7 @@ fn shutting_down() -> ErrorShape {
     e
 }
 
-fn agents(ctx: &Ctx) -> Arc<Agents> {
+pub(crate) fn agents(ctx: &Ctx) -> Arc<Agents> {
     super::of(&ctx.state)
 }
 
@@ -429,7 +435,7 @@ async fn chat_abort(ctx: Ctx) -> Result<Value, ErrorShape> {
     Ok(json!({"ok": true, "aborted": !run_ids.is_empty(), "runIds": run_ids}))
 }
 
-fn defaults(ctx: &Ctx, cfg: &crate::config::Config, agent_id: &str) -> Value {
+pub(crate) fn defaults(ctx: &Ctx, cfg: &crate::config::Config, agent_id: &str) -> Value {
     match config::resolve_model(cfg, &ctx.state.reload.secrets(), agent_id, None, None) {
         Ok(m) => {
             json!({"modelProvider": m.provider.id, "model": m.model, "contextTokens": m.context_tokens})
@@ -443,13 +449,22 @@ fn defaults(ctx: &Ctx, cfg: &crate::config::Config, agent_id: &str) -> Value {
     }
 }
 
-fn session_row(m: &SessionMeta, active: &[String]) -> Value {
-    let display = m.key.rsplit(':').next().unwrap_or(&m.key).to_string();
+/// A session row as `sessions.list`, `sessions.describe` and the session feed show it (only
+/// the fields this gateway can fill truthfully; there are no boards or spawned sessions here).
+pub(crate) fn session_row(m: &SessionMeta, active: &[String]) -> Value {
+    let display = m
+        .label
+        .clone()
+        .unwrap_or_else(|| m.key.rsplit(':').next().unwrap_or(&m.key).to_string());
+    let is_main = m.key == format!("agent:{}:main", m.agent_id);
     json!({
         "key": m.key,
         "sessionId": m.session_id,
         "agentId": m.agent_id,
         "kind": "direct",
+        "classification": if is_main { "main" } else { "direct" },
+        "isMain": is_main,
+        "label": m.label,
         "displayName": display,
         "createdAt": m.created_at,
         "updatedAt": m.updated_at,
@@ -464,15 +479,32 @@ fn session_row(m: &SessionMeta, active: &[String]) -> Value {
         "totalTokens": m.input_tokens + m.output_tokens,
         "lastRunId": m.last_run_id,
         "lastRunError": m.last_error,
-        "archived": false,
-        "pinned": false,
-        "unread": false,
+        "archived": m.archived_at.is_some(),
+        "archivedAt": m.archived_at,
+        "pinned": m.pinned,
+        "unread": m.unread,
+        "hasBoard": false,
     })
 }
 
+/// [`session_row`] with the session's active runs looked up.
+pub(crate) fn session_row_of(rt: &Agents, m: &SessionMeta) -> Value {
+    let ids: Vec<String> = rt
+        .active_for_session(&m.key)
+        .into_iter()
+        .map(|r| r.run_id.clone())
+        .collect();
+    session_row(m, &ids)
+}
+
 async fn sessions_list(ctx: Ctx) -> Result<Value, ErrorShape> {
-    let p = validated(&ctx, "sessions.list", &sessions_list_schema())?;
-    let rt = agents(&ctx);
+    sessions_list_payload(&ctx).await
+}
+
+/// The `sessions.list` payload for the call's params (`sessions.subscribe` answers it too).
+pub(crate) async fn sessions_list_payload(ctx: &Ctx) -> Result<Value, ErrorShape> {
+    let p = validated(ctx, "sessions.list", &sessions_list_schema())?;
+    let rt = agents(ctx);
     let store = rt.store.clone();
     let all = tokio::task::spawn_blocking(move || store.list())
         .await
@@ -480,6 +512,20 @@ async fn sessions_list(ctx: Ctx) -> Result<Value, ErrorShape> {
     let now = now_ms();
     let active_only = p.get("activeOnly").and_then(Value::as_bool) == Some(true);
     let active_minutes = p.get("activeMinutes").and_then(Value::as_u64);
+    // Archived rows are hidden unless asked for (`archived: true` only them, `"all"` both).
+    let archived = match p.get("archived") {
+        None | Some(Value::Null) | Some(Value::Bool(false)) => Some(false),
+        Some(Value::Bool(true)) => Some(true),
+        Some(Value::String(s)) if s == "all" => None,
+        Some(_) => {
+            return Err(ErrorShape::invalid(
+                "invalid sessions.list params: at /archived: must be boolean or \"all\"",
+            ));
+        }
+    };
+    // No session here has a board or was spawned by another: those filters match nothing.
+    let has_board = p.get("hasBoard").and_then(Value::as_bool);
+    let spawned_by = p.get("spawnedBy").is_some();
     let rows: Vec<(SessionMeta, Vec<String>)> = all
         .into_iter()
         .map(|m| {
@@ -491,6 +537,8 @@ async fn sessions_list(ctx: Ctx) -> Result<Value, ErrorShape> {
             (m, ids)
         })
         .filter(|(_, ids)| !active_only || !ids.is_empty())
+        .filter(|(m, _)| archived.is_none_or(|a| m.archived_at.is_some() == a))
+        .filter(|_| has_board != Some(true) && !spawned_by)
         .filter(|(m, _)| {
             active_minutes.is_none_or(|min| now.saturating_sub(m.updated_at) <= min * 60_000)
         })
@@ -498,12 +546,37 @@ async fn sessions_list(ctx: Ctx) -> Result<Value, ErrorShape> {
     let total = rows.len();
     let offset = p.get("offset").and_then(Value::as_u64).unwrap_or(0) as usize;
     let limit = p.get("limit").and_then(Value::as_u64).map(|l| l as usize);
-    let page: Vec<Value> = rows
+    let mut page: Vec<Value> = rows
         .iter()
         .skip(offset)
         .take(limit.unwrap_or(usize::MAX))
         .map(|(m, ids)| session_row(m, ids))
         .collect();
+    if p.get("includeLastMessage").and_then(Value::as_bool) == Some(true) {
+        // The newest message's text, read from each listed transcript.
+        let keys: Vec<String> = page
+            .iter()
+            .filter_map(|r| r["key"].as_str().map(str::to_string))
+            .collect();
+        let store = rt.store.clone();
+        let previews = tokio::task::spawn_blocking(move || {
+            keys.iter()
+                .map(|k| {
+                    store
+                        .messages(k)
+                        .ok()
+                        .and_then(|m| m.last().map(|m| content_text(&m["content"])))
+                })
+                .collect::<Vec<_>>()
+        })
+        .await
+        .map_err(|e| ErrorShape::unavailable(format!("sessions.list failed: {e}")))?;
+        for (row, preview) in page.iter_mut().zip(previews) {
+            if let Some(t) = preview.filter(|t| !t.is_empty()) {
+                row["lastMessagePreview"] = t.into();
+            }
+        }
+    }
     let end = offset + page.len();
     let has_more = end < total;
     let cfg = ctx.state.config();
@@ -517,26 +590,35 @@ async fn sessions_list(ctx: Ctx) -> Result<Value, ErrorShape> {
         "nextOffset": if has_more { Value::from(end) } else { Value::Null },
         "hasMore": has_more,
         "owners": [],
-        "defaults": defaults(&ctx, &cfg, &default_agent),
+        "defaults": defaults(ctx, &cfg, &default_agent),
         "sessions": page,
     }))
 }
 
 async fn chat_history(ctx: Ctx) -> Result<Value, ErrorShape> {
     let p = validated(&ctx, "chat.history", &chat_history_schema())?;
+    history_payload(&ctx, &p, "chat.history").await
+}
+
+/// The `chat.history` payload for validated params (`chat.startup` answers the same).
+pub(crate) async fn history_payload(
+    ctx: &Ctx,
+    p: &Value,
+    method: &str,
+) -> Result<Value, ErrorShape> {
     let cfg = ctx.state.config();
     let (agent_id, key) = resolve_target(
         &cfg,
-        str_param(&p, "agentId"),
-        str_param(&p, "sessionKey"),
-        "chat.history",
+        str_param(p, "agentId"),
+        str_param(p, "sessionKey"),
+        method,
     )?;
-    let rt = agents(&ctx);
+    let rt = agents(ctx);
     let store = rt.store.clone();
     let k = key.clone();
     let (meta, messages) = tokio::task::spawn_blocking(move || (store.get(&k), store.messages(&k)))
         .await
-        .map_err(|e| ErrorShape::unavailable(format!("chat.history failed: {e}")))?;
+        .map_err(|e| ErrorShape::unavailable(format!("{method} failed: {e}")))?;
     let messages = messages.map_err(|e| ErrorShape::unavailable(e.to_string()))?;
     let total = messages.len();
     let limit = p.get("limit").and_then(Value::as_u64).unwrap_or(200) as usize;
@@ -550,7 +632,7 @@ async fn chat_history(ctx: Ctx) -> Result<Value, ErrorShape> {
         .into_iter()
         .map(|r| r.run_id.clone())
         .collect();
-    let defaults = defaults(&ctx, &cfg, &agent_id);
+    let defaults = defaults(ctx, &cfg, &agent_id);
     // Accepted input awaiting a turn: runs queued behind the session's current run, then
     // system events (hook wakes) waiting for the next turn.
     let mut pending: Vec<Value> = rt
@@ -570,8 +652,23 @@ async fn chat_history(ctx: Ctx) -> Result<Value, ErrorShape> {
             .map(|(i, t)| json!({"id": format!("system-{i}"), "kind": "system", "text": t})),
     );
     let is_main = key == format!("agent:{agent_id}:main");
-    Ok(json!({
+    // The chat run streaming into this session right now, with its text so far.
+    let in_flight = rt
+        .active_for_session(&key)
+        .into_iter()
+        .filter(|r| r.kind == RunKind::ChatSend && !r.is_settled())
+        .filter(|r| r.started_at.load(std::sync::atomic::Ordering::Relaxed) > 0)
+        .max_by_key(|r| r.started_at.load(std::sync::atomic::Ordering::Relaxed))
+        .map(|r| {
+            json!({
+                "runId": r.run_id,
+                "text": *r.streamed.lock().unwrap_or_else(|x| x.into_inner()),
+                "startedAt": r.started_at.load(std::sync::atomic::Ordering::Relaxed),
+            })
+        });
+    let mut out = json!({
         "sessionKey": key,
+        "sessionId": meta.as_ref().map(|m| m.session_id.clone()),
         "messages": page,
         "pendingInputs": {"items": pending, "total": pending.len()},
         "hasMore": start > 0,
@@ -585,9 +682,10 @@ async fn chat_history(ctx: Ctx) -> Result<Value, ErrorShape> {
             "agentId": agent_id,
             "isMain": is_main,
             "updatedAt": meta.as_ref().map(|m| m.updated_at),
-            "archived": false,
-            "pinned": false,
-            "unread": false,
+            "label": meta.as_ref().and_then(|m| m.label.clone()),
+            "archived": meta.as_ref().is_some_and(|m| m.archived_at.is_some()),
+            "pinned": meta.as_ref().is_some_and(|m| m.pinned),
+            "unread": meta.as_ref().is_some_and(|m| m.unread),
             "modelProvider": meta.as_ref().and_then(|m| m.model_provider.clone()).or_else(|| defaults["modelProvider"].as_str().map(str::to_string)),
             "model": meta.as_ref().and_then(|m| m.model.clone()).or_else(|| defaults["model"].as_str().map(str::to_string)),
             "snapshotAt": now_ms(),
@@ -595,7 +693,11 @@ async fn chat_history(ctx: Ctx) -> Result<Value, ErrorShape> {
             "activeRunIds": active,
             "lastMessagePreview": messages.last().map(|m| content_text(&m["content"])),
         },
-    }))
+    });
+    if let Some(f) = in_flight {
+        out["inFlightRun"] = f;
+    }
+    Ok(out)
 }
 
 /// `agents.list`: the configured agents with their workspaces and models.

@@ -12,6 +12,9 @@
 //! - [`dedupe`]: the 5 min / 1000 entry idempotency cache.
 //! - [`methods`]: WS methods `agent`, `agent.wait`, `chat.send`, `chat.abort`, `chat.history`,
 //!   `sessions.list`.
+//! - [`ui`]: what the Control UI calls besides (`chat.startup`, `chat.inject`, session feed and
+//!   edits, `agent.identity.get`, `models.authStatus`, `diagnostics.lanes`, …); [`feed`] holds
+//!   the feed's subscriptions and sends `session.message` / `sessions.changed`.
 //! - [`http`]: the HTTP routes and what the endpoints share; `/v1/models[/{id}]`.
 //! - [`chat_completions`] serves `/v1/chat/completions`, [`responses`] `/v1/responses`,
 //!   [`hooks`] `/hooks/*` (own token and limiter).
@@ -27,6 +30,7 @@ pub(crate) mod chat_completions;
 pub mod config;
 pub(crate) mod dedupe;
 pub(crate) mod events;
+pub(crate) mod feed;
 pub(crate) mod hooks;
 pub(crate) mod http;
 pub(crate) mod methods;
@@ -34,6 +38,7 @@ pub(crate) mod openai;
 pub(crate) mod responses;
 pub(crate) mod run;
 pub(crate) mod session;
+pub(crate) mod ui;
 
 pub use run::{Admission, Agents, Finished, RunKind, RunRequest, Status, StopReason};
 
@@ -81,6 +86,7 @@ impl Feature for AgentWing {
 
     fn register_methods(&self, table: &mut MethodTable) {
         methods::register(table);
+        ui::register(table);
     }
 
     fn routes(&self) -> Router<Arc<GatewayState>> {
@@ -101,6 +107,20 @@ impl Feature for AgentWing {
     fn start(&self, state: &Arc<GatewayState>) {
         // Index the session transcripts off the request path (torn last lines are reported).
         let agents = of(state);
+        // Every transcript append feeds the live session feed (a weak handle: the state owns
+        // the store).
+        let weak = Arc::downgrade(state);
+        agents.store.observe(Box::new(move |meta, records| {
+            let Some(state) = weak.upgrade() else {
+                return;
+            };
+            let rt = of(&state);
+            if !rt.feed.has_message_listeners(&meta.key) {
+                return;
+            }
+            let row = methods::session_row_of(&rt, meta);
+            rt.feed.appended(&state, meta, records, &row);
+        }));
         tokio::task::spawn_blocking(move || agents.store.warm());
     }
 

@@ -235,6 +235,11 @@ pub struct ActiveRun {
     pub message: Mutex<String>,
     /// True while waiting for its session's queue (`chat.history` `pendingInputs`).
     pub queued: std::sync::atomic::AtomicBool,
+    /// When the model call started (ms; 0 before), and the reply text streamed so far
+    /// (`chat.history` `inFlightRun`).
+    pub started_at: std::sync::atomic::AtomicU64,
+    /// See `started_at`.
+    pub streamed: Mutex<String>,
     /// Set once its outcome is persisted, just before the terminal events go out: from then
     /// on the session counts as idle and the run can no longer be aborted.
     settled: std::sync::atomic::AtomicBool,
@@ -313,6 +318,10 @@ pub struct Agents {
     closed: CancellationToken,
     /// Failed hook authentications (own limits: 20/min, loopback not exempt).
     pub hooks_limiter: crate::gateway::auth::RateLimiter,
+    /// The live session feed (`sessions.subscribe`, `sessions.messages.subscribe`).
+    pub feed: super::feed::Feed,
+    /// Runs allowed at once (`agents.defaults.maxConcurrent`, read at startup).
+    pub max_concurrent: usize,
 }
 
 impl std::fmt::Debug for Agents {
@@ -399,6 +408,8 @@ impl Agents {
             wakes: Mutex::new(HashMap::new()),
             closed: CancellationToken::new(),
             hooks_limiter: Default::default(),
+            feed: Default::default(),
+            max_concurrent: max_concurrent.max(1),
         }
     }
 
@@ -440,6 +451,8 @@ impl Agents {
             accepted_at: now_ms(),
             message: Mutex::new(String::new()),
             queued: std::sync::atomic::AtomicBool::new(true),
+            started_at: std::sync::atomic::AtomicU64::new(0),
+            streamed: Mutex::new(String::new()),
             settled: std::sync::atomic::AtomicBool::new(false),
             accepted: Instant::now(),
             cancel: CancellationToken::new(),
@@ -459,6 +472,21 @@ impl Agents {
             .unwrap_or_else(|p| p.into_inner())
             .get(run_id)
             .cloned()
+    }
+
+    /// Every active (not yet settled) run: (running, queued behind a session or a permit).
+    pub fn run_counts(&self) -> (usize, usize) {
+        let active = self.active.lock().unwrap_or_else(|p| p.into_inner());
+        let live = active.values().filter(|a| !a.is_settled());
+        let (mut running, mut queued) = (0, 0);
+        for a in live {
+            if a.queued.load(std::sync::atomic::Ordering::Relaxed) {
+                queued += 1;
+            } else {
+                running += 1;
+            }
+        }
+        (running, queued)
     }
 
     /// Active (not yet settled) runs on a session, oldest first.
@@ -665,7 +693,33 @@ impl Agents {
         );
         deliver(&fin);
         self.publish(&run, fin.clone());
+        let phase = if fin.status == Status::Error {
+            "error"
+        } else {
+            "end"
+        };
+        self.session_lifecycle(state, &req.session_key, &req.agent_id, &req.run_id, phase);
         fin
+    }
+
+    /// `sessions.changed` for a run's start or end (its row's status follows).
+    fn session_lifecycle(
+        &self,
+        state: &GatewayState,
+        key: &str,
+        agent_id: &str,
+        run_id: &str,
+        phase: &str,
+    ) {
+        if !self.feed.has_session_listeners() {
+            return;
+        }
+        let row = self
+            .store
+            .get(key)
+            .map(|m| super::methods::session_row_of(self, &m));
+        self.feed
+            .lifecycle(state, key, agent_id, run_id, phase, row.as_ref());
     }
 
     /// Moves a run from the active map to the finished cache and wakes its waiters.
@@ -873,6 +927,9 @@ impl Agents {
         let started_at = now_ms();
         p.started_at = Some(started_at);
         ev.start(started_at);
+        run.started_at
+            .store(started_at, std::sync::atomic::Ordering::Relaxed);
+        self.session_lifecycle(state, &req.session_key, &req.agent_id, &req.run_id, "start");
         if ev.chat_send {
             ev.run_status("starting_model");
         }
@@ -951,6 +1008,10 @@ impl Agents {
                 Some(Err(e)) => return Ending::Failed(upstream_failure(e), None),
                 Some(Ok(Chunk::Delta(t))) => {
                     p.text.push_str(&t);
+                    run.streamed
+                        .lock()
+                        .unwrap_or_else(|x| x.into_inner())
+                        .push_str(&t);
                     last_seq = ev.assistant(&p.text, &t, &item_id);
                     if let Some(tx) = deltas {
                         let _ = tx.send(t);

@@ -5,6 +5,11 @@
 //! - `{"type":"session","version":1,"sessionId","sessionKey","agentId","createdAt"}` (first line)
 //! - `{"type":"message","runId","message":{role, content:[{type:"text",text}], timestamp, …}}`
 //! - `{"type":"run","runId","status":"error"|"aborted","error"?,"timestamp"}`
+//! - `{"type":"meta","timestamp", label?, pinned?, archived?, unread?}` (a `sessions.patch`;
+//!   a `null` label clears it)
+//!
+//! A deleted session's transcript is renamed to `<sessionId>.jsonl.deleted.<ms>` (kept on disk,
+//! no longer indexed). Every append is reported to the store's observer (the live session feed).
 //!
 //! Durability: the user's message is appended when a turn starts and the turn's last record is
 //! followed by `fsync` (`sync_data`, and of the directory once for a new transcript), so a
@@ -54,16 +59,35 @@ pub struct SessionMeta {
     pub input_tokens: u64,
     /// Output tokens summed over the transcript.
     pub output_tokens: u64,
+    /// Label set with `sessions.patch`.
+    pub label: Option<String>,
+    /// Pinned with `sessions.patch`.
+    pub pinned: bool,
+    /// When it was archived with `sessions.patch` (ms).
+    pub archived_at: Option<u64>,
+    /// Marked unread with `sessions.patch`.
+    pub unread: bool,
 }
 
+/// Called after every append with the session as it now is and the records appended.
+pub(crate) type AppendObserver = Box<dyn Fn(&SessionMeta, &[Value]) + Send + Sync>;
+
 /// The store.
-#[derive(Debug)]
 pub struct SessionStore {
     root: PathBuf,
     index: Mutex<Option<HashMap<String, SessionMeta>>>,
     /// Transcripts created since their directory was last fsync'd: the next synced append
     /// makes their directory entries durable too.
     unsynced_dirs: Mutex<Vec<PathBuf>>,
+    observer: std::sync::OnceLock<AppendObserver>,
+}
+
+impl std::fmt::Debug for SessionStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SessionStore")
+            .field("root", &self.root)
+            .finish_non_exhaustive()
+    }
 }
 
 /// A directory-safe form of an agent id.
@@ -121,6 +145,22 @@ fn apply(meta: &mut SessionMeta, rec: &Value) {
         }
         Some("run") => {
             meta.last_error = rec.get("error").and_then(Value::as_str).map(str::to_string);
+        }
+        Some("meta") => {
+            match rec.get("label") {
+                Some(Value::String(l)) => meta.label = Some(l.clone()),
+                Some(Value::Null) => meta.label = None,
+                _ => {}
+            }
+            if let Some(b) = rec.get("pinned").and_then(Value::as_bool) {
+                meta.pinned = b;
+            }
+            if let Some(b) = rec.get("unread").and_then(Value::as_bool) {
+                meta.unread = b;
+            }
+            if let Some(b) = rec.get("archived").and_then(Value::as_bool) {
+                meta.archived_at = b.then(|| ts.unwrap_or_else(now_ms));
+            }
         }
         _ => {}
     }
@@ -220,7 +260,13 @@ impl SessionStore {
             root: state_dir.join("agents"),
             index: Mutex::new(None),
             unsynced_dirs: Mutex::new(Vec::new()),
+            observer: std::sync::OnceLock::new(),
         }
+    }
+
+    /// Installs the append observer (once; later calls are ignored).
+    pub fn observe(&self, f: AppendObserver) {
+        let _ = self.observer.set(f);
     }
 
     /// `<state>/agents/<agent>/sessions`.
@@ -294,6 +340,10 @@ impl SessionStore {
                     model: None,
                     input_tokens: 0,
                     output_tokens: 0,
+                    label: None,
+                    pinned: false,
+                    archived_at: None,
+                    unread: false,
                 };
                 for r in &records[1..] {
                     apply(&mut meta, r);
@@ -374,6 +424,10 @@ impl SessionStore {
             model: None,
             input_tokens: 0,
             output_tokens: 0,
+            label: None,
+            pinned: false,
+            archived_at: None,
+            unread: false,
         };
         self.with_index(|i| i.insert(key.to_string(), meta.clone()));
         Ok(meta)
@@ -403,14 +457,42 @@ impl SessionStore {
             Ok(())
         })()
         .map_err(|e| Error::io("appending to session transcript", &path, e))?;
-        self.with_index(|i| {
-            if let Some(m) = i.get_mut(key) {
+        let after = self.with_index(|i| {
+            i.get_mut(key).map(|m| {
                 for r in records {
                     apply(m, r);
                 }
+                m.clone()
+            })
+        });
+        if let (Some(obs), Some(m)) = (self.observer.get(), after)
+            && !records.is_empty()
+        {
+            obs(&m, records);
+        }
+        Ok(())
+    }
+
+    /// Deletes `key`: its transcript is renamed to `<file>.deleted.<ms>` and it leaves the
+    /// index. Returns the session and the renamed path, or `None` when there was none.
+    pub fn delete(&self, key: &str) -> Result<Option<(SessionMeta, PathBuf)>> {
+        let Some(meta) = self.get(key) else {
+            return Ok(None);
+        };
+        let mut name = meta.file.as_os_str().to_os_string();
+        name.push(format!(".deleted.{}", now_ms()));
+        let archived = PathBuf::from(name);
+        match fs::rename(&meta.file, &archived) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(Error::io("archiving session transcript", &meta.file, e)),
+        }
+        self.with_index(|i| {
+            if i.get(key).is_some_and(|m| m.session_id == meta.session_id) {
+                i.remove(key);
             }
         });
-        Ok(())
+        Ok(Some((meta, archived)))
     }
 
     /// Makes `key`'s transcript durable now (for a session reset that runs no turn).

@@ -6,6 +6,7 @@
 //! file, line and column, and callers keep whatever config they had (reload keeps the last good).
 pub mod paths;
 pub(crate) mod reload;
+pub(crate) mod schema;
 pub mod secrets;
 pub(crate) mod watch;
 pub(crate) mod write;

@@ -466,6 +466,8 @@ pub fn core_table() -> MethodTable {
         Ok(health::system_info(&ctx.state))
     });
     super::device::methods::register(&mut t);
+    super::config_methods::register(&mut t);
+    super::boot_methods::register(&mut t);
     for e in [
         "connect.challenge",
         "tick",

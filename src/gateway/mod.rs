@@ -13,7 +13,9 @@
 //!    signal exits at once.
 pub(crate) mod admission;
 pub mod auth;
+pub(crate) mod boot_methods;
 pub mod client;
+pub(crate) mod config_methods;
 pub(crate) mod conn;
 pub(crate) mod device;
 pub(crate) mod feature;

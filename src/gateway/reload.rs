@@ -136,7 +136,8 @@ impl ReloadShared {
             .to_json()
     }
 
-    fn reloader(&self) -> Option<Arc<GatewayReloader>> {
+    /// This generation's reloader (`None` while restarting).
+    pub(crate) fn reloader(&self) -> Option<Arc<GatewayReloader>> {
         self.reloader
             .lock()
             .unwrap_or_else(|p| p.into_inner())

@@ -36,3 +36,6 @@ mod systemd_e2e;
 mod systemd_manager;
 mod systemd_units;
 mod systemd_zdt;
+mod ui_methods_boot;
+mod ui_methods_config;
+mod ui_methods_sessions;
