@@ -2,7 +2,9 @@
 //! `chat.startup`, `chat.inject`, the live session feed (`sessions.subscribe`,
 //! `sessions.messages.subscribe|unsubscribe`, `sessions.observer.visibility`), session edits
 //! (`sessions.describe|patch|delete|reset`), `agent.identity.get`, `models.authStatus`,
-//! `diagnostics.lanes` and `openclaw.setup.detect`.
+//! `diagnostics.lanes`, `openclaw.setup.detect`, and the chat page's reads of features this
+//! gateway does not have (`chat.metadata`, `progressCard.get`, `sessions.branches.list`,
+//! `sessions.companion.state`: honest empty answers in upstream's shapes).
 //!
 //! What does not exist here is answered the way upstream answers its absence: no short ids
 //! (`chat.startup{shortId}` resolves to `{ok:false}`), no auth profiles (providers with a
@@ -168,17 +170,125 @@ fn target(ctx: &Ctx, p: &Value, method: &str) -> Result<(String, String), ErrorS
 
 async fn messages_subscribe(ctx: Ctx) -> Result<Value, ErrorShape> {
     let p = validated(&ctx, "sessions.messages.subscribe", &key_schema())?;
-    if p.get("includeApprovals") == Some(&Value::Bool(true)) {
-        // No approvals exist here, so there is no replay to include.
-        return Err(ErrorShape::unavailable(
-            "session approval replay unavailable",
-        ));
+    let with_approvals = p.get("includeApprovals") == Some(&Value::Bool(true));
+    if with_approvals && !can_review_approvals(&ctx) {
+        return Err(ErrorShape::invalid(format!(
+            "sessions.messages.subscribe includeApprovals requires a paired device and gateway scope: {}",
+            scopes::APPROVALS
+        )));
     }
     let (_, key) = target(&ctx, &p, "sessions.messages.subscribe")?;
     agents(&ctx)
         .feed
         .subscribe_messages(&ctx.state, &ctx.conn.id, &key);
-    Ok(json!({"subscribed": true, "key": key}))
+    let mut out = json!({"subscribed": true, "key": key});
+    if with_approvals {
+        // No approvals exist here: the replay is upstream's empty snapshot.
+        out["approvalReplay"] = json!({
+            "sessionKey": key, "updatedAtMs": now_ms(), "approvals": [], "truncated": false,
+        });
+    }
+    Ok(out)
+}
+
+/// Upstream's reviewer rule: admin, or `operator.approvals` on a connection with a device.
+fn can_review_approvals(ctx: &Ctx) -> bool {
+    let has = |s: &str| ctx.conn.scopes.iter().any(|g| g == s);
+    has(scopes::ADMIN)
+        || (has(scopes::APPROVALS)
+            && ctx
+                .conn
+                .device_id
+                .as_deref()
+                .is_some_and(|d| !d.trim().is_empty()))
+}
+
+/// `{sessionKey, agentId?}`, the params of the per-session reads below.
+fn session_read_schema() -> Schema {
+    closed(
+        vec![("sessionKey", ne()), ("agentId", ne())],
+        &["sessionKey"],
+    )
+}
+
+/// Validates a per-session read and resolves its (agent, canonical key).
+fn session_read(ctx: &Ctx, method: &str) -> Result<(String, String), ErrorShape> {
+    let p = validated(ctx, method, &session_read_schema())?;
+    let cfg = ctx.state.config();
+    resolve_target(
+        &cfg,
+        str_param(&p, "agentId"),
+        str_param(&p, "sessionKey"),
+        method,
+    )
+}
+
+/// `chat.metadata`: the configured models (as `models.list`), no text commands, no swarm, no
+/// auth profiles (upstream's automatic account selection); with `sessionKey`, the session's
+/// runtime selection is not locked (no ACP runtimes here).
+async fn chat_metadata(ctx: Ctx) -> Result<Value, ErrorShape> {
+    let schema = closed(
+        vec![
+            ("agentId", ne()),
+            (
+                "authProfileId",
+                Schema::Str {
+                    min: 1,
+                    max: Some(256),
+                },
+            ),
+            ("sessionKey", ne()),
+        ],
+        &[],
+    );
+    let p = validated(&ctx, "chat.metadata", &schema)?;
+    if p.get("sessionKey").is_some() && p.get("authProfileId").is_some() {
+        return Err(ErrorShape::invalid(
+            "invalid chat.metadata params: must NOT be valid",
+        ));
+    }
+    if p.get("authProfileId").is_some() {
+        // No user profiles own model accounts here: upstream's refusal for a caller without one.
+        return Err(ErrorShape::new(
+            "FORBIDDEN",
+            "This account action requires a current authorized connection; reconnect and try again.",
+        ));
+    }
+    let cfg = ctx.state.config();
+    let with_session = p.get("sessionKey").is_some();
+    resolve_target(
+        &cfg,
+        str_param(&p, "agentId"),
+        str_param(&p, "sessionKey"),
+        "chat.metadata",
+    )?;
+    let mut out = json!({
+        "models": crate::gateway::methods::models_from_config(&cfg),
+        "swarmEnabled": false,
+        "accountSelection": {"kind": "automatic", "label": "Automatic account selection"},
+    });
+    if with_session {
+        out["runtimeSelectionLocked"] = json!(false);
+    }
+    Ok(out)
+}
+
+/// `progressCard.get`: no progress cards are kept here.
+async fn progress_card_get(ctx: Ctx) -> Result<Value, ErrorShape> {
+    session_read(&ctx, "progressCard.get")?;
+    Ok(json!({"card": null}))
+}
+
+/// `sessions.branches.list`: transcripts here are linear, with no branch tree to navigate.
+async fn branches_list(ctx: Ctx) -> Result<Value, ErrorShape> {
+    session_read(&ctx, "sessions.branches.list")?;
+    Ok(json!({"branches": []}))
+}
+
+/// `sessions.companion.state`: no side-chat thread exists for any session here.
+async fn companion_state(ctx: Ctx) -> Result<Value, ErrorShape> {
+    session_read(&ctx, "sessions.companion.state")?;
+    Ok(json!({"exchanges": []}))
 }
 
 async fn messages_unsubscribe(ctx: Ctx) -> Result<Value, ErrorShape> {
@@ -661,6 +771,10 @@ pub(crate) fn register(t: &mut MethodTable) {
     t.register("models.authStatus", read(), models_auth_status);
     t.register("diagnostics.lanes", read(), diagnostics_lanes);
     t.register("openclaw.setup.detect", admin(), setup_detect);
+    t.register("chat.metadata", read(), chat_metadata);
+    t.register("progressCard.get", read(), progress_card_get);
+    t.register("sessions.branches.list", read(), branches_list);
+    t.register("sessions.companion.state", read(), companion_state);
     t.declare_event("session.message");
     t.declare_event("sessions.changed");
 }

@@ -1,7 +1,9 @@
 //! The Control UI's boot calls for features this gateway does not have (control-ui.md §3),
 //! answered with upstream's shapes for "nothing here": no update runs or restart sentinel, no
 //! Control UI plugins, no pending approvals or questions, no plugin surfaces, no per-user
-//! preference store. Scopes as upstream's method table.
+//! preference store, no cron scheduler (`cron.status` says it is disabled, `cron.list` is an
+//! empty page), no Talk providers (`talk.catalog` lists none and nothing is ready), no task
+//! ledger (`tasks.list` is empty). Scopes as upstream's method table.
 // ErrorShape is the wire error; handlers return it by value on purpose.
 #![allow(clippy::result_large_err)]
 use serde_json::{Value, json};
@@ -31,6 +33,136 @@ fn closed(props: Vec<(&'static str, Schema)>) -> Schema {
 fn empty_catalog_revision() -> String {
     use sha2::{Digest, Sha256};
     hex::encode(Sha256::digest(br#"{"plugins":[],"diagnostics":[]}"#))
+}
+
+/// Upstream's `CronListParams` (a closed object; `limit` 1..=200, `offset` >= 0).
+fn cron_list_schema() -> Schema {
+    let ne = || Schema::Str { min: 1, max: None };
+    closed(vec![
+        ("sessionKey", ne()),
+        ("sessionAgentId", ne()),
+        ("includeDisabled", Schema::Bool),
+        ("limit", Schema::Int { min: Some(1) }),
+        ("offset", Schema::Int { min: Some(0) }),
+        ("query", Schema::Str { min: 0, max: None }),
+        ("enabled", Schema::Enum(&["all", "enabled", "disabled"])),
+        (
+            "scheduleKind",
+            Schema::Enum(&["all", "at", "every", "cron", "on-exit", "stream"]),
+        ),
+        (
+            "lastRunStatus",
+            Schema::Enum(&["all", "ok", "error", "skipped", "unknown"]),
+        ),
+        (
+            "trigger",
+            Schema::Enum(&["all", "conditional", "unconditional"]),
+        ),
+        (
+            "sortBy",
+            Schema::Enum(&["nextRunAtMs", "updatedAtMs", "name"]),
+        ),
+        ("sortDir", Schema::Enum(&["asc", "desc"])),
+        ("agentId", ne()),
+        ("compact", Schema::Bool),
+        ("includeDeliveryPreviews", Schema::Bool),
+    ])
+}
+
+/// `cron.list` with no jobs: upstream's page for an empty store (`limit` defaults to 50 when
+/// there is nothing to list; the revision is its digest of the empty job list).
+fn cron_list(ctx: &Ctx) -> Result<Value, ErrorShape> {
+    let p = check(ctx, "cron.list", &cron_list_schema())?;
+    if p.get("limit")
+        .and_then(Value::as_i64)
+        .is_some_and(|l| l > 200)
+    {
+        return Err(ErrorShape::invalid(
+            "invalid cron.list params: at /limit: must be <= 200",
+        ));
+    }
+    let limit = p.get("limit").and_then(Value::as_i64).unwrap_or(50);
+    let mut page = json!({
+        "jobs": [], "snapshotRevision": empty_cron_list_revision(), "total": 0, "offset": 0,
+        "limit": limit, "hasMore": false, "nextOffset": null,
+    });
+    // Previews are part of the full (non-compact) answer unless turned off.
+    if p.get("compact") != Some(&Value::Bool(true))
+        && p.get("includeDeliveryPreviews") != Some(&Value::Bool(false))
+    {
+        page["deliveryPreviews"] = json!({});
+    }
+    Ok(page)
+}
+
+/// Upstream's `sha256:` + base64url(sha256(stableStringify([]))) for an empty job list.
+fn empty_cron_list_revision() -> String {
+    use base64::Engine;
+    use sha2::{Digest, Sha256};
+    format!(
+        "sha256:{}",
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(Sha256::digest(b"[]"))
+    )
+}
+
+/// Upstream's `TasksListParams` (`status` one ledger status or a list of them).
+fn tasks_list(ctx: &Ctx) -> Result<Value, ErrorShape> {
+    const STATUSES: &[&str] = &[
+        "queued",
+        "running",
+        "completed",
+        "failed",
+        "cancelled",
+        "timed_out",
+    ];
+    let mut p = ctx.params.clone().unwrap_or_else(|| json!({}));
+    // `status` is a union (one status or an array); check it here, the rest by the schema.
+    let status = p.as_object_mut().and_then(|o| o.remove("status"));
+    let ok = match &status {
+        None => true,
+        Some(Value::String(s)) => STATUSES.contains(&s.as_str()),
+        Some(Value::Array(a)) => a
+            .iter()
+            .all(|v| v.as_str().is_some_and(|s| STATUSES.contains(&s))),
+        Some(_) => false,
+    };
+    if !ok {
+        return Err(ErrorShape::invalid(format!(
+            "invalid tasks.list params: at /status: must be one of {} or an array of them",
+            STATUSES.join(", ")
+        )));
+    }
+    let ne = || Schema::Str { min: 1, max: None };
+    let schema = closed(vec![
+        ("agentId", ne()),
+        ("sessionKey", ne()),
+        ("limit", Schema::Int { min: Some(1) }),
+        (
+            "cursor",
+            Schema::Str {
+                min: 0,
+                max: Some(512),
+            },
+        ),
+        ("sortBy", Schema::Enum(&["updatedAt", "endedAt"])),
+    ]);
+    validate_params(&schema, &p)
+        .map_err(|m| ErrorShape::invalid(format!("invalid tasks.list params: {m}")))?;
+    if p.get("limit")
+        .and_then(Value::as_i64)
+        .is_some_and(|l| l > 500)
+    {
+        return Err(ErrorShape::invalid(
+            "invalid tasks.list params: at /limit: must be <= 500",
+        ));
+    }
+    // No task ledger here: no cursor this gateway handed out can exist.
+    if p.get("cursor").is_some() {
+        return Err(ErrorShape::invalid(
+            "invalid or expired tasks.list cursor; restart pagination without a cursor",
+        ));
+    }
+    Ok(json!({"tasks": []}))
 }
 
 /// Adds the boot methods.
@@ -65,6 +197,46 @@ pub(crate) fn register(t: &mut MethodTable) {
             Ok(json!([]))
         });
     }
+    t.register(
+        "cron.list",
+        ScopeRule::Fixed(scopes::READ),
+        |ctx: Ctx| async move { cron_list(&ctx) },
+    );
+    t.register(
+        "cron.status",
+        ScopeRule::Fixed(scopes::READ),
+        |ctx: Ctx| async move {
+            check(&ctx, "cron.status", &closed(vec![]))?;
+            // No scheduler and no job store here: disabled, nothing due.
+            Ok(json!({
+                "enabled": false, "triggersEnabled": false, "jobs": 0, "nextWakeAtMs": null,
+            }))
+        },
+    );
+    t.register(
+        "talk.catalog",
+        ScopeRule::Fixed(scopes::READ),
+        |ctx: Ctx| async move {
+            let ne = || Schema::Str { min: 1, max: None };
+            check(
+                &ctx,
+                "talk.catalog",
+                &closed(vec![("provider", ne()), ("model", ne())]),
+            )?;
+            // No speech, transcription or realtime voice providers: nothing to list, none ready.
+            Ok(json!({
+                "modes": [], "transports": [], "brains": [],
+                "speech": {"providers": []},
+                "transcription": {"ready": false, "providers": []},
+                "realtime": {"ready": false, "providers": []},
+            }))
+        },
+    );
+    t.register(
+        "tasks.list",
+        ScopeRule::Fixed(scopes::READ),
+        |ctx: Ctx| async move { tasks_list(&ctx) },
+    );
     t.register(
         "question.list",
         ScopeRule::Fixed(QUESTIONS),
@@ -112,6 +284,15 @@ pub(crate) fn register(t: &mut MethodTable) {
 #[cfg(test)]
 mod tests {
     /// Node: `sha256(JSON.stringify({plugins: [], diagnostics: []}))`.
+    /// Node: `` `sha256:${sha256Base64Url(stableStringify([]))}` ``.
+    #[test]
+    fn the_empty_cron_list_revision_is_upstreams_digest() {
+        assert_eq!(
+            super::empty_cron_list_revision(),
+            "sha256:T1PNoYwrqgwDVLtfmj7L5e0Sq02OEbqHPC8RFhICuUU"
+        );
+    }
+
     #[test]
     fn the_empty_catalog_revision_is_upstreams_digest() {
         assert_eq!(

@@ -343,7 +343,7 @@ pub fn config_get_payload(cfg: &Config) -> Value {
     serde_json::from_str(&config_get_text(cfg)).expect("config.get payload is JSON")
 }
 
-fn models_from_config(cfg: &Config) -> Vec<Value> {
+pub(crate) fn models_from_config(cfg: &Config) -> Vec<Value> {
     let mut out = Vec::new();
     if let Some(providers) = cfg.get("models.providers").and_then(Value::as_object) {
         for (pname, p) in providers {

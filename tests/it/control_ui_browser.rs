@@ -13,10 +13,9 @@
 //!
 //! Missing pieces skip visibly, never under `CI=true`.
 //!
-//! [`FULL`] switches on the steps that need device pairing and the UI's methods (helpers E and
-//! G of issue 15: paired and scoped, no failed boot RPC, a streamed chat reply, Sessions, Logs,
-//! a config save applied by hot reload, Devices). The lead turns it on after merging them
-//! (or sets `OPENCLAW_BROWSER_FULL=1` to try).
+//! [`FULL`] switches on the steps that need device pairing and the UI's methods (paired and
+//! scoped, no failed boot RPC, a streamed chat reply, Sessions, Logs, a config save applied by
+//! hot reload, Devices). It is on: every step runs.
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -25,7 +24,7 @@ use crate::support::fake_model::{FakeModel, Reply, StreamSpec};
 use crate::support::{Gateway, skip_or_fail};
 
 /// The steps beyond serving, connecting and rendering the shell (see the module docs).
-const FULL: bool = false;
+const FULL: bool = true;
 
 /// The reply the fake model streams (the FULL chat step waits for it in the page).
 const REPLY: [&str; 3] = ["Hello ", "from the ", "fake model."];

@@ -217,3 +217,176 @@ async fn boot_scopes_follow_upstreams_method_table() {
             .unwrap_or_else(|e| panic!("{m} with operator.read: {e}"));
     }
 }
+
+/// The chat, cron and tasks pages' reads of features this gateway does not have: every one
+/// answers with upstream's top-level keys and an honest "nothing here", is advertised, and
+/// is `operator.read` as in upstream's method table.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn absent_features_answer_empty_in_upstreams_shapes() {
+    let fake = FakeModel::start();
+    let gw = builder(&fake, "").start();
+    let c = ui_client(&gw).await;
+    let advertised: Vec<String> = c.hello()["features"]["methods"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m.as_str().unwrap().to_string())
+        .collect();
+    let key = "agent:main:main";
+    // The params the official UI sends (frames.jsonl of the browser test).
+    let calls: &[(&str, Value)] = &[
+        (
+            "cron.list",
+            json!({"agentId": "main", "includeDisabled": true, "includeDeliveryPreviews": false,
+                   "compact": true, "limit": 50, "offset": 0, "enabled": "all",
+                   "sortBy": "nextRunAtMs", "sortDir": "asc"}),
+        ),
+        ("cron.status", json!({})),
+        ("talk.catalog", json!({})),
+        (
+            "chat.metadata",
+            json!({"agentId": "main", "sessionKey": key}),
+        ),
+        ("progressCard.get", json!({"sessionKey": key})),
+        ("sessions.branches.list", json!({"sessionKey": key})),
+        (
+            "sessions.companion.state",
+            json!({"sessionKey": key, "agentId": "main"}),
+        ),
+        (
+            "tasks.list",
+            json!({"sessionKey": key, "agentId": "main", "status": ["queued", "running"],
+                   "limit": 200}),
+        ),
+        (
+            "sessions.messages.subscribe",
+            json!({"key": key, "includeApprovals": true}),
+        ),
+    ];
+    let mut got = serde_json::Map::new();
+    for (m, p) in calls {
+        assert!(advertised.iter().any(|a| a == m), "{m} is not advertised");
+        let v = c
+            .call(m, Some(p.clone()))
+            .await
+            .unwrap_or_else(|e| panic!("{m} failed: {e}"));
+        got.insert(m.to_string(), v);
+    }
+    let cron = &got["cron.list"];
+    assert_eq!(cron["jobs"], json!([]));
+    assert_eq!(cron["total"], 0);
+    assert_eq!(cron["limit"], 50);
+    assert_eq!(cron["hasMore"], false);
+    assert_eq!(cron["nextOffset"], Value::Null);
+    assert_eq!(
+        cron["snapshotRevision"],
+        "sha256:T1PNoYwrqgwDVLtfmj7L5e0Sq02OEbqHPC8RFhICuUU"
+    );
+    assert!(cron.get("deliveryPreviews").is_none(), "{cron}");
+    assert_eq!(
+        got["cron.status"],
+        json!({"enabled": false, "triggersEnabled": false, "jobs": 0, "nextWakeAtMs": null})
+    );
+    let talk = &got["talk.catalog"];
+    for k in [
+        "modes",
+        "transports",
+        "brains",
+        "speech",
+        "transcription",
+        "realtime",
+    ] {
+        assert!(talk.get(k).is_some(), "talk.catalog lacks {k}: {talk}");
+    }
+    assert_eq!(talk["realtime"], json!({"ready": false, "providers": []}));
+    assert_eq!(
+        talk["transcription"],
+        json!({"ready": false, "providers": []})
+    );
+    assert_eq!(talk["speech"], json!({"providers": []}));
+    let meta = &got["chat.metadata"];
+    assert_eq!(meta["models"][0]["provider"], "fake", "{meta}");
+    assert_eq!(meta["swarmEnabled"], false);
+    assert_eq!(meta["accountSelection"]["kind"], "automatic");
+    assert_eq!(meta["runtimeSelectionLocked"], false);
+    assert_eq!(got["progressCard.get"], json!({"card": null}));
+    assert_eq!(got["sessions.branches.list"], json!({"branches": []}));
+    assert_eq!(got["sessions.companion.state"], json!({"exchanges": []}));
+    assert_eq!(got["tasks.list"], json!({"tasks": []}));
+    let sub = &got["sessions.messages.subscribe"];
+    assert_eq!(sub["subscribed"], true);
+    assert_eq!(sub["approvalReplay"]["sessionKey"], key);
+    assert_eq!(sub["approvalReplay"]["approvals"], json!([]));
+    assert_eq!(sub["approvalReplay"]["truncated"], false);
+    assert!(sub["approvalReplay"]["updatedAtMs"].as_u64().unwrap() > 0);
+
+    // The full cron page (not compact) carries the (empty) delivery previews.
+    let full = c
+        .call("cron.list", Some(json!({"includeDisabled": true})))
+        .await
+        .unwrap();
+    assert_eq!(full["deliveryPreviews"], json!({}));
+
+    // Bad input names what failed.
+    assert_eq!(
+        call_err(&c, "cron.list", json!({"sortBy": "color"}))
+            .await
+            .0,
+        "INVALID_REQUEST"
+    );
+    assert!(
+        call_err(&c, "tasks.list", json!({"status": "sleeping"}))
+            .await
+            .1
+            .contains("/status")
+    );
+    assert_eq!(
+        call_err(&c, "tasks.list", json!({"cursor": "x"})).await.1,
+        "invalid or expired tasks.list cursor; restart pagination without a cursor"
+    );
+    assert_eq!(
+        call_err(&c, "progressCard.get", json!({})).await,
+        (
+            "INVALID_REQUEST".into(),
+            "invalid progressCard.get params: must have required property 'sessionKey'".into()
+        )
+    );
+    assert!(
+        call_err(
+            &c,
+            "sessions.branches.list",
+            json!({"sessionKey": "agent:nobody:main"})
+        )
+        .await
+        .1
+        .contains("unknown agent id \"nobody\"")
+    );
+    assert_eq!(
+        call_err(&c, "chat.metadata", json!({"authProfileId": "p1"}))
+            .await
+            .0,
+        "FORBIDDEN"
+    );
+
+    // operator.read is enough for all of them; approval replay needs a reviewer.
+    let read = GatewayClient::connect(
+        ConnectOptions::new(gw.url())
+            .token(&gw.token)
+            .scopes(&["operator.read", "operator.approvals"]),
+    )
+    .await
+    .unwrap();
+    for (m, p) in &calls[..calls.len() - 1] {
+        read.call(m, Some(p.clone()))
+            .await
+            .unwrap_or_else(|e| panic!("{m} with operator.read: {e}"));
+    }
+    assert_eq!(
+        call_err(&read, "sessions.messages.subscribe", json!({"key": key, "includeApprovals": true}))
+            .await,
+        (
+            "INVALID_REQUEST".into(),
+            "sessions.messages.subscribe includeApprovals requires a paired device and gateway scope: operator.approvals".into()
+        )
+    );
+}
