@@ -101,7 +101,10 @@ mod tests {
         assert!(names.contains(&"health"), "core methods");
         assert!(names.contains(&"chat.send"), "agent wing methods");
         assert!(state.extension::<Arc<crate::agent::Agents>>().is_some());
-        assert_eq!(format!("{:?}", state.features), "[\"agent\", \"control_ui\"]");
+        assert_eq!(
+            format!("{:?}", state.features),
+            "[\"agent\", \"control_ui\"]"
+        );
     }
 
     /// `/v1/*` and `/tools/invoke` share one bearer check: the same lockout, the same 429.

@@ -127,20 +127,13 @@ impl Feed {
         let first_seq = meta.message_count + 1 - messages.len() as u64;
         for (i, rec) in messages.into_iter().enumerate() {
             let seq = first_seq + i as u64;
-            let mut message = rec["message"].clone();
-            let mut meta_obj = Map::new();
-            if let Some(id) = rec.get("id").and_then(Value::as_str) {
-                meta_obj.insert("id".into(), id.into());
-            }
-            meta_obj.insert("seq".into(), seq.into());
-            if let Some(m) = message.as_object_mut() {
-                m.insert("__openclaw".into(), Value::Object(meta_obj));
-            }
+            let message = super::session::client_message(rec, seq);
+            let message_id = message["__openclaw"]["id"].as_str().map(str::to_string);
             let mut p = Map::new();
             p.insert("sessionKey".into(), meta.key.clone().into());
             p.insert("agentId".into(), meta.agent_id.clone().into());
             p.insert("message".into(), message);
-            if let Some(id) = rec.get("id").and_then(Value::as_str) {
+            if let Some(id) = message_id {
                 p.insert("messageId".into(), id.into());
             }
             p.insert("messageSeq".into(), seq.into());

@@ -616,9 +616,10 @@ pub(crate) async fn history_payload(
     let rt = agents(ctx);
     let store = rt.store.clone();
     let k = key.clone();
-    let (meta, messages) = tokio::task::spawn_blocking(move || (store.get(&k), store.messages(&k)))
-        .await
-        .map_err(|e| ErrorShape::unavailable(format!("{method} failed: {e}")))?;
+    let (meta, messages) =
+        tokio::task::spawn_blocking(move || (store.get(&k), store.client_messages(&k)))
+            .await
+            .map_err(|e| ErrorShape::unavailable(format!("{method} failed: {e}")))?;
     let messages = messages.map_err(|e| ErrorShape::unavailable(e.to_string()))?;
     let total = messages.len();
     let limit = p.get("limit").and_then(Value::as_u64).unwrap_or(200) as usize;

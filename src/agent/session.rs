@@ -529,6 +529,63 @@ impl SessionStore {
             .filter_map(|mut r| r.get_mut("message").map(Value::take))
             .collect())
     }
+
+    /// The session's messages as clients see them ([`client_message`]), oldest first.
+    pub fn client_messages(&self, key: &str) -> Result<Vec<Value>> {
+        let Some(meta) = self.get(key) else {
+            return Ok(Vec::new());
+        };
+        let (records, _, _) = match read_records(&meta.file) {
+            Ok(r) => r,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(Error::io("reading session transcript", &meta.file, e)),
+        };
+        Ok(records
+            .iter()
+            .filter(|r| r["type"] == "message")
+            .enumerate()
+            .map(|(i, r)| client_message(r, i as u64 + 1))
+            .collect())
+    }
+}
+
+/// A transcript message as clients see it (`chat.history`, `chat.startup`, `session.message`):
+/// the stored message with `__openclaw: {id, idempotencyKey?, seq}` — the keys the Control UI
+/// uses to recognise a message it already shows (its own optimistic send is keyed
+/// `<runId>:user`, as upstream keys the stored user turn). `seq` is the 1-based position among the
+/// transcript's messages; `id` is the record's own, or `<runId>:<seq>` for records without one.
+pub(crate) fn client_message(rec: &Value, seq: u64) -> Value {
+    let mut message = rec["message"].clone();
+    let run_id = rec.get("runId").and_then(Value::as_str);
+    let mut meta = serde_json::Map::new();
+    match (rec.get("id").and_then(Value::as_str), run_id) {
+        (Some(id), _) => meta.insert("id".into(), id.into()),
+        (None, Some(r)) => meta.insert("id".into(), format!("{r}:{seq}").into()),
+        (None, None) => meta.insert("id".into(), format!("message:{seq}").into()),
+    };
+    let stored_key = message
+        .get("idempotencyKey")
+        .and_then(Value::as_str)
+        .map(str::to_string);
+    let key = stored_key.or_else(|| {
+        (message["role"] == "user")
+            .then_some(run_id)
+            .flatten()
+            .map(|r| format!("{r}:user"))
+    });
+    if let Some(k) = key {
+        meta.insert("idempotencyKey".into(), k.into());
+    }
+    meta.insert("seq".into(), seq.into());
+    if let Some(m) = message.as_object_mut() {
+        if let Some(Value::Object(existing)) = m.remove("__openclaw") {
+            for (k, v) in existing {
+                meta.entry(k).or_insert(v);
+            }
+        }
+        m.insert("__openclaw".into(), Value::Object(meta));
+    }
+    message
 }
 
 /// A transcript message record.
@@ -548,6 +605,37 @@ pub(crate) fn run_record(run_id: &str, status: &str, error: Option<&str>) -> Val
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn client_messages_carry_the_keys_the_ui_reconciles_by() {
+        let d = tempfile::tempdir().unwrap();
+        let s = SessionStore::new(d.path());
+        let reply = json!({"role": "assistant", "content": [{"type": "text", "text": "yo"}]});
+        s.ensure("agent:main:main", "main").unwrap();
+        s.append(
+            "agent:main:main",
+            &[
+                message_record("r1", user("hi")),
+                message_record("r1", reply),
+            ],
+            true,
+        )
+        .unwrap();
+        let got = s.client_messages("agent:main:main").unwrap();
+        assert_eq!(got.len(), 2);
+        assert_eq!(
+            got[0]["__openclaw"],
+            json!({"id": "r1:1", "idempotencyKey": "r1:user", "seq": 1})
+        );
+        assert_eq!(got[1]["__openclaw"], json!({"id": "r1:2", "seq": 2}));
+        assert_eq!(got[0]["content"], user("hi")["content"]);
+        // The model-facing view stays the stored messages, without client metadata.
+        assert!(
+            s.messages("agent:main:main").unwrap()[0]
+                .get("__openclaw")
+                .is_none()
+        );
+    }
 
     fn user(text: &str) -> Value {
         json!({"role": "user", "content": [{"type": "text", "text": text}], "timestamp": now_ms()})

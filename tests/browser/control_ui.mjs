@@ -246,8 +246,26 @@ async function fullSteps() {
     const box = page.locator("textarea").first();
     await box.waitFor({ timeout: 15000 });
     await box.fill("hello from the browser test");
+    const sent = frames.length;
     await box.press("Enter");
     await waitFor(`the reply "${reply}"`, async () => (await bodyText()).includes(reply), 30000);
+    // Once the history reload after the run has settled, the turn shows once: the UI
+    // reconciles its own send and the streamed reply with the transcript by the message keys
+    // (`__openclaw.id`, `<runId>:user`); without them it shows each message two or three times.
+    const finalAt = await waitFor("the run's final chat event", () => {
+      const i = frames.slice(sent).findIndex((f) => f.dir === "in" && f.data.includes('"state":"final"'));
+      return i < 0 ? null : sent + i + 1;
+    }, 10000);
+    await waitFor("the history reload after the run", () =>
+      frames.slice(finalAt).some((f) => f.dir === "in" && f.data.includes('"messages":[')) || null, 10000);
+    // Two animation frames after that answer: the page has rendered it.
+    await page.evaluate(() => new Promise((r) => requestAnimationFrame(() => requestAnimationFrame(r))));
+    const count = (t, s) => t.split(s).length - 1;
+    const t = await bodyText();
+    const shown = [count(t, "hello from the browser test"), count(t, reply)];
+    if (shown[0] !== 1 || shown[1] !== 1) {
+      throw new Error(`the turn is shown ${shown[0]}× (message) and ${shown[1]}× (reply) after the history reload, not once`);
+    }
     return reply;
   });
 
