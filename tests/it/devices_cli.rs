@@ -1,6 +1,7 @@
 //! `openclaw devices list|approve|reject|revoke` (ours, always) and the official CLI's
 //! `devices list|approve|reject` against our gateway (when the official CLI is installed at
-//! `~/.cache/offcli` or `OPENCLAW_OFFICIAL_CLI`; otherwise that test says SKIP and passes).
+//! `~/.cache/offcli` or `OPENCLAW_OFFICIAL_CLI`, which `.ci/run` installs; elsewhere that test says SKIP
+//! and passes, under `CI=true` it fails).
 use std::path::PathBuf;
 use std::process::Command;
 
@@ -148,8 +149,12 @@ fn official_cli() -> Option<(PathBuf, PathBuf)> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_official_cli_lists_approves_and_rejects_against_our_gateway() {
     let Some((node, entry)) = official_cli() else {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "the official openclaw CLI is not installed; .ci/run installs it under ~/.cache/openclaw-ci/official-cli and exports OPENCLAW_OFFICIAL_CLI"
+        );
         eprintln!(
-            "SKIP: the official openclaw CLI is not installed (~/.cache/offcli or OPENCLAW_OFFICIAL_CLI); this test does not run in CI"
+            "SKIP: the official openclaw CLI is not installed (~/.cache/offcli or OPENCLAW_OFFICIAL_CLI; .ci/run installs it)"
         );
         return;
     };
