@@ -208,6 +208,36 @@ pub(crate) fn gather(paths: &Paths, opts: &ConnOptions) -> Result<Report> {
     let service_port_hint = target.port.unwrap_or(paths.fallback_port());
     let svc_paths = paths.clone();
     let svc = std::thread::spawn(move || observe_service(&svc_paths, service_port_hint));
+    // With a broken config the port is a guess unless a flag or the environment gave it: the
+    // installed service knows the real one, so wait for it and probe there instead.
+    let guessed = cfg.is_none()
+        && target.is_local()
+        && !matches!(
+            target.port_source.as_deref(),
+            Some("--port" | "OPENCLAW_GATEWAY_PORT")
+        );
+    let svc = if guessed {
+        let view = svc.join().unwrap_or_else(|_| ServiceView::Unavailable {
+            reason: "the service manager query panicked".into(),
+        });
+        if let ServiceView::Observed {
+            status,
+            port: Some(sp),
+        } = &view
+            && status.installed
+            && target.port != Some(*sp)
+        {
+            target.url = format!("ws://127.0.0.1:{sp}");
+            target.port = Some(*sp);
+            target.port_source = Some(format!(
+                "the installed {} (gateway.port is in the broken config)",
+                status.name
+            ));
+        }
+        Ok(view)
+    } else {
+        Err(svc)
+    };
     let rt = rpc::runtime()?;
     let (reach, status_payload) = rt.block_on(super::probe::reach(
         &target,
@@ -218,9 +248,12 @@ pub(crate) fn gather(paths: &Paths, opts: &ConnOptions) -> Result<Report> {
             r
         },
     ));
-    let service = svc.join().unwrap_or_else(|_| ServiceView::Unavailable {
-        reason: "the service manager query panicked".into(),
-    });
+    let service = match svc {
+        Ok(v) => v,
+        Err(h) => h.join().unwrap_or_else(|_| ServiceView::Unavailable {
+            reason: "the service manager query panicked".into(),
+        }),
+    };
     let payload = status_payload.unwrap_or(Value::Null);
     let mut report = Report {
         cli_version: crate::VERSION.to_string(),

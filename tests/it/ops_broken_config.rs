@@ -230,3 +230,62 @@ fn gateway_restart_refuses_before_stopping_anything_and_the_gateway_keeps_servin
     let h = cli(&l, &f, &["health"], true);
     assert_eq!(h.code(), 0, "the gateway keeps serving: {h:?}");
 }
+
+/// Against the real user manager (the project's sandbox): `status` with a broken config probes
+/// the port the installed service listens on (not the profile default it would otherwise
+/// guess), reaches the gateway with the token from the environment, gives no advice to move
+/// the service, and warns that a restart would fail; `gateway restart` refuses and the same
+/// process keeps serving.
+#[test]
+fn status_follows_the_installed_service_port_when_the_config_is_broken() {
+    use crate::systemd_e2e::{UNIT, free_port, healthz, install, main_pid, oc, text, token, v4};
+    crate::support::sandbox::run(
+        "ops_broken_config::status_follows_the_installed_service_port_when_the_config_is_broken",
+        |sb| {
+            let port = free_port();
+            install(port, &[]);
+            let tok = token(sb, ".openclaw");
+            let cfg = sb.home.join(".openclaw/openclaw.json");
+            std::fs::write(&cfg, BROKEN).unwrap();
+            let pid = main_pid(sb, UNIT);
+            let mut c = std::process::Command::new(crate::support::bin());
+            c.args(["status", "--json"]);
+            for k in [
+                "OPENCLAW_STATE_DIR",
+                "OPENCLAW_CONFIG_PATH",
+                "OPENCLAW_HOME",
+                "OPENCLAW_PROFILE",
+                "OPENCLAW_GATEWAY_PORT",
+                "OPENCLAW_LOG_DIR",
+            ] {
+                c.env_remove(k);
+            }
+            c.env("OPENCLAW_GATEWAY_TOKEN", &tok);
+            let out = c.output().unwrap();
+            assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+            let v: serde_json::Value = serde_json::from_slice(&out.stdout)
+                .unwrap_or_else(|e| panic!("status --json is not JSON ({e}): {}", text(&out)));
+            assert_eq!(v["port"], port, "{v}");
+            assert!(
+                v["portSource"].as_str().unwrap().contains("installed"),
+                "{v}"
+            );
+            assert_eq!(v["gateway"]["reachable"], true, "{v}");
+            let all = format!("{} {}", v["problems"], v["hints"]);
+            assert!(!all.contains("move the service"), "{all}");
+            assert!(
+                all.contains("a restart now would fail with exit 78 (invalid config"),
+                "{all}"
+            );
+            let r = oc(&["gateway", "restart"]);
+            assert_eq!(r.status.code(), Some(78), "{}", text(&r));
+            assert!(
+                String::from_utf8_lossy(&r.stderr).contains("nothing was stopped"),
+                "{}",
+                text(&r)
+            );
+            assert_eq!(main_pid(sb, UNIT), pid, "the same process keeps serving");
+            assert!(healthz(v4(port)).unwrap().starts_with("HTTP/1.1 200"));
+        },
+    );
+}
