@@ -11,6 +11,9 @@
 //!   port from [`Paths::resolve_port`] (`--port` → `OPENCLAW_GATEWAY_PORT` → `gateway.port` →
 //!   profile default), and credentials as the gateway itself resolves them: flag →
 //!   `OPENCLAW_GATEWAY_TOKEN`/`_PASSWORD` → `gateway.auth.token`/`password`.
+//! - A config that does not load (syntax, validation): the same rules without it (so the
+//!   running gateway, which keeps its last good config, is still reached) and
+//!   `broken_config_note` says which port and credential were used and what could not be read.
 use std::time::Duration;
 
 use crate::config::Config;
