@@ -68,6 +68,8 @@ pub(crate) struct DevicesOptions {
 /// Runs the command.
 pub(crate) fn run(paths: &Paths, o: &DevicesOptions) -> Result<Exit> {
     let target = crate::ops::target(paths, &o.conn)?;
+    // A broken config no longer stops the command (see `ops::target`): say what was guessed.
+    crate::ops::warn_config(&target);
     let rt = rpc::runtime()?;
     let id = Identity::Cli(vec![scopes::PAIRING.into(), scopes::ADMIN.into()]);
     let calls = rt.block_on(async {

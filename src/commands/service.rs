@@ -571,8 +571,19 @@ pub(crate) fn start(paths: &Paths, args: &ServiceOptions) -> Result<Exit> {
 pub(crate) fn stop(paths: &Paths, args: &ServiceOptions) -> Result<Exit> {
     service_cmd(paths, args, Action::Stop)
 }
-/// `gateway restart` (waits for a new, answering instance).
+/// `gateway restart` (waits for a new, answering instance). A config the new instance would
+/// refuse (exit 78) refuses the restart first, before the service manager is asked anything:
+/// the running gateway keeps its clients and its last good config.
 pub(crate) fn restart(paths: &Paths, args: &ServiceOptions) -> Result<Exit> {
+    if let Err(e) = Config::load(&paths.config_path) {
+        return Err(Error::Config(format!(
+            "gateway restart refused, nothing was stopped: the new instance would exit 78 on {}\n\
+             The running gateway keeps serving with its last good config; fix {}, then run `openclaw{} gateway restart`.",
+            e.to_string().lines().next().unwrap_or_default(),
+            paths.config_path.display(),
+            profile_flag(paths)
+        )));
+    }
     service_cmd(paths, args, Action::Restart)
 }
 /// `gateway uninstall`.

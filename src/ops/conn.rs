@@ -11,6 +11,9 @@
 //!   port from [`Paths::resolve_port`] (`--port` → `OPENCLAW_GATEWAY_PORT` → `gateway.port` →
 //!   profile default), and credentials as the gateway itself resolves them: flag →
 //!   `OPENCLAW_GATEWAY_TOKEN`/`_PASSWORD` → `gateway.auth.token`/`password`.
+//! - A config that does not load (syntax, validation): the same rules without it (so the
+//!   running gateway, which keeps its last good config, is still reached) and
+//!   `broken_config_note` says which port and credential were used and what could not be read.
 use std::time::Duration;
 
 use crate::config::Config;
@@ -77,6 +80,9 @@ pub(crate) struct Target {
     pub(crate) auth_mode: Option<String>,
     /// Per-call timeout.
     pub(crate) timeout: Duration,
+    /// The config did not load: what was resolved without it and what could not be
+    /// ([`broken_config_note`]). `None` when the config loaded (or was not needed).
+    pub(crate) config_broken: Option<String>,
 }
 
 impl std::fmt::Debug for Target {
@@ -196,6 +202,7 @@ pub(crate) fn resolve(
             }),
             auth_mode: None,
             timeout,
+            config_broken: None,
         });
     }
     let empty = Config::default();
@@ -230,6 +237,7 @@ pub(crate) fn resolve(
             auth_source: has.then_some(src),
             auth_mode: None,
             timeout,
+            config_broken: None,
         });
     }
     let (port, port_source) = local_port(paths, conn.port, env, c)?;
@@ -283,7 +291,47 @@ pub(crate) fn resolve(
         auth_source,
         auth_mode: mode,
         timeout,
+        config_broken: None,
     })
+}
+
+/// What a client command resolved without a config that did not load, and what it could not:
+/// `config PATH:L:C is broken (MESSAGE): using port P from the profile default and no token
+/// (…)`. `target` is the result of [`resolve`] with no config.
+pub(crate) fn broken_config_note(err: &Error, target: &Target) -> String {
+    let what = match err {
+        Error::ConfigSyntax {
+            path,
+            line,
+            column,
+            message,
+        } => format!(
+            "config {}:{line}:{column} is broken ({message})",
+            path.display()
+        ),
+        e => format!(
+            "config is broken ({})",
+            e.to_string().lines().next().unwrap_or_default()
+        ),
+    };
+    let port = match (target.port, target.port_source.as_deref()) {
+        (Some(p), Some(s)) if s.ends_with("default") => format!("port {p} from the {s}"),
+        (Some(p), Some(s)) => format!("port {p} from {s}"),
+        (Some(p), None) => format!("port {p}"),
+        (None, _) => format!("{} ({})", target.url, target.source.label()),
+    };
+    let auth = match (
+        &target.token,
+        &target.password,
+        target.auth_source.as_deref(),
+    ) {
+        (Some(_), _, Some(s)) => format!("the token from {s}"),
+        (None, Some(_), Some(s)) => format!("the password from {s}"),
+        _ => "no token or password (gateway.auth.* could not be read from the broken config: \
+              pass --token, or set OPENCLAW_GATEWAY_TOKEN)"
+            .to_string(),
+    };
+    format!("{what}: using {port} and {auth}")
 }
 
 /// The local port and the rule that picked it.
@@ -420,6 +468,40 @@ mod tests {
         assert_eq!(ops.port, Some(55291));
         let def = resolve(&paths(None, false), &conn(), None, &env(&[])).unwrap();
         assert_eq!(def.port, Some(18789));
+    }
+
+    #[test]
+    fn a_broken_config_note_names_what_was_and_was_not_resolved() {
+        let err = Error::ConfigSyntax {
+            path: "/h/.openclaw/openclaw.json".into(),
+            line: 3,
+            column: 7,
+            message: "unexpected ','".into(),
+        };
+        let t = resolve(&paths(None, false), &conn(), None, &env(&[])).unwrap();
+        assert_eq!(
+            broken_config_note(&err, &t),
+            "config /h/.openclaw/openclaw.json:3:7 is broken (unexpected ','): using port 18789 \
+             from the default and no token or password (gateway.auth.* could not be read from the \
+             broken config: pass --token, or set OPENCLAW_GATEWAY_TOKEN)"
+        );
+        let e = env(&[
+            ("OPENCLAW_GATEWAY_TOKEN", "secret-tok"),
+            ("OPENCLAW_GATEWAY_PORT", "4000"),
+        ]);
+        let t = resolve(&paths(Some("ops"), false), &conn(), None, &e).unwrap();
+        let n = broken_config_note(&err, &t);
+        assert!(
+            n.ends_with(
+                "using port 4000 from OPENCLAW_GATEWAY_PORT and the token from OPENCLAW_GATEWAY_TOKEN"
+            ),
+            "{n}"
+        );
+        assert!(!n.contains("secret-tok"));
+        let t = resolve(&paths(Some("ops"), false), &conn(), None, &env(&[])).unwrap();
+        assert!(
+            broken_config_note(&err, &t).contains("using port 55291 from the profile ops default")
+        );
     }
 
     #[test]

@@ -208,6 +208,36 @@ pub(crate) fn gather(paths: &Paths, opts: &ConnOptions) -> Result<Report> {
     let service_port_hint = target.port.unwrap_or(paths.fallback_port());
     let svc_paths = paths.clone();
     let svc = std::thread::spawn(move || observe_service(&svc_paths, service_port_hint));
+    // With a broken config the port is a guess unless a flag or the environment gave it: the
+    // installed service knows the real one, so wait for it and probe there instead.
+    let guessed = cfg.is_none()
+        && target.is_local()
+        && !matches!(
+            target.port_source.as_deref(),
+            Some("--port" | "OPENCLAW_GATEWAY_PORT")
+        );
+    let svc = if guessed {
+        let view = svc.join().unwrap_or_else(|_| ServiceView::Unavailable {
+            reason: "the service manager query panicked".into(),
+        });
+        if let ServiceView::Observed {
+            status,
+            port: Some(sp),
+        } = &view
+            && status.installed
+            && target.port != Some(*sp)
+        {
+            target.url = format!("ws://127.0.0.1:{sp}");
+            target.port = Some(*sp);
+            target.port_source = Some(format!(
+                "the installed {} (gateway.port is in the broken config)",
+                status.name
+            ));
+        }
+        Ok(view)
+    } else {
+        Err(svc)
+    };
     let rt = rpc::runtime()?;
     let (reach, status_payload) = rt.block_on(super::probe::reach(
         &target,
@@ -218,9 +248,12 @@ pub(crate) fn gather(paths: &Paths, opts: &ConnOptions) -> Result<Report> {
             r
         },
     ));
-    let service = svc.join().unwrap_or_else(|_| ServiceView::Unavailable {
-        reason: "the service manager query panicked".into(),
-    });
+    let service = match svc {
+        Ok(v) => v,
+        Err(h) => h.join().unwrap_or_else(|_| ServiceView::Unavailable {
+            reason: "the service manager query panicked".into(),
+        }),
+    };
     let payload = status_payload.unwrap_or(Value::Null);
     let mut report = Report {
         cli_version: crate::VERSION.to_string(),
@@ -255,6 +288,9 @@ pub(crate) fn cross_check(r: &mut Report, pf: &str, auth_mode: Option<&str>) {
     let mut hints = Vec::new();
     if let Some(e) = &r.config.error {
         problems.push(format!("config is invalid: {e}"));
+        problems.push(format!(
+            "a restart now would fail with exit 78 ({e}); the running gateway keeps its last good config until then"
+        ));
         hints.push(format!(
             "Fix the config (details: `openclaw{pf} doctor`); the gateway refuses to start or reload with it."
         ));
@@ -281,7 +317,24 @@ pub(crate) fn cross_check(r: &mut Report, pf: &str, auth_mode: Option<&str>) {
         ServiceView::Unavailable { .. } => (None, None),
     };
     let running = svc.is_some_and(|s| s.pid.is_some() && s.state == "active");
+    // With a broken config the CLI's port may be a guess (the profile default): a mismatch
+    // with it is stated, never turned into advice to move the service there.
+    let guessed_port = r.config.error.is_some()
+        && !matches!(
+            r.port_source.as_deref(),
+            Some("--port" | "OPENCLAW_GATEWAY_PORT")
+        );
     if let (Some(s), Some(sp), Some(cp)) = (svc, svc_port, r.port)
+        && s.installed
+        && sp != cp
+        && r.url_source == "local"
+        && guessed_port
+    {
+        problems.push(format!(
+            "the service uses port {sp}; this CLI could not read gateway.port from the broken config and tried {cp} ({}): pass --port {sp} to reach it",
+            r.port_source.as_deref().unwrap_or("default")
+        ));
+    } else if let (Some(s), Some(sp), Some(cp)) = (svc, svc_port, r.port)
         && s.installed
         && sp != cp
         && r.url_source == "local"
@@ -349,6 +402,17 @@ pub(crate) fn cross_check(r: &mut Report, pf: &str, auth_mode: Option<&str>) {
                     hints.push(format!("Start the service: `openclaw{pf} gateway start`."));
                 }
             }
+            _ if guessed_port && r.url_source == "local" => {
+                // The port and the credential were what resolves without the config: say so
+                // instead of advising a start on a port that is only a default.
+                problems.push(format!("gateway unreachable at {}: {why}", r.url));
+                hints.push(format!(
+                    "The config is broken, so port {} is only the {} and the credential is {}: if the gateway runs, reach it with --port N and --token (or OPENCLAW_GATEWAY_PORT/OPENCLAW_GATEWAY_TOKEN).",
+                    r.port.unwrap_or(0),
+                    r.port_source.as_deref().unwrap_or("default"),
+                    r.auth
+                ));
+            }
             _ => {
                 problems.push(format!("gateway unreachable at {}: {why}", r.url));
                 if r.gateway.transient {
@@ -400,6 +464,57 @@ mod tests {
         cross_check(&mut r, "", Some("token"));
         assert!(r.problems.is_empty(), "{:?}", r.problems);
         assert!(r.hints.is_empty(), "{:?}", r.hints);
+    }
+
+    #[test]
+    fn a_broken_config_builds_no_advice_on_a_guessed_port_and_warns_about_restart() {
+        let mut r = sample_report();
+        r.config.valid = false;
+        r.config.error =
+            Some("invalid config /h/.openclaw/openclaw.json:3:7: unexpected ','".into());
+        if let ServiceView::Observed { port, .. } = &mut r.service {
+            *port = Some(18795);
+        }
+        cross_check(&mut r, "", Some("token"));
+        let all = format!("{:?} {:?}", r.problems, r.hints);
+        assert!(!all.contains("doctor --repair"), "{all}");
+        assert!(!all.contains("move the service"), "{all}");
+        assert!(
+            r.problems.iter().any(|p| p.starts_with(
+                "a restart now would fail with exit 78 (invalid config /h/.openclaw/openclaw.json:3:7:"
+            )),
+            "{all}"
+        );
+        assert!(
+            r.problems
+                .iter()
+                .any(|p| p.contains("the service uses port 18795") && p.contains("--port 18795")),
+            "{all}"
+        );
+        // A port the operator gave explicitly is no guess: the mismatch advice stays.
+        let mut r = sample_report();
+        r.config.error = Some("invalid config /h/.openclaw/openclaw.json:3:7: x".into());
+        r.port_source = Some("--port".into());
+        if let ServiceView::Observed { port, .. } = &mut r.service {
+            *port = Some(18795);
+        }
+        cross_check(&mut r, "", Some("token"));
+        assert!(r.problems.iter().any(|p| p.starts_with("port mismatch")));
+        // Unreachable on the guessed port: no "start it" on a port that is only a default.
+        let mut r = sample_report();
+        r.config.error = Some("invalid config /h/.openclaw/openclaw.json:3:7: x".into());
+        r.gateway.ok = false;
+        r.gateway.transient = true;
+        r.service = ServiceView::Unavailable {
+            reason: "no manager".into(),
+        };
+        cross_check(&mut r, "", Some("token"));
+        let all = format!("{:?}", r.hints);
+        assert!(!all.contains("Start it"), "{all}");
+        assert!(
+            all.contains("port 18789 is only the default") && all.contains("--port N"),
+            "{all}"
+        );
     }
 
     #[test]

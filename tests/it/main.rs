@@ -16,6 +16,7 @@ mod gateway_session;
 mod gateway_startup;
 mod gateway_ws;
 mod launchd;
+mod ops_broken_config;
 mod ops_client;
 mod ops_doctor;
 mod ops_logs;

@@ -42,7 +42,11 @@ pub(crate) fn parse_params(raw: Option<&str>) -> Result<Value> {
 /// Runs the command.
 pub(crate) fn run(paths: &Paths, args: &CallOptions) -> Result<Exit> {
     let params = parse_params(args.params.as_deref())?;
-    let target = crate::ops::target(paths, &args.conn)?;
+    let target = match crate::ops::target(paths, &args.conn) {
+        Ok(t) => t,
+        Err(e) if args.json => return Ok(crate::ops::print_json_error(&e, None)),
+        Err(e) => return Err(e),
+    };
     let rt = rpc::runtime()?;
     let scopes = rpc::scopes_for(&args.method);
     let outcome = rt.block_on(async {
@@ -65,15 +69,27 @@ pub(crate) fn run(paths: &Paths, args: &CallOptions) -> Result<Exit> {
         Ok(r) => r,
         Err(f) => {
             if args.json {
-                crate::ops::print_json(&json!({"ok": false, "error": {
+                let mut err = json!({
                     "type": "gateway_connect_error", "message": f.reason(), "url": f.url,
-                }}));
+                });
+                if let Some(n) = &target.config_broken {
+                    err["configError"] = n.clone().into();
+                }
+                crate::ops::print_json(&json!({"ok": false, "error": err}));
                 eprintln!("{}", f.hint(&crate::ops::profile_flag(paths)));
-                return Ok(Exit::Failure);
+                return Ok(if target.config_broken.is_some() {
+                    Exit::Config
+                } else {
+                    Exit::Failure
+                });
             }
-            return Err(f.into_error(&crate::ops::profile_flag(paths)));
+            return Err(crate::ops::with_config_note(
+                f.into_error(&crate::ops::profile_flag(paths)),
+                Some(&target),
+            ));
         }
     };
+    crate::ops::warn_config(&target);
     match result {
         Ok(payload) => {
             crate::ops::print_json(&payload);

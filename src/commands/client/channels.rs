@@ -21,6 +21,8 @@ pub(crate) fn status(
     conn: &ConnOptions,
 ) -> Result<Exit> {
     let target = crate::ops::target(paths, conn)?;
+    // A broken config no longer stops the command (see `ops::target`): say what was guessed.
+    crate::ops::warn_config(&target);
     let rt = rpc::runtime()?;
     if probe && !json_out {
         println!("Checking channel status (probe)…");

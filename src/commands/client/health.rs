@@ -32,13 +32,48 @@ pub(crate) enum Style {
     Gateway,
 }
 
-/// Runs the command.
+/// Runs the command. With a broken config it still tries the gateway (see
+/// [`crate::ops::target`]) and warns on stderr; with `--json` every outcome is JSON on stdout.
 pub(crate) fn run(paths: &Paths, args: &HealthOptions, style: Style) -> Result<Exit> {
-    let target = crate::ops::target(paths, &args.conn)?;
-    let rt = rpc::runtime()?;
+    let target = match crate::ops::target(paths, &args.conn) {
+        Ok(t) => t,
+        Err(e) if args.json => return Ok(crate::ops::print_json_error(&e, None)),
+        Err(e) => return Err(e),
+    };
     let t0 = Instant::now();
-    let payload = rt.block_on(async {
-        let s = rpc::connect(&target, &Identity::read())
+    let payload = match fetch(paths, &target) {
+        Ok(p) => p,
+        Err(e) => {
+            let e = crate::ops::with_config_note(e, Some(&target));
+            if args.json {
+                return Ok(crate::ops::print_json_error(&e, Some(&target)));
+            }
+            return Err(e);
+        }
+    };
+    let elapsed = t0.elapsed().as_millis() as u64;
+    crate::ops::warn_config(&target);
+    if args.json {
+        let mut p = payload.clone();
+        if let (Some(n), Some(o)) = (&target.config_broken, p.as_object_mut()) {
+            o.insert("configError".into(), n.clone().into());
+        }
+        crate::ops::print_json(&p);
+    } else {
+        print!("{}", render(&payload, style, elapsed));
+    }
+    Ok(if healthy(&payload) {
+        Exit::Ok
+    } else {
+        Exit::Failure
+    })
+}
+
+/// One `health` RPC.
+fn fetch(paths: &Paths, target: &crate::ops::conn::Target) -> Result<Value> {
+    let rt = rpc::runtime()?;
+    rt.block_on(async {
+        let s = rpc::connect(target, &Identity::read())
             .await
             .map_err(|f| f.into_error(&crate::ops::profile_flag(paths)))?;
         let r = s.client.call("health", None).await;
@@ -50,17 +85,6 @@ pub(crate) fn run(paths: &Paths, args: &HealthOptions, style: Style) -> Result<E
                 target.url
             ))
         })
-    })?;
-    let elapsed = t0.elapsed().as_millis() as u64;
-    if args.json {
-        crate::ops::print_json(&payload);
-    } else {
-        print!("{}", render(&payload, style, elapsed));
-    }
-    Ok(if healthy(&payload) {
-        Exit::Ok
-    } else {
-        Exit::Failure
     })
 }
 

@@ -9,7 +9,7 @@ use std::io::{IsTerminal, Write};
 use serde_json::{Value, json};
 
 use crate::config::paths::Paths;
-use crate::error::{Exit, Result};
+use crate::error::{Error, Exit, Result};
 use crate::ops::conn::ConnOptions;
 use crate::ops::logs::{Closed, Sink, Tail};
 use crate::ops::rpc;
@@ -200,7 +200,11 @@ impl Sink for Out {
 
 /// Runs the command.
 pub(crate) fn run(paths: &Paths, args: &LogsOptions) -> Result<Exit> {
-    let target = crate::ops::target(paths, &args.conn)?;
+    let target = match crate::ops::target(paths, &args.conn) {
+        Ok(t) => t,
+        Err(e) if args.json => return Ok(crate::ops::print_json_error(&e, None)),
+        Err(e) => return Err(e),
+    };
     let out = Out {
         json: args.json,
         color: !args.json
@@ -210,19 +214,33 @@ pub(crate) fn run(paths: &Paths, args: &LogsOptions) -> Result<Exit> {
     };
     let rt = rpc::runtime()?;
     let pf = crate::ops::profile_flag(paths);
+    if let Some(n) = &target.config_broken {
+        // NDJSON stays NDJSON: the warning is a notice record with --json, stderr otherwise.
+        let _ = out.notice(&format!("warning: {n}"));
+    }
     let tail = Tail {
         limit: args.limit,
         interval: args.interval,
         max_bytes: args.max_bytes,
     };
-    rt.block_on(crate::ops::logs::tail(
+    if let Err(e) = rt.block_on(crate::ops::logs::tail(
         paths,
         &target,
         &tail,
         args.follow,
         &out,
         &pf,
-    ))?;
+    )) {
+        // The note went out first (a notice); the failure keeps the config's exit code.
+        let e = match &target.config_broken {
+            Some(_) => Error::Config(e.to_string()),
+            None => e,
+        };
+        if args.json {
+            return Ok(crate::ops::print_json_error(&e, Some(&target)));
+        }
+        return Err(e);
+    }
     Ok(Exit::Ok)
 }
 

@@ -40,10 +40,18 @@ pub(crate) struct GatewayStatusOptions {
 
 /// Runs the command.
 pub(crate) fn run(paths: &Paths, args: &ProbeOptions) -> Result<Exit> {
-    let target = crate::ops::target(paths, &args.conn)?;
+    let target = match crate::ops::target(paths, &args.conn) {
+        Ok(t) => t,
+        Err(e) if args.json => return Ok(crate::ops::print_json_error(&e, None)),
+        Err(e) => return Err(e),
+    };
     let rt = rpc::runtime()?;
     let (reach, results) = rt.block_on(crate::ops::probe::probe(&target));
-    let report = build_report(&reach, results);
+    crate::ops::warn_config(&target);
+    let mut report = build_report(&reach, results);
+    if let (Some(n), Some(o)) = (&target.config_broken, report.as_object_mut()) {
+        o.insert("configError".into(), n.clone().into());
+    }
     if args.json {
         crate::ops::print_json(&report);
     } else {
@@ -133,7 +141,11 @@ pub(crate) fn render(report: &Value) -> String {
 /// service section: the service manager only knows local services. Exit 0 unless
 /// `--require-rpc` and the RPC failed.
 pub(crate) fn remote_status(paths: &Paths, args: &GatewayStatusOptions) -> Result<Exit> {
-    let target = crate::ops::target(paths, &args.conn)?;
+    let target = match crate::ops::target(paths, &args.conn) {
+        Ok(t) => t,
+        Err(e) if args.json => return Ok(crate::ops::print_json_error(&e, None)),
+        Err(e) => return Err(e),
+    };
     let rt = rpc::runtime()?;
     let require = args.require_rpc;
     let (reach, rpc) = rt.block_on(crate::ops::probe::remote_status(&target, require));

@@ -212,7 +212,11 @@ pub(crate) fn to_json(r: &Report) -> Value {
 
 /// Runs the command.
 pub(crate) fn run(paths: &Paths, args: &StatusOptions) -> Result<Exit> {
-    let r = gather(paths, &args.conn)?;
+    let r = match gather(paths, &args.conn) {
+        Ok(r) => r,
+        Err(e) if args.json => return Ok(crate::ops::print_json_error(&e, None)),
+        Err(e) => return Err(e),
+    };
     if args.json {
         crate::ops::print_json(&to_json(&r));
     } else {
