@@ -415,9 +415,24 @@ pub(crate) fn install(paths: &Paths, args: &InstallOptions) -> Result<Exit> {
         return Ok(Exit::Ok);
     }
     // Reach the manager before writing anything (no user manager = clear error, no files).
-    mgr.status(&spec)?;
+    let before = mgr.status(&spec)?;
+    // Preflight: who holds the target port? Our own service or socket unit is fine (install
+    // replaces it); anyone else means the gateway could never answer there: refuse now,
+    // naming them, before anything is written or bound.
+    if let Err(c) = crate::ops::preflight::check(
+        paths,
+        spec.port,
+        &crate::ops::preflight::Own::from_status(&before),
+    ) {
+        return Err(Error::Msg(
+            c.message("install the service there", &profile_flag(paths)),
+        ));
+    }
     ensure_private(paths)?;
-    if let Some(doc) = &plan.doc {
+    // A new `--port` is recorded only once the gateway answers there: until then the config
+    // keeps the port clients reach today (the unit carries `--port` itself).
+    let (staged, port_record) = stage_port(&cfg, &plan, args.port);
+    if let Some(doc) = &staged {
         // 0600 in a 0700 directory, the previous content kept as `.bak` (0600).
         crate::config::write::write_config(&paths.config_path, doc)?;
     }
@@ -430,7 +445,11 @@ pub(crate) fn install(paths: &Paths, args: &InstallOptions) -> Result<Exit> {
             }
         }
     }
-    for n in &plan.notes {
+    for n in plan
+        .notes
+        .iter()
+        .filter(|n| !n.starts_with("Recorded gateway.port="))
+    {
         println!("{n}");
     }
     reported(|r| mgr.install(&spec, args.force, r))?;
@@ -442,6 +461,9 @@ pub(crate) fn install(paths: &Paths, args: &InstallOptions) -> Result<Exit> {
         None,
         &auth,
     )?;
+    if let Some(p) = port_record {
+        record_port(paths, p, owner.as_ref())?;
+    }
     println!(
         "Gateway service installed and answering: ws://127.0.0.1:{} (pid {}).",
         spec.port,
@@ -449,6 +471,69 @@ pub(crate) fn install(paths: &Paths, args: &InstallOptions) -> Result<Exit> {
     );
     linger_advice(&st);
     Ok(Exit::Ok)
+}
+
+/// What install writes before the service answers: the planned document with `gateway.port`
+/// still at its current value, and the port to record once the gateway answers on it.
+fn stage_port(
+    cfg: &Config,
+    plan: &ConfigPlan,
+    port_flag: Option<u16>,
+) -> (Option<Value>, Option<u16>) {
+    let Some(doc) = &plan.doc else {
+        return (None, None);
+    };
+    let Some(p) = port_flag.filter(|p| cfg.gateway.port != Some(*p)) else {
+        return (Some(doc.clone()), None);
+    };
+    let mut staged = doc.clone();
+    if let Some(gw) = staged.get_mut("gateway").and_then(Value::as_object_mut) {
+        match cfg.doc.get("gateway").and_then(|g| g.get("port")) {
+            Some(old) => {
+                gw.insert("port".into(), old.clone());
+            }
+            None => {
+                gw.remove("port");
+            }
+        }
+    }
+    let staged = (staged != cfg.doc || !cfg.exists).then_some(staged);
+    (staged, Some(p))
+}
+
+/// Records `gateway.port` after the gateway answered there (re-read: the file is current).
+/// No second backup: the `.bak` install kept is still the file as it was before install.
+fn record_port(paths: &Paths, port: u16, owner: Option<&nix::unistd::User>) -> Result<()> {
+    let cfg = Config::load(&paths.config_path)?;
+    if cfg.gateway.port == Some(port) {
+        return Ok(());
+    }
+    let mut doc = cfg.doc.clone();
+    set(&mut doc, &["gateway", "port"], json!(port), &cfg.path)?;
+    let mut text = serde_json::to_string_pretty(&doc).map_err(|e| {
+        Error::Msg(format!(
+            "serializing config for {}: {e}",
+            cfg.path.display()
+        ))
+    })?;
+    text.push('\n');
+    crate::config::write::write_atomic(&paths.config_path, text.as_bytes(), 0o600)?;
+    if let Some(acct) = owner {
+        nix::unistd::chown(paths.config_path.as_path(), Some(acct.uid), Some(acct.gid)).map_err(
+            |e| {
+                Error::io(
+                    "changing the owner of",
+                    paths.config_path.as_path(),
+                    e.into(),
+                )
+            },
+        )?;
+    }
+    println!(
+        "Recorded gateway.port={port} in {} so clients find the service.",
+        cfg.path.display()
+    );
+    Ok(())
 }
 
 /// The account a `--system` service runs as (`--user`, else `SUDO_USER`).
