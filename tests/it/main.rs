@@ -19,6 +19,7 @@ mod launchd;
 mod ops_client;
 mod ops_doctor;
 mod ops_logs;
+mod ops_preflight;
 mod ops_status;
 mod ops_systemd;
 mod packaging;
