@@ -429,10 +429,7 @@ pub(crate) fn install(paths: &Paths, args: &InstallOptions) -> Result<Exit> {
         ));
     }
     ensure_private(paths)?;
-    // A new `--port` is recorded only once the gateway answers there: until then the config
-    // keeps the port clients reach today (the unit carries `--port` itself).
-    let (staged, port_record) = stage_port(&cfg, &plan, args.port);
-    if let Some(doc) = &staged {
+    if let Some(doc) = &plan.doc {
         // 0600 in a 0700 directory, the previous content kept as `.bak` (0600).
         crate::config::write::write_config(&paths.config_path, doc)?;
     }
@@ -445,25 +442,44 @@ pub(crate) fn install(paths: &Paths, args: &InstallOptions) -> Result<Exit> {
             }
         }
     }
-    for n in plan
-        .notes
-        .iter()
-        .filter(|n| !n.starts_with("Recorded gateway.port="))
-    {
+    for n in &plan.notes {
         println!("{n}");
     }
-    reported(|r| mgr.install(&spec, args.force, r))?;
+    // A new `--port` is kept in the config only if the gateway answers there: otherwise the
+    // previous value goes back, so clients keep finding whatever served before.
+    let previous_port = args
+        .port
+        .filter(|p| cfg.gateway.port != Some(*p))
+        .map(|_| cfg.doc.get("gateway").and_then(|g| g.get("port")).cloned());
     let auth = ProbeAuth::from_config(paths);
-    let st = wait_ready(
-        mgr.as_ref(),
-        &spec,
-        Duration::from_secs(args.timeout),
-        None,
-        &auth,
-    )?;
-    if let Some(p) = port_record {
-        record_port(paths, p, owner.as_ref())?;
-    }
+    let outcome = reported(|r| mgr.install(&spec, args.force, r)).and_then(|()| {
+        wait_ready(
+            mgr.as_ref(),
+            &spec,
+            Duration::from_secs(args.timeout),
+            None,
+            &auth,
+        )
+    });
+    let st = match outcome {
+        Ok(st) => st,
+        Err(e) => {
+            if let Some(old) = previous_port {
+                match restore_port(paths, old.as_ref(), owner.as_ref()) {
+                    Ok(()) => println!(
+                        "Rolled back gateway.port in {} (the gateway did not answer on {}).",
+                        paths.config_path.display(),
+                        spec.port
+                    ),
+                    Err(re) => eprintln!(
+                        "warning: could not roll back gateway.port in {}: {re}; set it back by hand.",
+                        paths.config_path.display()
+                    ),
+                }
+            }
+            return Err(e);
+        }
+    };
     println!(
         "Gateway service installed and answering: ws://127.0.0.1:{} (pid {}).",
         spec.port,
@@ -473,43 +489,26 @@ pub(crate) fn install(paths: &Paths, args: &InstallOptions) -> Result<Exit> {
     Ok(Exit::Ok)
 }
 
-/// What install writes before the service answers: the planned document with `gateway.port`
-/// still at its current value, and the port to record once the gateway answers on it.
-fn stage_port(
-    cfg: &Config,
-    plan: &ConfigPlan,
-    port_flag: Option<u16>,
-) -> (Option<Value>, Option<u16>) {
-    let Some(doc) = &plan.doc else {
-        return (None, None);
-    };
-    let Some(p) = port_flag.filter(|p| cfg.gateway.port != Some(*p)) else {
-        return (Some(doc.clone()), None);
-    };
-    let mut staged = doc.clone();
-    if let Some(gw) = staged.get_mut("gateway").and_then(Value::as_object_mut) {
-        match cfg.doc.get("gateway").and_then(|g| g.get("port")) {
-            Some(old) => {
-                gw.insert("port".into(), old.clone());
-            }
-            None => {
+/// Puts `gateway.port` back to `old` (absent: removed) after an install that did not answer.
+/// No second backup: the `.bak` install kept is still the file as it was before install.
+fn restore_port(
+    paths: &Paths,
+    old: Option<&Value>,
+    owner: Option<&nix::unistd::User>,
+) -> Result<()> {
+    let cfg = Config::load(&paths.config_path)?;
+    let mut doc = cfg.doc.clone();
+    match old {
+        Some(v) => set(&mut doc, &["gateway", "port"], v.clone(), &cfg.path)?,
+        None => {
+            if let Some(gw) = doc.get_mut("gateway").and_then(Value::as_object_mut) {
                 gw.remove("port");
             }
         }
     }
-    let staged = (staged != cfg.doc || !cfg.exists).then_some(staged);
-    (staged, Some(p))
-}
-
-/// Records `gateway.port` after the gateway answered there (re-read: the file is current).
-/// No second backup: the `.bak` install kept is still the file as it was before install.
-fn record_port(paths: &Paths, port: u16, owner: Option<&nix::unistd::User>) -> Result<()> {
-    let cfg = Config::load(&paths.config_path)?;
-    if cfg.gateway.port == Some(port) {
+    if doc == cfg.doc {
         return Ok(());
     }
-    let mut doc = cfg.doc.clone();
-    set(&mut doc, &["gateway", "port"], json!(port), &cfg.path)?;
     let mut text = serde_json::to_string_pretty(&doc).map_err(|e| {
         Error::Msg(format!(
             "serializing config for {}: {e}",
@@ -529,10 +528,6 @@ fn record_port(paths: &Paths, port: u16, owner: Option<&nix::unistd::User>) -> R
             },
         )?;
     }
-    println!(
-        "Recorded gateway.port={port} in {} so clients find the service.",
-        cfg.path.display()
-    );
     Ok(())
 }
 

@@ -166,7 +166,7 @@ impl Collision {
             out.push("stop that process, or".into());
         }
         out.push(format!(
-            "choose a free port: `openclaw{flag} gateway install --port N` (records gateway.port once the gateway answers there)."
+            "choose a free port: `openclaw{flag} gateway install --port N`."
         ));
         out
     }
