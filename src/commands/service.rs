@@ -927,6 +927,37 @@ mod tests {
     }
 
     #[test]
+    fn a_port_install_could_not_serve_is_rolled_back_and_the_rest_kept() {
+        let home = tempfile::tempdir().unwrap();
+        let e: HashMap<String, String> =
+            [("HOME".to_string(), home.path().display().to_string())].into();
+        let p = Paths::resolve(None, false, &e).unwrap();
+        std::fs::create_dir_all(&p.state_dir).unwrap();
+        let read = || -> Value {
+            serde_json::from_str(&std::fs::read_to_string(&p.config_path).unwrap()).unwrap()
+        };
+        std::fs::write(
+            &p.config_path,
+            r#"{"gateway": {"mode": "local", "port": 4000, "auth": {"token": "t"}}}"#,
+        )
+        .unwrap();
+        restore_port(&p, Some(&json!(3000)), None).unwrap();
+        assert_eq!(read()["gateway"]["port"], 3000, "the previous port is back");
+        assert_eq!(read()["gateway"]["auth"]["token"], "t", "the rest is kept");
+        restore_port(&p, None, None).unwrap();
+        assert!(
+            read()["gateway"].get("port").is_none(),
+            "no previous port: removed"
+        );
+        assert_eq!(read()["gateway"]["mode"], "local");
+        restore_port(&p, None, None).unwrap();
+        assert!(
+            !p.config_path.with_extension("json.bak").exists(),
+            "a rollback keeps no second backup"
+        );
+    }
+
+    #[test]
     fn install_makes_a_fresh_config_runnable() {
         let p = paths();
         let cfg = Config::parse(&p.config_path, String::new()).unwrap();
