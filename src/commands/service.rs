@@ -412,6 +412,20 @@ pub(crate) fn install(paths: &Paths, args: &InstallOptions) -> Result<Exit> {
             "{}",
             mgr.dry_run(&spec, Action::Install { force: args.force })?
         );
+        // The same preflight install runs: say now that it would refuse.
+        let own = mgr
+            .status(&spec)
+            .map(|s| crate::ops::preflight::Own::from_status(&s))
+            .unwrap_or_default();
+        if let Err(c) = crate::ops::preflight::check(paths, spec.port, &own) {
+            println!("# install would refuse:");
+            for l in c
+                .message("install the service there", &profile_flag(paths))
+                .lines()
+            {
+                println!("#   {}", l.trim_start());
+            }
+        }
         return Ok(Exit::Ok);
     }
     // Reach the manager before writing anything (no user manager = clear error, no files).

@@ -60,6 +60,19 @@ fn install_onto_a_port_held_by_a_foreign_listener_is_refused_naming_the_pid() {
             std::fs::write(&cfg, before).unwrap();
 
             let held = TcpListener::bind(("127.0.0.1", port)).unwrap();
+            // The dry run says so too, and changes nothing either.
+            let dry = ok(oc(&[
+                "gateway",
+                "install",
+                "--dry-run",
+                "--port",
+                &port.to_string(),
+            ]));
+            assert!(
+                dry.contains("# install would refuse:")
+                    && dry.contains(&format!("pid {}", std::process::id())),
+                "{dry}"
+            );
             let t0 = Instant::now();
             let out = oc(&["gateway", "install", "--port", &port.to_string()]);
             let took = t0.elapsed();
