@@ -85,7 +85,7 @@ impl Holder {
                 profile,
                 state_dir,
                 ..
-            } if is_manager(*pid, command) => format!(
+            } if is_manager(command) => format!(
                 "the socket unit of the {profile} ({}; the manager {command}, pid {pid}, listens for it)",
                 state_dir.display()
             ),
@@ -205,7 +205,7 @@ pub fn holders(paths: &Paths, port: u16, own: &Own) -> Vec<Holder> {
             continue;
         }
         let ours = own.pid.is_some_and(|p| p as i32 == h.pid)
-            || (own.socket_ports.contains(&port) && is_manager(h.pid, &h.command));
+            || (own.socket_ports.contains(&port) && is_manager(&h.command));
         if ours {
             out.push(Holder::Own {
                 pid: h.pid,
@@ -215,7 +215,7 @@ pub fn holders(paths: &Paths, port: u16, own: &Own) -> Vec<Holder> {
         }
         // A manager's socket cannot be attributed from /proc: a profile configured on this
         // port is the likely owner. A gateway says its profile on its command line.
-        let other = if is_manager(h.pid, &h.command) {
+        let other = if is_manager(&h.command) {
             others.first()
         } else if is_openclaw(h.pid, &h.command) {
             match cmdline_profile(h.pid) {
@@ -321,7 +321,7 @@ fn holder_pid(h: &Holder) -> Option<i32> {
 }
 
 /// A service manager (`systemd`, `launchd`) holding a socket for a socket-activated unit.
-fn is_manager(_pid: i32, command: &str) -> bool {
+fn is_manager(command: &str) -> bool {
     command == "systemd" || command == "launchd"
 }
 
