@@ -412,10 +412,36 @@ pub(crate) fn install(paths: &Paths, args: &InstallOptions) -> Result<Exit> {
             "{}",
             mgr.dry_run(&spec, Action::Install { force: args.force })?
         );
+        // The same preflight install runs: say now that it would refuse.
+        let own = mgr
+            .status(&spec)
+            .map(|s| crate::ops::preflight::Own::from_status(&s))
+            .unwrap_or_default();
+        if let Err(c) = crate::ops::preflight::check(paths, spec.port, &own) {
+            println!("# install would refuse:");
+            for l in c
+                .message("install the service there", &profile_flag(paths))
+                .lines()
+            {
+                println!("#   {}", l.trim_start());
+            }
+        }
         return Ok(Exit::Ok);
     }
     // Reach the manager before writing anything (no user manager = clear error, no files).
-    mgr.status(&spec)?;
+    let before = mgr.status(&spec)?;
+    // Preflight: who holds the target port? Our own service or socket unit is fine (install
+    // replaces it); anyone else means the gateway could never answer there: refuse now,
+    // naming them, before anything is written or bound.
+    if let Err(c) = crate::ops::preflight::check(
+        paths,
+        spec.port,
+        &crate::ops::preflight::Own::from_status(&before),
+    ) {
+        return Err(Error::Msg(
+            c.message("install the service there", &profile_flag(paths)),
+        ));
+    }
     ensure_private(paths)?;
     if let Some(doc) = &plan.doc {
         // 0600 in a 0700 directory, the previous content kept as `.bak` (0600).
@@ -433,15 +459,41 @@ pub(crate) fn install(paths: &Paths, args: &InstallOptions) -> Result<Exit> {
     for n in &plan.notes {
         println!("{n}");
     }
-    reported(|r| mgr.install(&spec, args.force, r))?;
+    // A new `--port` is kept in the config only if the gateway answers there: otherwise the
+    // previous value goes back, so clients keep finding whatever served before.
+    let previous_port = args
+        .port
+        .filter(|p| cfg.gateway.port != Some(*p))
+        .map(|_| cfg.doc.get("gateway").and_then(|g| g.get("port")).cloned());
     let auth = ProbeAuth::from_config(paths);
-    let st = wait_ready(
-        mgr.as_ref(),
-        &spec,
-        Duration::from_secs(args.timeout),
-        None,
-        &auth,
-    )?;
+    let outcome = reported(|r| mgr.install(&spec, args.force, r)).and_then(|()| {
+        wait_ready(
+            mgr.as_ref(),
+            &spec,
+            Duration::from_secs(args.timeout),
+            None,
+            &auth,
+        )
+    });
+    let st = match outcome {
+        Ok(st) => st,
+        Err(e) => {
+            if let Some(old) = previous_port {
+                match restore_port(paths, old.as_ref(), owner.as_ref()) {
+                    Ok(()) => println!(
+                        "Rolled back gateway.port in {} (the gateway did not answer on {}).",
+                        paths.config_path.display(),
+                        spec.port
+                    ),
+                    Err(re) => eprintln!(
+                        "warning: could not roll back gateway.port in {}: {re}; set it back by hand.",
+                        paths.config_path.display()
+                    ),
+                }
+            }
+            return Err(e);
+        }
+    };
     println!(
         "Gateway service installed and answering: ws://127.0.0.1:{} (pid {}).",
         spec.port,
@@ -449,6 +501,48 @@ pub(crate) fn install(paths: &Paths, args: &InstallOptions) -> Result<Exit> {
     );
     linger_advice(&st);
     Ok(Exit::Ok)
+}
+
+/// Puts `gateway.port` back to `old` (absent: removed) after an install that did not answer.
+/// No second backup: the `.bak` install kept is still the file as it was before install.
+fn restore_port(
+    paths: &Paths,
+    old: Option<&Value>,
+    owner: Option<&nix::unistd::User>,
+) -> Result<()> {
+    let cfg = Config::load(&paths.config_path)?;
+    let mut doc = cfg.doc.clone();
+    match old {
+        Some(v) => set(&mut doc, &["gateway", "port"], v.clone(), &cfg.path)?,
+        None => {
+            if let Some(gw) = doc.get_mut("gateway").and_then(Value::as_object_mut) {
+                gw.remove("port");
+            }
+        }
+    }
+    if doc == cfg.doc {
+        return Ok(());
+    }
+    let mut text = serde_json::to_string_pretty(&doc).map_err(|e| {
+        Error::Msg(format!(
+            "serializing config for {}: {e}",
+            cfg.path.display()
+        ))
+    })?;
+    text.push('\n');
+    crate::config::write::write_atomic(&paths.config_path, text.as_bytes(), 0o600)?;
+    if let Some(acct) = owner {
+        nix::unistd::chown(paths.config_path.as_path(), Some(acct.uid), Some(acct.gid)).map_err(
+            |e| {
+                Error::io(
+                    "changing the owner of",
+                    paths.config_path.as_path(),
+                    e.into(),
+                )
+            },
+        )?;
+    }
+    Ok(())
 }
 
 /// The account a `--system` service runs as (`--user`, else `SUDO_USER`).
@@ -855,6 +949,37 @@ mod tests {
     fn paths() -> Paths {
         let e: HashMap<String, String> = [("HOME".to_string(), "/h".to_string())].into();
         Paths::resolve(None, false, &e).unwrap()
+    }
+
+    #[test]
+    fn a_port_install_could_not_serve_is_rolled_back_and_the_rest_kept() {
+        let home = tempfile::tempdir().unwrap();
+        let e: HashMap<String, String> =
+            [("HOME".to_string(), home.path().display().to_string())].into();
+        let p = Paths::resolve(None, false, &e).unwrap();
+        std::fs::create_dir_all(&p.state_dir).unwrap();
+        let read = || -> Value {
+            serde_json::from_str(&std::fs::read_to_string(&p.config_path).unwrap()).unwrap()
+        };
+        std::fs::write(
+            &p.config_path,
+            r#"{"gateway": {"mode": "local", "port": 4000, "auth": {"token": "t"}}}"#,
+        )
+        .unwrap();
+        restore_port(&p, Some(&json!(3000)), None).unwrap();
+        assert_eq!(read()["gateway"]["port"], 3000, "the previous port is back");
+        assert_eq!(read()["gateway"]["auth"]["token"], "t", "the rest is kept");
+        restore_port(&p, None, None).unwrap();
+        assert!(
+            read()["gateway"].get("port").is_none(),
+            "no previous port: removed"
+        );
+        assert_eq!(read()["gateway"]["mode"], "local");
+        restore_port(&p, None, None).unwrap();
+        assert!(
+            !p.config_path.with_extension("json.bak").exists(),
+            "a rollback keeps no second backup"
+        );
     }
 
     #[test]

@@ -769,6 +769,23 @@ fn service_port(ctx: &Ctx) -> Finding {
     if unit == *cli {
         return Finding::ok("", format!("service and CLI agree on port {cli}"));
     }
+    // Preflight: moving the service onto a port someone else holds (or another profile is
+    // configured on) would take this gateway down; that is not a repair.
+    if let Some(b) = port_move_blocked(ctx, *cli) {
+        return Finding::fail(
+            "",
+            format!(
+                "the service listens on {unit} but this CLI resolves {cli} ({source}); {}",
+                b.summary
+            ),
+        )
+        .details(b.details)
+        .fix(format!(
+            "Not repairable while port {cli} is taken. Next: {} Or keep the service where it is: set gateway.port={unit} in {}.",
+            b.next.join(" "),
+            ctx.paths.config_path.display()
+        ));
+    }
     let mut f = Finding::fail(
         "",
         format!(
@@ -781,6 +798,53 @@ fn service_port(ctx: &Ctx) -> Finding {
     ));
     f.repair = ours.then_some(Repair::Reinstall { force: false });
     f
+}
+
+/// When a service rewrite now would move the installed service to another port and that
+/// port is taken: why (the repair must then not run).
+pub(crate) fn port_move_refusal(ctx: &Ctx) -> Option<crate::ops::preflight::Blocked> {
+    let (cli, _) = ctx.cli_port.as_ref()?;
+    let (_, entries, _) = installed_unit(ctx).ok()?;
+    let unit = unit_file::service_port(&entries)?;
+    if unit == *cli {
+        return None;
+    }
+    port_move_blocked(ctx, *cli)
+}
+
+/// A service rewrite renders from the config, so while the config's port is taken every
+/// rewrite would move the service onto it: such findings offer no repair (the promise must
+/// equal what `--repair` does), and say why.
+pub(crate) fn hold_blocked_port_moves(ctx: &Ctx, report: &mut super::Report) {
+    let rewrites = |f: &Finding| {
+        matches!(
+            f.repair,
+            Some(Repair::Reinstall { .. }) | Some(Repair::AdoptUnitToken { .. })
+        )
+    };
+    if !report.findings.iter().any(rewrites) {
+        return;
+    }
+    let Some(b) = port_move_refusal(ctx) else {
+        return;
+    };
+    for f in report.findings.iter_mut().filter(|f| rewrites(f)) {
+        f.repair = None;
+        f.needs_force = false;
+        f.remediation = Some(format!(
+            "Held: rewriting the service now would move it onto a taken port ({}); see service-port.",
+            b.summary
+        ));
+    }
+}
+
+/// Why moving this profile's service onto `port` would collide (see `ops::preflight`).
+pub(crate) fn port_move_blocked(ctx: &Ctx, port: u16) -> Option<crate::ops::preflight::Blocked> {
+    let own = match &ctx.service.status {
+        Some(Ok(st)) => crate::ops::preflight::Own::from_status(st),
+        _ => Default::default(),
+    };
+    crate::ops::preflight::move_blocked(&ctx.paths, port, &own, "move the service there")
 }
 
 const OVERRIDE_KEYS: &[&str] = &[

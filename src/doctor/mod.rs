@@ -361,9 +361,12 @@ impl Report {
 
 /// Runs every check.
 pub fn run_all(checks: &[Box<dyn Check>], ctx: &Ctx) -> Report {
-    Report {
+    let mut r = Report {
         findings: checks.iter().map(|c| c.run(ctx)).collect(),
-    }
+    };
+    // A rewrite that would move the service onto a taken port is no repair (port preflight).
+    self::checks::hold_blocked_port_moves(ctx, &mut r);
+    r
 }
 
 /// Text rendering.

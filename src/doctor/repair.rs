@@ -117,6 +117,12 @@ pub fn apply(report: &Report, ctx: &Ctx, force: bool) -> Vec<Applied> {
                     ctx.service.name
                 ),
             )
+        } else if let Some(b) = super::checks::port_move_refusal(ctx) {
+            // Preflight at apply time: the rewrite would move the service onto a taken port.
+            (
+                false,
+                format!("skipped: {}; nothing was changed", b.one_line()),
+            )
         } else if !ctx.paths.default_identity {
             (
                 false,

@@ -9,6 +9,7 @@
 //! answer in milliseconds against a local gateway.
 pub mod conn;
 pub(crate) mod logs;
+pub mod preflight;
 pub(crate) mod probe;
 pub(crate) mod rpc;
 pub(crate) mod status;

@@ -20,6 +20,7 @@ mod ops_broken_config;
 mod ops_client;
 mod ops_doctor;
 mod ops_logs;
+mod ops_preflight;
 mod ops_status;
 mod ops_systemd;
 mod packaging;
