@@ -515,6 +515,25 @@ impl SessionStore {
 
     /// The messages of `key`'s transcript in order (torn or unreadable lines skipped).
     pub fn messages(&self, key: &str) -> Result<Vec<Value>> {
+        Ok(self
+            .message_records(key)?
+            .into_iter()
+            .filter_map(|mut r| r.get_mut("message").map(Value::take))
+            .collect())
+    }
+
+    /// The session's messages as clients see them ([`client_message`]), oldest first.
+    pub fn client_messages(&self, key: &str) -> Result<Vec<Value>> {
+        Ok(self
+            .message_records(key)?
+            .iter()
+            .enumerate()
+            .map(|(i, r)| client_message(r, i as u64 + 1))
+            .collect())
+    }
+
+    /// The transcript's message records (none for an unknown session or a missing file).
+    fn message_records(&self, key: &str) -> Result<Vec<Value>> {
         let Some(meta) = self.get(key) else {
             return Ok(Vec::new());
         };
@@ -526,25 +545,6 @@ impl SessionStore {
         Ok(records
             .into_iter()
             .filter(|r| r["type"] == "message")
-            .filter_map(|mut r| r.get_mut("message").map(Value::take))
-            .collect())
-    }
-
-    /// The session's messages as clients see them ([`client_message`]), oldest first.
-    pub fn client_messages(&self, key: &str) -> Result<Vec<Value>> {
-        let Some(meta) = self.get(key) else {
-            return Ok(Vec::new());
-        };
-        let (records, _, _) = match read_records(&meta.file) {
-            Ok(r) => r,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-            Err(e) => return Err(Error::io("reading session transcript", &meta.file, e)),
-        };
-        Ok(records
-            .iter()
-            .filter(|r| r["type"] == "message")
-            .enumerate()
-            .map(|(i, r)| client_message(r, i as u64 + 1))
             .collect())
     }
 }

@@ -18,6 +18,51 @@ use serde_json::Value;
 
 use crate::error::{Error, Result};
 
+/// Another profile of this home: its name (`None` for the default `~/.openclaw`), state dir, and
+/// the port it is configured on (its config's `gateway.port`, else its profile default).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) struct OtherProfile {
+    pub(crate) name: Option<String>,
+    pub(crate) state_dir: PathBuf,
+    pub(crate) port: u16,
+}
+
+/// The other profiles living beside `paths` in its home, sorted; an error when the home cannot
+/// be read.
+pub(crate) fn other_profiles(paths: &paths::Paths) -> std::io::Result<Vec<OtherProfile>> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(&paths.home)?.flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        let profile = if name == ".openclaw" {
+            None
+        } else if let Some(p) = name.strip_prefix(".openclaw-") {
+            Some(p.to_string())
+        } else {
+            continue;
+        };
+        let dir = e.path();
+        if dir == paths.state_dir || !dir.is_dir() {
+            continue;
+        }
+        let port = Config::load(&dir.join("openclaw.json"))
+            .ok()
+            .and_then(|c| c.gateway.port)
+            .filter(|p| *p > 0)
+            .unwrap_or_else(|| match profile.as_deref() {
+                None => paths::DEFAULT_PORT,
+                Some("dev") => paths::DEV_PORT,
+                Some(p) => paths::profile_port(p),
+            });
+        out.push(OtherProfile {
+            name: profile,
+            state_dir: dir,
+            port,
+        });
+    }
+    out.sort();
+    Ok(out)
+}
+
 /// The typed view of `gateway.*` (docs/lifecycle.md §8). Unknown keys under `gateway` are kept in
 /// the raw document; keys we act on are typed here.
 #[derive(Debug, Clone, Default, Deserialize, PartialEq)]

@@ -1280,42 +1280,18 @@ fn profile_collisions(ctx: &Ctx) -> Finding {
     let Some((port, _)) = &ctx.cli_port else {
         return Finding::skip("", "the CLI port cannot be resolved");
     };
-    let Ok(rd) = std::fs::read_dir(&ctx.paths.home) else {
+    let Ok(others) = crate::config::other_profiles(&ctx.paths) else {
         return Finding::skip("", "home not readable");
     };
     let mut hits = Vec::new();
-    for e in rd.flatten() {
-        let name = e.file_name().to_string_lossy().into_owned();
-        let profile = if name == ".openclaw" {
-            None
-        } else if let Some(p) = name.strip_prefix(".openclaw-") {
-            Some(p.to_string())
-        } else {
-            continue;
-        };
-        let dir = e.path();
-        if dir == ctx.paths.state_dir || !dir.is_dir() {
-            continue;
-        }
-        let cfg = Config::load(&dir.join("openclaw.json")).ok();
-        let theirs = cfg
-            .as_ref()
-            .and_then(|c| c.gateway.port)
-            .filter(|p| *p > 0)
-            .unwrap_or_else(|| match profile.as_deref() {
-                None => crate::config::paths::DEFAULT_PORT,
-                Some("dev") => crate::config::paths::DEV_PORT,
-                Some(p) => crate::config::paths::profile_port(p),
-            });
-        if theirs == *port {
-            hits.push(format!(
-                "{} ({}) also uses port {port}",
-                dir.display(),
-                profile
-                    .map(|p| format!("profile {p}"))
-                    .unwrap_or_else(|| "default profile".into())
-            ));
-        }
+    for o in others.into_iter().filter(|o| o.port == *port) {
+        hits.push(format!(
+            "{} ({}) also uses port {port}",
+            o.state_dir.display(),
+            o.name
+                .map(|p| format!("profile {p}"))
+                .unwrap_or_else(|| "default profile".into())
+        ));
     }
     if hits.is_empty() {
         Finding::ok("", format!("no other profile uses port {port}"))

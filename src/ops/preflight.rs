@@ -7,8 +7,7 @@
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
-use crate::config::Config;
-use crate::config::paths::{DEFAULT_PORT, DEV_PORT, Paths, profile_port};
+use crate::config::paths::Paths;
 
 /// What belongs to the profile being changed: its running gateway and its socket unit.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -368,38 +367,12 @@ fn cmdline_profile(pid: i32) -> Option<Option<String>> {
 
 /// The other profiles under `paths.home` whose gateway uses `port` (configured, or derived).
 fn other_profiles_on(paths: &Paths, port: u16) -> Vec<(Option<String>, PathBuf)> {
-    let Ok(rd) = std::fs::read_dir(&paths.home) else {
-        return Vec::new();
-    };
-    let mut out = Vec::new();
-    for e in rd.flatten() {
-        let name = e.file_name().to_string_lossy().into_owned();
-        let profile = if name == ".openclaw" {
-            None
-        } else if let Some(p) = name.strip_prefix(".openclaw-") {
-            Some(p.to_string())
-        } else {
-            continue;
-        };
-        let dir = e.path();
-        if dir == paths.state_dir || !dir.is_dir() {
-            continue;
-        }
-        let theirs = Config::load(&dir.join("openclaw.json"))
-            .ok()
-            .and_then(|c| c.gateway.port)
-            .filter(|p| *p > 0)
-            .unwrap_or_else(|| match profile.as_deref() {
-                None => DEFAULT_PORT,
-                Some("dev") => DEV_PORT,
-                Some(p) => profile_port(p),
-            });
-        if theirs == port {
-            out.push((profile, dir));
-        }
-    }
-    out.sort();
-    out
+    crate::config::other_profiles(paths)
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|o| o.port == port)
+        .map(|o| (o.name, o.state_dir))
+        .collect()
 }
 
 #[cfg(test)]
