@@ -60,19 +60,6 @@ fn encode_component(s: &str) -> String {
     out
 }
 
-fn normalize_base_path(raw: Option<&str>) -> String {
-    let v = raw.map(str::trim).unwrap_or("");
-    if v.is_empty() || v == "/" {
-        return String::new();
-    }
-    let with = if v.starts_with('/') {
-        v.to_string()
-    } else {
-        format!("/{v}")
-    };
-    with.strip_suffix('/').map(str::to_string).unwrap_or(with)
-}
-
 fn links(paths: &Paths, cfg: &Config) -> Result<Links> {
     let target = conn::resolve(
         paths,
@@ -97,7 +84,8 @@ fn links(paths: &Paths, cfg: &Config) -> Result<Links> {
     } else {
         host
     };
-    let base_path = normalize_base_path(cfg.gateway.control_ui.base_path.as_deref());
+    let base_path =
+        crate::control_ui::normalize_base_path(cfg.gateway.control_ui.base_path.as_deref());
     let http_url = format!("http://{host}:{port}{base_path}/");
     let ws_url = format!("ws://{host}:{port}{base_path}");
     let config_ref = cfg.get("gateway.auth.token").is_some_and(Value::is_object);

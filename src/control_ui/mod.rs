@@ -59,7 +59,7 @@ struct ControlUi {
 
 /// `basePath` as upstream normalizes it: `""` for none or `/`, else a leading and no trailing
 /// slash.
-fn normalize_base_path(raw: Option<&str>) -> String {
+pub(crate) fn normalize_base_path(raw: Option<&str>) -> String {
     let v = raw.map(str::trim).unwrap_or("");
     if v.is_empty() || v == "/" {
         return String::new();
