@@ -83,6 +83,23 @@ fn now_ms() -> u64 {
 
 /// Opens a socket (with `headers`), reads the challenge, sends what `make(nonce)` builds and
 /// returns the socket and the connect response.
+/// [`attempt`] with a proof signed now over this connection's nonce: `dev.params(client, role,
+/// scopes, auth)`.
+async fn signed_attempt(
+    g: &Gateway,
+    headers: &[(&str, &str)],
+    dev: &Device,
+    client: (&str, &str),
+    role: &str,
+    scopes: &[&str],
+    auth: Value,
+) -> (Raw, Value) {
+    attempt(g, headers, |n| {
+        dev.params(client, role, scopes, auth, n, now_ms())
+    })
+    .await
+}
+
 async fn attempt(
     g: &Gateway,
     headers: &[(&str, &str)],
@@ -141,10 +158,8 @@ async fn loopback_device_is_paired_and_reconnects_with_its_device_token() {
     let origin = format!("http://127.0.0.1:{}", g.port);
     let hdr = [("Origin", origin.as_str())];
     let token = g.token.clone();
-    let (mut raw, res) = attempt(&g, &hdr, |n| {
-        dev.params(UI, "operator", ALL, json!({"token": token}), n, now_ms())
-    })
-    .await;
+    let (mut raw, res) =
+        signed_attempt(&g, &hdr, &dev, UI, "operator", ALL, json!({"token": token})).await;
     assert_eq!(res["ok"], true, "{res}");
     let auth = &res["payload"]["auth"];
     assert_eq!(auth["method"], "token");
@@ -183,9 +198,15 @@ async fn loopback_device_is_paired_and_reconnects_with_its_device_token() {
 
     // Reconnect with the device token only (no shared secret).
     let dt = device_token.clone();
-    let (mut raw, res) = attempt(&g, &hdr, |n| {
-        dev.params(UI, "operator", ALL, json!({"deviceToken": dt}), n, now_ms())
-    })
+    let (mut raw, res) = signed_attempt(
+        &g,
+        &hdr,
+        &dev,
+        UI,
+        "operator",
+        ALL,
+        json!({"deviceToken": dt}),
+    )
     .await;
     assert_eq!(res["ok"], true, "{res}");
     assert_eq!(res["payload"]["auth"]["method"], "device-token");
@@ -206,32 +227,30 @@ async fn loopback_device_is_paired_and_reconnects_with_its_device_token() {
 
     // With the shared secret and its device token, the client keeps the same token.
     let (dt, tk) = (device_token.clone(), g.token.clone());
-    let (raw3, res) = attempt(&g, &hdr, |n| {
-        dev.params(
-            UI,
-            "operator",
-            ALL,
-            json!({"token": tk, "deviceToken": dt}),
-            n,
-            now_ms(),
-        )
-    })
+    let (raw3, res) = signed_attempt(
+        &g,
+        &hdr,
+        &dev,
+        UI,
+        "operator",
+        ALL,
+        json!({"token": tk, "deviceToken": dt}),
+    )
     .await;
     assert_eq!(res["ok"], true, "{res}");
     assert_eq!(res["payload"]["auth"]["method"], "token");
     assert_eq!(res["payload"]["auth"]["deviceToken"], device_token.as_str());
     drop(raw3);
     // A wrong device token is refused.
-    let (raw2, res) = attempt(&g, &hdr, |n| {
-        dev.params(
-            UI,
-            "operator",
-            ALL,
-            json!({"deviceToken": "nope"}),
-            n,
-            now_ms(),
-        )
-    })
+    let (raw2, res) = signed_attempt(
+        &g,
+        &hdr,
+        &dev,
+        UI,
+        "operator",
+        ALL,
+        json!({"deviceToken": "nope"}),
+    )
     .await;
     let (e, _) = refused(raw2, &res).await;
     assert_eq!(e["details"]["code"], "AUTH_DEVICE_TOKEN_MISMATCH", "{e}");
@@ -365,16 +384,15 @@ async fn remote_device_waits_for_approval_then_gets_a_token_and_revocation_close
     let token = g.token.clone();
     // Behind a proxy: not a direct loopback peer, so no auto-approval.
     let hdr = [("X-Forwarded-For", "203.0.113.9")];
-    let (raw, res) = attempt(&g, &hdr, |n| {
-        dev.params(
-            UI,
-            "operator",
-            &["operator.read"],
-            json!({"token": token}),
-            n,
-            now_ms(),
-        )
-    })
+    let (raw, res) = signed_attempt(
+        &g,
+        &hdr,
+        &dev,
+        UI,
+        "operator",
+        &["operator.read"],
+        json!({"token": token}),
+    )
     .await;
     let (e, reason) = refused(raw, &res).await;
     assert_eq!(e["code"], "NOT_PAIRED", "{e}");
@@ -395,16 +413,15 @@ async fn remote_device_waits_for_approval_then_gets_a_token_and_revocation_close
     assert_eq!(requested["scopes"], json!(["operator.read"]));
 
     // A retry reuses the same request.
-    let (raw, res) = attempt(&g, &hdr, |n| {
-        dev.params(
-            UI,
-            "operator",
-            &["operator.read"],
-            json!({"token": token}),
-            n,
-            now_ms(),
-        )
-    })
+    let (raw, res) = signed_attempt(
+        &g,
+        &hdr,
+        &dev,
+        UI,
+        "operator",
+        &["operator.read"],
+        json!({"token": token}),
+    )
     .await;
     let (e, _) = refused(raw, &res).await;
     assert_eq!(e["details"]["requestId"], request_id.as_str());
@@ -431,16 +448,15 @@ async fn remote_device_waits_for_approval_then_gets_a_token_and_revocation_close
     .await;
     assert_eq!(again["error"]["message"], "unknown requestId");
 
-    let (raw, res) = attempt(&g, &hdr, |n| {
-        dev.params(
-            UI,
-            "operator",
-            &["operator.read"],
-            json!({"token": token}),
-            n,
-            now_ms(),
-        )
-    })
+    let (raw, res) = signed_attempt(
+        &g,
+        &hdr,
+        &dev,
+        UI,
+        "operator",
+        &["operator.read"],
+        json!({"token": token}),
+    )
     .await;
     assert_eq!(res["ok"], true, "{res}");
     drop(raw);
@@ -449,26 +465,23 @@ async fn remote_device_waits_for_approval_then_gets_a_token_and_revocation_close
         .unwrap()
         .to_string();
     // Asking for more than approved is a scope upgrade, pending again.
-    let (raw, res) = attempt(&g, &hdr, |n| {
-        dev.params(UI, "operator", ALL, json!({"token": token}), n, now_ms())
-    })
-    .await;
+    let (raw, res) =
+        signed_attempt(&g, &hdr, &dev, UI, "operator", ALL, json!({"token": token})).await;
     let (e, _) = refused(raw, &res).await;
     assert_eq!(e["details"]["reason"], "scope-upgrade", "{e}");
     assert_eq!(e["details"]["approvedScopes"], json!(["operator.read"]));
 
     // A device-token session is closed when its token is revoked; the token stops working.
     let dt2 = dt.clone();
-    let (mut s, res) = attempt(&g, &hdr, |n| {
-        dev.params(
-            UI,
-            "operator",
-            &["operator.read"],
-            json!({"deviceToken": dt2}),
-            n,
-            now_ms(),
-        )
-    })
+    let (mut s, res) = signed_attempt(
+        &g,
+        &hdr,
+        &dev,
+        UI,
+        "operator",
+        &["operator.read"],
+        json!({"deviceToken": dt2}),
+    )
     .await;
     assert_eq!(res["ok"], true, "{res}");
     let r = call(
@@ -482,31 +495,29 @@ async fn remote_device_waits_for_approval_then_gets_a_token_and_revocation_close
     assert!(r["payload"]["revokedAtMs"].is_u64());
     let ((code, reason), _) = s.until_close().await;
     assert_eq!((code, reason.as_str()), (4001, "device removed"));
-    let (raw, res) = attempt(&g, &hdr, |n| {
-        dev.params(
-            UI,
-            "operator",
-            &["operator.read"],
-            json!({"deviceToken": dt}),
-            n,
-            now_ms(),
-        )
-    })
+    let (raw, res) = signed_attempt(
+        &g,
+        &hdr,
+        &dev,
+        UI,
+        "operator",
+        &["operator.read"],
+        json!({"deviceToken": dt}),
+    )
     .await;
     let (e, _) = refused(raw, &res).await;
     assert_eq!(e["details"]["code"], "AUTH_DEVICE_TOKEN_MISMATCH", "{e}");
 
     // Rotation issues a new token (withheld from a cross-device caller) and closes sessions.
-    let (mut s, res) = attempt(&g, &hdr, |n| {
-        dev.params(
-            UI,
-            "operator",
-            &["operator.read"],
-            json!({"token": token}),
-            n,
-            now_ms(),
-        )
-    })
+    let (mut s, res) = signed_attempt(
+        &g,
+        &hdr,
+        &dev,
+        UI,
+        "operator",
+        &["operator.read"],
+        json!({"token": token}),
+    )
     .await;
     assert_eq!(res["ok"], true, "{res}");
     let r = call(
@@ -557,16 +568,15 @@ async fn a_pairing_request_flood_is_rate_limited_and_bounded() {
     let mut limited = 0;
     for _ in 0..14 {
         let dev = Device::new();
-        let (raw, res) = attempt(&g, &hdr, |n| {
-            dev.params(
-                UI,
-                "operator",
-                &["operator.read"],
-                json!({"token": token}),
-                n,
-                now_ms(),
-            )
-        })
+        let (raw, res) = signed_attempt(
+            &g,
+            &hdr,
+            &dev,
+            UI,
+            "operator",
+            &["operator.read"],
+            json!({"token": token}),
+        )
         .await;
         let (e, _) = refused(raw, &res).await;
         match e["code"].as_str() {
