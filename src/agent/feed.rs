@@ -155,6 +155,20 @@ impl Feed {
         reason: &str,
         row: Option<&Value>,
     ) {
+        let fields = [("reason", Value::from(reason))];
+        self.sessions_changed(state, key, agent_id, &fields, row);
+    }
+
+    /// One `sessions.changed` to every session-feed subscriber: key, agent, `fields`, `ts`, then
+    /// the row's snapshot.
+    fn sessions_changed(
+        &self,
+        state: &GatewayState,
+        key: &str,
+        agent_id: &str,
+        fields: &[(&str, Value)],
+        row: Option<&Value>,
+    ) {
         let targets: Vec<String> = lock(&self.sessions).iter().cloned().collect();
         if targets.is_empty() {
             return;
@@ -162,7 +176,9 @@ impl Feed {
         let mut p = Map::new();
         p.insert("sessionKey".into(), key.into());
         p.insert("agentId".into(), agent_id.into());
-        p.insert("reason".into(), reason.into());
+        for (k, v) in fields {
+            p.insert((*k).into(), v.clone());
+        }
         p.insert("ts".into(), crate::sys::time::now_ms().into());
         if let Some(row) = row {
             snapshot_into(&mut p, row);
@@ -182,20 +198,11 @@ impl Feed {
         phase: &str,
         row: Option<&Value>,
     ) {
-        let targets: Vec<String> = lock(&self.sessions).iter().cloned().collect();
-        if targets.is_empty() {
-            return;
-        }
-        let mut p = Map::new();
-        p.insert("sessionKey".into(), key.into());
-        p.insert("agentId".into(), agent_id.into());
-        p.insert("phase".into(), phase.into());
-        p.insert("runId".into(), run_id.into());
-        p.insert("ts".into(), crate::sys::time::now_ms().into());
-        if let Some(row) = row {
-            snapshot_into(&mut p, row);
-        }
-        self.send(state, targets, "sessions.changed", &Value::Object(p));
+        let fields = [
+            ("phase", Value::from(phase)),
+            ("runId", Value::from(run_id)),
+        ];
+        self.sessions_changed(state, key, agent_id, &fields, row);
     }
 }
 
