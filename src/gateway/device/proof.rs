@@ -88,8 +88,23 @@ pub(crate) struct Signed<'a> {
 impl Signed<'_> {
     /// The v2 payload: `v2|deviceId|clientId|clientMode|role|scopes|signedAtMs|token|nonce`.
     pub(crate) fn v2(&self) -> String {
+        format!("v2|{}", self.common())
+    }
+
+    /// The v3 payload: v2's fields (prefix `v3`) plus lowercased platform and device family.
+    pub(crate) fn v3(&self) -> String {
         format!(
-            "v2|{}|{}|{}|{}|{}|{}|{}|{}",
+            "v3|{}|{}|{}",
+            self.common(),
+            lower_trim(self.platform),
+            lower_trim(self.device_family)
+        )
+    }
+
+    /// The fields both payload versions sign, in order.
+    fn common(&self) -> String {
+        format!(
+            "{}|{}|{}|{}|{}|{}|{}|{}",
             self.device_id,
             self.client_id,
             self.client_mode,
@@ -98,22 +113,6 @@ impl Signed<'_> {
             self.signed_at_ms,
             self.token,
             self.nonce
-        )
-    }
-    /// The v3 payload: v2's fields (prefix `v3`) plus lowercased platform and device family.
-    pub(crate) fn v3(&self) -> String {
-        format!(
-            "v3|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}",
-            self.device_id,
-            self.client_id,
-            self.client_mode,
-            self.role,
-            self.scopes.join(","),
-            self.signed_at_ms,
-            self.token,
-            self.nonce,
-            lower_trim(self.platform),
-            lower_trim(self.device_family)
         )
     }
 }
